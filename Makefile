@@ -1,0 +1,136 @@
+# roigate: secure release-of-information gateway.
+#
+#   make                build roigated, roictl and the transports
+#   make check          unit tests (cmocka) and integration tests (pytest)
+#   make demo           run the daemon on the embedded defaults with the sample packet
+#   make install        PREFIX=/usr/local DESTDIR=
+#   make SANITIZE=1     build with ASan and UBSan (objects go to build-san/)
+
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+LIBDIR     ?= $(PREFIX)/lib
+DATADIR    ?= $(PREFIX)/share
+DESTDIR    ?=
+
+CC         ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS        = sqlite3 jansson libmagic libsystemd libcrypto
+
+ifeq ($(SANITIZE),1)
+B           = build-san
+SANFLAGS    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPTFLAGS    = -O1 -g
+else
+B           = build
+SANFLAGS    =
+OPTFLAGS    = -O2 -g
+endif
+
+WARNFLAGS   = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+              -Wmissing-prototypes -Wformat=2 -Wno-unused-parameter
+HARDEN      = -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fstack-clash-protection
+CFLAGS     ?= $(OPTFLAGS)
+ALL_CFLAGS  = -std=c17 -D_GNU_SOURCE $(WARNFLAGS) $(HARDEN) $(SANFLAGS) $(CFLAGS) \
+              -Iinclude -DSYSCONFDIR='"$(SYSCONFDIR)"' \
+              -DTRANSPORT_DIR='"$(LIBDIR)/roigate/transports"' \
+              -DTEMPLATE_DIR='"$(DATADIR)/roigate/templates"' \
+              $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+EXE_CFLAGS  = -fPIE
+EXE_LDFLAGS = -pie -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
+SO_LDFLAGS  = -shared -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
+LIBS        = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl
+
+# Sources per program.
+COMMON_SRCS = src/log.c src/util.c
+DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
+              src/manifest.c src/policy.c src/spool.c src/queue.c src/backoff.c src/worker.c \
+              src/transport.c src/control.c src/proto.c $(COMMON_SRCS)
+ROICTL_SRCS = src/roictl.c src/proto.c $(COMMON_SRCS)
+TRANSPORTS  = local
+TEST_TRANSPORTS = flaky
+
+DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(B)/%.o)
+ROICTL_OBJS = $(ROICTL_SRCS:%.c=$(B)/%.o)
+
+UNIT_TESTS  = config manifest policy store backoff disclosure
+UNIT_BINS   = $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
+
+PROGRAMS    = $(B)/roigated $(B)/roictl \
+              $(TRANSPORTS:%=$(B)/transports/%.so) \
+              $(TEST_TRANSPORTS:%=$(B)/tests/transports/%.so)
+
+.PHONY: all deps check unit integration demo install clean bench
+
+all: deps $(PROGRAMS)
+
+# Installs the Debian packages the build, tests and demo need (no-op when present).
+deps:
+	@scripts/install-deps
+
+$(B)/%.o: %.c $(wildcard include/*.h include/roigate/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) -c -o $@ $<
+
+$(B)/roigated: $(DAEMON_OBJS)
+	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/roictl: $(ROICTL_OBJS)
+	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/transports/%.so: transports/%.c include/roigate/transport.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC $(SO_LDFLAGS) -o $@ $< $(B)/src/util.o $(B)/src/log.o $(LIBS)
+
+$(B)/tests/transports/%.so: tests/transports/%.c include/roigate/transport.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC $(SO_LDFLAGS) -o $@ $<
+
+# The transports link util.o/log.o, so those must be PIC too.
+$(B)/src/util.o $(B)/src/log.o: EXE_CFLAGS = -fPIC
+$(TRANSPORTS:%=$(B)/transports/%.so): $(B)/src/util.o $(B)/src/log.o
+
+# Unit tests: each links the module it tests plus what that module needs.
+UNIT_DEPS_config     = src/config.c
+UNIT_DEPS_manifest   = src/manifest.c
+UNIT_DEPS_policy     = src/policy.c src/manifest.c
+UNIT_DEPS_store      = src/store.c
+UNIT_DEPS_backoff    = src/backoff.c
+UNIT_DEPS_disclosure = src/disclosure.c src/store.c
+$(B)/tests/unit/test_%: tests/unit/test_%.c $(COMMON_SRCS:%.c=$(B)/%.o) $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< \
+	    $(foreach s,$(UNIT_DEPS_$*),$(B)/$(s:.c=.o)) $(COMMON_SRCS:%.c=$(B)/%.o) \
+	    $(LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+$(foreach t,$(UNIT_TESTS),$(eval $(B)/tests/unit/test_$(t): $(foreach s,$(UNIT_DEPS_$(t)),$(B)/$(s:.c=.o))))
+
+unit: all $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	ROIGATE_BUILD=$(CURDIR)/$(B) /usr/bin/python3 -m pytest -q tests/integration
+
+check: unit integration
+
+demo: all
+	@scripts/demo $(CURDIR)/$(B)
+
+bench: all
+	@bench/run $(CURDIR)/$(B)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(LIBDIR)/roigate/transports $(DESTDIR)$(DATADIR)/roigate/templates \
+	    $(DESTDIR)$(SYSCONFDIR)/roigate $(DESTDIR)$(LIBDIR)/systemd/system \
+	    $(DESTDIR)$(LIBDIR)/sysusers.d $(DESTDIR)$(LIBDIR)/tmpfiles.d
+	install -m 0755 $(B)/roigated $(DESTDIR)$(PREFIX)/sbin/roigated
+	install -m 0755 $(B)/roictl $(DESTDIR)$(PREFIX)/bin/roictl
+	install -m 0755 $(TRANSPORTS:%=$(B)/transports/%.so) $(DESTDIR)$(LIBDIR)/roigate/transports/
+	cp -R templates/. $(DESTDIR)$(DATADIR)/roigate/templates/
+	test -e $(DESTDIR)$(SYSCONFDIR)/roigate/roigate.conf || \
+	    install -m 0640 examples/roigate.conf $(DESTDIR)$(SYSCONFDIR)/roigate/roigate.conf
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' systemd/roigated.service > $(DESTDIR)$(LIBDIR)/systemd/system/roigated.service
+	install -m 0644 systemd/roigate.sysusers $(DESTDIR)$(LIBDIR)/sysusers.d/roigate.conf
+	install -m 0644 systemd/roigate.tmpfiles $(DESTDIR)$(LIBDIR)/tmpfiles.d/roigate.conf
+
+clean:
+	rm -rf build build-san

@@ -1,0 +1,100 @@
+/*
+ * roigate.conf: an INI file with [daemon], [spool], [queue], [roles] and
+ * [transport NAME] sections.  Every error is reported as "file:line: message".
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONFIG_DEFAULT_PATH	SYSCONFDIR "/roigate/roigate.conf"
+
+enum role {
+	ROLE_SUBMIT = 0x01,
+	ROLE_OPERATE = 0x02,
+	ROLE_AUDIT = 0x04,
+	ROLE_ADMIN = 0x08,
+};
+
+/* One "user:NAME" or "group:NAME" grant in [roles]. */
+struct role_grant {
+	int	 is_group;
+	uid_t	 id;		/* uid or gid */
+	unsigned roles;		/* ROLE_* bits */
+};
+
+/* One key = value line of a [transport NAME] section, kept for the plugin. */
+struct config_kv {
+	char	*key;
+	char	*value;
+	int	 line;
+};
+
+struct config_transport {
+	char			*name;		/* instance name (section argument) */
+	char			*plugin;	/* plugin file name, default = name */
+	int			 line;
+	struct config_kv	*kv;
+	size_t			 nkv;
+};
+
+struct config {
+	char	*path;			/* the file read, or "(defaults)" */
+
+	/* [daemon] */
+	char	*state_dir;		/* roigate.db, jobs/, archive/ */
+	char	*socket_path;
+	char	*transport_dir;
+	char	*template_dir;
+	int	 log_level;
+	char	*organization;
+
+	/* [spool] */
+	char	*spool_dir;		/* incoming/ and rejected/ below */
+	int64_t	 settle_ms;
+	int64_t	 incomplete_timeout_ms;
+	int64_t	 rescan_ms;
+	int64_t	 max_file_size;
+	int64_t	 max_packet_size;
+	int	 max_files;
+
+	/* [queue] */
+	int	 workers;
+	int64_t	 backoff_base_ms;
+	int64_t	 backoff_max_ms;
+	int	 max_attempts;
+	int64_t	 max_age_ms;
+	int64_t	 job_timeout_ms;
+	int64_t	 shutdown_grace_ms;
+	int64_t	 poll_base_ms;		/* first poll of an awaiting_confirmation job */
+	int64_t	 confirm_timeout_ms;	/* no final status after this: flag */
+
+	/* [control] */
+	int64_t	 max_frame;
+	int	 max_clients;
+	int	 max_clients_per_uid;
+	int64_t	 client_idle_ms;
+
+	/* [roles] */
+	struct role_grant	*grants;
+	size_t			 ngrants;
+
+	/* [transport NAME] */
+	struct config_transport	*transports;
+	size_t			 ntransports;
+};
+
+/* Defaults, then the file (NULL: defaults only).  On error fills err with
+ * "file:line: message" (several lines, one per error) and returns NULL. */
+struct config	*config_load(const char *path, char *err, size_t errlen);
+void		 config_free(struct config *);
+
+/* Roles of a peer: uid, primary gid and supplementary groups of uid. */
+unsigned	 config_roles(const struct config *, uid_t uid, gid_t gid);
+const char	*role_name(unsigned role);
+/* "submit,audit" for a bit set, into buf. */
+void		 roles_format(unsigned roles, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * manifest.json, version 1: parsing with jansson into a struct manifest.
+ * Parsing checks shape (types, required fields, formats); src/policy.c
+ * decides whether the packet may be released.  See docs/manifest.md.
+ */
+#ifndef MANIFEST_H
+#define MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MANIFEST_VERSION	1
+#define MANIFEST_MAX_SIZE	(1024 * 1024)
+#define MANIFEST_MAX_DOCS	1000
+
+/* A list of plain-language errors, each naming the field and the rule. */
+struct errlist {
+	char	**msg;
+	size_t	  n;
+};
+void	errlist_add(struct errlist *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	errlist_free(struct errlist *);
+/* All messages, one per line, into a newly allocated string. */
+char	*errlist_join(const struct errlist *, const char *sep);
+
+enum categories {
+	CAT_PSYCHOTHERAPY = 0x01,	/* "psychotherapy_notes" */
+	CAT_SUD_PART2 = 0x02,		/* "substance_use_part2" */
+	CAT_HIV = 0x04,			/* "hiv" */
+	CAT_GENETIC = 0x08,		/* "genetic" */
+	CAT_MENTAL_HEALTH = 0x10,	/* "mental_health" */
+};
+const char	*category_name(unsigned cat);	/* one bit */
+int		 category_parse(const char *, unsigned *cat);
+
+enum basis {
+	BASIS_PATIENT_ACCESS,
+	BASIS_AUTHORIZATION,
+	BASIS_TREATMENT,
+	BASIS_PAYMENT,
+	BASIS_OPERATIONS,
+	BASIS_SUBPOENA,
+	BASIS_COURT_ORDER,
+	BASIS_REQUIRED_BY_LAW,
+};
+const char	*basis_name(enum basis);
+int		 basis_needs_authorization(enum basis);
+
+struct redact_rect {
+	int	 page;		/* 1-based */
+	double	 x, y, w, h;	/* points from top-left (PDF) or pixels (images) */
+};
+
+struct redact_pattern {
+	char	*name;		/* ssn, mrn, phone, email, dob, or NULL for regex */
+	char	*regex;		/* NULL for a named pattern */
+	int	 expect;	/* -1: no expectation */
+};
+
+struct document {
+	char			*file;
+	char			 sha256[65];	/* lower-case hex */
+	char			*type;		/* lab, imaging, progress_note, ... */
+	char			*date;		/* YYYY-MM-DD */
+	int64_t			 date_days;
+	char			*description;
+	unsigned		 categories;	/* CAT_* */
+	struct redact_rect	*rects;
+	size_t			 nrects;
+	struct redact_pattern	*patterns;
+	size_t			 npatterns;
+};
+
+struct authorization {
+	char		*id;
+	char		*signed_on;	/* YYYY-MM-DD */
+	int64_t		 signed_days;
+	char		*signed_by;
+	char		*effective_on;	/* optional, YYYY-MM-DD; NULL if absent */
+	int64_t		 effective_days;
+	char		*expires_on;	/* YYYY-MM-DD */
+	int64_t		 expires_days;
+	char	       **scope_types;	/* document types covered */
+	size_t		 nscope_types;
+	char		*scope_from;	/* YYYY-MM-DD, NULL: open */
+	int64_t		 scope_from_days;
+	char		*scope_to;
+	int64_t		 scope_to_days;
+	unsigned	 scope_categories;	/* CAT_* named */
+};
+
+struct manifest {
+	int			 version;
+	char			*packet_id;
+	char			*created_at;
+	char			*patient_mrn;
+	char			*patient_name;
+	char			*patient_dob;
+	char			*request_id;
+	char			*request_received_on;
+	char			*requester_name;
+	char			*requester_organization;
+	char			*requester_kind;
+	char			*purpose;
+	enum basis		 basis;
+	struct authorization	*authorization;	/* NULL if absent */
+	char			*approval_by;
+	char			*approval_at;
+	char			*recipient;
+	struct document		*docs;
+	size_t			 ndocs;
+	char			*cover_template;
+	char			*cover_note;
+	int			 cover_urgent;
+};
+
+/* Parse JSON text.  NULL with errors appended on failure. */
+struct manifest	*manifest_parse(const char *json, size_t len, struct errlist *errs);
+void		 manifest_free(struct manifest *);
+/* Does s look like a packet id: 1-64 of [A-Za-z0-9._-], not starting with '.'? */
+int		 valid_packet_id(const char *s);
+/* Brief description of what was sent, for the disclosure log
+ * ("3 documents: lab 2026-01-02, ..."). */
+char		*manifest_describe(const struct manifest *);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * Release policy: given a parsed manifest, decide whether the packet may
+ * leave (authorization, scope, special categories, approval, recipient,
+ * document types).  Runs in the daemon at intake and in the worker again
+ * before sending.  Every refusal names the field and the rule in words.
+ */
+#ifndef POLICY_H
+#define POLICY_H
+
+#include <stdint.h>
+
+#include "manifest.h"
+
+struct recipient;
+
+struct policy_ctx {
+	int64_t			 today;		/* days since 1970 (UTC) */
+	/* The recipient named by the manifest, NULL if not in the directory. */
+	const struct recipient	*recipient;
+};
+
+/* 0 if the packet may be released, -1 with reasons appended to errs. */
+int	policy_check(const struct manifest *, const struct policy_ctx *,
+	    struct errlist *errs);
+
+/* Document type sniffing: libmagic on the first 64 KiB. */
+struct magic_set;
+struct policy_magic;
+struct policy_magic *policy_magic_open(void);
+void	policy_magic_close(struct policy_magic *);
+/* Check the content type of buf (first bytes of file name) against the
+ * allow-list and the file's extension.  0 ok (mime set), -1 with reason. */
+int	policy_check_type(struct policy_magic *, const char *name,
+	    const void *buf, size_t len, const char **mime, struct errlist *errs);
+
+#endif

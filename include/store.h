@@ -1,0 +1,223 @@
+/*
+ * The SQLite store (roigate.db): jobs, job events, recipients, the
+ * disclosure log and the audit log.  This interface is the only way into
+ * the database; src/store.c is the only file that contains SQL.  Only the
+ * daemon opens the store.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum job_state {
+	JOB_QUEUED = 0,
+	JOB_RENDERING,
+	JOB_SENDING,
+	JOB_AWAITING,		/* awaiting_confirmation */
+	JOB_DEFERRED,
+	JOB_DELIVERED,
+	JOB_FAILED,
+	JOB_HELD,
+	JOB_CANCELLED,
+	JOB_NSTATES
+};
+
+const char	*job_state_name(enum job_state);	/* "awaiting_confirmation" */
+int		 job_state_parse(const char *, enum job_state *);
+int		 job_state_final(enum job_state);	/* delivered, failed, cancelled */
+
+struct job {
+	int64_t		 id;
+	char		*packet_id;
+	enum job_state	 state;
+	char		*transport;	/* transport instance name */
+	char		*recipient_id;
+	char		*mrn;		/* PHI */
+	char		*patient_name;	/* PHI */
+	char		*request_ref;
+	char		*source;	/* "spool" or "socket" */
+	char		*manifest;	/* the manifest JSON as accepted */
+	int64_t		 created_at;	/* unix seconds */
+	int64_t		 updated_at;
+	int64_t		 next_at;	/* next attempt or poll, unix seconds */
+	int		 attempts;
+	char		*last_error;
+	char		*remote_id;
+	char		*output_sha256;
+	int		 pages;
+	int64_t		 sent_at;	/* when an async transport accepted it */
+};
+
+void	job_free(struct job *);	/* frees the members, not the struct */
+
+/* What a state change writes besides the state; NULL/-1 = leave as is. */
+struct job_update {
+	int64_t		 next_at;	/* -1: unchanged */
+	int		 attempts;	/* -1: unchanged */
+	const char	*last_error;	/* NULL: unchanged, "" clears */
+	const char	*remote_id;
+	const char	*output_sha256;
+	int		 pages;		/* -1: unchanged */
+	int64_t		 sent_at;	/* -1: unchanged */
+};
+#define JOB_UPDATE_NONE { -1, -1, NULL, NULL, NULL, -1, -1 }
+
+struct job_event {
+	int64_t		 at;
+	char		*from_state;
+	char		*to_state;
+	char		*actor;		/* "daemon", "spool", "uid 1000", ... */
+	char		*reason;
+};
+
+struct recipient {
+	char		*id;
+	char		*name;
+	char		*organization;
+	char		*transport;	/* transport instance name */
+	char		*address;
+	char		*params;	/* JSON object of strings, "{}" if none */
+	int		 verified;
+	char		*verified_by;
+	int64_t		 verified_at;
+	int		 disabled;
+	int64_t		 created_at;
+};
+void	recipient_free(struct recipient *);
+
+struct disclosure {
+	int64_t		 seq;		/* assigned by disclosure_append */
+	int64_t		 at;
+	int64_t		 job_id;
+	char		*packet_id;
+	char		*mrn;
+	char		*patient_name;
+	char		*recipient_id;
+	char		*recipient_name;
+	char		*recipient_address;
+	char		*description;	/* what was sent, in brief */
+	char		*purpose;
+	char		*basis;
+	char		*authorization_id;	/* "" if none */
+	char		*transport;
+	char		*remote_id;
+	char		*outcome;	/* attempt, sent, delivered, deferred, failed, interrupted */
+	char		*detail;
+	int		 pages;
+	char		*output_sha256;
+	int		 accountable;	/* 164.528 accounting applies */
+	char		 prev_hash[65];
+	char		 hash[65];
+};
+void	disclosure_free(struct disclosure *);
+
+struct disclosure_filter {
+	const char	*mrn;		/* NULL: any */
+	const char	*recipient_id;
+	int64_t		 since;		/* unix seconds, 0: any */
+	int64_t		 until;		/* 0: any */
+	int64_t		 job_id;	/* 0: any */
+};
+
+struct audit_entry {
+	int64_t		 id;
+	int64_t		 at;
+	int64_t		 uid;
+	int64_t		 gid;
+	int64_t		 pid;
+	char		*role;		/* roles the caller held */
+	char		*op;
+	char		*target;
+	char		*outcome;	/* "ok", "denied", "error" */
+	char		*detail;
+};
+
+struct store_count {
+	char		*key;		/* state or transport */
+	int64_t		 count;
+};
+
+struct store_status {
+	struct store_count	*by_state;
+	size_t			 nby_state;
+	struct store_count	*by_transport;	/* jobs not in a final state */
+	size_t			 nby_transport;
+	int64_t			 oldest_queued_at;	/* 0 if none waiting */
+	int64_t			 delivered_last_hour;
+	struct job		*last_errors;	/* up to 5, newest first, id/state/last_error/updated_at */
+	size_t			 nlast_errors;
+};
+void	store_status_free(struct store_status *);
+
+/* Open (creating and migrating) the database; NULL and err on failure. */
+struct store	*store_open(const char *path, char *err, size_t errlen);
+void		 store_close(struct store *);
+const char	*store_errmsg(struct store *);
+int		 store_schema_version(struct store *);
+
+/* Transactions: BEGIN IMMEDIATE / COMMIT / ROLLBACK.  0 / -1. */
+int	store_begin(struct store *);
+int	store_commit(struct store *);
+int	store_rollback(struct store *);
+
+/* Reserve a job id (its own committed transaction). */
+int	store_reserve_job_id(struct store *, int64_t *id);
+/* Insert a job with the id, state and fields in j, plus its first events. */
+int	store_job_insert(struct store *, const struct job *j, const char *actor,
+	    const char *reason);
+/* 1 found (j filled, job_free it), 0 not found, -1 error. */
+int	store_job_get(struct store *, int64_t id, struct job *j);
+/* 1 if the packet_id is known (id and created_at filled), 0 if not, -1 error. */
+int	store_job_by_packet(struct store *, const char *packet_id, int64_t *id,
+	    int64_t *created_at);
+/* Change the state, apply u, and append a job event.  0 / -1. */
+int	store_job_set_state(struct store *, int64_t id, enum job_state to,
+	    const struct job_update *u, const char *actor, const char *reason);
+
+typedef int (*store_job_cb)(const struct job *, void *arg);	/* non-zero stops */
+/* Jobs in queued/deferred/awaiting whose next_at <= now, oldest first. */
+int	store_jobs_due(struct store *, int64_t now, int limit, store_job_cb, void *);
+/* Earliest next_at among queued/deferred/awaiting jobs: 1 found, 0 none. */
+int	store_next_due(struct store *, int64_t *at);
+int	store_jobs_in_state(struct store *, enum job_state, store_job_cb, void *);
+/* Listing: state < 0 any, transport NULL any; newest first, limit 0 = all. */
+int	store_jobs_list(struct store *, int state, const char *transport,
+	    int limit, store_job_cb, void *);
+/* 1 if a job with this id exists (any state). */
+int	store_job_exists(struct store *, int64_t id);
+
+typedef int (*store_event_cb)(const struct job_event *, void *arg);
+int	store_job_events(struct store *, int64_t id, store_event_cb, void *);
+
+int	store_status(struct store *, int64_t now, struct store_status *out);
+
+/* Recipients: the verified directory. */
+int	store_recipient_add(struct store *, const struct recipient *);	/* -1 if exists */
+int	store_recipient_get(struct store *, const char *id, struct recipient *);	/* 1/0/-1 */
+typedef int (*store_recipient_cb)(const struct recipient *, void *arg);
+int	store_recipient_list(struct store *, store_recipient_cb, void *);
+int	store_recipient_set_verified(struct store *, const char *id, int verified,
+	    const char *by, int64_t at);
+int	store_recipient_set_disabled(struct store *, const char *id, int disabled);
+/* Update address/params (e.g. a pinned key), clears verified. */
+int	store_recipient_update(struct store *, const struct recipient *);
+
+/* Disclosure log rows (use disclosure_append, which chains them). */
+int	store_disclosure_last(struct store *, int64_t *seq, char hash[65]);	/* 1/0/-1 */
+int	store_disclosure_insert(struct store *, const struct disclosure *);
+typedef int (*store_disclosure_cb)(const struct disclosure *, void *arg);
+/* In sequence order. */
+int	store_disclosure_iter(struct store *, const struct disclosure_filter *,
+	    store_disclosure_cb, void *);
+/* 1 if the UPDATE/DELETE triggers are all present. */
+int	store_disclosure_guarded(struct store *);
+
+/* Audit log. */
+int	store_audit_add(struct store *, const struct audit_entry *);
+typedef int (*store_audit_cb)(const struct audit_entry *, void *arg);
+int	store_audit_iter(struct store *, int64_t since, int limit, store_audit_cb, void *);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * The worker: a child process per job.  It renders the packet (the seam
+ * the document pipeline fills) and hands the output to the transport.
+ * It never opens the database: it talks to the daemon over a socketpair
+ * with fixed-size messages.  A crash or a lost reply counts as TEMPFAIL.
+ */
+#ifndef WORKER_H
+#define WORKER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <roigate/transport.h>
+
+struct transport_instance;
+struct job;
+
+enum worker_mode {
+	WORKER_DELIVER = 1,
+	WORKER_POLL = 2,
+};
+
+/* Messages from worker to daemon. */
+enum worker_msg_type {
+	WMSG_RENDERED = 1,	/* output ready: pages, sha256; waits for WMSG_GO */
+	WMSG_RESULT = 2,	/* final: status and receipt */
+};
+
+struct worker_msg {
+	uint32_t			type;
+	uint32_t			status;		/* enum transport_status */
+	uint32_t			pages;
+	char				sha256[65];
+	char				error[TRANSPORT_DETAIL_MAX];	/* render or policy error */
+	struct transport_receipt	receipt;
+};
+
+/* Daemon to worker: go ahead and send (after the attempt is logged). */
+#define WORKER_GO	'G'
+
+/*
+ * Fork a worker for job j.  The child gets jobdirfd (the job's folder,
+ * opened by the daemon) and the socket.  Returns the child pid and the
+ * daemon's end of the channel in *chan; -1 on error.
+ */
+pid_t	worker_start(const struct job *j, enum worker_mode mode,
+	    struct transport_instance *ti, int jobdirfd, int *chan);
+
+#endif

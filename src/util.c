@@ -1,0 +1,617 @@
+/*
+ * Helpers shared by every program (daemon, worker, roictl, plugins):
+ * checked allocation, bounded strings, a growing buffer, time parsing,
+ * SHA-256 (OpenSSL EVP), and file I/O that fsyncs what it writes.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "util.h"
+
+void *
+xmalloc(size_t n)
+{
+	void	*p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		fatal("malloc");
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t m)
+{
+	void	*p = calloc(n ? n : 1, m ? m : 1);
+
+	if (p == NULL)
+		fatal("calloc");
+	return p;
+}
+
+void *
+xreallocarray(void *p, size_t n, size_t m)
+{
+	void	*q = reallocarray(p, n ? n : 1, m ? m : 1);
+
+	if (q == NULL)
+		fatal("reallocarray");
+	return q;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char	*p = strdup(s);
+
+	if (p == NULL)
+		fatal("strdup");
+	return p;
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char	*p = strndup(s, n);
+
+	if (p == NULL)
+		fatal("strndup");
+	return p;
+}
+
+int
+xasprintf(char **ret, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vasprintf(ret, fmt, ap);
+	va_end(ap);
+	if (n == -1)
+		fatal("vasprintf");
+	return n;
+}
+
+int
+bsnprintf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	return n;
+}
+
+size_t
+strlcpy_(char *dst, const char *src, size_t len)
+{
+	size_t	n = strlen(src);
+
+	if (len > 0) {
+		size_t	c = n >= len ? len - 1 : n;
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}
+
+void
+buf_init(struct buf *b)
+{
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	buf_init(b);
+}
+
+static void
+buf_reserve(struct buf *b, size_t more)
+{
+	size_t	cap;
+
+	if (b->len + more + 1 <= b->cap)
+		return;
+	cap = b->cap ? b->cap : 256;
+	while (cap < b->len + more + 1) {
+		if (cap > SIZE_MAX / 2)
+			fatalx("buffer too large");
+		cap *= 2;
+	}
+	b->data = xreallocarray(b->data, cap, 1);
+	b->cap = cap;
+}
+
+void
+buf_add(struct buf *b, const void *p, size_t n)
+{
+	buf_reserve(b, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void
+buf_addstr(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+void
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("buf_printf");
+	buf_reserve(b, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+char *
+buf_cstr(struct buf *b)
+{
+	buf_reserve(b, 0);
+	b->data[b->len] = '\0';
+	return b->data;
+}
+
+int64_t
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+now_wall(void)
+{
+	return (int64_t)time(NULL);
+}
+
+void
+time_iso(int64_t t, char *out, size_t outlen)
+{
+	struct tm	tm;
+	time_t		tt = (time_t)t;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant). */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t		era;
+	unsigned	yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned)(y - era * 400);
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int
+digits(const char *s, int n, int *out)
+{
+	int	v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+date_fields(const char *s, int *y, int *m, int *d)
+{
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int	leap;
+
+	if (digits(s, 4, y) == -1 || s[4] != '-' || digits(s + 5, 2, m) == -1 ||
+	    s[7] != '-' || digits(s + 8, 2, d) == -1)
+		return -1;
+	if (*y < 1900 || *m < 1 || *m > 12 || *d < 1 || *d > mdays[*m - 1])
+		return -1;
+	leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
+	if (*m == 2 && *d == 29 && !leap)
+		return -1;
+	return 0;
+}
+
+int
+date_parse(const char *s, int64_t *days)
+{
+	int	y, m, d;
+
+	if (strlen(s) != 10 || date_fields(s, &y, &m, &d) == -1)
+		return -1;
+	*days = days_from_civil(y, (unsigned)m, (unsigned)d);
+	return 0;
+}
+
+int
+datetime_parse(const char *s, int64_t *t)
+{
+	int	y, m, d, hh = 0, mm = 0, ss = 0, oh = 0, om = 0, sign = 1;
+	size_t	len = strlen(s);
+	const char *p;
+
+	if (len < 10 || date_fields(s, &y, &m, &d) == -1)
+		return -1;
+	p = s + 10;
+	if (*p != '\0') {
+		if ((*p != 'T' && *p != ' ') || strlen(p) < 9 ||
+		    digits(p + 1, 2, &hh) == -1 || p[3] != ':' ||
+		    digits(p + 4, 2, &mm) == -1 || p[6] != ':' ||
+		    digits(p + 7, 2, &ss) == -1)
+			return -1;
+		p += 9;
+		if (*p == '.')		/* fractional seconds are ignored */
+			for (p++; isdigit((unsigned char)*p); p++)
+				;
+		if (*p == 'Z')
+			p++;
+		else if (*p == '+' || *p == '-') {
+			sign = *p == '-' ? -1 : 1;
+			if (strlen(p) != 6 || digits(p + 1, 2, &oh) == -1 ||
+			    p[3] != ':' || digits(p + 4, 2, &om) == -1)
+				return -1;
+			p += 6;
+		} else
+			return -1;
+		if (*p != '\0' || hh > 23 || mm > 59 || ss > 60 || oh > 23 || om > 59)
+			return -1;
+	}
+	*t = days_from_civil(y, (unsigned)m, (unsigned)d) * 86400 +
+	    hh * 3600 + mm * 60 + ss - sign * (oh * 3600 + om * 60);
+	return 0;
+}
+
+static int
+number_suffix(const char *s, int64_t *num, const char **suffix)
+{
+	char		*end;
+	long long	 v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || v < 0)
+		return -1;
+	*num = v;
+	*suffix = end;
+	return 0;
+}
+
+int
+duration_parse(const char *s, int64_t *ms)
+{
+	static const struct { const char *sfx; int64_t mul; } units[] = {
+		{ "ms", 1 }, { "", 1000 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	const char	*sfx;
+	int64_t		 v;
+
+	if (number_suffix(s, &v, &sfx) == -1)
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(sfx, units[i].sfx) != 0)
+			continue;
+		if (v > INT64_MAX / units[i].mul)
+			return -1;
+		*ms = v * units[i].mul;
+		return 0;
+	}
+	return -1;
+}
+
+int
+size_parse(const char *s, int64_t *bytes)
+{
+	static const struct { const char *sfx; int64_t mul; } units[] = {
+		{ "", 1 }, { "K", 1024 }, { "M", 1024 * 1024 },
+		{ "G", 1024LL * 1024 * 1024 },
+	};
+	const char	*sfx;
+	int64_t		 v;
+
+	if (number_suffix(s, &v, &sfx) == -1)
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(sfx, units[i].sfx) != 0)
+			continue;
+		if (v > INT64_MAX / units[i].mul)
+			return -1;
+		*bytes = v * units[i].mul;
+		return 0;
+	}
+	return -1;
+}
+
+struct sha256_ctx {
+	EVP_MD_CTX	*md;
+};
+
+struct sha256_ctx *
+sha256_new(void)
+{
+	struct sha256_ctx *c = xcalloc(1, sizeof(*c));
+
+	if ((c->md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1)
+		fatalx("EVP_DigestInit_ex failed");
+	return c;
+}
+
+void
+sha256_update(struct sha256_ctx *c, const void *p, size_t n)
+{
+	if (EVP_DigestUpdate(c->md, p, n) != 1)
+		fatalx("EVP_DigestUpdate failed");
+}
+
+void
+sha256_final(struct sha256_ctx *c, char hex[SHA256_HEX_LEN + 1])
+{
+	static const char	 xd[] = "0123456789abcdef";
+	unsigned char		 md[32];
+	unsigned int		 n = 0;
+
+	if (EVP_DigestFinal_ex(c->md, md, &n) != 1 || n != 32)
+		fatalx("EVP_DigestFinal_ex failed");
+	for (unsigned i = 0; i < 32; i++) {
+		hex[2 * i] = xd[md[i] >> 4];
+		hex[2 * i + 1] = xd[md[i] & 15];
+	}
+	hex[SHA256_HEX_LEN] = '\0';
+	EVP_MD_CTX_free(c->md);
+	free(c);
+}
+
+void
+sha256_hex(const void *p, size_t n, char hex[SHA256_HEX_LEN + 1])
+{
+	struct sha256_ctx *c = sha256_new();
+
+	sha256_update(c, p, n);
+	sha256_final(c, hex);
+}
+
+int
+sha256_fd(int fd, char hex[SHA256_HEX_LEN + 1], off_t *size)
+{
+	struct sha256_ctx	*c;
+	char			 b[65536];
+	ssize_t			 n;
+	off_t			 total = 0, off = 0;
+
+	c = sha256_new();
+	while ((n = pread(fd, b, sizeof(b), off)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			sha256_final(c, hex);
+			return -1;
+		}
+		sha256_update(c, b, (size_t)n);
+		off += n;
+		total += n;
+	}
+	sha256_final(c, hex);
+	if (size)
+		*size = total;
+	return 0;
+}
+
+int
+fsync_dir(const char *path)
+{
+	int	fd, rv;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rv = fsync(fd);
+	close(fd);
+	return rv;
+}
+
+int
+fsync_dirfd_at(int dirfd, const char *name)
+{
+	int	fd, rv;
+
+	if ((fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	rv = fsync(fd);
+	close(fd);
+	return rv;
+}
+
+ssize_t
+write_all(int fd, const void *p, size_t n)
+{
+	const char	*c = p;
+	size_t		 done = 0;
+	ssize_t		 w;
+
+	while (done < n) {
+		if ((w = write(fd, c + done, n - done)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t
+read_all(int fd, void *p, size_t n)
+{
+	char	*c = p;
+	size_t	 done = 0;
+	ssize_t	 r;
+
+	while (done < n) {
+		if ((r = read(fd, c + done, n - done)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+int
+write_file_atomic(int dirfd, const char *name, const void *p, size_t n,
+    mode_t mode)
+{
+	char	tmp[PATH_MAX];
+	int	fd = -1, saved;
+
+	if (bsnprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	(void)unlinkat(dirfd, tmp, 0);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, mode);
+	if (fd == -1)
+		return -1;
+	if (write_all(fd, p, n) == -1 || fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (renameat(dirfd, tmp, dirfd, name) == -1 || fsync(dirfd) == -1)
+		goto fail;
+	return 0;
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	(void)unlinkat(dirfd, tmp, 0);
+	errno = saved;
+	return -1;
+}
+
+int
+read_file_fd(int fd, size_t max, struct buf *out)
+{
+	char	b[65536];
+	ssize_t	n;
+
+	for (;;) {
+		if ((n = read(fd, b, sizeof(b))) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		if (out->len + (size_t)n > max) {
+			errno = EFBIG;
+			return -1;
+		}
+		buf_add(out, b, (size_t)n);
+	}
+}
+
+int
+mkdir_p(const char *path, mode_t mode)
+{
+	char	tmp[PATH_MAX];
+	char	*p;
+
+	if (bsnprintf(tmp, sizeof(tmp), "%s", path) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) == -1 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int
+set_nonblock(int fd)
+{
+	int	fl = fcntl(fd, F_GETFL);
+
+	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		return -1;
+	return 0;
+}
+
+int
+set_cloexec(int fd)
+{
+	int	fl = fcntl(fd, F_GETFD);
+
+	if (fl == -1 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)
+		return -1;
+	return 0;
+}
+
+int
+valid_filename(const char *s)
+{
+	size_t	n = strlen(s);
+
+	if (n == 0 || n > 255 || s[0] == '.')
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p == '/' || *p < 0x20 || *p == 0x7f || *p == '\\')
+			return 0;
+	return 1;
+}
