@@ -79,7 +79,8 @@ $(B)/roictl: $(ROICTL_OBJS)
 
 $(B)/transports/%.so: transports/%.c include/roigate/transport.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fPIC $(SO_LDFLAGS) -o $@ $< $(B)/src/util.o $(B)/src/log.o $(LIBS)
+	$(CC) $(ALL_CFLAGS) -fPIC $(SO_LDFLAGS) -o $@ $< $(B)/src/util.o $(B)/src/log.o \
+	    $(shell $(PKG_CONFIG) --libs libcrypto)
 
 $(B)/tests/transports/%.so: tests/transports/%.c include/roigate/transport.h
 	@mkdir -p $(dir $@)

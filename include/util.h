@@ -61,6 +61,11 @@ void	 sha256_hex(const void *, size_t, char hex[SHA256_HEX_LEN + 1]);
 /* Hash an open fd from offset 0 to EOF; -1 on read error. */
 int	 sha256_fd(int fd, char hex[SHA256_HEX_LEN + 1], off_t *size);
 
+/* Digest of a delivery: for one file its own SHA-256; for several, the
+ * SHA-256 of the sha256sum-style listing "HEX  NAME\n" sorted by name. */
+void	 sha256_listing(const char *const *names, const char *const *hexes,
+	    size_t n, char hex[SHA256_HEX_LEN + 1]);
+
 /* File helpers.  All return 0 / -1 with errno set. */
 int	 fsync_dir(const char *path);
 int	 fsync_dirfd_at(int dirfd, const char *name);

@@ -14,6 +14,7 @@
 
 struct transport_instance;
 struct job;
+struct recipient;
 
 enum worker_mode {
 	WORKER_DELIVER = 1,
@@ -39,11 +40,12 @@ struct worker_msg {
 #define WORKER_GO	'G'
 
 /*
- * Fork a worker for job j.  The child gets jobdirfd (the job's folder,
- * opened by the daemon) and the socket.  Returns the child pid and the
- * daemon's end of the channel in *chan; -1 on error.
+ * Fork a worker for job j to recipient r.  The child gets jobdirfd (the
+ * job's folder, opened by the daemon) and the channel.  Returns the child
+ * pid and the daemon's end of the channel in *chan; -1 on error.
  */
 pid_t	worker_start(const struct job *j, enum worker_mode mode,
-	    struct transport_instance *ti, int jobdirfd, int *chan);
+	    struct transport_instance *ti, const struct recipient *r,
+	    int jobdirfd, int *chan);
 
 #endif

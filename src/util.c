@@ -441,6 +441,42 @@ sha256_fd(int fd, char hex[SHA256_HEX_LEN + 1], off_t *size)
 	return 0;
 }
 
+static const char *const *listing_names;
+
+static int
+listing_cmp(const void *a, const void *b)
+{
+	return strcmp(listing_names[*(const size_t *)a],
+	    listing_names[*(const size_t *)b]);
+}
+
+void
+sha256_listing(const char *const *names, const char *const *hexes, size_t n,
+    char hex[SHA256_HEX_LEN + 1])
+{
+	struct sha256_ctx	*c;
+	size_t			*order;
+
+	if (n == 1) {
+		strlcpy_(hex, hexes[0], SHA256_HEX_LEN + 1);
+		return;
+	}
+	c = sha256_new();
+	order = xcalloc(n, sizeof(*order));
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	listing_names = names;
+	qsort(order, n, sizeof(*order), listing_cmp);
+	for (size_t i = 0; i < n; i++) {
+		sha256_update(c, hexes[order[i]], strlen(hexes[order[i]]));
+		sha256_update(c, "  ", 2);
+		sha256_update(c, names[order[i]], strlen(names[order[i]]));
+		sha256_update(c, "\n", 1);
+	}
+	sha256_final(c, hex);
+	free(order);
+}
+
 int
 fsync_dir(const char *path)
 {

@@ -1,0 +1,304 @@
+/*
+ * The worker: one child process per job, forked by the daemon's queue.
+ * It checks the packet again (hashes, policy), renders the output (the
+ * seam the document pipeline fills; until then the documents go out
+ * unchanged), reports the output's hash, waits for the daemon to log the
+ * attempt, and then hands the output to the transport plugin.
+ *
+ * The worker never opens the database and never sees a path it could
+ * use with the daemon's other rights: it inherits the job's folder as a
+ * file descriptor and talks to the daemon over a SOCK_SEQPACKET pair with
+ * fixed-size messages.  It dies with the daemon (PR_SET_PDEATHSIG).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "manifest.h"
+#include "policy.h"
+#include "store.h"
+#include "transport.h"
+#include "util.h"
+#include "worker.h"
+
+#define WORKER_JOBDIR_FD	3
+#define WORKER_CHAN_FD		4
+
+struct worker_output {
+	struct transport_file	*files;
+	char			(*hex)[65];
+	size_t			 nfiles;
+	uint32_t		 pages;
+	char			 sha256[65];
+};
+
+static const char *
+worker_content_type(const char *name)
+{
+	static const struct { const char *ext, *type; } types[] = {
+		{ ".pdf", "application/pdf" }, { ".tif", "image/tiff" },
+		{ ".tiff", "image/tiff" }, { ".png", "image/png" },
+		{ ".jpg", "image/jpeg" }, { ".jpeg", "image/jpeg" },
+		{ ".txt", "text/plain" },
+	};
+	const char	*dot = strrchr(name, '.');
+
+	for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcasecmp(dot, types[i].ext) == 0)
+			return types[i].type;
+	return "application/octet-stream";
+}
+
+static void
+worker_send(int chan, const struct worker_msg *m)
+{
+	if (send(chan, m, sizeof(*m), MSG_NOSIGNAL) != (ssize_t)sizeof(*m))
+		_exit(1);	/* the daemon is gone: nothing to report to */
+}
+
+static void __attribute__((noreturn))
+worker_fail(int chan, enum transport_status st, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+worker_fail(int chan, enum transport_status st, const char *fmt, ...)
+{
+	struct worker_msg	m;
+	va_list			ap;
+
+	memset(&m, 0, sizeof(m));
+	m.type = WMSG_RESULT;
+	m.status = st;
+	va_start(ap, fmt);
+	vsnprintf(m.error, sizeof(m.error), fmt, ap);
+	va_end(ap);
+	strlcpy_(m.receipt.detail, m.error, sizeof(m.receipt.detail));
+	worker_send(chan, &m);
+	_exit(0);
+}
+
+/* Open every document again and check it against the manifest. */
+static void
+worker_open_documents(int chan, const struct manifest *mf, struct worker_output *o)
+{
+	struct stat	st;
+	int		fd;
+
+	o->files = xcalloc(mf->ndocs, sizeof(*o->files));
+	o->hex = xcalloc(mf->ndocs, sizeof(*o->hex));
+	o->nfiles = mf->ndocs;
+	for (size_t i = 0; i < mf->ndocs; i++) {
+		const struct document *d = &mf->docs[i];
+		fd = openat(WORKER_JOBDIR_FD, d->file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd == -1)
+			worker_fail(chan, TRANSPORT_TEMPFAIL, "document %.100s: cannot "
+			    "open the job's copy: %s", d->file, strerror(errno));
+		if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
+			worker_fail(chan, TRANSPORT_PERMFAIL, "document %.100s: not a "
+			    "regular file in the job folder", d->file);
+		if (sha256_fd(fd, o->hex[i], NULL) == -1)
+			worker_fail(chan, TRANSPORT_TEMPFAIL, "document %.100s: read "
+			    "error: %s", d->file, strerror(errno));
+		if (strcmp(o->hex[i], d->sha256) != 0)
+			worker_fail(chan, TRANSPORT_PERMFAIL, "document %.100s: SHA-256 "
+			    "no longer matches the manifest; the job's copy was altered",
+			    d->file);
+		o->files[i].fd = fd;
+		o->files[i].name = d->file;
+		o->files[i].content_type = worker_content_type(d->file);
+		o->files[i].size = st.st_size;
+		o->files[i].sha256 = o->hex[i];
+	}
+}
+
+/*
+ * The rendering seam.  The document pipeline (redaction, cover sheet, one
+ * output PDF) replaces this body; until it lands the documents are the
+ * output, unchanged, and the output hash is their listing's digest.
+ */
+static void
+worker_render(int chan, const struct manifest *mf, struct worker_output *o)
+{
+	const char	**names = xcalloc(o->nfiles, sizeof(*names));
+	const char	**hexes = xcalloc(o->nfiles, sizeof(*hexes));
+
+	for (size_t i = 0; i < o->nfiles; i++) {
+		names[i] = o->files[i].name;
+		hexes[i] = o->files[i].sha256;
+	}
+	sha256_listing(names, hexes, o->nfiles, o->sha256);
+	o->pages = 0;	/* counted by the renderer */
+	free(names);
+	free(hexes);
+}
+
+static void
+worker_message(const struct job *j, const struct manifest *mf,
+    const struct transport_recipient *tr, const struct worker_output *o,
+    struct transport_message *msg)
+{
+	memset(msg, 0, sizeof(*msg));
+	msg->job_id = (uint64_t)j->id;
+	msg->packet_id = j->packet_id;
+	msg->request_ref = mf->request_id;
+	msg->purpose = mf->purpose;
+	msg->recipient = tr;
+	msg->files = o->files;
+	msg->nfiles = o->nfiles;
+	msg->pages = o->pages;
+	msg->attempt = j->attempts + 1;
+}
+
+/* The recipient's params JSON object as key/value pairs. */
+static struct transport_param *
+worker_params(const char *json, size_t *n)
+{
+	json_t			*obj, *v;
+	const char		*k;
+	struct transport_param	*p;
+	size_t			 i = 0;
+
+	*n = 0;
+	if (json == NULL || (obj = json_loads(json, 0, NULL)) == NULL)
+		return NULL;
+	p = xcalloc(json_object_size(obj) + 1, sizeof(*p));
+	json_object_foreach(obj, k, v) {
+		if (!json_is_string(v))
+			continue;
+		p[i].key = xstrdup(k);
+		p[i].value = xstrdup(json_string_value(v));
+		i++;
+	}
+	json_decref(obj);
+	*n = i;
+	return p;
+}
+
+static void __attribute__((noreturn))
+worker_main(const struct job *j, enum worker_mode mode,
+    struct transport_instance *ti, const struct recipient *r)
+{
+	struct manifest			*mf;
+	struct errlist			 errs = { NULL, 0 };
+	struct policy_ctx		 pctx;
+	struct transport_recipient	 tr;
+	struct transport_message	 msg;
+	struct worker_output		 out;
+	struct worker_msg		 m;
+	char				 go, err[TRANSPORT_DETAIL_MAX] = "";
+	int				 chan = WORKER_CHAN_FD;
+
+	memset(&out, 0, sizeof(out));
+	mf = manifest_parse(j->manifest, strlen(j->manifest), &errs);
+	if (mf == NULL)
+		worker_fail(chan, TRANSPORT_PERMFAIL, "stored manifest no longer "
+		    "parses: %.200s", errs.n ? errs.msg[0] : "unknown error");
+	memset(&tr, 0, sizeof(tr));
+	tr.id = r->id;
+	tr.name = r->name;
+	tr.organization = r->organization;
+	tr.address = r->address;
+	tr.params = worker_params(r->params, &tr.nparams);
+
+	if (mode == WORKER_DELIVER) {
+		/* Checked again right before sending: time passes in a queue. */
+		pctx.today = now_wall() / 86400;
+		pctx.recipient = r;
+		if (policy_check(mf, &pctx, &errs) == -1) {
+			char *all = errlist_join(&errs, "; ");
+			worker_fail(chan, TRANSPORT_PERMFAIL, "no longer releasable: "
+			    "%.400s", all);
+		}
+		worker_open_documents(chan, mf, &out);
+		worker_render(chan, mf, &out);
+	}
+	worker_message(j, mf, &tr, &out, &msg);
+
+	if (ti->backend->init(ti->state, err, sizeof(err)) == -1)
+		worker_fail(chan, TRANSPORT_TEMPFAIL, "transport %s could not start: "
+		    "%.300s", ti->name, err);
+
+	memset(&m, 0, sizeof(m));
+	if (mode == WORKER_DELIVER) {
+		m.type = WMSG_RENDERED;
+		m.pages = out.pages;
+		strlcpy_(m.sha256, out.sha256, sizeof(m.sha256));
+		worker_send(chan, &m);
+		/* Nothing leaves before the daemon has logged the attempt. */
+		if (read(chan, &go, 1) != 1 || go != WORKER_GO)
+			_exit(0);
+		m.status = ti->backend->deliver(ti->state, &msg, &m.receipt);
+	} else
+		m.status = ti->backend->poll(ti->state, &msg, j->remote_id, &m.receipt);
+	if (m.status > TRANSPORT_PERMFAIL)	/* anything else is no clear answer */
+		m.status = TRANSPORT_TEMPFAIL;
+	m.type = WMSG_RESULT;
+	m.receipt.detail[sizeof(m.receipt.detail) - 1] = '\0';
+	m.receipt.remote_id[sizeof(m.receipt.remote_id) - 1] = '\0';
+	m.receipt.status[sizeof(m.receipt.status) - 1] = '\0';
+	m.receipt.sha256[sizeof(m.receipt.sha256) - 1] = '\0';
+	worker_send(chan, &m);
+	ti->backend->shutdown(ti->state);
+	_exit(0);
+}
+
+/* In the child: only stdio, the job folder and the channel stay open. */
+static void
+worker_setup_child(int jobdirfd, int chan, pid_t parent)
+{
+	sigset_t	 none;
+	int		 hj, hc;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+		_exit(1);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	hj = fcntl(jobdirfd, F_DUPFD, 1000);
+	hc = fcntl(chan, F_DUPFD, 1000);
+	if (hj == -1 || hc == -1 || dup2(hj, WORKER_JOBDIR_FD) == -1 ||
+	    dup2(hc, WORKER_CHAN_FD) == -1)
+		_exit(1);
+	close_range(WORKER_CHAN_FD + 1, ~0U, 0);
+}
+
+pid_t
+worker_start(const struct job *j, enum worker_mode mode,
+    struct transport_instance *ti, const struct recipient *r, int jobdirfd,
+    int *chan)
+{
+	int	sv[2];
+	pid_t	pid, parent = getpid();
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("job %lld: socketpair", (long long)j->id);
+		return -1;
+	}
+	switch ((pid = fork())) {
+	case -1:
+		log_warn("job %lld: fork", (long long)j->id);
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	case 0:
+		worker_setup_child(jobdirfd, sv[1], parent);
+		worker_main(j, mode, ti, r);
+	default:
+		break;
+	}
+	close(sv[1]);
+	*chan = sv[0];
+	return pid;
+}
