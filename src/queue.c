@@ -1,0 +1,770 @@
+/*
+ * The queue manager (daemon): the job state machine and its scheduler.
+ *
+ *   queued/deferred --(worker started)--> rendering
+ *   rendering --(output hash reported; "attempt" logged)--> sending
+ *   sending --OK--> delivered | --OK pending--> awaiting_confirmation
+ *           --TEMPFAIL--> deferred (backoff) or failed (too many, too old)
+ *           --PERMFAIL--> failed (or held when the transport asks)
+ *   awaiting_confirmation --(poll)--> delivered | deferred | failed | held
+ *
+ * Like Postfix's qmgr and its delivery agents: the worker does the work,
+ * the queue manager alone records it.  Every state change of a send is
+ * committed in the same transaction as its disclosure-log entry, and the
+ * "attempt" entry is committed before the worker is allowed to send.  A
+ * worker that crashes, hangs or answers nothing counts as TEMPFAIL.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "config.h"
+#include "disclosure.h"
+#include "log.h"
+#include "loop.h"
+#include "manifest.h"
+#include "queue.h"
+#include "roigated.h"
+#include "store.h"
+#include "transport.h"
+#include "util.h"
+#include "worker.h"
+
+struct run {
+	struct job		 job;
+	struct recipient	 rcpt;
+	struct manifest		*mf;
+	struct transport_instance *ti;
+	enum worker_mode	 mode;
+	pid_t			 pid;
+	int			 chan;
+	struct loop_fd		*lf;
+	struct loop_timer	*timeout;
+	int			 logged_attempt;	/* "attempt" committed */
+	int			 done;			/* outcome handled */
+	int			 exited;
+	int			 interrupted;		/* killed by shutdown */
+	uint32_t		 pages;
+	char			 sha256[65];
+	struct run		*next;
+};
+
+static struct run		*runs;
+static int			 nruns;
+static struct loop_timer	*wake;
+static struct loop_timer	*grace;
+static void			(*drained)(void);
+
+static void	queue_reap(int, void *);
+static void	queue_finish(struct run *, enum transport_status,
+		    const struct transport_receipt *, const char *);
+
+void
+queue_init(void)
+{
+	wake = loop_timer_new((loop_timer_cb)queue_kick, NULL);
+	loop_signal(SIGCHLD, queue_reap, NULL);
+}
+
+int
+queue_running(void)
+{
+	return nruns;
+}
+
+/* Test-only crash points: see docs/operations.md ("Testing durability"). */
+static void
+queue_crashpoint(const char *name)
+{
+	const char	*want = getenv("ROIGATE_TEST_CRASH");
+
+	if (want && strcmp(want, name) == 0)
+		kill(getpid(), SIGKILL);
+}
+
+/* Fill the disclosure fields that every entry of a job shares. */
+static void
+queue_disclosure(const struct run *r, const char *outcome, const char *detail,
+    const char *remote_id, struct disclosure *d)
+{
+	static char	 empty[] = "";
+	const struct manifest *m = r->mf;
+
+	memset(d, 0, sizeof(*d));
+	d->job_id = r->job.id;
+	d->packet_id = r->job.packet_id;
+	d->mrn = m->patient_mrn;
+	d->patient_name = m->patient_name;
+	d->recipient_id = r->rcpt.id;
+	d->recipient_name = r->rcpt.name;
+	d->recipient_address = r->rcpt.address;
+	d->description = manifest_describe(m);
+	d->purpose = m->purpose;
+	d->basis = (char *)basis_name(m->basis);
+	d->authorization_id = m->authorization ? m->authorization->id : empty;
+	d->transport = r->ti ? r->ti->name : r->rcpt.transport;
+	d->remote_id = remote_id ? (char *)remote_id : empty;
+	d->outcome = (char *)outcome;
+	d->detail = detail ? (char *)detail : empty;
+	d->pages = (int)r->pages;
+	d->output_sha256 = r->sha256[0] ? (char *)r->sha256 : empty;
+	d->accountable = disclosure_accountable(d->basis);
+}
+
+/* Append one disclosure entry; inside the caller's transaction. */
+static int
+queue_log(const struct run *r, const char *outcome, const char *detail,
+    const char *remote_id)
+{
+	struct disclosure	d;
+	int			rv;
+
+	queue_disclosure(r, outcome, detail, remote_id, &d);
+	rv = disclosure_append(rg->store, &d);
+	free(d.description);
+	return rv;
+}
+
+static int
+queue_commit_or_rollback(int rv)
+{
+	if (rv == 0 && store_commit(rg->store) == 0) {
+		daemon_problem_clear(PROBLEM_STORE);
+		return 0;
+	}
+	daemon_problem(PROBLEM_STORE, "cannot write the database: %.200s",
+	    store_errmsg(rg->store));
+	store_rollback(rg->store);
+	return -1;
+}
+
+static void
+run_free(struct run *r)
+{
+	struct run	**pp;
+
+	for (pp = &runs; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	nruns--;
+	if (r->lf)
+		loop_fd_del(r->lf);
+	if (r->chan != -1)
+		close(r->chan);
+	loop_timer_free(r->timeout);
+	manifest_free(r->mf);
+	job_free(&r->job);
+	recipient_free(&r->rcpt);
+	free(r);
+}
+
+/* The worker rendered the output: log the attempt, then let it send. */
+static void
+queue_rendered(struct run *r, const struct worker_msg *m)
+{
+	struct job_update	u = JOB_UPDATE_NONE;
+	char			go = WORKER_GO, reason[64];
+	int			rv;
+
+	r->pages = m->pages;
+	strlcpy_(r->sha256, m->sha256, sizeof(r->sha256));
+	u.output_sha256 = r->sha256;
+	u.pages = (int)r->pages;
+	snprintf(reason, sizeof(reason), "attempt %d by %s", r->job.attempts + 1,
+	    r->ti->name);
+	rv = store_begin(rg->store);
+	if (rv == 0)
+		rv = queue_log(r, "attempt", NULL, NULL);
+	if (rv == 0)
+		rv = store_job_set_state(rg->store, r->job.id, JOB_SENDING, &u,
+		    "daemon", reason);
+	if (queue_commit_or_rollback(rv) == -1) {
+		/* Not logged, so not sent: the worker exits when the channel closes. */
+		log_warnx("job %lld: cannot log the attempt; not sending",
+		    (long long)r->job.id);
+		kill(r->pid, SIGKILL);
+		return;
+	}
+	r->logged_attempt = 1;
+	if (send(r->chan, &go, 1, MSG_NOSIGNAL) != 1)
+		log_warn("job %lld: cannot signal the worker", (long long)r->job.id);
+	queue_crashpoint("queue_after_attempt");
+}
+
+static void
+queue_chan_read(int fd, uint32_t events, void *arg)
+{
+	struct run		*r = arg;
+	struct worker_msg	 m;
+	ssize_t			 n;
+
+	n = recv(fd, &m, sizeof(m), MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n != (ssize_t)sizeof(m)) {
+		/* EOF or garbage: wait for the exit status to decide. */
+		loop_fd_del(r->lf);
+		r->lf = NULL;
+		return;
+	}
+	m.error[sizeof(m.error) - 1] = '\0';
+	m.sha256[sizeof(m.sha256) - 1] = '\0';
+	if (m.type == WMSG_RENDERED && r->mode == WORKER_DELIVER &&
+	    !r->logged_attempt)
+		queue_rendered(r, &m);
+	else if (m.type == WMSG_RESULT && !r->done) {
+		queue_crashpoint("queue_before_outcome");
+		queue_finish(r, (enum transport_status)m.status, &m.receipt,
+		    m.error[0] ? m.error : NULL);
+	}
+}
+
+static void
+queue_timeout(void *arg)
+{
+	struct run	*r = arg;
+
+	log_warnx("job %lld: worker gave no answer within the job timeout; "
+	    "killing it", (long long)r->job.id);
+	kill(r->pid, SIGKILL);
+}
+
+/* Defer without counting an attempt (our own trouble, not the transport's). */
+static void
+queue_postpone(const struct job *j, const char *why)
+{
+	struct job_update	u = JOB_UPDATE_NONE;
+
+	u.next_at = now_wall() + rg->conf->backoff_base_ms / 1000;
+	u.last_error = why;
+	if (store_begin(rg->store) == 0)
+		queue_commit_or_rollback(store_job_set_state(rg->store, j->id,
+		    j->state == JOB_AWAITING ? JOB_AWAITING : JOB_DEFERRED, &u,
+		    "daemon", why));
+}
+
+/* Set a job aside for an administrator, with the reason. */
+static void
+queue_hold_for_admin(const struct job *j, const char *why)
+{
+	struct job_update	u = JOB_UPDATE_NONE;
+
+	u.last_error = why;
+	log_warnx("job %lld held: %s", (long long)j->id, why);
+	if (store_begin(rg->store) == 0)
+		queue_commit_or_rollback(store_job_set_state(rg->store, j->id,
+		    JOB_HELD, &u, "daemon", why));
+}
+
+static int
+queue_prepare(struct run *r, char *why, size_t whylen)
+{
+	struct errlist	errs = { NULL, 0 };
+	int		rv;
+
+	rv = store_recipient_get(rg->store, r->job.recipient_id, &r->rcpt);
+	if (rv != 1) {
+		bsnprintf(why, whylen, "recipient %.64s is no longer in the directory",
+		    r->job.recipient_id);
+		return -1;
+	}
+	if (r->rcpt.disabled || !r->rcpt.verified) {
+		bsnprintf(why, whylen, "recipient %.64s is %s", r->rcpt.id,
+		    r->rcpt.disabled ? "disabled" : "not verified");
+		return -1;
+	}
+	r->mf = manifest_parse(r->job.manifest, strlen(r->job.manifest), &errs);
+	if (r->mf == NULL) {
+		bsnprintf(why, whylen, "stored manifest does not parse: %.200s",
+		    errs.n ? errs.msg[0] : "");
+		errlist_free(&errs);
+		return -1;
+	}
+	return 0;
+}
+
+/* Start a worker for one due job. */
+static void
+queue_start(const struct job *j)
+{
+	struct run		*r = xcalloc(1, sizeof(*r));
+	char			 path[PATH_MAX], why[300];
+	int			 dirfd;
+
+	r->chan = -1;
+	r->next = runs;
+	runs = r;
+	nruns++;
+	r->job = *j;	/* take ownership of the members */
+	r->mode = j->state == JOB_AWAITING ? WORKER_POLL : WORKER_DELIVER;
+	if (queue_prepare(r, why, sizeof(why)) == -1) {
+		queue_hold_for_admin(j, why);
+		goto fail;
+	}
+	if ((r->ti = transport_find(r->rcpt.transport)) == NULL) {
+		daemon_problem(PROBLEM_TRANSPORT, "transport \"%.64s\" is not "
+		    "configured; jobs for it wait", r->rcpt.transport);
+		queue_postpone(j, "transport not configured");
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/jobs/%lld", rg->conf->state_dir,
+	    (long long)j->id);
+	if ((dirfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		snprintf(why, sizeof(why), "job folder jobs/%lld cannot be opened: %s",
+		    (long long)j->id, strerror(errno));
+		queue_hold_for_admin(j, why);
+		goto fail;
+	}
+	if (r->mode == WORKER_DELIVER) {
+		struct job_update u = JOB_UPDATE_NONE;
+		if (store_begin(rg->store) == -1 || queue_commit_or_rollback(
+		    store_job_set_state(rg->store, j->id, JOB_RENDERING, &u,
+		    "daemon", "worker started")) == -1) {
+			close(dirfd);
+			goto fail;
+		}
+	}
+	r->pid = worker_start(&r->job, r->mode, r->ti, &r->rcpt, dirfd, &r->chan);
+	close(dirfd);
+	if (r->pid == -1) {
+		queue_postpone(j, "cannot start a worker process");
+		goto fail;
+	}
+	r->lf = loop_fd_add(r->chan, EPOLLIN, queue_chan_read, r);
+	r->timeout = loop_timer_new(queue_timeout, r);
+	loop_timer_set(r->timeout, rg->conf->job_timeout_ms);
+	log_debug("job %lld: worker %d started (%s)", (long long)j->id,
+	    (int)r->pid, r->mode == WORKER_POLL ? "poll" : "deliver");
+	return;
+fail:
+	run_free(r);
+}
+
+struct due {
+	int64_t		*ids;
+	size_t		 n;
+};
+
+static int
+queue_collect(const struct job *j, void *arg)
+{
+	struct due	*d = arg;
+
+	d->ids = xreallocarray(d->ids, d->n + 1, sizeof(*d->ids));
+	d->ids[d->n++] = j->id;
+	return 0;
+}
+
+static void
+queue_arm_wake(void)
+{
+	int64_t	at;
+
+	if (store_next_due(rg->store, &at) == 1) {
+		int64_t delay = (at - now_wall()) * 1000;
+		loop_timer_set(wake, delay < 0 ? 0 : delay);
+	} else
+		loop_timer_cancel(wake);
+}
+
+void
+queue_kick(void)
+{
+	struct due	due = { NULL, 0 };
+	int		free_slots;
+
+	if (rg->draining)
+		return;
+	free_slots = rg->conf->workers - nruns;
+	if (free_slots > 0 && store_jobs_due(rg->store, now_wall(), free_slots,
+	    queue_collect, &due) == -1)
+		daemon_problem(PROBLEM_STORE, "cannot read the queue: %.200s",
+		    store_errmsg(rg->store));
+	for (size_t i = 0; i < due.n; i++) {
+		struct job j;
+		if (store_job_get(rg->store, due.ids[i], &j) == 1)
+			queue_start(&j);	/* takes the members */
+	}
+	free(due.ids);
+	if (nruns < rg->conf->workers)
+		queue_arm_wake();
+	else
+		loop_timer_cancel(wake);
+}
+
+/* A TEMPFAIL: deferred with backoff, or failed when retrying is over. */
+static int
+queue_tempfail(struct run *r, const struct transport_receipt *rc,
+    const char *why, struct job_update *u, enum job_state *to)
+{
+	int64_t	age_ms = (now_wall() - r->job.created_at) * 1000;
+	int	attempts = r->job.attempts + 1;
+
+	u->attempts = attempts;
+	if (backoff_exhausted(attempts, rg->conf->max_attempts, age_ms,
+	    rg->conf->max_age_ms)) {
+		*to = JOB_FAILED;
+		return r->logged_attempt ? queue_log(r, "failed", why, rc->remote_id) : 0;
+	}
+	*to = JOB_DEFERRED;
+	u->next_at = now_wall() + backoff_delay(rg->conf->backoff_base_ms,
+	    rg->conf->backoff_max_ms, attempts, (int64_t)rc->retry_after * 1000) / 1000;
+	return r->logged_attempt ? queue_log(r, "deferred", why, rc->remote_id) : 0;
+}
+
+/* An OK: delivered, or sent and awaiting confirmation. */
+static int
+queue_ok(struct run *r, const struct transport_receipt *rc, struct job_update *u,
+    enum job_state *to)
+{
+	u->remote_id = rc->remote_id;
+	u->last_error = "";
+	if (rc->pages)
+		u->pages = (int)(r->pages = rc->pages);
+	if (!rc->pending) {
+		*to = JOB_DELIVERED;
+		return queue_log(r, "delivered", rc->detail, rc->remote_id);
+	}
+	*to = JOB_AWAITING;
+	if (r->mode == WORKER_DELIVER) {
+		u->sent_at = now_wall();
+		u->next_at = now_wall() + rg->conf->poll_base_ms / 1000;
+		return queue_log(r, "sent", rc->detail, rc->remote_id);
+	}
+	/* Still no final word from the remote side. */
+	if ((now_wall() - r->job.sent_at) * 1000 > rg->conf->confirm_timeout_ms) {
+		*to = JOB_HELD;
+		u->last_error = "no final status from the transport within "
+		    "confirm_timeout: check with the provider before resending";
+		return 0;
+	}
+	u->next_at = now_wall() + backoff_delay(rg->conf->poll_base_ms,
+	    rg->conf->backoff_max_ms, r->job.attempts + 1, 0) / 1000;
+	return 0;
+}
+
+/* Record a worker's outcome: job state and disclosure entry, one transaction. */
+static void
+queue_finish(struct run *r, enum transport_status st,
+    const struct transport_receipt *rc, const char *error)
+{
+	struct job_update	 u = JOB_UPDATE_NONE;
+	enum job_state		 to = JOB_DEFERRED;
+	const char		*why = error ? error : rc->detail;
+	char			 reason[TRANSPORT_DETAIL_MAX + 32];
+	int			 rv;
+
+	if (r->mode == WORKER_DELIVER)
+		u.attempts = r->job.attempts;
+	rv = store_begin(rg->store);
+	if (rv == 0) {
+		switch (st) {
+		case TRANSPORT_OK:
+			rv = queue_ok(r, rc, &u, &to);
+			break;
+		case TRANSPORT_PERMFAIL:
+			to = rc->hold ? JOB_HELD : JOB_FAILED;
+			u.last_error = why;
+			if (r->mode == WORKER_DELIVER)
+				u.attempts = r->job.attempts + 1;
+			if (r->logged_attempt || r->mode == WORKER_POLL)
+				rv = queue_log(r, "failed", why, rc->remote_id);
+			break;
+		default:
+			u.last_error = why;
+			if (r->mode == WORKER_POLL) {
+				/* The remote side gave up (busy, no answer): send again. */
+				to = JOB_DEFERRED;
+				u.remote_id = "";
+				u.next_at = now_wall() + backoff_delay(
+				    rg->conf->backoff_base_ms, rg->conf->backoff_max_ms,
+				    r->job.attempts, (int64_t)rc->retry_after * 1000) / 1000;
+				rv = queue_log(r, "deferred", why, rc->remote_id);
+			} else
+				rv = queue_tempfail(r, rc, why, &u, &to);
+			break;
+		}
+	}
+	snprintf(reason, sizeof(reason), "%s: %.500s", transport_status_name(st),
+	    why[0] ? why : "no detail");
+	if (rv == 0)
+		rv = store_job_set_state(rg->store, r->job.id, to, &u, "daemon", reason);
+	if (queue_commit_or_rollback(rv) == -1) {
+		/* Left in "sending": recovery logs it interrupted and retries. */
+		log_warnx("job %lld: cannot record the outcome", (long long)r->job.id);
+		r->done = 1;
+		if (r->exited)
+			run_free(r);
+		return;
+	}
+	r->done = 1;
+	log_info("job %lld: %s (%s)", (long long)r->job.id, job_state_name(to),
+	    transport_status_name(st));
+	if (r->exited)
+		run_free(r);
+	queue_kick();
+}
+
+/* Requeue a job whose worker was stopped by shutdown. */
+static void
+queue_requeue_interrupted(struct run *r)
+{
+	struct job_update	u = JOB_UPDATE_NONE;
+	int			rv;
+
+	u.next_at = now_wall();
+	rv = store_begin(rg->store);
+	if (rv == 0 && r->logged_attempt)
+		rv = queue_log(r, "interrupted", "daemon shut down during the send; "
+		    "outcome unknown", NULL);
+	if (rv == 0)
+		rv = store_job_set_state(rg->store, r->job.id,
+		    r->mode == WORKER_POLL ? JOB_AWAITING : JOB_QUEUED, &u, "daemon",
+		    "daemon shut down during the job; requeued");
+	queue_commit_or_rollback(rv);
+	r->done = 1;
+}
+
+/* A worker exited: if it gave no result, that is a TEMPFAIL. */
+static void
+queue_exited(struct run *r, int status)
+{
+	struct transport_receipt	rc;
+	char				why[200];
+
+	/* A result may still sit in the channel (read before marking exited,
+	 * so that queue_finish leaves r to us). */
+	if (!r->done && r->lf)
+		queue_chan_read(r->chan, EPOLLIN, r);
+	r->exited = 1;
+	if (r->done) {
+		run_free(r);
+		return;
+	}
+	if (r->interrupted) {
+		queue_requeue_interrupted(r);
+		run_free(r);
+		return;
+	}
+	if (WIFSIGNALED(status))
+		snprintf(why, sizeof(why), "worker died (signal %d: %s) without an "
+		    "answer", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(why, sizeof(why), "worker exited (status %d) without an "
+		    "answer", WEXITSTATUS(status));
+	memset(&rc, 0, sizeof(rc));
+	queue_finish(r, TRANSPORT_TEMPFAIL, &rc, why);	/* frees r */
+}
+
+static void
+queue_reap(int signo, void *arg)
+{
+	struct run	*r;
+	pid_t		 pid;
+	int		 status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (r = runs; r; r = r->next)
+			if (r->pid == pid)
+				break;
+		if (r)
+			queue_exited(r, status);
+	}
+	if (rg->draining && nruns == 0 && drained) {
+		loop_timer_cancel(grace);
+		void (*cb)(void) = drained;
+		drained = NULL;
+		cb();
+	}
+}
+
+static void
+queue_grace_over(void *arg)
+{
+	for (struct run *r = runs; r; r = r->next) {
+		log_warnx("job %lld: still running at the end of the shutdown grace "
+		    "period; stopping it and requeueing", (long long)r->job.id);
+		r->interrupted = 1;
+		kill(r->pid, SIGKILL);
+	}
+}
+
+void
+queue_drain(void (*done)(void))
+{
+	rg->draining = 1;
+	loop_timer_cancel(wake);
+	if (nruns == 0) {
+		done();
+		return;
+	}
+	log_info("waiting up to %lld ms for %d running job(s)",
+	    (long long)rg->conf->shutdown_grace_ms, nruns);
+	drained = done;
+	grace = loop_timer_new(queue_grace_over, NULL);
+	loop_timer_set(grace, rg->conf->shutdown_grace_ms);
+}
+
+void
+queue_reconfigure(void)
+{
+	queue_kick();
+}
+
+/* After a crash: nothing runs, so rendering and sending jobs were cut off. */
+static int
+queue_recover_one(const struct job *j, void *arg)
+{
+	struct job_update	 u = JOB_UPDATE_NONE;
+	struct run		 r;
+	char			 why[300];
+	int			 rv;
+
+	memset(&r, 0, sizeof(r));
+	u.next_at = now_wall();
+	rv = store_begin(rg->store);
+	if (rv == 0 && j->state == JOB_SENDING) {
+		/* The send may or may not have happened: log that, then retry. */
+		if (store_job_get(rg->store, j->id, &r.job) != 1 ||
+		    queue_prepare(&r, why, sizeof(why)) == -1) {
+			store_rollback(rg->store);
+			job_free(&r.job);
+			recipient_free(&r.rcpt);
+			return 0;
+		}
+		r.ti = transport_find(r.rcpt.transport);
+		r.pages = (uint32_t)(j->pages > 0 ? j->pages : 0);
+		if (j->output_sha256)
+			strlcpy_(r.sha256, j->output_sha256, sizeof(r.sha256));
+		rv = queue_log(&r, "interrupted", "the daemon stopped during the "
+		    "send; outcome unknown, the job is retried", NULL);
+		u.attempts = j->attempts + 1;
+		manifest_free(r.mf);
+		job_free(&r.job);
+		recipient_free(&r.rcpt);
+	}
+	if (rv == 0)
+		rv = store_job_set_state(rg->store, j->id, JOB_QUEUED, &u, "daemon",
+		    j->state == JOB_SENDING ? "recovered after a restart during the "
+		    "send" : "recovered after a restart before the send");
+	if (queue_commit_or_rollback(rv) == 0)
+		log_info("job %lld: recovered from %s", (long long)j->id,
+		    job_state_name(j->state));
+	return 0;
+}
+
+void
+queue_recover(void)
+{
+	store_jobs_in_state(rg->store, JOB_RENDERING, queue_recover_one, NULL);
+	store_jobs_in_state(rg->store, JOB_SENDING, queue_recover_one, NULL);
+}
+
+/* Operator commands. */
+
+static int
+queue_get_idle(int64_t id, struct job *j, char *err, size_t errlen)
+{
+	int	rv = store_job_get(rg->store, id, j);
+
+	if (rv != 1) {
+		bsnprintf(err, errlen, rv == 0 ? "no job %lld" :
+		    "cannot read job %lld", (long long)id);
+		return -1;
+	}
+	for (struct run *r = runs; r; r = r->next)
+		if (r->job.id == id) {
+			bsnprintf(err, errlen, "job %lld is being worked on right now; "
+			    "try again in a moment", (long long)id);
+			job_free(j);
+			return -1;
+		}
+	return 0;
+}
+
+static int
+queue_command(int64_t id, unsigned allowed, enum job_state to,
+    struct job_update *u, const char *actor, const char *what, char *err,
+    size_t errlen)
+{
+	struct job	j;
+	int		rv;
+
+	if (queue_get_idle(id, &j, err, errlen) == -1)
+		return -1;
+	if (!(allowed & (1u << j.state))) {
+		bsnprintf(err, errlen, "job %lld is %s; %s", (long long)id,
+		    job_state_name(j.state), what);
+		job_free(&j);
+		return -1;
+	}
+	if (to == JOB_QUEUED && j.sent_at > 0 && j.remote_id && j.remote_id[0] &&
+	    j.state == JOB_HELD)
+		to = JOB_AWAITING;	/* a held fax in flight resumes polling */
+	rv = store_begin(rg->store);
+	if (rv == 0)
+		rv = store_job_set_state(rg->store, id, to, u, actor, what);
+	job_free(&j);
+	if (queue_commit_or_rollback(rv) == -1) {
+		bsnprintf(err, errlen, "database error: %.200s", store_errmsg(rg->store));
+		return -1;
+	}
+	queue_kick();
+	return 0;
+}
+
+#define S(x)	(1u << (x))
+
+int
+queue_hold(int64_t id, const char *actor, char *err, size_t errlen)
+{
+	struct job_update	u = JOB_UPDATE_NONE;
+
+	return queue_command(id, S(JOB_QUEUED) | S(JOB_DEFERRED) | S(JOB_AWAITING),
+	    JOB_HELD, &u, actor, "only queued, deferred or awaiting_confirmation "
+	    "jobs can be held", err, errlen) == -1 ? -1 : 0;
+}
+
+int
+queue_release(int64_t id, const char *actor, char *err, size_t errlen)
+{
+	struct job_update	u = JOB_UPDATE_NONE;
+
+	u.next_at = now_wall();
+	return queue_command(id, S(JOB_HELD), JOB_QUEUED, &u, actor,
+	    "only held jobs can be released", err, errlen);
+}
+
+int
+queue_retry(int64_t id, const char *actor, char *err, size_t errlen)
+{
+	struct job_update	u = JOB_UPDATE_NONE;
+
+	/* A new round of attempts, starting now. */
+	u.next_at = now_wall();
+	u.attempts = 0;
+	u.last_error = "";
+	return queue_command(id, S(JOB_DEFERRED) | S(JOB_FAILED), JOB_QUEUED, &u,
+	    actor, "only deferred or failed jobs can be retried", err, errlen);
+}
+
+int
+queue_cancel(int64_t id, const char *actor, char *err, size_t errlen)
+{
+	struct job_update	u = JOB_UPDATE_NONE;
+
+	return queue_command(id, S(JOB_QUEUED) | S(JOB_DEFERRED) | S(JOB_HELD),
+	    JOB_CANCELLED, &u, actor, "only queued, deferred or held jobs can be "
+	    "cancelled", err, errlen);
+}
