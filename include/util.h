@@ -80,6 +80,10 @@ ssize_t	 read_all(int fd, void *, size_t);
 int	 set_nonblock(int fd);
 int	 set_cloexec(int fd);
 
+/* Test-only fault injection: SIGKILL ourselves when the environment
+ * variable ROIGATE_TEST_CRASH names this point (docs/operations.md). */
+void	 test_crashpoint(const char *name);
+
 /* Is s a safe plain file name: no '/', not "." or "..", no leading '.', no control bytes? */
 int	 valid_filename(const char *s);
 

@@ -81,16 +81,6 @@ queue_running(void)
 	return nruns;
 }
 
-/* Test-only crash points: see docs/operations.md ("Testing durability"). */
-static void
-queue_crashpoint(const char *name)
-{
-	const char	*want = getenv("ROIGATE_TEST_CRASH");
-
-	if (want && strcmp(want, name) == 0)
-		kill(getpid(), SIGKILL);
-}
-
 /* Fill the disclosure fields that every entry of a job shares. */
 static void
 queue_disclosure(const struct run *r, const char *outcome, const char *detail,
@@ -199,7 +189,7 @@ queue_rendered(struct run *r, const struct worker_msg *m)
 	r->logged_attempt = 1;
 	if (send(r->chan, &go, 1, MSG_NOSIGNAL) != 1)
 		log_warn("job %lld: cannot signal the worker", (long long)r->job.id);
-	queue_crashpoint("queue_after_attempt");
+	test_crashpoint("queue_after_attempt");
 }
 
 static void
@@ -224,7 +214,7 @@ queue_chan_read(int fd, uint32_t events, void *arg)
 	    !r->logged_attempt)
 		queue_rendered(r, &m);
 	else if (m.type == WMSG_RESULT && !r->done) {
-		queue_crashpoint("queue_before_outcome");
+		test_crashpoint("queue_before_outcome");
 		queue_finish(r, (enum transport_status)m.status, &m.receipt,
 		    m.error[0] ? m.error : NULL);
 	}

@@ -4,6 +4,7 @@
  * SHA-256 (OpenSSL EVP), and file I/O that fsyncs what it writes.
  */
 #include <ctype.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -650,4 +651,15 @@ valid_filename(const char *s)
 		if (*p == '/' || *p < 0x20 || *p == 0x7f || *p == '\\')
 			return 0;
 	return 1;
+}
+
+void
+test_crashpoint(const char *name)
+{
+	const char	*want = getenv("ROIGATE_TEST_CRASH");
+
+	if (want != NULL && strcmp(want, name) == 0) {
+		log_warnx("test crash point %s reached: killing myself", name);
+		kill(getpid(), SIGKILL);
+	}
 }
