@@ -102,8 +102,11 @@ perr(struct parser *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	buf_printf(&p->errs, "%s%s:%d: %s", p->nerrs ? "\n" : "", p->file,
-	    p->line, msg);
+	if (p->line > 0)
+		buf_printf(&p->errs, "%s%s:%d: %s", p->nerrs ? "\n" : "", p->file,
+		    p->line, msg);
+	else	/* about the file as a whole */
+		buf_printf(&p->errs, "%s%s: %s", p->nerrs ? "\n" : "", p->file, msg);
 	p->nerrs++;
 }
 
