@@ -46,6 +46,8 @@ struct packet {
 	int		 wd;		/* inotify watch on the folder, -1 if none */
 	int64_t		 first_seen;	/* monotonic ms */
 	int64_t		 last_change;	/* monotonic ms */
+	int		 waiting;	/* incomplete: next look on an event,
+					 * the rescan or the deadline */
 	struct packet	*next;
 };
 
@@ -107,6 +109,7 @@ packet_touch(const char *name)
 		p->wd = inotify_add_watch(ino_fd, path, SPOOL_WATCH_MASK |
 		    IN_ONLYDIR | IN_DONT_FOLLOW);
 	p->last_change = now_ms();
+	p->waiting = 0;
 }
 
 static void
@@ -128,6 +131,9 @@ spool_rescan(void)
 		if (de->d_name[0] != '.' && packet_find(de->d_name) == NULL)
 			packet_touch(de->d_name);
 	closedir(d);
+	/* What inotify cannot see (network file systems): look again. */
+	for (struct packet *p = packets; p; p = p->next)
+		p->waiting = 0;
 }
 
 static void
@@ -161,6 +167,7 @@ spool_inotify(int fd, uint32_t events, void *arg)
 			for (struct packet *p = packets; p; p = p->next)
 				if (p->wd == ev->wd) {
 					p->last_change = now_ms();
+					p->waiting = 0;
 					if (ev->mask & IN_IGNORED)
 						p->wd = -1;
 				}
@@ -226,6 +233,14 @@ spool_reject(const char *name, int is_dir, const struct errlist *errs)
 	free(text);
 }
 
+static int64_t
+packet_due(const struct packet *p)
+{
+	if (p->waiting)
+		return p->first_seen + rg->conf->incomplete_timeout_ms;
+	return p->last_change + rg->conf->settle_ms;
+}
+
 /* Read one settled entry of incoming/.  1: keep waiting; 0: done with it. */
 static int
 spool_process(struct packet *p)
@@ -288,13 +303,13 @@ spool_settle(void *arg)
 		return;
 	for (p = packets; p; p = next) {
 		next = p->next;
-		if (now - p->last_change < rg->conf->settle_ms)
+		if (now < packet_due(p))
 			continue;
 		if (spool_process(p) == 0) {
 			packet_forget(p);
 			accepted++;
 		} else
-			p->last_change = now;	/* look again after another settle */
+			p->waiting = 1;
 	}
 	if (accepted)
 		queue_kick();
@@ -308,7 +323,7 @@ spool_schedule(void)
 	int64_t	first = 0, now = now_ms();
 
 	for (struct packet *p = packets; p; p = p->next) {
-		int64_t at = p->last_change + rg->conf->settle_ms;
+		int64_t at = packet_due(p);
 		if (first == 0 || at < first)
 			first = at;
 	}
