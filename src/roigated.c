@@ -24,6 +24,7 @@
 #include "roigated.h"
 #include "spool.h"
 #include "store.h"
+#include "submit.h"
 #include "transport.h"
 #include "util.h"
 
@@ -209,7 +210,7 @@ main(int argc, char *argv[])
 	loop_signal(SIGHUP, on_reload, NULL);
 	open_store();
 	queue_init();
-	if (spool_init() == -1 || control_init() == -1)
+	if (spool_init() == -1 || submit_init() == -1 || control_init() == -1)
 		fatalx("start-up failed");
 	queue_recover();
 	queue_kick();

@@ -1,0 +1,211 @@
+/*
+ * Socket submission (daemon).  The records system passes the manifest as
+ * JSON and every document as a file descriptor (SCM_RIGHTS), never as a
+ * path the daemon would open with its own rights.  Each descriptor is
+ * copied into a fresh staging folder under STATE/submit/ (on the same file
+ * system as jobs/), fsynced, and the folder then goes through the very
+ * intake a spool packet does: same validation, same durable acceptance.
+ * The reply is sent only after the job is committed.
+ *
+ * Only regular files (including memfds) are taken: a pipe or socket could
+ * stall the single-threaded daemon, which serves everyone else meanwhile.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "intake.h"
+#include "log.h"
+#include "manifest.h"
+#include "roigated.h"
+#include "submit.h"
+#include "util.h"
+
+static int	submit_fd = -1;
+
+/* Remove a staging folder (one level of files we wrote ourselves). */
+static void
+submit_remove(const char *name)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd;
+
+	if ((fd = openat(submit_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			(void)unlinkat(fd, de->d_name, 0);
+	closedir(d);
+	(void)unlinkat(submit_fd, name, AT_REMOVEDIR);
+}
+
+int
+submit_init(void)
+{
+	char		 path[PATH_MAX];
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd;
+
+	if (bsnprintf(path, sizeof(path), "%s/submit", rg->conf->state_dir) == -1 ||
+	    mkdir_p(path, 0700) == -1 ||
+	    (submit_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		log_warn("cannot open %s", path);
+		return -1;
+	}
+	/* Staging folders of submissions that never got a reply: the client
+	 * was told nothing, so it still holds the packet and will retry. */
+	if ((fd = dup(submit_fd)) != -1 && (d = fdopendir(fd)) != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (strncmp(de->d_name, "s.", 2) == 0)
+				submit_remove(de->d_name);
+		closedir(d);
+	} else if (fd != -1)
+		close(fd);
+	return 0;
+}
+
+/* Copy one passed descriptor into the staging folder. */
+static int
+submit_copy(int dirfd, const char *name, int in, struct errlist *errs)
+{
+	struct stat	st;
+	char		b[65536];
+	ssize_t		n;
+	off_t		off = 0;
+	int		out;
+
+	if (!valid_filename(name) || strcmp(name, "manifest.json") == 0) {
+		errlist_add(errs, "file name \"%.100s\" is not allowed: a plain name, "
+		    "no '/', not starting with '.'", name);
+		return -1;
+	}
+	if (fstat(in, &st) == -1 || !S_ISREG(st.st_mode)) {
+		errlist_add(errs, "%s: pass a regular file (or memfd), not a pipe, "
+		    "socket or device", name);
+		return -1;
+	}
+	if (st.st_size > rg->conf->max_file_size) {
+		errlist_add(errs, "%s is %lld bytes, over the limit of %lld bytes",
+		    name, (long long)st.st_size, (long long)rg->conf->max_file_size);
+		return -1;
+	}
+	out = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (out == -1) {
+		errlist_add(errs, "%s: %s", name, errno == EEXIST ?
+		    "passed twice" : strerror(errno));
+		return -1;
+	}
+	while (off <= rg->conf->max_file_size &&
+	    (n = pread(in, b, sizeof(b), off)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 || write_all(out, b, (size_t)n) == -1) {
+			errlist_add(errs, "%s: cannot copy: %s", name, strerror(errno));
+			close(out);
+			return -1;
+		}
+		off += n;
+	}
+	if (off > rg->conf->max_file_size) {
+		errlist_add(errs, "%s grew past the limit of %lld bytes while it was "
+		    "copied", name, (long long)rg->conf->max_file_size);
+		close(out);
+		return -1;
+	}
+	if (fsync(out) == -1 || close(out) == -1) {
+		errlist_add(errs, "%s: cannot store: %s", name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+submit_stage(int dirfd, json_t *manifest, const char *const *names,
+    const int *fds, size_t nfds, struct errlist *errs)
+{
+	char	*text;
+	int	 rv;
+
+	if (nfds > (size_t)rg->conf->max_files) {
+		errlist_add(errs, "%zu files passed; the limit is %d", nfds,
+		    rg->conf->max_files);
+		return -1;
+	}
+	if ((text = json_dumps(manifest, JSON_INDENT(2) | JSON_SORT_KEYS)) == NULL) {
+		errlist_add(errs, "the manifest cannot be serialised");
+		return -1;
+	}
+	rv = write_file_atomic(dirfd, "manifest.json", text, strlen(text), 0600);
+	free(text);
+	if (rv == -1) {
+		errlist_add(errs, "cannot store the manifest: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < nfds; i++)
+		if (submit_copy(dirfd, names[i], fds[i], errs) == -1)
+			return -1;
+	if (fsync(dirfd) == -1) {
+		errlist_add(errs, "cannot store the packet: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+submit_packet(json_t *manifest, const char *const *names, const int *fds,
+    size_t nfds, const char *actor, int64_t *id, struct errlist *errs)
+{
+	static unsigned	 seq;
+	struct manifest	*m = NULL;
+	char		 name[64], err[512];
+	int		 dirfd = -1, rv = -1;
+
+	snprintf(name, sizeof(name), "s.%lld.%d.%u", (long long)now_wall(),
+	    (int)getpid(), ++seq);
+	if (mkdirat(submit_fd, name, 0700) == -1 ||
+	    (dirfd = openat(submit_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		errlist_add(errs, "cannot create a staging folder: %s", strerror(errno));
+		goto done;
+	}
+	if (submit_stage(dirfd, manifest, names, fds, nfds, errs) == -1)
+		goto done;
+	switch (intake_check(dirfd, &m, errs)) {
+	case 0:
+		break;
+	case 1:	/* over the socket nothing arrives later */
+		errlist_add(errs, "every document listed in the manifest must be "
+		    "passed with the request");
+		goto done;
+	default:
+		goto done;
+	}
+	if (intake_accept(submit_fd, name, m, "socket", actor, id, err,
+	    sizeof(err)) == -1) {
+		errlist_add(errs, "the packet could not be stored: %s", err);
+		goto done;
+	}
+	rv = 0;
+done:
+	if (dirfd != -1)
+		close(dirfd);
+	if (rv == -1)
+		submit_remove(name);
+	manifest_free(m);
+	return rv;
+}
