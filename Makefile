@@ -49,13 +49,19 @@ ROICTL_SRCS = src/roictl.c src/proto.c $(COMMON_SRCS)
 TRANSPORTS  = local
 TEST_TRANSPORTS = flaky
 
+LIB_SRCS    = src/libroigate.c src/proto.c $(COMMON_SRCS)
+LIB_SONAME  = libroigate.so.1
+LIB_VERSION = 1.0.0
+
 DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(B)/%.o)
+LIB_OBJS    = $(LIB_SRCS:%.c=$(B)/pic/%.o)
 ROICTL_OBJS = $(ROICTL_SRCS:%.c=$(B)/%.o)
 
 UNIT_TESTS  = config manifest policy store backoff disclosure
 UNIT_BINS   = $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
 
-PROGRAMS    = $(B)/roigated $(B)/roictl \
+PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/libroigate.so $(B)/roigate.pc \
+              $(B)/examples/submit \
               $(TRANSPORTS:%=$(B)/transports/%.so) \
               $(TEST_TRANSPORTS:%=$(B)/tests/transports/%.so)
 
@@ -70,6 +76,27 @@ deps:
 $(B)/%.o: %.c $(wildcard include/*.h include/roigate/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) -c -o $@ $<
+
+# Position-independent objects for the shared client library.
+$(B)/pic/%.o: %.c $(wildcard include/*.h include/roigate/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fPIC -c -o $@ $<
+
+$(B)/$(LIB_SONAME).$(LIB_VERSION): $(LIB_OBJS) src/libroigate.map
+	$(CC) $(SO_LDFLAGS) -Wl,-soname,$(LIB_SONAME) -Wl,--version-script=src/libroigate.map \
+	    -o $@ $(LIB_OBJS) $(shell $(PKG_CONFIG) --libs jansson libcrypto)
+
+$(B)/libroigate.so: $(B)/$(LIB_SONAME).$(LIB_VERSION)
+	ln -sf $(LIB_SONAME).$(LIB_VERSION) $(B)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME).$(LIB_VERSION) $@
+
+$(B)/roigate.pc: Makefile
+	printf 'prefix=%s\nlibdir=%s\nincludedir=%s/include\n\nName: roigate\nDescription: roigate client library (submit release packets to roigated)\nVersion: %s\nRequires.private: jansson libcrypto\nLibs: -L$${libdir} -lroigate\nCflags: -I$${includedir}\n' \
+	    '$(PREFIX)' '$(LIBDIR)' '$(PREFIX)' '$(LIB_VERSION)' > $@
+
+$(B)/examples/submit: examples/submit.c $(B)/libroigate.so
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< -L$(B) -lroigate -Wl,-rpath,'$$ORIGIN/..'
 
 $(B)/roigated: $(DAEMON_OBJS)
 	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
@@ -126,6 +153,12 @@ install: all
 	install -m 0755 $(B)/roigated $(DESTDIR)$(PREFIX)/sbin/roigated
 	install -m 0755 $(B)/roictl $(DESTDIR)$(PREFIX)/bin/roictl
 	install -m 0755 $(TRANSPORTS:%=$(B)/transports/%.so) $(DESTDIR)$(LIBDIR)/roigate/transports/
+	install -d $(DESTDIR)$(PREFIX)/include/roigate $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0644 include/roigate/client.h include/roigate/transport.h $(DESTDIR)$(PREFIX)/include/roigate/
+	install -m 0755 $(B)/$(LIB_SONAME).$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(LIB_SONAME).$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME).$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/libroigate.so
+	install -m 0644 $(B)/roigate.pc $(DESTDIR)$(LIBDIR)/pkgconfig/roigate.pc
 	cp -R templates/. $(DESTDIR)$(DATADIR)/roigate/templates/
 	test -e $(DESTDIR)$(SYSCONFDIR)/roigate/roigate.conf || \
 	    install -m 0640 examples/roigate.conf $(DESTDIR)$(SYSCONFDIR)/roigate/roigate.conf
