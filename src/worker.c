@@ -240,7 +240,10 @@ worker_main(const struct job *j, enum worker_mode mode,
 		if (read(chan, &go, 1) != 1 || go != WORKER_GO)
 			_exit(0);
 		m.status = ti->backend->deliver(ti->state, &msg, &m.receipt);
-	} else
+	} else if (ti->backend->poll == NULL)
+		worker_fail(chan, TRANSPORT_PERMFAIL, "transport %s cannot confirm "
+		    "deliveries; check with the recipient", ti->name);
+	else
 		m.status = ti->backend->poll(ti->state, &msg, j->remote_id, &m.receipt);
 	if (m.status > TRANSPORT_PERMFAIL)	/* anything else is no clear answer */
 		m.status = TRANSPORT_TEMPFAIL;
