@@ -65,7 +65,7 @@ PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/libroigate.so $(B)/roigate.pc \
               $(TRANSPORTS:%=$(B)/transports/%.so) \
               $(TEST_TRANSPORTS:%=$(B)/tests/transports/%.so)
 
-.PHONY: all deps check unit integration demo install clean bench
+.PHONY: all deps check unit integration fuzz demo install clean bench
 
 all: deps $(PROGRAMS)
 
@@ -137,7 +137,18 @@ unit: all $(UNIT_BINS)
 integration: all
 	ROIGATE_BUILD=$(CURDIR)/$(B) /usr/bin/python3 -m pytest -q tests/integration
 
-check: unit integration
+# libFuzzer target for the socket decoder (clang); `make check` runs it briefly.
+FUZZ_SECONDS ?= 20
+$(B)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c src/util.c src/log.c $(wildcard include/*.h)
+	clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
+	    -o $@ tests/fuzz/fuzz_proto.c src/proto.c src/util.c src/log.c \
+	    $(shell $(PKG_CONFIG) --libs jansson libcrypto)
+
+fuzz: deps $(B)/fuzz_proto
+	@mkdir -p $(B)/fuzz-corpus
+	$(B)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(B)/fuzz-corpus tests/fuzz/corpus
+
+check: unit integration fuzz
 
 demo: all
 	@scripts/demo $(CURDIR)/$(B)
