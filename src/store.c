@@ -1,0 +1,1062 @@
+/*
+ * The SQLite store (daemon only): jobs, job events, the verified
+ * recipient directory, the disclosure log and the audit log.  This is
+ * the only file in roigate that contains SQL.
+ *
+ * WAL with synchronous=FULL: a commit is on disk when it returns.  The
+ * schema version lives in PRAGMA user_version; each migration is one
+ * more entry in `migrations`, applied in its own transaction.  Triggers
+ * make the disclosure log and the audit log append-only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+struct store {
+	sqlite3	*db;
+	char	 err[512];
+};
+
+static const char *const migrations[] = {
+	/* 1: the first schema. */
+	"CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+	"INSERT INTO counters VALUES ('job_id', 0);"
+	"CREATE TABLE jobs ("
+	" id INTEGER PRIMARY KEY, packet_id TEXT NOT NULL UNIQUE,"
+	" state TEXT NOT NULL, transport TEXT NOT NULL, recipient_id TEXT NOT NULL,"
+	" mrn TEXT, patient_name TEXT, request_ref TEXT, source TEXT,"
+	" manifest TEXT NOT NULL, created_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL, next_at INTEGER NOT NULL DEFAULT 0,"
+	" attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+	" remote_id TEXT, output_sha256 TEXT, pages INTEGER NOT NULL DEFAULT -1,"
+	" sent_at INTEGER NOT NULL DEFAULT 0, delivered_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX jobs_due ON jobs(state, next_at);"
+	"CREATE INDEX jobs_delivered ON jobs(delivered_at);"
+	"CREATE INDEX jobs_errors ON jobs(updated_at) WHERE last_error IS NOT NULL"
+	" AND last_error <> '';"
+	"CREATE TABLE job_events ("
+	" id INTEGER PRIMARY KEY, job_id INTEGER NOT NULL REFERENCES jobs(id),"
+	" at INTEGER NOT NULL, from_state TEXT, to_state TEXT NOT NULL,"
+	" actor TEXT NOT NULL, reason TEXT);"
+	"CREATE INDEX job_events_job ON job_events(job_id);"
+	"CREATE TABLE recipients ("
+	" id TEXT PRIMARY KEY, name TEXT NOT NULL, organization TEXT,"
+	" transport TEXT NOT NULL, address TEXT NOT NULL, params TEXT NOT NULL DEFAULT '{}',"
+	" verified INTEGER NOT NULL DEFAULT 0, verified_by TEXT, verified_at INTEGER NOT NULL DEFAULT 0,"
+	" disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);"
+	"CREATE TABLE disclosures ("
+	" seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, job_id INTEGER NOT NULL,"
+	" packet_id TEXT, mrn TEXT, patient_name TEXT, recipient_id TEXT,"
+	" recipient_name TEXT, recipient_address TEXT, description TEXT,"
+	" purpose TEXT, basis TEXT, authorization_id TEXT, transport TEXT,"
+	" remote_id TEXT, outcome TEXT NOT NULL, detail TEXT, pages INTEGER,"
+	" output_sha256 TEXT, accountable INTEGER NOT NULL,"
+	" prev_hash TEXT NOT NULL, hash TEXT NOT NULL);"
+	"CREATE INDEX disclosures_mrn ON disclosures(mrn);"
+	"CREATE INDEX disclosures_recipient ON disclosures(recipient_id);"
+	"CREATE INDEX disclosures_at ON disclosures(at);"
+	"CREATE INDEX disclosures_job ON disclosures(job_id);"
+	"CREATE TRIGGER disclosures_no_update BEFORE UPDATE ON disclosures"
+	" BEGIN SELECT RAISE(ABORT, 'disclosure log is append-only'); END;"
+	"CREATE TRIGGER disclosures_no_delete BEFORE DELETE ON disclosures"
+	" BEGIN SELECT RAISE(ABORT, 'disclosure log is append-only'); END;"
+	"CREATE TABLE audit ("
+	" id INTEGER PRIMARY KEY, at INTEGER NOT NULL, uid INTEGER, gid INTEGER,"
+	" pid INTEGER, role TEXT, op TEXT NOT NULL, target TEXT, outcome TEXT NOT NULL,"
+	" detail TEXT);"
+	"CREATE INDEX audit_at ON audit(at);"
+	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;",
+};
+#define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+static const char *const state_names[JOB_NSTATES] = {
+	[JOB_QUEUED] = "queued", [JOB_RENDERING] = "rendering",
+	[JOB_SENDING] = "sending", [JOB_AWAITING] = "awaiting_confirmation",
+	[JOB_DEFERRED] = "deferred", [JOB_DELIVERED] = "delivered",
+	[JOB_FAILED] = "failed", [JOB_HELD] = "held", [JOB_CANCELLED] = "cancelled",
+};
+
+const char *
+job_state_name(enum job_state s)
+{
+	return (unsigned)s < JOB_NSTATES ? state_names[s] : "unknown";
+}
+
+int
+job_state_parse(const char *s, enum job_state *out)
+{
+	for (int i = 0; i < JOB_NSTATES; i++)
+		if (strcmp(s, state_names[i]) == 0) {
+			*out = (enum job_state)i;
+			return 0;
+		}
+	return -1;
+}
+
+int
+job_state_final(enum job_state s)
+{
+	return s == JOB_DELIVERED || s == JOB_FAILED || s == JOB_CANCELLED;
+}
+
+static char *
+dupcol(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+static void
+seterr(struct store *s)
+{
+	strlcpy_(s->err, sqlite3_errmsg(s->db), sizeof(s->err));
+}
+
+const char *
+store_errmsg(struct store *s)
+{
+	return s->err;
+}
+
+static int
+exec(struct store *s, const char *sql)
+{
+	char	*msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		strlcpy_(s->err, msg ? msg : "unknown error", sizeof(s->err));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static sqlite3_stmt *
+prep(struct store *s, const char *sql)
+{
+	sqlite3_stmt	*st = NULL;
+
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+	    NULL) != SQLITE_OK) {
+		seterr(s);
+		return NULL;
+	}
+	return st;
+}
+
+/* Step a statement that returns no rows; finalize it. */
+static int
+step_done(struct store *s, sqlite3_stmt *st)
+{
+	int	rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+int
+store_schema_version(struct store *s)
+{
+	sqlite3_stmt	*st = prep(s, "PRAGMA user_version");
+	int		 v = -1;
+
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+store_migrate(struct store *s)
+{
+	char	sql[64];
+	int	v = store_schema_version(s);
+
+	if (v < 0)
+		return -1;
+	if (v > SCHEMA_VERSION) {
+		snprintf(s->err, sizeof(s->err), "the database has schema version %d, "
+		    "newer than this roigated (%d): upgrade roigated", v,
+		    SCHEMA_VERSION);
+		return -1;
+	}
+	for (; v < SCHEMA_VERSION; v++) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if (exec(s, "BEGIN IMMEDIATE") == -1)
+			return -1;
+		if (exec(s, migrations[v]) == -1 || exec(s, sql) == -1 ||
+		    exec(s, "COMMIT") == -1) {
+			char saved[sizeof(s->err)];
+			strlcpy_(saved, s->err, sizeof(saved));
+			exec(s, "ROLLBACK");
+			snprintf(s->err, sizeof(s->err), "migration to schema %d: %.400s",
+			    v + 1, saved);
+			return -1;
+		}
+		log_info("database schema migrated to version %d", v + 1);
+	}
+	return 0;
+}
+
+struct store *
+store_open(const char *path, char *err, size_t errlen)
+{
+	struct store	*s = xcalloc(1, sizeof(*s));
+	int		 fd;
+
+	/* Created 0600 before SQLite sees it: the file holds PHI. */
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
+		bsnprintf(err, errlen, "%s: %s", path, strerror(errno));
+		free(s);
+		return NULL;
+	}
+	close(fd);
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		bsnprintf(err, errlen, "%s: %s", path, s->db ?
+		    sqlite3_errmsg(s->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	if (exec(s, "PRAGMA journal_mode=WAL") == -1 ||
+	    exec(s, "PRAGMA synchronous=FULL") == -1 ||
+	    exec(s, "PRAGMA foreign_keys=ON") == -1 || store_migrate(s) == -1) {
+		bsnprintf(err, errlen, "%s: %s", path, s->err);
+		goto fail;
+	}
+	return s;
+fail:
+	sqlite3_close(s->db);
+	free(s);
+	return NULL;
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	sqlite3_close(s->db);
+	free(s);
+}
+
+int
+store_begin(struct store *s)
+{
+	return exec(s, "BEGIN IMMEDIATE");
+}
+
+int
+store_commit(struct store *s)
+{
+	return exec(s, "COMMIT");
+}
+
+int
+store_rollback(struct store *s)
+{
+	if (sqlite3_get_autocommit(s->db))
+		return 0;
+	return exec(s, "ROLLBACK");
+}
+
+int
+store_reserve_job_id(struct store *s, int64_t *id)
+{
+	sqlite3_stmt	*st;
+	int		 rv = -1;
+
+	if (store_begin(s) == -1)
+		return -1;
+	st = prep(s, "UPDATE counters SET value = value + 1 WHERE name = 'job_id' "
+	    "RETURNING value");
+	if (st && sqlite3_step(st) == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		rv = 0;
+	} else if (st)
+		seterr(s);
+	sqlite3_finalize(st);
+	if (rv == 0 && store_commit(s) == 0)
+		return 0;
+	store_rollback(s);
+	return -1;
+}
+
+static int
+add_event(struct store *s, int64_t id, const char *from, const char *to,
+    const char *actor, const char *reason)
+{
+	sqlite3_stmt	*st = prep(s, "INSERT INTO job_events (job_id, at, "
+	    "from_state, to_state, actor, reason) VALUES (?, ?, ?, ?, ?, ?)");
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now_wall());
+	bind_text(st, 3, from);
+	bind_text(st, 4, to);
+	bind_text(st, 5, actor);
+	bind_text(st, 6, reason);
+	return step_done(s, st);
+}
+
+int
+store_job_insert(struct store *s, const struct job *j, const char *actor,
+    const char *reason)
+{
+	sqlite3_stmt	*st = prep(s, "INSERT INTO jobs (id, packet_id, state, "
+	    "transport, recipient_id, mrn, patient_name, request_ref, source, "
+	    "manifest, created_at, updated_at, next_at, attempts, pages) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, j->id);
+	bind_text(st, 2, j->packet_id);
+	bind_text(st, 3, job_state_name(j->state));
+	bind_text(st, 4, j->transport);
+	bind_text(st, 5, j->recipient_id);
+	bind_text(st, 6, j->mrn);
+	bind_text(st, 7, j->patient_name);
+	bind_text(st, 8, j->request_ref);
+	bind_text(st, 9, j->source);
+	bind_text(st, 10, j->manifest);
+	sqlite3_bind_int64(st, 11, j->created_at);
+	sqlite3_bind_int64(st, 12, j->updated_at);
+	sqlite3_bind_int64(st, 13, j->next_at);
+	sqlite3_bind_int(st, 14, j->attempts);
+	sqlite3_bind_int(st, 15, j->pages);
+	if (step_done(s, st) == -1 ||
+	    add_event(s, j->id, NULL, "accepted", actor, reason) == -1 ||
+	    add_event(s, j->id, "accepted", job_state_name(j->state), actor,
+	    reason) == -1)
+		return -1;
+	return 0;
+}
+
+#define JOB_COLS "id, packet_id, state, transport, recipient_id, mrn, " \
+	"patient_name, request_ref, source, manifest, created_at, updated_at, " \
+	"next_at, attempts, last_error, remote_id, output_sha256, pages, sent_at"
+
+static void
+job_row(sqlite3_stmt *st, struct job *j)
+{
+	enum job_state	state = JOB_QUEUED;
+
+	memset(j, 0, sizeof(*j));
+	j->id = sqlite3_column_int64(st, 0);
+	j->packet_id = dupcol(st, 1);
+	job_state_parse((const char *)sqlite3_column_text(st, 2), &state);
+	j->state = state;
+	j->transport = dupcol(st, 3);
+	j->recipient_id = dupcol(st, 4);
+	j->mrn = dupcol(st, 5);
+	j->patient_name = dupcol(st, 6);
+	j->request_ref = dupcol(st, 7);
+	j->source = dupcol(st, 8);
+	j->manifest = dupcol(st, 9);
+	j->created_at = sqlite3_column_int64(st, 10);
+	j->updated_at = sqlite3_column_int64(st, 11);
+	j->next_at = sqlite3_column_int64(st, 12);
+	j->attempts = sqlite3_column_int(st, 13);
+	j->last_error = dupcol(st, 14);
+	j->remote_id = dupcol(st, 15);
+	j->output_sha256 = dupcol(st, 16);
+	j->pages = sqlite3_column_int(st, 17);
+	j->sent_at = sqlite3_column_int64(st, 18);
+}
+
+void
+job_free(struct job *j)
+{
+	free(j->packet_id);
+	free(j->transport);
+	free(j->recipient_id);
+	free(j->mrn);
+	free(j->patient_name);
+	free(j->request_ref);
+	free(j->source);
+	free(j->manifest);
+	free(j->last_error);
+	free(j->remote_id);
+	free(j->output_sha256);
+	memset(j, 0, sizeof(*j));
+}
+
+int
+store_job_get(struct store *s, int64_t id, struct job *j)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		job_row(st, j);
+	else if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_job_exists(struct store *s, int64_t id)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT 1 FROM jobs WHERE id = ?");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_job_by_packet(struct store *s, const char *packet_id, int64_t *id,
+    int64_t *created_at)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT id, created_at FROM jobs "
+	    "WHERE packet_id = ?");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, packet_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		*created_at = sqlite3_column_int64(st, 1);
+	} else if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_job_set_state(struct store *s, int64_t id, enum job_state to,
+    const struct job_update *u, const char *actor, const char *reason)
+{
+	struct job	 old;
+	sqlite3_stmt	*st;
+	int64_t		 now = now_wall();
+	int		 rv;
+
+	if ((rv = store_job_get(s, id, &old)) != 1) {
+		if (rv == 0)
+			snprintf(s->err, sizeof(s->err), "no job %lld", (long long)id);
+		return -1;
+	}
+	st = prep(s, "UPDATE jobs SET state = ?, updated_at = ?,"
+	    " next_at = CASE WHEN ?3 >= 0 THEN ?3 ELSE next_at END,"
+	    " attempts = CASE WHEN ?4 >= 0 THEN ?4 ELSE attempts END,"
+	    " last_error = COALESCE(?5, last_error),"
+	    " remote_id = COALESCE(?6, remote_id),"
+	    " output_sha256 = COALESCE(?7, output_sha256),"
+	    " pages = CASE WHEN ?8 >= 0 THEN ?8 ELSE pages END,"
+	    " sent_at = CASE WHEN ?9 >= 0 THEN ?9 ELSE sent_at END,"
+	    " delivered_at = CASE WHEN ?1 = 'delivered' THEN ?2 ELSE delivered_at END"
+	    " WHERE id = ?10");
+	if (st == NULL) {
+		job_free(&old);
+		return -1;
+	}
+	bind_text(st, 1, job_state_name(to));
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_int64(st, 3, u ? u->next_at : -1);
+	sqlite3_bind_int(st, 4, u ? u->attempts : -1);
+	bind_text(st, 5, u ? u->last_error : NULL);
+	bind_text(st, 6, u ? u->remote_id : NULL);
+	bind_text(st, 7, u ? u->output_sha256 : NULL);
+	sqlite3_bind_int(st, 8, u ? u->pages : -1);
+	sqlite3_bind_int64(st, 9, u ? u->sent_at : -1);
+	sqlite3_bind_int64(st, 10, id);
+	rv = step_done(s, st);
+	if (rv == 0)
+		rv = add_event(s, id, job_state_name(old.state), job_state_name(to),
+		    actor, reason);
+	job_free(&old);
+	return rv;
+}
+
+static int
+jobs_query(struct store *s, sqlite3_stmt *st, store_job_cb cb, void *arg)
+{
+	struct job	j;
+	int		rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		job_row(st, &j);
+		int stop = cb(&j, arg);
+		job_free(&j);
+		if (stop)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		seterr(s);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+#define DUE_STATES "('queued', 'deferred', 'awaiting_confirmation')"
+
+int
+store_jobs_due(struct store *s, int64_t now, int limit, store_job_cb cb,
+    void *arg)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT " JOB_COLS " FROM jobs WHERE state IN "
+	    DUE_STATES " AND next_at <= ? ORDER BY next_at, id LIMIT ?");
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int(st, 2, limit);
+	return jobs_query(s, st, cb, arg);
+}
+
+int
+store_next_due(struct store *s, int64_t *at)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT MIN(next_at) FROM jobs WHERE state IN "
+	    DUE_STATES);
+	int		 rv = -1;
+
+	if (st == NULL)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		rv = sqlite3_column_type(st, 0) == SQLITE_NULL ? 0 : 1;
+		*at = sqlite3_column_int64(st, 0);
+	} else
+		seterr(s);
+	sqlite3_finalize(st);
+	return rv;
+}
+
+int
+store_jobs_in_state(struct store *s, enum job_state state, store_job_cb cb,
+    void *arg)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT " JOB_COLS " FROM jobs WHERE state = ? "
+	    "ORDER BY id");
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, job_state_name(state));
+	return jobs_query(s, st, cb, arg);
+}
+
+int
+store_jobs_list(struct store *s, int state, const char *transport, int limit,
+    store_job_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT " JOB_COLS " FROM jobs"
+	    " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR transport = ?2)"
+	    " ORDER BY id DESC LIMIT ?3");
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, state >= 0 ? job_state_name((enum job_state)state) : NULL);
+	bind_text(st, 2, transport);
+	sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
+	return jobs_query(s, st, cb, arg);
+}
+
+int
+store_job_events(struct store *s, int64_t id, store_event_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT at, from_state, to_state, actor, reason "
+	    "FROM job_events WHERE job_id = ? ORDER BY id");
+	struct job_event e;
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		e.at = sqlite3_column_int64(st, 0);
+		e.from_state = dupcol(st, 1);
+		e.to_state = dupcol(st, 2);
+		e.actor = dupcol(st, 3);
+		e.reason = dupcol(st, 4);
+		int stop = cb(&e, arg);
+		free(e.from_state);
+		free(e.to_state);
+		free(e.actor);
+		free(e.reason);
+		if (stop)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+count_rows(struct store *s, const char *sql, struct store_count **out,
+    size_t *n)
+{
+	sqlite3_stmt	*st = prep(s, sql);
+	int		 rc;
+
+	*out = NULL;
+	*n = 0;
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*out = xreallocarray(*out, *n + 1, sizeof(**out));
+		(*out)[*n].key = dupcol(st, 0);
+		(*out)[*n].count = sqlite3_column_int64(st, 1);
+		(*n)++;
+	}
+	if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int64_t
+scalar(struct store *s, const char *sql, int64_t bind)
+{
+	sqlite3_stmt	*st = prep(s, sql);
+	int64_t		 v = 0;
+
+	if (st == NULL)
+		return 0;
+	if (sqlite3_bind_parameter_count(st) > 0)
+		sqlite3_bind_int64(st, 1, bind);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+collect_error(const struct job *j, void *arg)
+{
+	struct store_status	*out = arg;
+	struct job		*c;
+
+	out->last_errors = xreallocarray(out->last_errors, out->nlast_errors + 1,
+	    sizeof(*out->last_errors));
+	c = &out->last_errors[out->nlast_errors++];
+	memset(c, 0, sizeof(*c));
+	c->id = j->id;
+	c->state = j->state;
+	c->last_error = xstrdup(j->last_error ? j->last_error : "");
+	c->updated_at = j->updated_at;
+	c->transport = xstrdup(j->transport ? j->transport : "");
+	return 0;
+}
+
+int
+store_status(struct store *s, int64_t now, struct store_status *out)
+{
+	sqlite3_stmt	*st;
+
+	memset(out, 0, sizeof(*out));
+	/* Every state is counted by the (state, next_at) index. */
+	if (count_rows(s, "SELECT state, COUNT(*) FROM jobs GROUP BY state",
+	    &out->by_state, &out->nby_state) == -1 ||
+	    count_rows(s, "SELECT transport, COUNT(*) FROM jobs WHERE state NOT IN "
+	    "('delivered', 'failed', 'cancelled') GROUP BY transport",
+	    &out->by_transport, &out->nby_transport) == -1)
+		return -1;
+	out->oldest_queued_at = scalar(s, "SELECT COALESCE(MIN(created_at), 0) "
+	    "FROM jobs WHERE state IN ('queued', 'deferred')", 0);
+	out->delivered_last_hour = scalar(s, "SELECT COUNT(*) FROM jobs WHERE "
+	    "delivered_at >= ?", now - 3600);
+	st = prep(s, "SELECT " JOB_COLS " FROM jobs WHERE last_error IS NOT NULL "
+	    "AND last_error <> '' ORDER BY updated_at DESC LIMIT 5");
+	if (st == NULL || jobs_query(s, st, collect_error, out) == -1)
+		return -1;
+	return 0;
+}
+
+void
+store_status_free(struct store_status *st)
+{
+	for (size_t i = 0; i < st->nby_state; i++)
+		free(st->by_state[i].key);
+	for (size_t i = 0; i < st->nby_transport; i++)
+		free(st->by_transport[i].key);
+	for (size_t i = 0; i < st->nlast_errors; i++)
+		job_free(&st->last_errors[i]);
+	free(st->by_state);
+	free(st->by_transport);
+	free(st->last_errors);
+	memset(st, 0, sizeof(*st));
+}
+
+/* Recipients. */
+
+#define RCPT_COLS "id, name, organization, transport, address, params, " \
+	"verified, verified_by, verified_at, disabled, created_at"
+
+static void
+recipient_row(sqlite3_stmt *st, struct recipient *r)
+{
+	r->id = dupcol(st, 0);
+	r->name = dupcol(st, 1);
+	r->organization = dupcol(st, 2);
+	r->transport = dupcol(st, 3);
+	r->address = dupcol(st, 4);
+	r->params = dupcol(st, 5);
+	r->verified = sqlite3_column_int(st, 6);
+	r->verified_by = dupcol(st, 7);
+	r->verified_at = sqlite3_column_int64(st, 8);
+	r->disabled = sqlite3_column_int(st, 9);
+	r->created_at = sqlite3_column_int64(st, 10);
+}
+
+void
+recipient_free(struct recipient *r)
+{
+	free(r->id);
+	free(r->name);
+	free(r->organization);
+	free(r->transport);
+	free(r->address);
+	free(r->params);
+	free(r->verified_by);
+	memset(r, 0, sizeof(*r));
+}
+
+int
+store_recipient_add(struct store *s, const struct recipient *r)
+{
+	sqlite3_stmt	*st = prep(s, "INSERT INTO recipients (id, name, organization,"
+	    " transport, address, params, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, r->id);
+	bind_text(st, 2, r->name);
+	bind_text(st, 3, r->organization);
+	bind_text(st, 4, r->transport);
+	bind_text(st, 5, r->address);
+	bind_text(st, 6, r->params ? r->params : "{}");
+	sqlite3_bind_int64(st, 7, now_wall());
+	return step_done(s, st);
+}
+
+int
+store_recipient_update(struct store *s, const struct recipient *r)
+{
+	sqlite3_stmt	*st = prep(s, "UPDATE recipients SET name = ?, organization = ?,"
+	    " transport = ?, address = ?, params = ?, verified = 0, verified_by = NULL,"
+	    " verified_at = 0 WHERE id = ?");
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, r->name);
+	bind_text(st, 2, r->organization);
+	bind_text(st, 3, r->transport);
+	bind_text(st, 4, r->address);
+	bind_text(st, 5, r->params ? r->params : "{}");
+	bind_text(st, 6, r->id);
+	if (step_done(s, st) == -1)
+		return -1;
+	return sqlite3_changes(s->db) == 1 ? 0 : -1;
+}
+
+int
+store_recipient_get(struct store *s, const char *id, struct recipient *r)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT " RCPT_COLS " FROM recipients WHERE id = ?");
+	int		 rc;
+
+	memset(r, 0, sizeof(*r));
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		recipient_row(st, r);
+	else if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_recipient_list(struct store *s, store_recipient_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT " RCPT_COLS " FROM recipients ORDER BY id");
+	struct recipient r;
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		recipient_row(st, &r);
+		int stop = cb(&r, arg);
+		recipient_free(&r);
+		if (stop)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+recipient_set(struct store *s, const char *sql, const char *id, int flag,
+    const char *by, int64_t at)
+{
+	sqlite3_stmt	*st = prep(s, sql);
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int(st, 1, flag);
+	bind_text(st, 2, id);
+	if (sqlite3_bind_parameter_count(st) > 2) {
+		bind_text(st, 3, by);
+		sqlite3_bind_int64(st, 4, at);
+	}
+	if (step_done(s, st) == -1)
+		return -1;
+	if (sqlite3_changes(s->db) != 1) {
+		snprintf(s->err, sizeof(s->err), "no recipient %.64s", id);
+		return -1;
+	}
+	return 0;
+}
+
+int
+store_recipient_set_verified(struct store *s, const char *id, int verified,
+    const char *by, int64_t at)
+{
+	return recipient_set(s, "UPDATE recipients SET verified = ?1, "
+	    "verified_by = ?3, verified_at = ?4 WHERE id = ?2", id, verified, by, at);
+}
+
+int
+store_recipient_set_disabled(struct store *s, const char *id, int disabled)
+{
+	return recipient_set(s, "UPDATE recipients SET disabled = ?1 WHERE id = ?2",
+	    id, disabled, NULL, 0);
+}
+
+/* The disclosure log. */
+
+#define DISC_COLS "seq, at, job_id, packet_id, mrn, patient_name, recipient_id, " \
+	"recipient_name, recipient_address, description, purpose, basis, " \
+	"authorization_id, transport, remote_id, outcome, detail, pages, " \
+	"output_sha256, accountable, prev_hash, hash"
+
+int
+store_disclosure_last(struct store *s, int64_t *seq, char hash[65])
+{
+	sqlite3_stmt	*st = prep(s, "SELECT seq, hash FROM disclosures "
+	    "ORDER BY seq DESC LIMIT 1");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		strlcpy_(hash, (const char *)sqlite3_column_text(st, 1), 65);
+	} else if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_disclosure_insert(struct store *s, const struct disclosure *d)
+{
+	sqlite3_stmt	*st = prep(s, "INSERT INTO disclosures (" DISC_COLS ") VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	const char	*text[] = { d->packet_id, d->mrn, d->patient_name,
+	    d->recipient_id, d->recipient_name, d->recipient_address,
+	    d->description, d->purpose, d->basis, d->authorization_id,
+	    d->transport, d->remote_id, d->outcome, d->detail };
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, d->seq);
+	sqlite3_bind_int64(st, 2, d->at);
+	sqlite3_bind_int64(st, 3, d->job_id);
+	for (int i = 0; i < 14; i++)
+		bind_text(st, 4 + i, text[i] ? text[i] : "");
+	sqlite3_bind_int(st, 18, d->pages);
+	bind_text(st, 19, d->output_sha256 ? d->output_sha256 : "");
+	sqlite3_bind_int(st, 20, d->accountable);
+	bind_text(st, 21, d->prev_hash);
+	bind_text(st, 22, d->hash);
+	return step_done(s, st);
+}
+
+static void
+disclosure_row(sqlite3_stmt *st, struct disclosure *d)
+{
+	char	**text[] = { &d->packet_id, &d->mrn, &d->patient_name,
+	    &d->recipient_id, &d->recipient_name, &d->recipient_address,
+	    &d->description, &d->purpose, &d->basis, &d->authorization_id,
+	    &d->transport, &d->remote_id, &d->outcome, &d->detail };
+	const unsigned char *h;
+
+	memset(d, 0, sizeof(*d));
+	d->seq = sqlite3_column_int64(st, 0);
+	d->at = sqlite3_column_int64(st, 1);
+	d->job_id = sqlite3_column_int64(st, 2);
+	for (int i = 0; i < 14; i++)
+		*text[i] = dupcol(st, 3 + i);
+	d->pages = sqlite3_column_int(st, 17);
+	d->output_sha256 = dupcol(st, 18);
+	d->accountable = sqlite3_column_int(st, 19);
+	if ((h = sqlite3_column_text(st, 20)) != NULL)
+		strlcpy_(d->prev_hash, (const char *)h, sizeof(d->prev_hash));
+	if ((h = sqlite3_column_text(st, 21)) != NULL)
+		strlcpy_(d->hash, (const char *)h, sizeof(d->hash));
+}
+
+void
+disclosure_free(struct disclosure *d)
+{
+	char	*text[] = { d->packet_id, d->mrn, d->patient_name, d->recipient_id,
+	    d->recipient_name, d->recipient_address, d->description, d->purpose,
+	    d->basis, d->authorization_id, d->transport, d->remote_id, d->outcome,
+	    d->detail, d->output_sha256 };
+
+	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		free(text[i]);
+	memset(d, 0, sizeof(*d));
+}
+
+int
+store_disclosure_iter(struct store *s, const struct disclosure_filter *f,
+    store_disclosure_cb cb, void *arg)
+{
+	sqlite3_stmt		*st = prep(s, "SELECT " DISC_COLS " FROM disclosures"
+	    " WHERE (?1 IS NULL OR mrn = ?1) AND (?2 IS NULL OR recipient_id = ?2)"
+	    " AND (?3 = 0 OR at >= ?3) AND (?4 = 0 OR at < ?4)"
+	    " AND (?5 = 0 OR job_id = ?5) ORDER BY seq");
+	struct disclosure	 d;
+	int			 rc;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, f ? f->mrn : NULL);
+	bind_text(st, 2, f ? f->recipient_id : NULL);
+	sqlite3_bind_int64(st, 3, f ? f->since : 0);
+	sqlite3_bind_int64(st, 4, f ? f->until : 0);
+	sqlite3_bind_int64(st, 5, f ? f->job_id : 0);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		disclosure_row(st, &d);
+		int stop = cb(&d, arg);
+		disclosure_free(&d);
+		if (stop)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_disclosure_guarded(struct store *s)
+{
+	return scalar(s, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' "
+	    "AND name IN ('disclosures_no_update', 'disclosures_no_delete')", 0) == 2;
+}
+
+/* The audit log. */
+
+int
+store_audit_add(struct store *s, const struct audit_entry *a)
+{
+	sqlite3_stmt	*st = prep(s, "INSERT INTO audit (at, uid, gid, pid, role, op,"
+	    " target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, a->at ? a->at : now_wall());
+	sqlite3_bind_int64(st, 2, a->uid);
+	sqlite3_bind_int64(st, 3, a->gid);
+	sqlite3_bind_int64(st, 4, a->pid);
+	bind_text(st, 5, a->role);
+	bind_text(st, 6, a->op);
+	bind_text(st, 7, a->target);
+	bind_text(st, 8, a->outcome);
+	bind_text(st, 9, a->detail);
+	return step_done(s, st);
+}
+
+int
+store_audit_iter(struct store *s, int64_t since, int limit, store_audit_cb cb,
+    void *arg)
+{
+	sqlite3_stmt		*st = prep(s, "SELECT * FROM (SELECT id, at, uid, gid,"
+	    " pid, role, op, target, outcome, detail FROM audit WHERE at >= ?"
+	    " ORDER BY id DESC LIMIT ?) ORDER BY id");
+	struct audit_entry	 a;
+	int			 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, since);
+	sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		a.id = sqlite3_column_int64(st, 0);
+		a.at = sqlite3_column_int64(st, 1);
+		a.uid = sqlite3_column_int64(st, 2);
+		a.gid = sqlite3_column_int64(st, 3);
+		a.pid = sqlite3_column_int64(st, 4);
+		a.role = dupcol(st, 5);
+		a.op = dupcol(st, 6);
+		a.target = dupcol(st, 7);
+		a.outcome = dupcol(st, 8);
+		a.detail = dupcol(st, 9);
+		int stop = cb(&a, arg);
+		free(a.role);
+		free(a.op);
+		free(a.target);
+		free(a.outcome);
+		free(a.detail);
+		if (stop)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
