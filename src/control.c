@@ -1,0 +1,405 @@
+/*
+ * The control socket (daemon): the records system submits packets and
+ * administrators steer the queue through it.  The caller is identified by
+ * the kernel (SO_PEERCRED), never by anything it says; [roles] maps the
+ * uid and groups to roles; every request, allowed or denied, is written
+ * to the audit log.  Bad frames, bad JSON, unknown operations and idle
+ * clients are answered or dropped without disturbing anyone else.
+ * The operations themselves are in src/control_ops.c.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "control.h"
+#include "control_ops.h"
+#include "log.h"
+#include "loop.h"
+#include "proto.h"
+#include "roigated.h"
+#include "store.h"
+#include "util.h"
+
+struct client {
+	int			 fd;
+	struct loop_fd		*lf;
+	struct loop_timer	*idle;
+	struct proto_reader	 pr;
+	struct buf		 out;
+	size_t			 outoff;
+	int			 closing;	/* close once out is flushed */
+	struct peer		 peer;
+	struct client		*next;
+};
+
+static int		 listen_fd = -1;
+static struct loop_fd	*listen_lf;
+static struct client	*clients;
+static int		 nclients;
+
+static void	client_io(int, uint32_t, void *);
+
+static void
+client_free(struct client *c)
+{
+	struct client	**pp;
+
+	for (pp = &clients; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	nclients--;
+	loop_fd_del(c->lf);
+	loop_timer_free(c->idle);
+	proto_reader_reset(&c->pr);
+	free(c->pr.body);
+	buf_free(&c->out);
+	close(c->fd);
+	free(c);
+}
+
+static void
+client_events(struct client *c)
+{
+	uint32_t	ev = c->closing ? 0 : EPOLLIN;
+
+	if (c->outoff < c->out.len)
+		ev |= EPOLLOUT;
+	loop_fd_mod(c->lf, ev);
+}
+
+/* Queue one frame for the client. */
+static void
+client_send(struct client *c, json_t *msg)
+{
+	char	*body = json_dumps(msg, JSON_COMPACT);
+	size_t	 len;
+	uint8_t	 hdr[4];
+
+	if (body == NULL) {
+		c->closing = 1;
+		return;
+	}
+	len = strlen(body);
+	hdr[0] = (uint8_t)(len >> 24);
+	hdr[1] = (uint8_t)(len >> 16);
+	hdr[2] = (uint8_t)(len >> 8);
+	hdr[3] = (uint8_t)len;
+	buf_add(&c->out, hdr, 4);
+	buf_add(&c->out, body, len);
+	free(body);
+}
+
+static void
+client_error(struct client *c, json_t *id, const char *code, const char *msg)
+{
+	json_t	*r = json_pack("{s:i, s:O?, s:b, s:s, s:s}", "v", PROTO_VERSION,
+	    "id", id, "ok", 0, "code", code, "error", msg);
+
+	client_send(c, r);
+	json_decref(r);
+}
+
+static void
+audit(const struct peer *p, const char *op, const char *target,
+    const char *outcome, const char *detail)
+{
+	struct audit_entry	a;
+	char			roles[64];
+
+	memset(&a, 0, sizeof(a));
+	roles_format(p->roles, roles, sizeof(roles));
+	a.at = now_wall();
+	a.uid = p->uid;
+	a.gid = p->gid;
+	a.pid = p->pid;
+	a.role = roles;
+	a.op = (char *)op;
+	a.target = (char *)(target ? target : "");
+	a.outcome = (char *)outcome;
+	a.detail = (char *)(detail ? detail : "");
+	if (store_audit_add(rg->store, &a) == -1)
+		daemon_problem(PROBLEM_CONTROL, "cannot write the audit log: %.200s",
+		    store_errmsg(rg->store));
+}
+
+/* One complete frame: decode, authorize, run, answer, audit. */
+static void
+client_request(struct client *c)
+{
+	struct op_result	 res;
+	const struct op_def	*op;
+	json_t			*req, *id, *reply;
+	char			 err[256];
+	const char		*name;
+
+	req = proto_decode(c->pr.body, c->pr.want, err, sizeof(err));
+	if (req == NULL) {
+		audit(&c->peer, "(bad request)", "", "error", err);
+		client_error(c, NULL, "bad_request", err);
+		return;
+	}
+	id = json_object_get(req, "id");
+	name = json_string_value(json_object_get(req, "op"));
+	if ((op = control_op_find(name)) == NULL) {
+		snprintf(err, sizeof(err), "unknown operation \"%.60s\"", name);
+		audit(&c->peer, name, "", "error", err);
+		client_error(c, id, "bad_request", err);
+		goto done;
+	}
+	if (!(c->peer.roles & op->roles)) {
+		snprintf(err, sizeof(err), "permission denied: %s needs the %s role",
+		    op->name, op->role_words);
+		audit(&c->peer, op->name, "", "denied", err);
+		client_error(c, id, "denied", err);
+		goto done;
+	}
+	memset(&res, 0, sizeof(res));
+	op->run(&c->peer, req, c->pr.fds, c->pr.nfds, &res);
+	/* Descriptors were used (or not) by the operation: close them now. */
+	for (size_t i = 0; i < c->pr.nfds; i++) {
+		close(c->pr.fds[i]);
+		c->pr.fds[i] = -1;
+	}
+	c->pr.nfds = 0;
+	audit(&c->peer, op->name, res.target, res.code ? "error" : "ok",
+	    res.code ? res.error : res.detail);
+	if (res.code) {
+		reply = json_pack("{s:i, s:O?, s:b, s:s, s:s}", "v", PROTO_VERSION,
+		    "id", id, "ok", 0, "code", res.code, "error", res.error);
+		if (res.reasons)
+			json_object_set(reply, "reasons", res.reasons);
+	} else
+		reply = json_pack("{s:i, s:O?, s:b, s:O}", "v", PROTO_VERSION, "id",
+		    id, "ok", 1, "result", res.result ? res.result : json_object());
+	client_send(c, reply);
+	json_decref(reply);
+	json_decref(res.result);
+	json_decref(res.reasons);
+done:
+	json_decref(req);
+}
+
+static void
+client_read(struct client *c)
+{
+	char	err[256];
+	int	rv;
+
+	for (;;) {
+		rv = proto_read(&c->pr, c->fd, err, sizeof(err));
+		if (rv == 0)
+			return;
+		if (rv == -2) {
+			c->closing = 1;
+			return;
+		}
+		if (rv == -1) {
+			/* Framing is lost: answer once, then hang up. */
+			audit(&c->peer, "(bad frame)", "", "error", err);
+			client_error(c, NULL, "bad_request", err);
+			c->closing = 1;
+			return;
+		}
+		if (c->pr.fds_overflow) {
+			snprintf(err, sizeof(err), "too many file descriptors (at most %d "
+			    "per request)", PROTO_MAX_FDS);
+			audit(&c->peer, "(bad frame)", "", "error", err);
+			client_error(c, NULL, "bad_request", err);
+			c->closing = 1;
+			return;
+		}
+		client_request(c);
+		proto_reader_reset(&c->pr);
+		loop_timer_set(c->idle, rg->conf->client_idle_ms);
+		if (c->out.len - c->outoff > (size_t)rg->conf->max_frame * 4)
+			return;	/* let the client read before taking more */
+	}
+}
+
+static void
+client_write(struct client *c)
+{
+	ssize_t	n;
+
+	while (c->outoff < c->out.len) {
+		n = send(c->fd, c->out.data + c->outoff, c->out.len - c->outoff,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			c->closing = 1;
+			c->outoff = c->out.len;
+			return;
+		}
+		c->outoff += (size_t)n;
+	}
+	buf_free(&c->out);
+	c->outoff = 0;
+}
+
+static void
+client_io(int fd, uint32_t events, void *arg)
+{
+	struct client	*c = arg;
+
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		client_read(c);
+	client_write(c);
+	if (c->closing && c->outoff >= c->out.len) {
+		client_free(c);
+		return;
+	}
+	client_events(c);
+}
+
+static void
+client_idle(void *arg)
+{
+	struct client	*c = arg;
+
+	log_debug("control: closing an idle client (uid %u)", (unsigned)c->peer.uid);
+	audit(&c->peer, "(idle)", "", "error", "closed: idle or too slow");
+	client_free(c);
+}
+
+static int
+peer_count(uid_t uid)
+{
+	int	n = 0;
+
+	for (struct client *c = clients; c; c = c->next)
+		if (c->peer.uid == uid)
+			n++;
+	return n;
+}
+
+/* Refuse a connection over a limit with one error frame, written at once. */
+static void
+refuse(int fd, const char *msg)
+{
+	json_t	*r = json_pack("{s:i, s:n, s:b, s:s, s:s}", "v", PROTO_VERSION,
+	    "id", "ok", 0, "code", "unavailable", "error", msg);
+
+	(void)proto_send(fd, r, NULL, 0);
+	json_decref(r);
+	close(fd);
+}
+
+static void
+control_accept(int lfd, uint32_t events, void *arg)
+{
+	struct client	*c;
+	struct ucred	 cred;
+	socklen_t	 len = sizeof(cred);
+	int		 fd;
+
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) != -1) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+			close(fd);
+			continue;
+		}
+		if (nclients >= rg->conf->max_clients) {
+			refuse(fd, "too many clients; try again shortly");
+			continue;
+		}
+		if (peer_count(cred.uid) >= rg->conf->max_clients_per_uid) {
+			refuse(fd, "too many connections from your user; close some");
+			continue;
+		}
+		c = xcalloc(1, sizeof(*c));
+		c->fd = fd;
+		c->peer.uid = cred.uid;
+		c->peer.gid = cred.gid;
+		c->peer.pid = cred.pid;
+		c->peer.roles = config_roles(rg->conf, cred.uid, cred.gid);
+		proto_reader_init(&c->pr, (size_t)rg->conf->max_frame);
+		buf_init(&c->out);
+		c->lf = loop_fd_add(fd, EPOLLIN, client_io, c);
+		c->idle = loop_timer_new(client_idle, c);
+		loop_timer_set(c->idle, rg->conf->client_idle_ms);
+		c->next = clients;
+		clients = c;
+		nclients++;
+	}
+	if (errno != EAGAIN && errno != EINTR)
+		log_warn("control: accept");
+}
+
+int
+control_init(void)
+{
+	struct sockaddr_un	 sun;
+	const char		*path = rg->conf->socket_path;
+	char			 dir[sizeof(sun.sun_path)], *slash;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("socket path too long: %s", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	strlcpy_(dir, path, sizeof(dir));
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir_p(dir, 0755) == -1) {
+			log_warn("cannot create %s", dir);
+			return -1;
+		}
+	}
+	if ((listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		log_warn("socket");
+		return -1;
+	}
+	(void)unlink(path);	/* a stale socket from an earlier run */
+	/* The file mode is a first fence; roles decide what a caller may do. */
+	mode_t old = umask(0117);
+	if (bind(listen_fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		log_warn("bind %s", path);
+		return -1;
+	}
+	umask(old);
+	if (listen(listen_fd, 128) == -1) {
+		log_warn("listen %s", path);
+		return -1;
+	}
+	listen_lf = loop_fd_add(listen_fd, EPOLLIN, control_accept, NULL);
+	return 0;
+}
+
+void
+control_stop(void)
+{
+	if (listen_fd == -1)
+		return;
+	loop_fd_del(listen_lf);
+	close(listen_fd);
+	listen_fd = -1;
+	(void)unlink(rg->conf->socket_path);
+	while (clients)
+		client_free(clients);
+}
+
+void
+control_reconfigure(void)
+{
+	/* Roles are looked up again for each connected client. */
+	for (struct client *c = clients; c; c = c->next) {
+		c->peer.roles = config_roles(rg->conf, c->peer.uid, c->peer.gid);
+		c->pr.max = (size_t)rg->conf->max_frame;
+	}
+}

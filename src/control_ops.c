@@ -1,0 +1,615 @@
+/*
+ * The control socket's operations (daemon).  Each takes the caller's
+ * identity and the request object and fills a result; src/control.c has
+ * already checked the caller's role against the table at the bottom, and
+ * writes the audit entry.  Reads go to the store; changes to jobs go
+ * through the queue (src/queue.c), never straight to the database.
+ */
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "control_ops.h"
+#include "disclosure.h"
+#include "manifest.h"
+#include "queue.h"
+#include "roigated.h"
+#include "store.h"
+#include "submit.h"
+#include "transport.h"
+#include "util.h"
+
+static void
+fail(struct op_result *r, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+fail(struct op_result *r, const char *code, const char *fmt, ...)
+{
+	va_list	ap;
+
+	r->code = code;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+}
+
+static json_t *
+jtime(int64_t t)
+{
+	char	buf[32];
+
+	if (t <= 0)
+		return json_null();
+	time_iso(t, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *
+jstr(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* "uid 1000 (name)" for job events and verifications. */
+static void
+actor_name(const struct peer *p, char *buf, size_t len)
+{
+	struct passwd	*pw = getpwuid(p->uid);
+
+	if (pw)
+		snprintf(buf, len, "uid %u (%.32s)", (unsigned)p->uid, pw->pw_name);
+	else
+		snprintf(buf, len, "uid %u", (unsigned)p->uid);
+}
+
+/* A time argument: "YYYY-MM-DD" or ISO 8601; 0 if absent, -1 if bad. */
+static int
+arg_time(json_t *req, const char *key, int64_t *t, struct op_result *r)
+{
+	json_t	*v = json_object_get(req, key);
+
+	*t = 0;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || datetime_parse(json_string_value(v), t) == -1) {
+		fail(r, "bad_request", "%s: use a date like 2026-11-24 or "
+		    "2026-11-24T10:00:00Z", key);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+arg_job(json_t *req, int64_t *id, struct op_result *r)
+{
+	json_t	*v = json_object_get(req, "job");
+
+	if (!json_is_integer(v) || (*id = json_integer_value(v)) <= 0) {
+		fail(r, "bad_request", "job: a job number is required");
+		return -1;
+	}
+	snprintf(r->target, sizeof(r->target), "job %lld", (long long)*id);
+	return 0;
+}
+
+static json_t *
+job_summary(const struct job *j)
+{
+	return json_pack("{s:I, s:s?, s:s, s:s?, s:s?, s:i, s:o, s:o, s:o, s:s?}",
+	    "id", (json_int_t)j->id, "packet_id", j->packet_id,
+	    "state", job_state_name(j->state), "transport", j->transport,
+	    "recipient", j->recipient_id, "attempts", j->attempts,
+	    "created_at", jtime(j->created_at), "updated_at", jtime(j->updated_at),
+	    "next_at", job_state_final(j->state) ? json_null() : jtime(j->next_at),
+	    "last_error", j->last_error && j->last_error[0] ? j->last_error : NULL);
+}
+
+static void
+op_status(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	struct store_status	 st;
+	json_t			*states = json_object(), *tr = json_object();
+	json_t			*problems = json_array(), *errs = json_array();
+	int64_t			 now = now_wall();
+
+	if (store_status(rg->store, now, &st) == -1) {
+		fail(r, "unavailable", "cannot read the queue: %.200s",
+		    store_errmsg(rg->store));
+		store_status_free(&st);
+		json_decref(states), json_decref(tr);
+		json_decref(problems), json_decref(errs);
+		return;
+	}
+	for (int i = 0; i < JOB_NSTATES; i++)
+		json_object_set_new(states, job_state_name(i), json_integer(0));
+	for (size_t i = 0; i < st.nby_state; i++)
+		json_object_set_new(states, st.by_state[i].key,
+		    json_integer(st.by_state[i].count));
+	for (size_t i = 0; i < st.nby_transport; i++)
+		json_object_set_new(tr, st.by_transport[i].key,
+		    json_integer(st.by_transport[i].count));
+	for (int i = 0; i < PROBLEM_MAX; i++)
+		if (rg->problem[i][0])
+			json_array_append_new(problems, json_string(rg->problem[i]));
+	for (size_t i = 0; i < st.nlast_errors; i++)
+		json_array_append_new(errs, json_pack("{s:I, s:s, s:s, s:o}",
+		    "job", (json_int_t)st.last_errors[i].id,
+		    "state", job_state_name(st.last_errors[i].state),
+		    "error", st.last_errors[i].last_error,
+		    "at", jtime(st.last_errors[i].updated_at)));
+	r->result = json_pack("{s:o, s:o, s:o, s:I, s:i, s:o, s:o, s:I, s:b}",
+	    "states", states, "transports", tr, "oldest_queued_age",
+	    st.oldest_queued_at ? json_integer(now - st.oldest_queued_at) : json_null(),
+	    "delivered_last_hour", (json_int_t)st.delivered_last_hour,
+	    "workers_running", queue_running(), "problems", problems,
+	    "last_errors", errs, "uptime", (json_int_t)(now - rg->started_at),
+	    "draining", rg->draining);
+	store_status_free(&st);
+}
+
+static int
+collect_job(const struct job *j, void *arg)
+{
+	json_array_append_new(arg, job_summary(j));
+	return 0;
+}
+
+static void
+op_list(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	const char	*state = json_string_value(json_object_get(req, "state"));
+	const char	*tr = json_string_value(json_object_get(req, "transport"));
+	json_t		*jobs = json_array();
+	enum job_state	 s = JOB_QUEUED;
+	int		 limit = (int)json_integer_value(json_object_get(req, "limit"));
+
+	if (state && job_state_parse(state, &s) == -1) {
+		fail(r, "bad_request", "state: \"%.40s\" is not a job state", state);
+		json_decref(jobs);
+		return;
+	}
+	if (store_jobs_list(rg->store, state ? (int)s : -1, tr, limit, collect_job,
+	    jobs) == -1) {
+		fail(r, "unavailable", "cannot read the queue: %.200s",
+		    store_errmsg(rg->store));
+		json_decref(jobs);
+		return;
+	}
+	r->result = json_pack("{s:o}", "jobs", jobs);
+}
+
+static int
+collect_event(const struct job_event *e, void *arg)
+{
+	json_array_append_new(arg, json_pack("{s:o, s:s?, s:s?, s:s?, s:s?}",
+	    "at", jtime(e->at), "from", e->from_state, "to", e->to_state,
+	    "actor", e->actor, "reason", e->reason));
+	return 0;
+}
+
+static json_t *
+disclosure_json(const struct disclosure *d)
+{
+	return json_pack("{s:I, s:o, s:I, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?,"
+	    " s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:b, s:s, s:s}",
+	    "seq", (json_int_t)d->seq, "at", jtime(d->at), "job", (json_int_t)d->job_id,
+	    "packet_id", d->packet_id, "mrn", d->mrn, "patient_name", d->patient_name,
+	    "recipient_id", d->recipient_id, "recipient_name", d->recipient_name,
+	    "recipient_address", d->recipient_address, "description", d->description,
+	    "purpose", d->purpose, "basis", d->basis, "authorization_id",
+	    d->authorization_id, "transport", d->transport, "remote_id", d->remote_id,
+	    "outcome", d->outcome, "detail", d->detail, "pages", d->pages,
+	    "output_sha256", d->output_sha256, "accountable", d->accountable,
+	    "prev_hash", d->prev_hash, "hash", d->hash);
+}
+
+static int
+collect_disclosure(const struct disclosure *d, void *arg)
+{
+	json_array_append_new(arg, disclosure_json(d));
+	return 0;
+}
+
+static void
+op_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	struct disclosure_filter f;
+	struct job		 j;
+	json_t			*job, *events = json_array(), *disc = json_array();
+	int64_t			 id;
+	int			 rv;
+
+	if (arg_job(req, &id, r) == -1 ||
+	    (rv = store_job_get(rg->store, id, &j)) != 1) {
+		if (r->code == NULL)
+			fail(r, "not_found", "no job %lld", (long long)id);
+		json_decref(events), json_decref(disc);
+		return;
+	}
+	memset(&f, 0, sizeof(f));
+	f.job_id = id;
+	store_job_events(rg->store, id, collect_event, events);
+	store_disclosure_iter(rg->store, &f, collect_disclosure, disc);
+	job = job_summary(&j);
+	json_object_set_new(job, "recipient_id", jstr(j.recipient_id));
+	json_object_set_new(job, "mrn", jstr(j.mrn));
+	json_object_set_new(job, "patient_name", jstr(j.patient_name));
+	json_object_set_new(job, "request_ref", jstr(j.request_ref));
+	json_object_set_new(job, "source", jstr(j.source));
+	json_object_set_new(job, "remote_id", jstr(j.remote_id));
+	json_object_set_new(job, "output_sha256", jstr(j.output_sha256));
+	json_object_set_new(job, "pages", j.pages >= 0 ? json_integer(j.pages) :
+	    json_null());
+	json_object_set_new(job, "sent_at", jtime(j.sent_at));
+	r->result = json_pack("{s:o, s:o, s:o}", "job", job, "events", events,
+	    "disclosures", disc);
+	job_free(&j);
+}
+
+typedef int (*queue_cmd)(int64_t, const char *, char *, size_t);
+
+static void
+job_command(const struct peer *p, json_t *req, queue_cmd cmd, struct op_result *r)
+{
+	struct job	j;
+	char		actor[64], err[300];
+	int64_t		id;
+
+	if (arg_job(req, &id, r) == -1)
+		return;
+	actor_name(p, actor, sizeof(actor));
+	if (cmd(id, actor, err, sizeof(err)) == -1) {
+		fail(r, strncmp(err, "no job", 6) == 0 ? "not_found" : "bad_request",
+		    "%s", err);
+		return;
+	}
+	if (store_job_get(rg->store, id, &j) == 1) {
+		r->result = json_pack("{s:I, s:s}", "job", (json_int_t)id, "state",
+		    job_state_name(j.state));
+		job_free(&j);
+	}
+}
+
+static void
+op_hold(const struct peer *p, json_t *q, const int *f, size_t n, struct op_result *r)
+{
+	job_command(p, q, queue_hold, r);
+}
+
+static void
+op_release(const struct peer *p, json_t *q, const int *f, size_t n, struct op_result *r)
+{
+	job_command(p, q, queue_release, r);
+}
+
+static void
+op_retry(const struct peer *p, json_t *q, const int *f, size_t n, struct op_result *r)
+{
+	job_command(p, q, queue_retry, r);
+}
+
+static void
+op_cancel(const struct peer *p, json_t *q, const int *f, size_t n, struct op_result *r)
+{
+	job_command(p, q, queue_cancel, r);
+}
+
+static void
+op_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	struct disclosure_filter f;
+	json_t			*entries = json_array();
+
+	memset(&f, 0, sizeof(f));
+	f.mrn = json_string_value(json_object_get(req, "mrn"));
+	f.recipient_id = json_string_value(json_object_get(req, "recipient"));
+	f.job_id = json_integer_value(json_object_get(req, "job"));
+	if (arg_time(req, "since", &f.since, r) == -1 ||
+	    arg_time(req, "until", &f.until, r) == -1) {
+		json_decref(entries);
+		return;
+	}
+	if (store_disclosure_iter(rg->store, &f, collect_disclosure, entries) == -1) {
+		fail(r, "unavailable", "cannot read the disclosure log: %.200s",
+		    store_errmsg(rg->store));
+		json_decref(entries);
+		return;
+	}
+	snprintf(r->detail, sizeof(r->detail), "%zu entries%s", json_array_size(entries),
+	    f.mrn ? " for one patient" : "");
+	r->result = json_pack("{s:o}", "entries", entries);
+}
+
+static void
+op_verify_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	int64_t	count = 0;
+	char	err[300];
+
+	if (disclosure_verify(rg->store, &count, err, sizeof(err)) == -1) {
+		fail(r, "integrity", "%s", err);
+		return;
+	}
+	r->result = json_pack("{s:b, s:I}", "ok", 1, "entries", (json_int_t)count);
+}
+
+static int
+collect_audit(const struct audit_entry *a, void *arg)
+{
+	json_array_append_new(arg, json_pack("{s:I, s:o, s:I, s:I, s:I, s:s?, s:s?,"
+	    " s:s?, s:s?, s:s?}", "id", (json_int_t)a->id, "at", jtime(a->at),
+	    "uid", (json_int_t)a->uid, "gid", (json_int_t)a->gid,
+	    "pid", (json_int_t)a->pid, "role", a->role, "op", a->op,
+	    "target", a->target, "outcome", a->outcome, "detail", a->detail));
+	return 0;
+}
+
+static void
+op_audit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	json_t	*entries = json_array();
+	int64_t	 since;
+	int	 limit = (int)json_integer_value(json_object_get(req, "limit"));
+
+	if (arg_time(req, "since", &since, r) == -1 ||
+	    store_audit_iter(rg->store, since, limit, collect_audit, entries) == -1) {
+		if (r->code == NULL)
+			fail(r, "unavailable", "cannot read the audit log");
+		json_decref(entries);
+		return;
+	}
+	r->result = json_pack("{s:o}", "entries", entries);
+}
+
+static json_t *
+recipient_json(const struct recipient *rc)
+{
+	json_t	*params = json_loads(rc->params ? rc->params : "{}", 0, NULL);
+
+	return json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:o, s:b, s:s?, s:o, s:b, s:o}",
+	    "id", rc->id, "name", rc->name, "organization", rc->organization,
+	    "transport", rc->transport, "address", rc->address,
+	    "params", params ? params : json_object(), "verified", rc->verified,
+	    "verified_by", rc->verified_by, "verified_at", jtime(rc->verified_at),
+	    "disabled", rc->disabled, "created_at", jtime(rc->created_at));
+}
+
+static int
+valid_recipient_id(const char *s)
+{
+	size_t	n = strlen(s);
+
+	if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+		    *s == '.' || *s == '_' || *s == '-'))
+			return 0;
+	return 1;
+}
+
+static void
+op_recipient_add(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	struct recipient	 rc;
+	json_t			*params = json_object_get(req, "params"), *v;
+	const char		*k;
+	char			*ptext;
+
+	memset(&rc, 0, sizeof(rc));
+	rc.id = (char *)json_string_value(json_object_get(req, "id"));
+	rc.name = (char *)json_string_value(json_object_get(req, "name"));
+	rc.organization = (char *)json_string_value(json_object_get(req, "organization"));
+	rc.transport = (char *)json_string_value(json_object_get(req, "transport"));
+	rc.address = (char *)json_string_value(json_object_get(req, "address"));
+	if (rc.id == NULL || !valid_recipient_id(rc.id)) {
+		fail(r, "bad_request", "id: a short name of a-z, 0-9, '.', '_', '-' is "
+		    "required");
+		return;
+	}
+	snprintf(r->target, sizeof(r->target), "recipient %s", rc.id);
+	if (rc.name == NULL || rc.address == NULL || rc.transport == NULL ||
+	    !*rc.name || !*rc.address) {
+		fail(r, "bad_request", "name, transport and address are required");
+		return;
+	}
+	if (transport_find(rc.transport) == NULL) {
+		fail(r, "bad_request", "transport \"%.64s\" is not configured in "
+		    "roigate.conf", rc.transport);
+		return;
+	}
+	if (params && !json_is_object(params)) {
+		fail(r, "bad_request", "params: must be an object of strings");
+		return;
+	}
+	json_object_foreach(params, k, v)
+		if (!json_is_string(v)) {
+			fail(r, "bad_request", "params.%.40s: must be a string", k);
+			return;
+		}
+	ptext = json_dumps(params ? params : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
+	rc.params = ptext;
+	if (store_recipient_add(rg->store, &rc) == -1) {
+		struct recipient old;
+		if (store_recipient_get(rg->store, rc.id, &old) == 1) {
+			fail(r, "bad_request", "recipient %s already exists", rc.id);
+			recipient_free(&old);
+		} else
+			fail(r, "unavailable", "cannot store: %.200s",
+			    store_errmsg(rg->store));
+		free(ptext);
+		return;
+	}
+	free(ptext);
+	if (store_recipient_get(rg->store, rc.id, &rc) == 1) {
+		r->result = recipient_json(&rc);
+		recipient_free(&rc);
+	}
+}
+
+static int
+recipient_arg(json_t *req, struct recipient *rc, struct op_result *r)
+{
+	const char	*id = json_string_value(json_object_get(req, "id"));
+
+	if (id == NULL) {
+		fail(r, "bad_request", "id: a recipient id is required");
+		return -1;
+	}
+	snprintf(r->target, sizeof(r->target), "recipient %.64s", id);
+	if (store_recipient_get(rg->store, id, rc) != 1) {
+		fail(r, "not_found", "no recipient %.64s in the directory", id);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+op_recipient_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	struct recipient	rc;
+
+	if (recipient_arg(req, &rc, r) == -1)
+		return;
+	r->result = recipient_json(&rc);
+	recipient_free(&rc);
+}
+
+static int
+collect_recipient(const struct recipient *rc, void *arg)
+{
+	json_array_append_new(arg, recipient_json(rc));
+	return 0;
+}
+
+static void
+op_recipient_list(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	json_t	*list = json_array();
+
+	store_recipient_list(rg->store, collect_recipient, list);
+	r->result = json_pack("{s:o}", "recipients", list);
+}
+
+static void
+recipient_flag(const struct peer *p, json_t *req, int verify, struct op_result *r)
+{
+	struct recipient	rc;
+	char			actor[64];
+	int			rv;
+
+	if (recipient_arg(req, &rc, r) == -1)
+		return;
+	actor_name(p, actor, sizeof(actor));
+	rv = verify ? store_recipient_set_verified(rg->store, rc.id, 1, actor,
+	    now_wall()) : store_recipient_set_disabled(rg->store, rc.id, 1);
+	recipient_free(&rc);
+	if (rv == -1) {
+		fail(r, "unavailable", "cannot store: %.200s", store_errmsg(rg->store));
+		return;
+	}
+	if (recipient_arg(req, &rc, r) == 0) {
+		r->result = recipient_json(&rc);
+		recipient_free(&rc);
+	}
+}
+
+static void
+op_recipient_verify(const struct peer *p, json_t *q, const int *f, size_t n,
+    struct op_result *r)
+{
+	recipient_flag(p, q, 1, r);
+}
+
+static void
+op_recipient_disable(const struct peer *p, json_t *q, const int *f, size_t n,
+    struct op_result *r)
+{
+	recipient_flag(p, q, 0, r);
+}
+
+static void
+op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	struct errlist	 errs = { NULL, 0 };
+	json_t		*manifest = json_object_get(req, "manifest");
+	json_t		*files = json_object_get(req, "files"), *v;
+	const char	**names;
+	char		 actor[64];
+	int64_t		 id;
+	size_t		 i;
+
+	if (!json_is_object(manifest) || !json_is_array(files) ||
+	    json_array_size(files) != nfds) {
+		fail(r, "bad_request", "submit needs \"manifest\" (an object) and "
+		    "\"files\" (a list of names), one name for each passed "
+		    "descriptor (%zu passed)", nfds);
+		return;
+	}
+	names = xcalloc(nfds + 1, sizeof(*names));
+	json_array_foreach(files, i, v)
+		names[i] = json_is_string(v) ? json_string_value(v) : "";
+	actor_name(p, actor, sizeof(actor));
+	if (submit_packet(manifest, names, fds, nfds, actor, &id, &errs) == -1) {
+		fail(r, "invalid", "the packet was not accepted (%zu reason%s)", errs.n,
+		    errs.n == 1 ? "" : "s");
+		r->reasons = json_array();
+		for (i = 0; i < errs.n; i++)
+			json_array_append_new(r->reasons, json_string(errs.msg[i]));
+		snprintf(r->detail, sizeof(r->detail), "refused");
+	} else {
+		snprintf(r->target, sizeof(r->target), "job %lld", (long long)id);
+		r->result = json_pack("{s:I, s:s}", "job", (json_int_t)id, "state",
+		    "queued");
+		queue_kick();
+	}
+	errlist_free(&errs);
+	free(names);
+}
+
+#define ANYROLE	(ROLE_SUBMIT | ROLE_OPERATE | ROLE_AUDIT | ROLE_ADMIN)
+#define READERS	(ROLE_OPERATE | ROLE_AUDIT | ROLE_ADMIN)
+
+static const struct op_def ops[] = {
+	{ "submit", ROLE_SUBMIT, "submit", op_submit },
+	{ "status", ANYROLE, "any", op_status },
+	{ "list", READERS, "operate, audit or admin", op_list },
+	{ "show", READERS | ROLE_SUBMIT, "submit, operate, audit or admin", op_show },
+	{ "hold", ROLE_OPERATE, "operate", op_hold },
+	{ "release", ROLE_OPERATE, "operate", op_release },
+	{ "retry", ROLE_OPERATE, "operate", op_retry },
+	{ "cancel", ROLE_OPERATE, "operate", op_cancel },
+	{ "log", ROLE_AUDIT, "audit", op_log },
+	{ "verify-log", ROLE_AUDIT, "audit", op_verify_log },
+	{ "audit", ROLE_AUDIT, "audit", op_audit },
+	{ "recipient-add", ROLE_ADMIN, "admin", op_recipient_add },
+	{ "recipient-list", READERS, "operate, audit or admin", op_recipient_list },
+	{ "recipient-show", READERS, "operate, audit or admin", op_recipient_show },
+	{ "recipient-verify", ROLE_ADMIN, "admin", op_recipient_verify },
+	{ "recipient-disable", ROLE_ADMIN, "admin", op_recipient_disable },
+};
+
+const struct op_def *
+control_op_find(const char *name)
+{
+	for (size_t i = 0; name && i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(ops[i].name, name) == 0)
+			return &ops[i];
+	return NULL;
+}
