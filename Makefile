@@ -45,9 +45,9 @@ COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
               src/transport.c src/control.c src/control_ops.c src/proto.c $(COMMON_SRCS)
-ROICTL_SRCS = src/roictl.c src/proto.c $(COMMON_SRCS)
+ROICTL_SRCS = src/roictl.c src/libroigate.c src/proto.c $(COMMON_SRCS)
 TRANSPORTS  = local
-TEST_TRANSPORTS = flaky
+TEST_TRANSPORTS =
 
 LIB_SRCS    = src/libroigate.c src/proto.c $(COMMON_SRCS)
 LIB_SONAME  = libroigate.so.1
@@ -75,20 +75,22 @@ deps:
 
 $(B)/%.o: %.c $(wildcard include/*.h include/roigate/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) -c -o $@ $<
 
 # Position-independent objects for the shared client library.
 $(B)/pic/%.o: %.c $(wildcard include/*.h include/roigate/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fPIC -c -o $@ $<
+	@echo "  CC(pic) $<"
+	@$(CC) $(ALL_CFLAGS) -fPIC -c -o $@ $<
 
-$(B)/$(LIB_SONAME).$(LIB_VERSION): $(LIB_OBJS) src/libroigate.map
+$(B)/libroigate.so.$(LIB_VERSION): $(LIB_OBJS) src/libroigate.map
 	$(CC) $(SO_LDFLAGS) -Wl,-soname,$(LIB_SONAME) -Wl,--version-script=src/libroigate.map \
 	    -o $@ $(LIB_OBJS) $(shell $(PKG_CONFIG) --libs jansson libcrypto)
 
-$(B)/libroigate.so: $(B)/$(LIB_SONAME).$(LIB_VERSION)
-	ln -sf $(LIB_SONAME).$(LIB_VERSION) $(B)/$(LIB_SONAME)
-	ln -sf $(LIB_SONAME).$(LIB_VERSION) $@
+$(B)/libroigate.so: $(B)/libroigate.so.$(LIB_VERSION)
+	ln -sf libroigate.so.$(LIB_VERSION) $(B)/$(LIB_SONAME)
+	ln -sf libroigate.so.$(LIB_VERSION) $@
 
 $(B)/roigate.pc: Makefile
 	printf 'prefix=%s\nlibdir=%s\nincludedir=%s/include\n\nName: roigate\nDescription: roigate client library (submit release packets to roigated)\nVersion: %s\nRequires.private: jansson libcrypto\nLibs: -L$${libdir} -lroigate\nCflags: -I$${includedir}\n' \
@@ -166,9 +168,9 @@ install: all
 	install -m 0755 $(TRANSPORTS:%=$(B)/transports/%.so) $(DESTDIR)$(LIBDIR)/roigate/transports/
 	install -d $(DESTDIR)$(PREFIX)/include/roigate $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 0644 include/roigate/client.h include/roigate/transport.h $(DESTDIR)$(PREFIX)/include/roigate/
-	install -m 0755 $(B)/$(LIB_SONAME).$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/
-	ln -sf $(LIB_SONAME).$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
-	ln -sf $(LIB_SONAME).$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/libroigate.so
+	install -m 0755 $(B)/libroigate.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libroigate.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf libroigate.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/libroigate.so
 	install -m 0644 $(B)/roigate.pc $(DESTDIR)$(LIBDIR)/pkgconfig/roigate.pc
 	cp -R templates/. $(DESTDIR)$(DATADIR)/roigate/templates/
 	test -e $(DESTDIR)$(SYSCONFDIR)/roigate/roigate.conf || \

@@ -32,7 +32,7 @@ main(int argc, char *argv[])
 		return rv == ROIGATE_E_DENIED ? 77 : 65;
 	}
 	if (roigate_job_state(rg, job, state, sizeof(state), err, sizeof(err)) != ROIGATE_OK)
-		snprintf(state, sizeof(state), "unknown (%s)", err);
+		snprintf(state, sizeof(state), "unknown (%.40s)", err);
 	printf("accepted as job %lld, now %s\n", (long long)job, state);
 	roigate_close(rg);
 	return 0;

@@ -1,0 +1,658 @@
+/*
+ * roictl: the administrators' and the records system's command-line
+ * client.  It speaks only the control socket (through libroigate) and
+ * never opens the database: what it may do is decided by the daemon from
+ * the caller's identity.  Exit codes follow sysexits(3).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <roigate/client.h>
+
+static const char	*sockpath;
+static int		 json_out;
+
+struct cmd {
+	const char	*name;
+	int		(*run)(struct roigate *, int, char **);
+	const char	*usage;
+	const char	*help;
+};
+
+static const char *const main_usage =
+"usage: roictl [-s SOCKET] [--json] COMMAND [ARGS]\n"
+"\n"
+"Talks to roigated over its socket (default $ROIGATE_SOCKET or\n"
+ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
+"\n"
+"Queue (role operate; status: any role):\n"
+"  status                          counts by state and transport, problems, recent errors\n"
+"  list [--state S] [--transport T] [--limit N]   one line per job, newest first\n"
+"  show JOB                        one job: fields, history, disclosure-log entries\n"
+"  hold JOB...                     set jobs aside (queued, deferred, awaiting_confirmation)\n"
+"  release JOB...                  put held jobs back in the queue\n"
+"  retry JOB...                    retry deferred or failed jobs now, with fresh attempts\n"
+"  cancel JOB...                   cancel queued, deferred or held jobs\n"
+"Submission (role submit):\n"
+"  submit PACKET_DIR               submit a packet folder; prints the job number\n"
+"Disclosure log (role audit):\n"
+"  log [--mrn M] [--recipient R] [--since D] [--until D] [--job J]\n"
+"  verify-log                      recompute the hash chain; names the first bad entry\n"
+"  audit [--since D] [--limit N]   who asked the daemon what, allowed or denied\n"
+"Recipients (role admin to change):\n"
+"  recipient add ID --name N --transport T --address A [--organization O] [--param K=V]...\n"
+"  recipient list | show ID | verify ID | disable ID\n"
+"\n"
+"Options:\n"
+"  -s, --socket PATH   the daemon's socket\n"
+"  -j, --json          JSON output: one object, or JSON Lines for lists\n"
+"  -h, --help          this text; `roictl COMMAND --help` for one command\n"
+"\n"
+"Exit status: 0 ok, 64 usage, 65 refused or integrity error, 67 not found,\n"
+"69 daemon unavailable, 70 internal error, 77 permission denied.\n";
+
+static int
+exit_code(int rv)
+{
+	switch (rv) {
+	case ROIGATE_OK:
+		return 0;
+	case ROIGATE_E_UNAVAILABLE:
+		return EX_UNAVAILABLE;
+	case ROIGATE_E_DENIED:
+		return EX_NOPERM;
+	case ROIGATE_E_INVALID:
+		return EX_DATAERR;
+	case ROIGATE_E_NOTFOUND:
+		return EX_NOUSER;
+	case ROIGATE_E_SYSTEM:
+		return EX_OSERR;
+	default:
+		return EX_SOFTWARE;
+	}
+}
+
+/* Call op with args (consumed); on success *res is the result object. */
+static int
+call(struct roigate *rg, const char *op, json_t *args, json_t **res)
+{
+	char	*text = json_dumps(args, JSON_COMPACT), *out = NULL, err[8192];
+	int	 rv;
+
+	json_decref(args);
+	rv = roigate_call(rg, op, text, &out, err, sizeof(err));
+	free(text);
+	if (rv != ROIGATE_OK) {
+		fprintf(stderr, "roictl: %s\n", err);
+		return exit_code(rv);
+	}
+	*res = json_loads(out, 0, NULL);
+	free(out);
+	return *res ? 0 : EX_PROTOCOL;
+}
+
+static void
+print_json(json_t *j)
+{
+	char	*s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	if (s)
+		puts(s);
+	free(s);
+}
+
+/* JSON Lines: one object per line. */
+static void
+print_lines(json_t *arr)
+{
+	size_t	 i;
+	json_t	*v;
+
+	json_array_foreach(arr, i, v)
+		print_json(v);
+}
+
+static const char *
+s_(json_t *o, const char *k)
+{
+	const char	*s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "-";
+}
+
+static long long
+i_(json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static int
+want_help(int argc, char **argv, const struct cmd *c)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: roictl %s\n\n%s\n", c->usage, c->help);
+			return 1;
+		}
+	return 0;
+}
+
+static int
+cmd_status(struct roigate *rg, int argc, char **argv)
+{
+	json_t		*r, *v;
+	const char	*k;
+	size_t		 i;
+	int		 rv;
+
+	if (argc != 1)
+		return EX_USAGE;
+	if ((rv = call(rg, "status", json_object(), &r)) != 0)
+		return rv;
+	if (json_out) {
+		print_json(r);
+		json_decref(r);
+		return 0;
+	}
+	printf("Jobs by state:\n");
+	json_object_foreach(json_object_get(r, "states"), k, v)
+		printf("  %-22s %lld\n", k, (long long)json_integer_value(v));
+	printf("Jobs in progress by transport:\n");
+	json_object_foreach(json_object_get(r, "transports"), k, v)
+		printf("  %-22s %lld\n", k, (long long)json_integer_value(v));
+	v = json_object_get(r, "oldest_queued_age");
+	if (json_is_integer(v))
+		printf("Oldest waiting job:      %lld s\n", (long long)json_integer_value(v));
+	else
+		printf("Oldest waiting job:      none waiting\n");
+	printf("Delivered in last hour:  %lld\n", i_(r, "delivered_last_hour"));
+	printf("Workers running:         %lld\n", i_(r, "workers_running"));
+	json_array_foreach(json_object_get(r, "problems"), i, v)
+		printf("PROBLEM: %s\n", json_string_value(v));
+	if (json_array_size(json_object_get(r, "last_errors")))
+		printf("Recent errors:\n");
+	json_array_foreach(json_object_get(r, "last_errors"), i, v)
+		printf("  job %-6lld %-12s %s  %s\n", i_(v, "job"), s_(v, "state"),
+		    s_(v, "at"), s_(v, "error"));
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_list(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state", required_argument, NULL, 's' },
+		{ "transport", required_argument, NULL, 't' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t	*args = json_object(), *r, *v;
+	size_t	 i;
+	int	 ch, rv;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 's')
+			json_object_set_new(args, "state", json_string(optarg));
+		else if (ch == 't')
+			json_object_set_new(args, "transport", json_string(optarg));
+		else if (ch == 'l')
+			json_object_set_new(args, "limit", json_integer(atoi(optarg)));
+		else {
+			json_decref(args);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		json_decref(args);
+		return EX_USAGE;
+	}
+	if ((rv = call(rg, "list", args, &r)) != 0)
+		return rv;
+	if (json_out)
+		print_lines(json_object_get(r, "jobs"));
+	else {
+		printf("%-7s %-22s %-12s %-10s %-16s %4s  %s\n", "JOB", "STATE",
+		    "TRANSPORT", "RECIPIENT", "PACKET", "TRY", "LAST ERROR");
+		json_array_foreach(json_object_get(r, "jobs"), i, v)
+			printf("%-7lld %-22s %-12.12s %-10.10s %-16.16s %4lld  %.60s\n",
+			    i_(v, "id"), s_(v, "state"), s_(v, "transport"),
+			    s_(v, "recipient"), s_(v, "packet_id"), i_(v, "attempts"),
+			    json_is_string(json_object_get(v, "last_error")) ?
+			    s_(v, "last_error") : "");
+	}
+	json_decref(r);
+	return 0;
+}
+
+static int
+job_arg(const char *s, long long *id)
+{
+	char	*end;
+
+	*id = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || *id <= 0) {
+		fprintf(stderr, "roictl: \"%s\" is not a job number\n", s);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_show(struct roigate *rg, int argc, char **argv)
+{
+	json_t		*r, *j, *v, *val;
+	const char	*k;
+	long long	 id;
+	size_t		 i;
+	int		 rv;
+
+	if (argc != 2)
+		return EX_USAGE;
+	if (job_arg(argv[1], &id) == -1)
+		return EX_USAGE;
+	if ((rv = call(rg, "show", json_pack("{s:I}", "job", (json_int_t)id), &r)) != 0)
+		return rv;
+	if (json_out) {
+		print_json(r);
+		json_decref(r);
+		return 0;
+	}
+	j = json_object_get(r, "job");
+	json_object_foreach(j, k, val) {
+		char *s = json_is_string(val) ? NULL : json_dumps(val, JSON_ENCODE_ANY);
+		printf("%-14s %s\n", k, s ? s : json_string_value(val));
+		free(s);
+	}
+	printf("\nHistory:\n");
+	json_array_foreach(json_object_get(r, "events"), i, v)
+		printf("  %s  %-12s -> %-22s %-20s %s\n", s_(v, "at"), s_(v, "from"),
+		    s_(v, "to"), s_(v, "actor"), s_(v, "reason"));
+	printf("\nDisclosure log:\n");
+	json_array_foreach(json_object_get(r, "disclosures"), i, v)
+		printf("  #%-5lld %s  %-11s %s %s\n", i_(v, "seq"), s_(v, "at"),
+		    s_(v, "outcome"), s_(v, "remote_id"), s_(v, "detail"));
+	json_decref(r);
+	return 0;
+}
+
+static int
+job_command(struct roigate *rg, const char *op, int argc, char **argv)
+{
+	json_t		*r;
+	long long	 id;
+	int		 rv, worst = 0;
+
+	if (argc < 2)
+		return EX_USAGE;
+	for (int i = 1; i < argc; i++) {
+		if (job_arg(argv[i], &id) == -1)
+			return EX_USAGE;
+		if ((rv = call(rg, op, json_pack("{s:I}", "job", (json_int_t)id), &r)) != 0) {
+			worst = rv;
+			continue;
+		}
+		if (json_out)
+			print_json(r);
+		else
+			printf("job %lld: %s\n", id, s_(r, "state"));
+		json_decref(r);
+	}
+	return worst;
+}
+
+static int
+cmd_hold(struct roigate *rg, int argc, char **argv)
+{
+	return job_command(rg, "hold", argc, argv);
+}
+
+static int
+cmd_release(struct roigate *rg, int argc, char **argv)
+{
+	return job_command(rg, "release", argc, argv);
+}
+
+static int
+cmd_retry(struct roigate *rg, int argc, char **argv)
+{
+	return job_command(rg, "retry", argc, argv);
+}
+
+static int
+cmd_cancel(struct roigate *rg, int argc, char **argv)
+{
+	return job_command(rg, "cancel", argc, argv);
+}
+
+static int
+cmd_log(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mrn", required_argument, NULL, 'm' },
+		{ "recipient", required_argument, NULL, 'r' },
+		{ "since", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'u' },
+		{ "job", required_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t	*args = json_object(), *r, *v;
+	size_t	 i;
+	int	 ch, rv;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		const char *key = ch == 'm' ? "mrn" : ch == 'r' ? "recipient" :
+		    ch == 's' ? "since" : ch == 'u' ? "until" : NULL;
+		if (key)
+			json_object_set_new(args, key, json_string(optarg));
+		else if (ch == 'j')
+			json_object_set_new(args, "job", json_integer(atoll(optarg)));
+		else {
+			json_decref(args);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		json_decref(args);
+		return EX_USAGE;
+	}
+	if ((rv = call(rg, "log", args, &r)) != 0)
+		return rv;
+	if (json_out)
+		print_lines(json_object_get(r, "entries"));
+	else
+		json_array_foreach(json_object_get(r, "entries"), i, v) {
+			printf("#%lld %s job %lld %s via %s to %s (%s, %s)\n", i_(v, "seq"),
+			    s_(v, "at"), i_(v, "job"), s_(v, "outcome"), s_(v, "transport"),
+			    s_(v, "recipient_name"), s_(v, "recipient_address"),
+			    s_(v, "recipient_id"));
+			printf("    patient %s (MRN %s); %s\n", s_(v, "patient_name"),
+			    s_(v, "mrn"), s_(v, "description"));
+			printf("    purpose: %s; basis: %s; authorization: %s%s\n",
+			    s_(v, "purpose"), s_(v, "basis"), s_(v, "authorization_id"),
+			    json_is_true(json_object_get(v, "accountable")) ?
+			    "; accountable under 164.528" : "");
+			printf("    remote id: %s; sha256: %s; %s\n", s_(v, "remote_id"),
+			    s_(v, "output_sha256"), s_(v, "detail"));
+		}
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_verify_log(struct roigate *rg, int argc, char **argv)
+{
+	json_t	*r;
+	int	 rv;
+
+	if (argc != 1)
+		return EX_USAGE;
+	if ((rv = call(rg, "verify-log", json_object(), &r)) != 0)
+		return rv;
+	if (json_out)
+		print_json(r);
+	else
+		printf("disclosure log intact: %lld entries\n", i_(r, "entries"));
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_audit(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "since", required_argument, NULL, 's' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t	*args = json_object(), *r, *v;
+	size_t	 i;
+	int	 ch, rv;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 's')
+			json_object_set_new(args, "since", json_string(optarg));
+		else if (ch == 'l')
+			json_object_set_new(args, "limit", json_integer(atoi(optarg)));
+		else {
+			json_decref(args);
+			return EX_USAGE;
+		}
+	}
+	if ((rv = call(rg, "audit", args, &r)) != 0)
+		return rv;
+	if (json_out)
+		print_lines(json_object_get(r, "entries"));
+	else
+		json_array_foreach(json_object_get(r, "entries"), i, v)
+			printf("%s uid %-6lld %-22s %-18s %-14s %-7s %s\n", s_(v, "at"),
+			    i_(v, "uid"), s_(v, "role"), s_(v, "op"), s_(v, "target"),
+			    s_(v, "outcome"), s_(v, "detail"));
+	json_decref(r);
+	return 0;
+}
+
+static void
+print_recipient(json_t *v)
+{
+	printf("%-16s %-10s %-5s %-8s %-24.24s %s\n", s_(v, "id"), s_(v, "transport"),
+	    json_is_true(json_object_get(v, "verified")) ? "yes" : "no",
+	    json_is_true(json_object_get(v, "disabled")) ? "disabled" : "active",
+	    s_(v, "address"), s_(v, "name"));
+}
+
+static int
+recipient_add(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "organization", required_argument, NULL, 'o' },
+		{ "transport", required_argument, NULL, 't' },
+		{ "address", required_argument, NULL, 'a' },
+		{ "param", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t	*args = json_object(), *params = json_object(), *r;
+	char	*eq;
+	int	 ch, rv;
+
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		const char *key = ch == 'n' ? "name" : ch == 'o' ? "organization" :
+		    ch == 't' ? "transport" : ch == 'a' ? "address" : NULL;
+		if (key)
+			json_object_set_new(args, key, json_string(optarg));
+		else if (ch == 'p' && (eq = strchr(optarg, '=')) != NULL) {
+			*eq = '\0';
+			json_object_set_new(params, optarg, json_string(eq + 1));
+		} else
+			goto usage;
+	}
+	if (optind != argc - 1)
+		goto usage;
+	json_object_set_new(args, "id", json_string(argv[optind]));
+	json_object_set_new(args, "params", params);
+	if ((rv = call(rg, "recipient-add", args, &r)) != 0)
+		return rv;
+	if (json_out)
+		print_json(r);
+	else
+		printf("recipient %s added; not verified yet: confirm the destination, "
+		    "then run `roictl recipient verify %s`\n", s_(r, "id"), s_(r, "id"));
+	json_decref(r);
+	return 0;
+usage:
+	json_decref(args);
+	json_decref(params);
+	return EX_USAGE;
+}
+
+static int
+cmd_recipient(struct roigate *rg, int argc, char **argv)
+{
+	json_t	*r, *v;
+	size_t	 i;
+	int	 rv;
+
+	if (argc < 2)
+		return EX_USAGE;
+	if (strcmp(argv[1], "add") == 0)
+		return recipient_add(rg, argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") == 0 && argc == 2) {
+		if ((rv = call(rg, "recipient-list", json_object(), &r)) != 0)
+			return rv;
+		if (json_out)
+			print_lines(json_object_get(r, "recipients"));
+		else {
+			printf("%-16s %-10s %-5s %-8s %-24s %s\n", "ID", "TRANSPORT",
+			    "VERIF", "STATE", "ADDRESS", "NAME");
+			json_array_foreach(json_object_get(r, "recipients"), i, v)
+				print_recipient(v);
+		}
+		json_decref(r);
+		return 0;
+	}
+	if (argc != 3 || (strcmp(argv[1], "show") && strcmp(argv[1], "verify") &&
+	    strcmp(argv[1], "disable")))
+		return EX_USAGE;
+	char op[32];
+	snprintf(op, sizeof(op), "recipient-%s", argv[1]);
+	if ((rv = call(rg, op, json_pack("{s:s}", "id", argv[2]), &r)) != 0)
+		return rv;
+	if (json_out)
+		print_json(r);
+	else if (strcmp(argv[1], "show") == 0) {
+		char *s = json_dumps(r, JSON_INDENT(2));
+		puts(s ? s : "");
+		free(s);
+	} else
+		printf("recipient %s %s\n", argv[2], strcmp(argv[1], "verify") ?
+		    "disabled" : "verified");
+	json_decref(r);
+	return 0;
+}
+
+static int
+cmd_submit(struct roigate *rg, int argc, char **argv)
+{
+	char	err[16384];
+	int64_t	job;
+	int	rv;
+
+	if (argc != 2)
+		return EX_USAGE;
+	if ((rv = roigate_submit_dir(rg, argv[1], &job, err, sizeof(err))) != 0) {
+		fprintf(stderr, "roictl: %s\n", err);
+		return exit_code(rv);
+	}
+	if (json_out)
+		printf("{\"job\":%lld,\"state\":\"queued\"}\n", (long long)job);
+	else
+		printf("accepted as job %lld\n", (long long)job);
+	return 0;
+}
+
+static const struct cmd cmds[] = {
+	{ "status", cmd_status, "status", "Queue counts by state and transport, the oldest "
+	    "waiting job, deliveries in the last hour,\nproblems the daemon reports, and "
+	    "the most recent errors." },
+	{ "list", cmd_list, "list [--state S] [--transport T] [--limit N]",
+	    "One line per job, newest first.  --json prints JSON Lines." },
+	{ "show", cmd_show, "show JOB", "One job: its fields, its history (every state "
+	    "change with who and why)\nand its disclosure-log entries." },
+	{ "hold", cmd_hold, "hold JOB...", "Set jobs aside; they are not sent until "
+	    "released." },
+	{ "release", cmd_release, "release JOB...", "Put held jobs back in the queue." },
+	{ "retry", cmd_retry, "retry JOB...", "Retry deferred or failed jobs now, with a "
+	    "fresh count of attempts." },
+	{ "cancel", cmd_cancel, "cancel JOB...", "Cancel queued, deferred or held jobs "
+	    "(nothing is sent)." },
+	{ "submit", cmd_submit, "submit PACKET_DIR", "Submit a packet folder "
+	    "(manifest.json and its documents) over the socket.\nThe documents are "
+	    "passed as open files; prints the job number." },
+	{ "log", cmd_log, "log [--mrn M] [--recipient R] [--since D] [--until D] [--job J]",
+	    "The disclosure log: who received what about whom, when and why.\nDates as "
+	    "2026-11-24 or 2026-11-24T10:00:00Z; --until is exclusive." },
+	{ "verify-log", cmd_verify_log, "verify-log", "Recompute the disclosure log's "
+	    "hash chain.  Exits 65 and names the first\nbad entry if anything was "
+	    "altered or removed." },
+	{ "audit", cmd_audit, "audit [--since D] [--limit N]", "The audit log: every "
+	    "request to the daemon, allowed or denied." },
+	{ "recipient", cmd_recipient, "recipient add ID --name N --transport T "
+	    "--address A [--organization O] [--param K=V]...\n       roictl recipient "
+	    "list | show ID | verify ID | disable ID", "The verified recipient "
+	    "directory.  A new recipient cannot receive until an\nadministrator has "
+	    "confirmed the destination and run `recipient verify`." },
+};
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct roigate	*rg;
+	char		 err[512];
+	int		 ch, rv;
+
+	/* Options may also follow the command (roictl status --json). */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j")) {
+			json_out = 1;
+			memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+			argc--, i--;
+		}
+	while ((ch = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			sockpath = optarg;
+			break;
+		case 'j':
+			json_out = 1;
+			break;
+		case 'h':
+			fputs(main_usage, stdout);
+			return 0;
+		default:
+			fputs(main_usage, stderr);
+			return EX_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1) {
+		fputs(main_usage, stderr);
+		return EX_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[0], cmds[i].name) != 0)
+			continue;
+		if (want_help(argc, argv, &cmds[i]))
+			return 0;
+		if ((rg = roigate_connect(sockpath, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "roictl: %s\n", err);
+			return EX_UNAVAILABLE;
+		}
+		rv = cmds[i].run(rg, argc, argv);
+		roigate_close(rg);
+		if (rv == EX_USAGE)
+			fprintf(stderr, "usage: roictl %s\n", cmds[i].usage);
+		return rv;
+	}
+	fprintf(stderr, "roictl: unknown command \"%s\"\n\n%s", argv[0], main_usage);
+	return EX_USAGE;
+}
