@@ -410,14 +410,14 @@ op_recipient_add(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	char			*ptext;
 
 	memset(&rc, 0, sizeof(rc));
-	rc.id = (char *)json_string_value(json_object_get(req, "id"));
+	rc.id = (char *)json_string_value(json_object_get(req, "recipient"));
 	rc.name = (char *)json_string_value(json_object_get(req, "name"));
 	rc.organization = (char *)json_string_value(json_object_get(req, "organization"));
 	rc.transport = (char *)json_string_value(json_object_get(req, "transport"));
 	rc.address = (char *)json_string_value(json_object_get(req, "address"));
 	if (rc.id == NULL || !valid_recipient_id(rc.id)) {
-		fail(r, "bad_request", "id: a short name of a-z, 0-9, '.', '_', '-' is "
-		    "required");
+		fail(r, "bad_request", "recipient: a short id of a-z, 0-9, '.', '_', "
+		    "'-' is required");
 		return;
 	}
 	snprintf(r->target, sizeof(r->target), "recipient %s", rc.id);
@@ -463,10 +463,10 @@ op_recipient_add(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 static int
 recipient_arg(json_t *req, struct recipient *rc, struct op_result *r)
 {
-	const char	*id = json_string_value(json_object_get(req, "id"));
+	const char	*id = json_string_value(json_object_get(req, "recipient"));
 
 	if (id == NULL) {
-		fail(r, "bad_request", "id: a recipient id is required");
+		fail(r, "bad_request", "recipient: a recipient id is required");
 		return -1;
 	}
 	snprintf(r->target, sizeof(r->target), "recipient %.64s", id);

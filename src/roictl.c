@@ -199,7 +199,7 @@ cmd_list(struct roigate *rg, int argc, char **argv)
 	size_t	 i;
 	int	 ch, rv;
 
-	optind = 1;
+	optind = 0;	/* 0: GNU getopt starts afresh (permuting) */
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 's')
 			json_object_set_new(args, "state", json_string(optarg));
@@ -349,7 +349,7 @@ cmd_log(struct roigate *rg, int argc, char **argv)
 	size_t	 i;
 	int	 ch, rv;
 
-	optind = 1;
+	optind = 0;	/* 0: GNU getopt starts afresh (permuting) */
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		const char *key = ch == 'm' ? "mrn" : ch == 'r' ? "recipient" :
 		    ch == 's' ? "since" : ch == 'u' ? "until" : NULL;
@@ -419,7 +419,7 @@ cmd_audit(struct roigate *rg, int argc, char **argv)
 	size_t	 i;
 	int	 ch, rv;
 
-	optind = 1;
+	optind = 0;	/* 0: GNU getopt starts afresh (permuting) */
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 's')
 			json_object_set_new(args, "since", json_string(optarg));
@@ -467,7 +467,7 @@ recipient_add(struct roigate *rg, int argc, char **argv)
 	char	*eq;
 	int	 ch, rv;
 
-	optind = 2;
+	optind = 0;	/* 0: GNU getopt starts afresh (permuting) */
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		const char *key = ch == 'n' ? "name" : ch == 'o' ? "organization" :
 		    ch == 't' ? "transport" : ch == 'a' ? "address" : NULL;
@@ -481,7 +481,7 @@ recipient_add(struct roigate *rg, int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		goto usage;
-	json_object_set_new(args, "id", json_string(argv[optind]));
+	json_object_set_new(args, "recipient", json_string(argv[optind]));
 	json_object_set_new(args, "params", params);
 	if ((rv = call(rg, "recipient-add", args, &r)) != 0)
 		return rv;
@@ -528,7 +528,7 @@ cmd_recipient(struct roigate *rg, int argc, char **argv)
 		return EX_USAGE;
 	char op[32];
 	snprintf(op, sizeof(op), "recipient-%s", argv[1]);
-	if ((rv = call(rg, op, json_pack("{s:s}", "id", argv[2]), &r)) != 0)
+	if ((rv = call(rg, op, json_pack("{s:s}", "recipient", argv[2]), &r)) != 0)
 		return rv;
 	if (json_out)
 		print_json(r);

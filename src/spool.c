@@ -161,7 +161,11 @@ spool_inotify(int fd, uint32_t events, void *arg)
 				continue;
 			}
 			if (ev->wd == ino_wd && ev->len > 0) {
-				packet_touch(ev->name);
+				/* A name leaving incoming/ (often our own move) is news
+				 * only if we were watching it. */
+				if (!(ev->mask & (IN_MOVED_FROM | IN_DELETE)) ||
+				    packet_find(ev->name) != NULL)
+					packet_touch(ev->name);
 				continue;
 			}
 			for (struct packet *p = packets; p; p = p->next)
