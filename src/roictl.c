@@ -382,8 +382,12 @@ cmd_log(struct roigate *rg, int argc, char **argv)
 			    s_(v, "purpose"), s_(v, "basis"), s_(v, "authorization_id"),
 			    json_is_true(json_object_get(v, "accountable")) ?
 			    "; accountable under 164.528" : "");
-			printf("    remote id: %s; sha256: %s; %s\n", s_(v, "remote_id"),
-			    s_(v, "output_sha256"), s_(v, "detail"));
+			printf("    sent sha256 %s", s_(v, "output_sha256"));
+			if (strcmp(s_(v, "remote_id"), "-") && *s_(v, "remote_id"))
+				printf("; remote id %s", s_(v, "remote_id"));
+			if (strcmp(s_(v, "detail"), "-") && *s_(v, "detail"))
+				printf("; %s", s_(v, "detail"));
+			printf("\n");
 		}
 	json_decref(r);
 	return 0;

@@ -95,7 +95,11 @@ transport_configure(const struct config *c, const struct config_transport *ct,
 
 	ti->name = xstrdup(ct->name);
 	if ((ti->backend = transport_open(c, ct, &ti->dl, msg, sizeof(msg))) == NULL) {
-		bsnprintf(err, errlen, "%s:%d: %s", c->path, ct->line, msg);
+		if (ct->line > 0)
+			bsnprintf(err, errlen, "%s:%d: %s", c->path, ct->line, msg);
+		else	/* the embedded default transport */
+			bsnprintf(err, errlen, "%s: [transport %s] (default): %s",
+			    c->path, ct->name, msg);
 		return -1;
 	}
 	if ((ti->state = ti->backend->create()) == NULL) {
