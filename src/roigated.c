@@ -10,7 +10,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -154,9 +156,19 @@ static void
 open_store(void)
 {
 	char	path[PATH_MAX], err[512];
+	int	lockfd;
 
 	if (mkdir_p(rg->conf->state_dir, 0700) == -1)
 		fatal("cannot create %s", rg->conf->state_dir);
+	/* One daemon per state folder: a second one would send twice.  The
+	 * lock lasts as long as the process (the descriptor stays open). */
+	if (bsnprintf(path, sizeof(path), "%s/roigated.lock", rg->conf->state_dir) == -1)
+		fatalx("state_dir too long");
+	if ((lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		fatal("cannot open %s", path);
+	if (flock(lockfd, LOCK_EX | LOCK_NB) == -1)
+		fatalx("another roigated is already running on %s",
+		    rg->conf->state_dir);
 	if (bsnprintf(path, sizeof(path), "%s/roigate.db", rg->conf->state_dir) == -1)
 		fatalx("state_dir too long");
 	if ((rg->store = store_open(path, err, sizeof(err))) == NULL)
