@@ -302,7 +302,9 @@ intake_commit(int64_t id, const struct manifest *m, const char *source,
 	j.pages = -1;
 	rv = store_begin(rg->store);
 	if (rv == 0)
-		rv = store_job_insert(rg->store, &j, actor, source);
+		rv = store_job_insert(rg->store, &j, actor,
+		    strcmp(source, "socket") == 0 ? "packet submitted over the socket" :
+		    "packet taken from the spool folder");
 	if (rv == 0)
 		rv = store_commit(rg->store);
 	if (rv == -1) {

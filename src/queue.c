@@ -455,8 +455,9 @@ queue_finish(struct run *r, enum transport_status st,
 	char			 reason[TRANSPORT_DETAIL_MAX + 32];
 	int			 rv;
 
+	/* attempts counts the sends the transport was asked to make. */
 	if (r->mode == WORKER_DELIVER)
-		u.attempts = r->job.attempts;
+		u.attempts = r->job.attempts + (r->logged_attempt ? 1 : 0);
 	rv = store_begin(rg->store);
 	if (rv == 0) {
 		switch (st) {

@@ -1,0 +1,315 @@
+"""A real roigated in a temporary folder, and packets to feed it.
+
+Used by the integration tests: the daemon is the built binary, the store is
+SQLite on disk, the transports are the built plugins (local, and the
+test-only flaky one), and roictl is the built command-line client.
+"""
+import copy
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+
+BUILD = os.environ.get("ROIGATE_BUILD") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build")
+BUILD = os.path.abspath(BUILD)
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SAMPLE = os.path.join(TOP, "examples", "sample-packet")
+
+# Exit codes of roictl (sysexits).
+EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_SOFTWARE, EX_NOPERM = \
+    0, 64, 65, 67, 69, 70, 77
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def sample_manifest():
+    with open(os.path.join(SAMPLE, "manifest.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def sample_file(name):
+    with open(os.path.join(SAMPLE, name), "rb") as f:
+        return f.read()
+
+
+class Packet:
+    """A packet folder being built: the sample packet, changed as a test needs.
+
+    files maps names to bytes; manifest is the dict that becomes
+    manifest.json (SHA-256s are filled in from files unless a test sets
+    them itself with fix_hashes=False)."""
+
+    def __init__(self, packet_id, recipient="records-desk"):
+        self.manifest = sample_manifest()
+        self.manifest["packet_id"] = packet_id
+        self.manifest["recipient"] = recipient
+        self.files = {d["file"]: sample_file(d["file"])
+                      for d in self.manifest["documents"]}
+        self.fix_hashes = True
+        self.extra = []  # callables(folder) run after writing
+
+    @property
+    def packet_id(self):
+        return self.manifest["packet_id"]
+
+    def doc(self, name):
+        for d in self.manifest["documents"]:
+            if d["file"] == name:
+                return d
+        raise KeyError(name)
+
+    def write(self, folder):
+        os.makedirs(folder)
+        if self.fix_hashes:
+            for d in self.manifest["documents"]:
+                if d["file"] in self.files:
+                    d["sha256"] = sha256(self.files[d["file"]])
+        for name, data in self.files.items():
+            with open(os.path.join(folder, name), "wb") as f:
+                f.write(data)
+        with open(os.path.join(folder, "manifest.json"), "w",
+                  encoding="utf-8") as f:
+            json.dump(self.manifest, f, ensure_ascii=False, indent=2)
+        for fn in self.extra:
+            fn(folder)
+
+
+class Gateway:
+    """roigated on a private folder, with its own configuration."""
+
+    def __init__(self, root, **overrides):
+        self.root = root
+        self.state = os.path.join(root, "state")
+        self.spool = os.path.join(root, "spool")
+        self.incoming = os.path.join(self.spool, "incoming")
+        self.rejected = os.path.join(self.spool, "rejected")
+        self.outbox = os.path.join(root, "outbox")
+        self.flaky_dir = os.path.join(root, "flaky")
+        self.sock = os.path.join(root, "roigate.sock")
+        self.conf = os.path.join(root, "roigate.conf")
+        self.plugins = os.path.join(root, "plugins")
+        self.log_path = os.path.join(root, "roigated.log")
+        self.proc = None
+        self.env = {}
+        os.makedirs(self.plugins, exist_ok=True)
+        os.makedirs(self.flaky_dir, exist_ok=True)
+        for so in ("transports/local.so", "tests/transports/flaky.so"):
+            src = os.path.join(BUILD, so)
+            if not os.path.exists(src):
+                raise RuntimeError(f"{src} is missing: run make first")
+            dst = os.path.join(self.plugins, os.path.basename(so))
+            if not os.path.exists(dst):
+                shutil.copy(src, dst)
+        me = pwd.getpwuid(os.getuid()).pw_name
+        self.settings = {
+            "daemon": {"state_dir": self.state, "socket": self.sock,
+                       "transport_dir": self.plugins, "log_level": "info"},
+            "spool": {"dir": self.spool, "settle_ms": "150",
+                      "rescan": "1s", "incomplete_timeout": "30s",
+                      "max_file_size": "1M", "max_packet_size": "4M"},
+            "queue": {"workers": "2", "backoff_base": "200ms",
+                      "backoff_max": "1s", "max_attempts": "5",
+                      "job_timeout": "2s", "shutdown_grace": "2s"},
+            "roles": {"admin": f"user:{me}", "operate": f"user:{me}",
+                      "audit": f"user:{me}", "submit": f"user:{me}"},
+            "transport local": {"dir": self.outbox},
+            "transport flaky": {"dir": self.flaky_dir},
+        }
+        for section, values in overrides.items():
+            self.settings.setdefault(section.replace("_", " "), {}).update(values)
+        self.write_conf()
+
+    def write_conf(self):
+        with open(self.conf, "w") as f:
+            for section, values in self.settings.items():
+                f.write(f"[{section}]\n")
+                for k, v in values.items():
+                    f.write(f"{k} = {v}\n")
+                f.write("\n")
+
+    # --- the daemon -------------------------------------------------------
+
+    def start(self, env=None, wait=True):
+        """Start roigated; wait for its READY=1 on NOTIFY_SOCKET."""
+        assert self.proc is None
+        notify_path = os.path.join(self.root, "notify.sock")
+        if os.path.exists(notify_path):
+            os.unlink(notify_path)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(notify_path)
+        e = dict(os.environ)
+        e.update(self.env)
+        e.update(env or {})
+        e["NOTIFY_SOCKET"] = notify_path
+        self.logf = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [os.path.join(BUILD, "roigated"), "-f", self.conf],
+            stdout=self.logf, stderr=subprocess.STDOUT, env=e)
+        if wait:
+            self.wait_notify("READY=1")
+        return self.proc
+
+    def wait_notify(self, what, timeout=15):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"roigated never said {what}; log:\n" +
+                                     self.log())
+            self.notify.settimeout(min(left, 0.5))
+            try:
+                msg = self.notify.recv(4096).decode()
+            except socket.timeout:
+                if self.proc.poll() is not None:
+                    raise AssertionError(
+                        f"roigated exited ({self.proc.returncode}) before "
+                        f"{what}; log:\n" + self.log())
+                continue
+            if what in msg.split("\n"):
+                return msg
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait: the daemon drains and exits 0."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self._closed()
+        return rc
+
+    def kill(self):
+        """kill -9: no chance to clean up (workers die with their parent)."""
+        self.proc.send_signal(signal.SIGKILL)
+        rc = self.proc.wait(10)
+        self._closed()
+        return rc
+
+    def wait_exit(self, timeout=20):
+        rc = self.proc.wait(timeout)
+        self._closed()
+        return rc
+
+    def _closed(self):
+        self.proc = None
+        self.logf.close()
+        self.notify.close()
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    # --- roictl -----------------------------------------------------------
+
+    def roictl(self, *args, check=None, user=None, input=None):
+        cmd = [os.path.join(BUILD, "roictl"), "-s", self.sock, *args]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
+                           user=user, input=input)
+        if check is not None:
+            assert r.returncode == check, (
+                f"roictl {' '.join(args)}: exit {r.returncode}, want {check}\n"
+                f"stdout: {r.stdout}\nstderr: {r.stderr}")
+        return r
+
+    def json(self, *args):
+        r = self.roictl("--json", *args, check=0)
+        return json.loads(r.stdout)
+
+    def jsonl(self, *args):
+        r = self.roictl("--json", *args, check=0)
+        return [json.loads(line) for line in r.stdout.splitlines() if line]
+
+    def add_recipient(self, rid, transport="local", address=None,
+                      verify=True, name=None):
+        self.roictl("recipient", "add", rid, "--name", name or f"Test {rid}",
+                    "--transport", transport, "--address", address or rid,
+                    "--organization", "Example Clinic (synthetic)", check=0)
+        if verify:
+            self.roictl("recipient", "verify", rid, check=0)
+
+    def jobs(self):
+        return self.jsonl("list", "--limit", "100000")
+
+    def job(self, job_id):
+        return self.json("show", str(job_id))
+
+    def job_by_packet(self, packet_id):
+        for j in self.jobs():
+            if j["packet_id"] == packet_id:
+                return j
+        return None
+
+    def log_entries(self, *args):
+        return self.jsonl("log", *args)
+
+    # --- the spool --------------------------------------------------------
+
+    def drop(self, packet, name=None):
+        """Write the packet beside incoming/ and rename it in at once, as a
+        careful clerk's copy script does."""
+        name = name or packet.packet_id
+        tmp = os.path.join(self.spool, "." + name + ".building")
+        packet.write(tmp)
+        os.rename(tmp, os.path.join(self.incoming, name))
+        return name
+
+    def reason(self, name):
+        p = os.path.join(self.rejected, name, "REASON.txt")
+        if not os.path.exists(p):
+            p = os.path.join(self.rejected, name + ".REASON.txt")
+        with open(p, encoding="utf-8") as f:
+            return f.read()
+
+    def rejected_names(self):
+        return sorted(os.listdir(self.rejected)) if os.path.isdir(
+            self.rejected) else []
+
+    def incoming_names(self):
+        return sorted(os.listdir(self.incoming))
+
+    def flaky_deliveries(self):
+        p = os.path.join(self.flaky_dir, "deliveries")
+        if not os.path.exists(p):
+            return []
+        with open(p) as f:
+            return [line.split() for line in f if line.strip()]
+
+    def db(self):
+        """A read-only look at the store, as a test's witness."""
+        return sqlite3.connect(f"file:{self.state}/roigate.db?mode=ro",
+                               uri=True)
+
+
+def wait_for(what, predicate, timeout=20, interval=0.02):
+    """Poll a condition on the daemon's observable state until it holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_state(gw, packet_id, states, timeout=20):
+    if isinstance(states, str):
+        states = (states,)
+
+    def check():
+        j = gw.job_by_packet(packet_id)
+        return j if j and j["state"] in states else None
+    return wait_for(f"{packet_id} to reach {states}", check, timeout)
+
+
+def wait_rejected(gw, name, timeout=20):
+    return wait_for(f"{name} in rejected/",
+                    lambda: name in gw.rejected_names(), timeout)
