@@ -10,6 +10,7 @@
  * folder in jobs/ without a row, which intake_recover() finishes at the
  * next start.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -182,6 +183,18 @@ intake_read_manifest(int dirfd, struct errlist *errs, int *missing)
 		return NULL;
 	}
 	close(fd);
+	/* A manifest that stops before its closing brace (empty, or cut off)
+	 * is most likely still being copied: wait for the rest. */
+	size_t len = b.len;
+	while (len > 0 && isspace((unsigned char)b.data[len - 1]))
+		len--;
+	if (len == 0 || b.data[len - 1] != '}') {
+		errlist_add(errs, "manifest.json is incomplete (it ends before its "
+		    "closing brace)");
+		buf_free(&b);
+		(*missing)++;
+		return NULL;
+	}
 	m = manifest_parse(buf_cstr(&b), b.len, errs);
 	buf_free(&b);
 	return m;
@@ -220,7 +233,7 @@ intake_check(int dirfd, struct manifest **mp, struct errlist *errs)
 
 	*mp = NULL;
 	if ((m = intake_read_manifest(dirfd, errs, &missing)) == NULL) {
-		if (missing)
+		if (missing && errs->n == 0)
 			errlist_add(errs, "manifest.json has not arrived");
 		return missing ? 1 : -1;
 	}
