@@ -31,6 +31,7 @@ enum problem_slot {
 	PROBLEM_TRANSPORT,
 	PROBLEM_QUEUE,
 	PROBLEM_CONTROL,
+	PROBLEM_LOG,		/* the disclosure log failed verification */
 };
 void	daemon_problem(enum problem_slot, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

@@ -214,6 +214,8 @@ int	store_disclosure_iter(struct store *, const struct disclosure_filter *,
 	    store_disclosure_cb, void *);
 /* 1 if the UPDATE/DELETE triggers are all present. */
 int	store_disclosure_guarded(struct store *);
+/* The last seq ever appended, as recorded beside the log; -1 on error. */
+int64_t	store_disclosure_head(struct store *);
 
 /* Audit log. */
 int	store_audit_add(struct store *, const struct audit_entry *);

@@ -135,6 +135,10 @@ op_status(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	for (size_t i = 0; i < st.nby_transport; i++)
 		json_object_set_new(tr, st.by_transport[i].key,
 		    json_integer(st.by_transport[i].count));
+	if (!store_disclosure_guarded(rg->store))
+		daemon_problem(PROBLEM_LOG, "the disclosure log's append-only "
+		    "triggers are missing: someone changed the database behind the "
+		    "daemon; run roictl verify-log");
 	for (int i = 0; i < PROBLEM_MAX; i++)
 		if (rg->problem[i][0])
 			json_array_append_new(problems, json_string(rg->problem[i]));
@@ -338,9 +342,11 @@ op_verify_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	char	err[300];
 
 	if (disclosure_verify(rg->store, &count, err, sizeof(err)) == -1) {
+		daemon_problem(PROBLEM_LOG, "disclosure log: %s", err);
 		fail(r, "integrity", "%s", err);
 		return;
 	}
+	daemon_problem_clear(PROBLEM_LOG);
 	r->result = json_pack("{s:b, s:I}", "ok", 1, "entries", (json_int_t)count);
 }
 

@@ -137,6 +137,7 @@ int
 disclosure_verify(struct store *s, int64_t *count, char *err, size_t errlen)
 {
 	struct verify	v;
+	int64_t		head;
 
 	memset(&v, 0, sizeof(v));
 	v.expect = 1;
@@ -150,6 +151,16 @@ disclosure_verify(struct store *s, int64_t *count, char *err, size_t errlen)
 	}
 	if (v.bad)
 		return -1;
+	if ((head = store_disclosure_head(s)) > v.expect - 1) {
+		if (head == v.expect)
+			bsnprintf(err, errlen, "entry %lld is missing from the end of "
+			    "the log: it was removed", (long long)head);
+		else
+			bsnprintf(err, errlen, "entries %lld to %lld are missing from "
+			    "the end of the log: they were removed",
+			    (long long)v.expect, (long long)head);
+		return -1;
+	}
 	if (!store_disclosure_guarded(s)) {
 		bsnprintf(err, errlen, "the triggers that make the disclosure log "
 		    "append-only are missing: someone removed them");

@@ -173,6 +173,10 @@ open_store(void)
 		fatalx("state_dir too long");
 	if ((rg->store = store_open(path, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	if (!store_disclosure_guarded(rg->store))
+		daemon_problem(PROBLEM_LOG, "the disclosure log's append-only "
+		    "triggers are missing: someone changed the database behind the "
+		    "daemon; run roictl verify-log");
 }
 
 int

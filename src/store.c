@@ -79,6 +79,18 @@ static const char *const migrations[] = {
 	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
 	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
 	" BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;",
+
+	/* 2: the disclosure log's head (last seq) kept beside it, so that
+	 * entries removed from the end are noticed too. */
+	"INSERT INTO counters VALUES ('disclosure_head',"
+	" (SELECT COALESCE(MAX(seq), 0) FROM disclosures));"
+	"CREATE TRIGGER disclosures_head AFTER INSERT ON disclosures"
+	" BEGIN UPDATE counters SET value = NEW.seq WHERE name = 'disclosure_head'; END;"
+	"CREATE TRIGGER counters_forward BEFORE UPDATE ON counters"
+	" WHEN NEW.value < OLD.value"
+	" BEGIN SELECT RAISE(ABORT, 'counters only move forward'); END;"
+	"CREATE TRIGGER counters_no_delete BEFORE DELETE ON counters"
+	" BEGIN SELECT RAISE(ABORT, 'counters are never deleted'); END;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -996,7 +1008,15 @@ int
 store_disclosure_guarded(struct store *s)
 {
 	return scalar(s, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' "
-	    "AND name IN ('disclosures_no_update', 'disclosures_no_delete')", 0) == 2;
+	    "AND name IN ('disclosures_no_update', 'disclosures_no_delete', "
+	    "'disclosures_head', 'counters_forward', 'counters_no_delete')", 0) == 5;
+}
+
+int64_t
+store_disclosure_head(struct store *s)
+{
+	return scalar(s, "SELECT value FROM counters WHERE name = 'disclosure_head'",
+	    -1);
 }
 
 /* The audit log. */
