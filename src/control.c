@@ -159,8 +159,8 @@ client_request(struct client *c)
 		goto done;
 	}
 	if (!(c->peer.roles & op->roles)) {
-		snprintf(err, sizeof(err), "permission denied: %s needs the %s role",
-		    op->name, op->role_words);
+		snprintf(err, sizeof(err), "permission denied: %s needs the role %s "
+		    "(given in [roles] of roigate.conf)", op->name, op->role_words);
 		audit(&c->peer, op->name, "", "denied", err);
 		client_error(c, id, "denied", err);
 		goto done;

@@ -594,7 +594,7 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 
 static const struct op_def ops[] = {
 	{ "submit", ROLE_SUBMIT, "submit", op_submit },
-	{ "status", ANYROLE, "any", op_status },
+	{ "status", ANYROLE, "submit, operate, audit or admin", op_status },
 	{ "list", READERS, "operate, audit or admin", op_list },
 	{ "show", READERS | ROLE_SUBMIT, "submit, operate, audit or admin", op_show },
 	{ "hold", ROLE_OPERATE, "operate", op_hold },

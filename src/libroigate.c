@@ -67,9 +67,16 @@ roigate_connect(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		cerr(err, errlen, 0, "cannot connect to %s: %s (is roigated "
-		    "running?)", path, strerror(errno));
+		int saved = errno;
+		if (saved == EACCES || saved == EPERM)
+			cerr(err, errlen, 0, "cannot connect to %s: %s (only members "
+			    "of the socket's group may use the gateway)", path,
+			    strerror(saved));
+		else
+			cerr(err, errlen, 0, "cannot connect to %s: %s (is roigated "
+			    "running?)", path, strerror(saved));
 		close(fd);
+		errno = saved;
 		return NULL;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {

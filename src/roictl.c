@@ -648,8 +648,10 @@ main(int argc, char *argv[])
 		if (want_help(argc, argv, &cmds[i]))
 			return 0;
 		if ((rg = roigate_connect(sockpath, err, sizeof(err))) == NULL) {
+			int saved = errno;
 			fprintf(stderr, "roictl: %s\n", err);
-			return EX_UNAVAILABLE;
+			return saved == EACCES || saved == EPERM ? EX_NOPERM :
+			    EX_UNAVAILABLE;
 		}
 		rv = cmds[i].run(rg, argc, argv);
 		roigate_close(rg);

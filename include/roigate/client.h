@@ -44,7 +44,8 @@ struct roigate_file {
 	int		 fd;	/* open for reading; a regular file or memfd */
 };
 
-/* NULL path: $ROIGATE_SOCKET, else ROIGATE_DEFAULT_SOCKET. */
+/* NULL path: $ROIGATE_SOCKET, else ROIGATE_DEFAULT_SOCKET.  On failure NULL,
+ * err filled, and errno says why (EACCES: not allowed to use the socket). */
 struct roigate	*roigate_connect(const char *path, char *err, size_t errlen);
 void		 roigate_close(struct roigate *);
 

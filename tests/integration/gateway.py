@@ -211,8 +211,13 @@ class Gateway:
 
     def roictl(self, *args, check=None, user=None, input=None):
         cmd = [os.path.join(BUILD, "roictl"), "-s", self.sock, *args]
+        kw = {}
+        if user is not None:
+            # Run as that user with only that user's own group.
+            pw = pwd.getpwnam(user)
+            kw = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
-                           user=user, input=input)
+                           input=input, **kw)
         if check is not None:
             assert r.returncode == check, (
                 f"roictl {' '.join(args)}: exit {r.returncode}, want {check}\n"
