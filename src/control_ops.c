@@ -272,7 +272,7 @@ job_command(const struct peer *p, json_t *req, queue_cmd cmd, struct op_result *
 		return;
 	actor_name(p, actor, sizeof(actor));
 	if (cmd(id, actor, err, sizeof(err)) == -1) {
-		fail(r, strncmp(err, "no job", 6) == 0 ? "not_found" : "bad_request",
+		fail(r, strncmp(err, "no job", 6) == 0 ? "not_found" : "conflict",
 		    "%s", err);
 		return;
 	}

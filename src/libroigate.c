@@ -105,6 +105,7 @@ code_of(const char *code)
 		{ "denied", ROIGATE_E_DENIED }, { "bad_request", ROIGATE_E_INVALID },
 		{ "invalid", ROIGATE_E_INVALID }, { "not_found", ROIGATE_E_NOTFOUND },
 		{ "unavailable", ROIGATE_E_INTERNAL }, { "integrity", ROIGATE_E_INVALID },
+		{ "conflict", ROIGATE_E_INVALID },
 	};
 	for (size_t i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)
 		if (strcmp(code, codes[i].name) == 0)
