@@ -5,6 +5,7 @@ SQLite on disk, the transports are the built plugins (local, and the
 test-only flaky one), and roictl is the built command-line client.
 """
 import copy
+import datetime
 import hashlib
 import json
 import os
@@ -52,6 +53,9 @@ class Packet:
         self.manifest = sample_manifest()
         self.manifest["packet_id"] = packet_id
         self.manifest["recipient"] = recipient
+        # Keep the sample's authorization valid whatever day the tests run.
+        self.manifest["authorization"]["expires_on"] = (
+            datetime.date.today() + datetime.timedelta(days=365)).isoformat()
         self.files = {d["file"]: sample_file(d["file"])
                       for d in self.manifest["documents"]}
         self.fix_hashes = True

@@ -1,0 +1,197 @@
+/* Unit tests for src/policy.c: a table of release decisions, each the
+ * sample packet changed in one or two fields (and the recipient's state
+ * in the directory), with the refusal each must produce (or none); and a
+ * table of document contents against their names for the type check. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "manifest.h"
+#include "policy.h"
+#include "store.h"
+#include "util.h"
+#include "sample.h"
+
+#define TODAY	20781		/* 2026-11-24, in days since 1970 */
+
+enum rstate { R_VERIFIED, R_UNVERIFIED, R_DISABLED, R_ABSENT };
+
+static void
+test_decisions_table(void **state)
+{
+	static const struct {
+		const char	*path, *value, *path2, *value2;
+		enum rstate	 rs;
+		const char	*want;	/* NULL: released */
+	} cases[] = {
+		{ NULL, NULL, NULL, NULL, R_VERIFIED, NULL },
+		{ "approval", NULL, NULL, NULL, R_VERIFIED,
+		    "the packet has no approval" },
+		{ "approval.by", NULL, NULL, NULL, R_VERIFIED, "has no approval" },
+		{ "approval.at", "\"2099-01-01T00:00:00Z\"", NULL, NULL, R_VERIFIED,
+		    "approval.at: 2099-01-01T00:00:00Z is in the future" },
+		{ "approval.at", "\"2026-10-01T00:00:00Z\"", NULL, NULL, R_VERIFIED,
+		    "approved (2026-10-01) before authorization AUTH-2026-0091 was "
+		    "signed (2026-11-01)" },
+		{ "authorization", NULL, NULL, NULL, R_VERIFIED,
+		    "authorization: missing; basis authorization needs a signed "
+		    "authorization" },
+		{ "authorization.signed_by", NULL, NULL, NULL, R_VERIFIED,
+		    "authorization AUTH-2026-0091 is not signed" },
+		{ "authorization.signed_on", "\"2099-01-01\"", NULL, NULL, R_VERIFIED,
+		    "signed_on 2099-01-01 is in the future" },
+		{ "authorization.effective_on", "\"2026-12-01\"", NULL, NULL,
+		    R_VERIFIED, "is not valid yet (effective on 2026-12-01)" },
+		{ "authorization.expires_on", "\"2026-11-23\"", NULL, NULL, R_VERIFIED,
+		    "authorization AUTH-2026-0091 expired on 2026-11-23" },
+		/* Valid through its last day. */
+		{ "authorization.expires_on", "\"2026-11-24\"", NULL, NULL, R_VERIFIED,
+		    NULL },
+		{ "documents.0.type", "\"progress_note\"", NULL, NULL, R_VERIFIED,
+		    "document labs-2026-10.pdf: type \"progress_note\" is not covered "
+		    "by authorization AUTH-2026-0091 (covers: lab, discharge_summary, "
+		    "imaging)" },
+		{ "documents.0.date", "\"2026-09-30\"", NULL, NULL, R_VERIFIED,
+		    "dated 2026-09-30, before the authorized period (from 2026-10-01)" },
+		{ "documents.0.date", "\"2026-11-01\"", NULL, NULL, R_VERIFIED,
+		    "dated 2026-11-01, after the authorized period (to 2026-10-31)" },
+		{ "documents.0.date", "\"2026-12-01\"", "authorization.scope.to", NULL,
+		    R_VERIFIED, "dated 2026-12-01, in the future" },
+		{ "documents.1.categories", "[\"psychotherapy_notes\"]", NULL, NULL,
+		    R_VERIFIED, "carries psychotherapy_notes, which authorization "
+		    "AUTH-2026-0091 does not name" },
+		{ "documents.1.categories", "[\"substance_use_part2\"]", NULL, NULL,
+		    R_VERIFIED, "carries substance_use_part2" },
+		{ "documents.1.categories", "[\"hiv\"]", NULL, NULL, R_VERIFIED,
+		    "carries hiv" },
+		{ "documents.1.categories", "[\"genetic\"]", NULL, NULL, R_VERIFIED,
+		    "carries genetic" },
+		{ "documents.1.categories", "[\"mental_health\"]", NULL, NULL,
+		    R_VERIFIED, "carries mental_health" },
+		/* Named by the authorization: released. */
+		{ "documents.1.categories", "[\"hiv\"]",
+		    "authorization.scope.categories", "[\"hiv\"]", R_VERIFIED, NULL },
+		{ "documents.1.categories", "[\"psychotherapy_notes\"]",
+		    "authorization.scope.categories", "[\"psychotherapy_notes\"]",
+		    R_VERIFIED, NULL },
+		/* Treatment needs no authorization... */
+		{ "basis", "\"treatment\"", "authorization", NULL, R_VERIFIED, NULL },
+		/* ...but psychotherapy notes always do. */
+		{ "basis", "\"treatment\"", "documents.1.categories",
+		    "[\"psychotherapy_notes\"]", R_VERIFIED,
+		    "carries psychotherapy_notes" },
+		{ "recipient", "\"records-desk\"", NULL, NULL, R_ABSENT,
+		    "recipient \"records-desk\" is not in the verified recipient "
+		    "directory" },
+		{ NULL, NULL, NULL, NULL, R_UNVERIFIED,
+		    "recipient \"records-desk\" has not been verified yet" },
+		{ NULL, NULL, NULL, NULL, R_DISABLED,
+		    "recipient \"records-desk\" is disabled in the directory" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct errlist		 perrs = { NULL, 0 }, errs = { NULL, 0 };
+		char			*text = sample_text(cases[i].path, cases[i].value,
+		    cases[i].path2, cases[i].value2);
+		struct manifest		*m = manifest_parse(text, strlen(text), &perrs);
+		struct recipient	 r;
+		struct policy_ctx	 ctx;
+		char			*all;
+		int			 rv;
+
+		if (m == NULL)
+			fail_msg("case %zu: does not parse: %s", i, perrs.msg[0]);
+		memset(&r, 0, sizeof(r));
+		r.id = "records-desk";
+		r.transport = "local";
+		r.address = "records-desk";
+		r.verified = cases[i].rs != R_UNVERIFIED;
+		r.disabled = cases[i].rs == R_DISABLED;
+		ctx.today = TODAY;
+		ctx.recipient = cases[i].rs == R_ABSENT ? NULL : &r;
+		rv = policy_check(m, &ctx, &errs);
+		all = errlist_join(&errs, " | ");
+		if (cases[i].want == NULL && rv != 0)
+			fail_msg("case %zu (%s): refused: %s", i,
+			    cases[i].path ? cases[i].path : "-", all);
+		if (cases[i].want != NULL && (rv != -1 ||
+		    strstr(all, cases[i].want) == NULL))
+			fail_msg("case %zu (%s): got \"%s\", want \"%s\"", i,
+			    cases[i].path ? cases[i].path : "-", all, cases[i].want);
+		free(all);
+		errlist_free(&errs);
+		manifest_free(m);
+		free(text);
+	}
+}
+
+static void
+test_document_types_table(void **state)
+{
+	static const char pdf[] = "%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
+	    "trailer\n<< /Root 1 0 R >>\n%%EOF\n";
+	static const unsigned char png[] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
+	    '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0,
+	    0, 0, 0x90, 0x77, 0x53, 0xde };
+	static const unsigned char jpeg[] = { 0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 'J',
+	    'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0 };
+	static const unsigned char elf[] = { 0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0,
+	    0, 0, 0, 0, 0, 0, 2, 0, 0x3e, 0, 1, 0, 0, 0 };
+	static const char text[] = "Discharge summary (synthetic).\nPatient is well.\n";
+	static const char zip[] = "PK\003\004\024\000\000\000\010\000";
+	static const struct {
+		const char	*name;
+		const void	*buf;
+		size_t		 len;
+		const char	*want;	/* NULL: allowed */
+	} cases[] = {
+		{ "labs.pdf", pdf, sizeof(pdf) - 1, NULL },
+		{ "LABS.PDF", pdf, sizeof(pdf) - 1, NULL },
+		{ "xray.png", png, sizeof(png), NULL },
+		{ "photo.jpg", jpeg, sizeof(jpeg), NULL },
+		{ "photo.jpeg", jpeg, sizeof(jpeg), NULL },
+		{ "summary.txt", text, sizeof(text) - 1, NULL },
+		{ "labs.png", pdf, sizeof(pdf) - 1,
+		    "document labs.png: content is PDF (application/pdf), but the "
+		    "name ends in .png" },
+		{ "xray.pdf", png, sizeof(png), "content is PNG" },
+		{ "summary.pdf", text, sizeof(text) - 1, "content is plain text" },
+		{ "labs", pdf, sizeof(pdf) - 1, "no extension" },
+		{ "tool.pdf", elf, sizeof(elf), "document tool.pdf: type" },
+		{ "bundle.pdf", zip, sizeof(zip) - 1, "is not allowed" },
+	};
+	struct policy_magic	*pm = policy_magic_open();
+
+	assert_non_null(pm);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct errlist	 errs = { NULL, 0 };
+		const char	*mime = NULL;
+		int		 rv = policy_check_type(pm, cases[i].name, cases[i].buf,
+		    cases[i].len, &mime, &errs);
+
+		if (cases[i].want == NULL && rv != 0)
+			fail_msg("%s: refused: %s", cases[i].name, errs.msg[0]);
+		if (cases[i].want != NULL && (rv != -1 || errs.n != 1 ||
+		    strstr(errs.msg[0], cases[i].want) == NULL))
+			fail_msg("%s: got \"%s\", want \"%s\"", cases[i].name,
+			    errs.n ? errs.msg[0] : "(allowed)", cases[i].want);
+		errlist_free(&errs);
+	}
+	policy_magic_close(pm);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decisions_table),
+		cmocka_unit_test(test_document_types_table),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
