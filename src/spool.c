@@ -391,6 +391,11 @@ spool_stop(void)
 	stopped = 1;
 	loop_timer_cancel(settle_timer);
 	loop_timer_cancel(rescan_timer);
+	/* Packets dropped from now on wait in incoming/ for the next start. */
+	loop_fd_del(ino_lf);
+	ino_lf = NULL;
+	close(ino_fd);
+	ino_fd = -1;
 }
 
 void
