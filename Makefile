@@ -65,7 +65,7 @@ PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/libroigate.so $(B)/roigate.pc \
               $(TRANSPORTS:%=$(B)/transports/%.so) \
               $(TEST_TRANSPORTS:%=$(B)/tests/transports/%.so)
 
-.PHONY: all deps check unit integration fuzz demo install clean bench
+.PHONY: all deps check unit integration fuzz demo install clean bench FORCE
 
 all: deps $(PROGRAMS)
 
@@ -73,13 +73,22 @@ all: deps $(PROGRAMS)
 deps:
 	@scripts/install-deps
 
-$(B)/%.o: %.c $(wildcard include/*.h include/roigate/*.h)
+# The compiled-in paths follow PREFIX/LIBDIR/DATADIR/SYSCONFDIR: objects are
+# rebuilt when they change (so `make install PREFIX=/usr` installs a daemon
+# that looks in /usr/lib/roigate/transports).
+PATHS_LINE  = $(SYSCONFDIR) $(LIBDIR) $(DATADIR)
+$(B)/paths.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(PATHS_LINE)' | cmp -s - $@ || echo '$(PATHS_LINE)' > $@
+FORCE:
+
+$(B)/%.o: %.c $(wildcard include/*.h include/roigate/*.h) $(B)/paths.stamp
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) -c -o $@ $<
 
 # Position-independent objects for the shared client library.
-$(B)/pic/%.o: %.c $(wildcard include/*.h include/roigate/*.h)
+$(B)/pic/%.o: %.c $(wildcard include/*.h include/roigate/*.h) $(B)/paths.stamp
 	@mkdir -p $(dir $@)
 	@echo "  CC(pic) $<"
 	@$(CC) $(ALL_CFLAGS) -fPIC -c -o $@ $<
@@ -175,7 +184,11 @@ install: all
 	cp -R templates/. $(DESTDIR)$(DATADIR)/roigate/templates/
 	test -e $(DESTDIR)$(SYSCONFDIR)/roigate/roigate.conf || \
 	    install -m 0640 examples/roigate.conf $(DESTDIR)$(SYSCONFDIR)/roigate/roigate.conf
-	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' systemd/roigated.service > $(DESTDIR)$(LIBDIR)/systemd/system/roigated.service
+	install -d $(DESTDIR)$(DATADIR)/doc/roigate
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DATADIR)/doc/roigate/
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@DOCDIR@|$(DATADIR)/doc/roigate|g' \
+	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    systemd/roigated.service > $(DESTDIR)$(LIBDIR)/systemd/system/roigated.service
 	install -m 0644 systemd/roigate.sysusers $(DESTDIR)$(LIBDIR)/sysusers.d/roigate.conf
 	install -m 0644 systemd/roigate.tmpfiles $(DESTDIR)$(LIBDIR)/tmpfiles.d/roigate.conf
 
