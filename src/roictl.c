@@ -6,10 +6,14 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sysexits.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +45,7 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  release JOB...                  put held jobs back in the queue\n"
 "  retry JOB...                    retry deferred or failed jobs now, with fresh attempts\n"
 "  cancel JOB...                   cancel queued, deferred or held jobs\n"
+"  watch [-n SECONDS]              live status screen, like top; q quits\n"
 "Submission (role submit):\n"
 "  submit PACKET_DIR               submit a packet folder; prints the job number\n"
 "Disclosure log (role audit):\n"
@@ -567,6 +572,177 @@ cmd_submit(struct roigate *rg, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * watch: a refreshing status screen, like top(1).  Raw terminal input so
+ * that a single 'q' quits; the screen is redrawn every interval, at once
+ * on a key or a resize, and a lost daemon is shown and retried.
+ */
+static struct termios	 watch_saved;
+static int		 watch_raw;
+static volatile sig_atomic_t watch_resized, watch_stop;
+
+static void
+watch_restore(void)
+{
+	if (watch_raw) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &watch_saved);
+		watch_raw = 0;
+	}
+	fputs("\033[?25h\n", stdout);	/* show the cursor again */
+	fflush(stdout);
+}
+
+static void
+watch_signal(int signo)
+{
+	if (signo == SIGWINCH)
+		watch_resized = 1;
+	else
+		watch_stop = 1;
+}
+
+static int
+watch_rows(void)
+{
+	struct winsize	ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0)
+		return ws.ws_row;
+	return 24;
+}
+
+/* One operation, quietly: the result object or NULL with err. */
+static json_t *
+watch_call(struct roigate *rg, const char *op, const char *args, char *err,
+    size_t errlen)
+{
+	char	*out = NULL;
+	json_t	*r;
+
+	if (roigate_call(rg, op, args, &out, err, errlen) != ROIGATE_OK)
+		return NULL;
+	r = json_loads(out, 0, NULL);
+	free(out);
+	return r;
+}
+
+/* Redraw the screen; -1 if the daemon could not be asked. */
+static int
+watch_draw(struct roigate *rg, int interval)
+{
+	char		 err[512] = "", now[32], args[64];
+	json_t		*st = NULL, *ls = NULL, *v;
+	const char	*k;
+	time_t		 t = time(NULL);
+	size_t		 i;
+	int		 rows = watch_rows(), used = 0;
+
+	strftime(now, sizeof(now), "%Y-%m-%d %H:%M:%S", localtime(&t));
+	printf("\033[H\033[2J");
+	printf("roigate  %s  (every %d s; q quits)\n\n", now, interval);
+	used += 2;
+	if (rg == NULL || (st = watch_call(rg, "status", "{}", err, sizeof(err))) == NULL) {
+		printf("daemon unavailable: %s\n", err[0] ? err : "not connected");
+		fflush(stdout);
+		return -1;
+	}
+	printf("%s", json_is_true(json_object_get(st, "draining")) ?
+	    "DRAINING (stopping)\n" : "");
+	json_object_foreach(json_object_get(st, "states"), k, v)
+		if (json_integer_value(v) > 0 || !strcmp(k, "queued") ||
+		    !strcmp(k, "delivered"))
+			printf("%s %lld   ", k, (long long)json_integer_value(v));
+	printf("\n");
+	v = json_object_get(st, "oldest_queued_age");
+	if (json_is_integer(v))
+		snprintf(args, sizeof(args), "%lld s", (long long)json_integer_value(v));
+	else
+		snprintf(args, sizeof(args), "none");
+	printf("oldest waiting: %s   delivered last hour: %lld   workers: %lld\n",
+	    args, i_(st, "delivered_last_hour"), i_(st, "workers_running"));
+	used += 3;
+	json_array_foreach(json_object_get(st, "problems"), i, v) {
+		printf("PROBLEM: %.200s\n", json_string_value(v));
+		used++;
+	}
+	printf("\n%-7s %-22s %-12s %-14s %-20s %4s  %s\n", "JOB", "STATE",
+	    "TRANSPORT", "RECIPIENT", "PACKET", "TRY", "LAST ERROR");
+	used += 2;
+	snprintf(args, sizeof(args), "{\"limit\": %d}", rows - used > 1 ? rows - used - 1 : 1);
+	if ((ls = watch_call(rg, "list", args, err, sizeof(err))) == NULL)
+		printf("(jobs not shown: %s)\n", err);
+	else
+		json_array_foreach(json_object_get(ls, "jobs"), i, v)
+			printf("%-7lld %-22s %-12.12s %-14.14s %-20.20s %4lld  %.40s\n",
+			    i_(v, "id"), s_(v, "state"), s_(v, "transport"),
+			    s_(v, "recipient"), s_(v, "packet_id"), i_(v, "attempts"),
+			    json_is_string(json_object_get(v, "last_error")) ?
+			    s_(v, "last_error") : "");
+	fflush(stdout);
+	json_decref(st);
+	json_decref(ls);
+	return 0;
+}
+
+static int
+cmd_watch(struct roigate *rg, int argc, char **argv)
+{
+	struct sigaction	 sa;
+	struct termios		 raw;
+	struct roigate		*own = NULL;
+	char			 err[512];
+	int			 interval = 2;
+
+	if (argc == 3 && (!strcmp(argv[1], "-n") || !strcmp(argv[1], "--interval"))) {
+		interval = atoi(argv[2]);
+		if (interval < 1 || interval > 3600)
+			return EX_USAGE;
+	} else if (argc != 1)
+		return EX_USAGE;
+	if (json_out) {
+		fprintf(stderr, "roictl: watch is a screen; use `status --json`\n");
+		return EX_USAGE;
+	}
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+		fprintf(stderr, "roictl: watch needs a terminal\n");
+		return EX_USAGE;
+	}
+	tcgetattr(STDIN_FILENO, &watch_saved);
+	raw = watch_saved;
+	raw.c_lflag &= ~(ICANON | ECHO);
+	raw.c_cc[VMIN] = 0;
+	raw.c_cc[VTIME] = 0;
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw);
+	watch_raw = 1;
+	atexit(watch_restore);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = watch_signal;
+	sigaction(SIGWINCH, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	fputs("\033[?25l", stdout);	/* hide the cursor */
+	while (!watch_stop) {
+		struct pollfd	pfd = { STDIN_FILENO, POLLIN, 0 };
+		char		c;
+
+		if (watch_draw(own ? own : rg, interval) == -1) {
+			/* The daemon went away (restart?): connect afresh. */
+			if (own)
+				roigate_close(own);
+			own = roigate_connect(sockpath, err, sizeof(err));
+			rg = NULL;
+		}
+		watch_resized = 0;
+		if (poll(&pfd, 1, interval * 1000) == 1 && read(STDIN_FILENO, &c, 1) == 1 &&
+		    (c == 'q' || c == 'Q'))
+			break;
+	}
+	if (own)
+		roigate_close(own);
+	watch_restore();
+	return 0;
+}
+
 static const struct cmd cmds[] = {
 	{ "status", cmd_status, "status", "Queue counts by state and transport, the oldest "
 	    "waiting job, deliveries in the last hour,\nproblems the daemon reports, and "
@@ -582,6 +758,9 @@ static const struct cmd cmds[] = {
 	    "fresh count of attempts." },
 	{ "cancel", cmd_cancel, "cancel JOB...", "Cancel queued, deferred or held jobs "
 	    "(nothing is sent)." },
+	{ "watch", cmd_watch, "watch [-n SECONDS]", "A live status screen: counts, "
+	    "problems and the newest jobs, redrawn every\n2 seconds (or SECONDS); "
+	    "q quits." },
 	{ "submit", cmd_submit, "submit PACKET_DIR", "Submit a packet folder "
 	    "(manifest.json and its documents) over the socket.\nThe documents are "
 	    "passed as open files; prints the job number." },
