@@ -91,8 +91,10 @@ struct config {
 struct config	*config_load(const char *path, char *err, size_t errlen);
 void		 config_free(struct config *);
 
-/* Roles of a peer: uid, primary gid and supplementary groups of uid. */
-unsigned	 config_roles(const struct config *, uid_t uid, gid_t gid);
+/* Roles of a peer: its uid, its primary gid and its supplementary groups
+ * (as the kernel reported them; NULL: looked up in the group database). */
+unsigned	 config_roles(const struct config *, uid_t uid, gid_t gid,
+		    const gid_t *groups, int ngroups);
 const char	*role_name(unsigned role);
 /* "submit,audit" for a bit set, into buf. */
 void		 roles_format(unsigned roles, char *buf, size_t len);

@@ -15,6 +15,8 @@ struct peer {
 	uid_t		uid;
 	gid_t		gid;
 	pid_t		pid;
+	gid_t		groups[64];	/* supplementary groups (SO_PEERGROUPS) */
+	int		ngroups;	/* -1: the kernel did not say */
 	unsigned	roles;		/* ROLE_* from [roles] */
 };
 

@@ -505,16 +505,23 @@ config_free(struct config *c)
 }
 
 unsigned
-config_roles(const struct config *c, uid_t uid, gid_t gid)
+config_roles(const struct config *c, uid_t uid, gid_t gid,
+    const gid_t *peer_groups, int npeer_groups)
 {
 	struct passwd	*pw;
 	gid_t		 groups[CONFIG_MAX_GROUPS];
 	int		 ngroups = CONFIG_MAX_GROUPS;
 	unsigned	 roles = 0;
 
-	/* The peer's supplementary groups, from the group database. */
-	if ((pw = getpwuid(uid)) == NULL ||
+	if (peer_groups != NULL) {
+		/* The groups the kernel says the peer holds (SO_PEERGROUPS). */
+		ngroups = 0;
+		groups[ngroups++] = gid;
+		for (int i = 0; i < npeer_groups && ngroups < CONFIG_MAX_GROUPS; i++)
+			groups[ngroups++] = peer_groups[i];
+	} else if ((pw = getpwuid(uid)) == NULL ||
 	    getgrouplist(pw->pw_name, gid, groups, &ngroups) == -1) {
+		/* From the group database. */
 		groups[0] = gid;
 		ngroups = 1;
 	}

@@ -297,6 +297,19 @@ refuse(int fd, const char *msg)
 	close(fd);
 }
 
+/* The peer's supplementary groups as the kernel holds them; a peer in
+ * more groups than fit is judged by the group database instead. */
+static void
+peer_groups(int fd, struct peer *p)
+{
+	socklen_t	len = sizeof(p->groups);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, p->groups, &len) == 0)
+		p->ngroups = (int)(len / sizeof(gid_t));
+	else
+		p->ngroups = -1;
+}
+
 static void
 control_accept(int lfd, uint32_t events, void *arg)
 {
@@ -323,7 +336,9 @@ control_accept(int lfd, uint32_t events, void *arg)
 		c->peer.uid = cred.uid;
 		c->peer.gid = cred.gid;
 		c->peer.pid = cred.pid;
-		c->peer.roles = config_roles(rg->conf, cred.uid, cred.gid);
+		peer_groups(fd, &c->peer);
+		c->peer.roles = config_roles(rg->conf, cred.uid, cred.gid,
+		    c->peer.ngroups >= 0 ? c->peer.groups : NULL, c->peer.ngroups);
 		proto_reader_init(&c->pr, (size_t)rg->conf->max_frame);
 		buf_init(&c->out);
 		c->lf = loop_fd_add(fd, EPOLLIN, client_io, c);
@@ -399,7 +414,8 @@ control_reconfigure(void)
 {
 	/* Roles are looked up again for each connected client. */
 	for (struct client *c = clients; c; c = c->next) {
-		c->peer.roles = config_roles(rg->conf, c->peer.uid, c->peer.gid);
+		c->peer.roles = config_roles(rg->conf, c->peer.uid, c->peer.gid,
+		    c->peer.ngroups >= 0 ? c->peer.groups : NULL, c->peer.ngroups);
 		c->pr.max = (size_t)rg->conf->max_frame;
 	}
 }

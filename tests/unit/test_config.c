@@ -111,10 +111,16 @@ test_good_file(void **state)
 	assert_string_equal(c->transports[0].plugin, "local");
 	assert_int_equal(c->transports[0].nkv, 1);
 	assert_string_equal(c->transports[0].kv[0].key, "dir");
-	assert_int_equal(config_roles(c, 0, 0), ROLE_ADMIN);
-	assert_int_equal(config_roles(c, 4242, 99999), ROLE_ADMIN);
-	assert_int_equal(config_roles(c, 99998, 4243), ROLE_AUDIT);
-	assert_int_equal(config_roles(c, 99998, 99999), 0);
+	assert_int_equal(config_roles(c, 0, 0, NULL, 0), ROLE_ADMIN);
+	assert_int_equal(config_roles(c, 4242, 99999, NULL, 0), ROLE_ADMIN);
+	assert_int_equal(config_roles(c, 99998, 4243, NULL, 0), ROLE_AUDIT);
+	assert_int_equal(config_roles(c, 99998, 99999, NULL, 0), 0);
+	/* Supplementary groups as the kernel reports them count too. */
+	{
+		const gid_t	in[] = { 5, 4243 }, out[] = { 5, 6 };
+		assert_int_equal(config_roles(c, 99998, 99999, in, 2), ROLE_AUDIT);
+		assert_int_equal(config_roles(c, 99998, 99999, out, 2), 0);
+	}
 	config_free(c);
 }
 
@@ -132,7 +138,7 @@ test_defaults(void **state)
 	assert_string_equal(c->transports[0].name, "local");
 	assert_string_equal(c->transports[0].kv[0].value, "/var/lib/roigate/outbox");
 	/* root has no implicit role. */
-	assert_int_equal(config_roles(c, 0, 0), 0);
+	assert_int_equal(config_roles(c, 0, 0, NULL, 0), 0);
 	roles_format(ROLE_SUBMIT | ROLE_AUDIT, roles, sizeof(roles));
 	assert_string_equal(roles, "submit,audit");
 	roles_format(0, roles, sizeof(roles));
