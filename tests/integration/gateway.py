@@ -213,10 +213,22 @@ class Gateway:
 
     # --- roictl -----------------------------------------------------------
 
+    def open_to_others(self):
+        """Let other users reach the socket, as if they were in its group
+        (the folders below pytest's private tmp, and the socket itself)."""
+        d = self.root
+        while d not in ("/", "/tmp"):
+            os.chmod(d, os.stat(d).st_mode | 0o005)
+            d = os.path.dirname(d)
+        os.chmod(self.sock, 0o666)
+
     def roictl(self, *args, check=None, user=None, input=None):
         cmd = [os.path.join(BUILD, "roictl"), "-s", self.sock, *args]
         kw = {}
-        if user is not None:
+        if isinstance(user, tuple):
+            # (uid, gid, [supplementary gids]): any identity, even unnamed.
+            kw = {"user": user[0], "group": user[1], "extra_groups": user[2]}
+        elif user is not None:
             # Run as that user with only that user's own group.
             pw = pwd.getpwnam(user)
             kw = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
