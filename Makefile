@@ -46,8 +46,12 @@ DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
               src/transport.c src/control.c src/control_ops.c src/proto.c $(COMMON_SRCS)
 ROICTL_SRCS = src/roictl.c src/libroigate.c src/proto.c $(COMMON_SRCS)
-TRANSPORTS  = local
+TRANSPORTS  = local sftp
 TEST_TRANSPORTS = flaky
+
+# What each transport plugin links besides libcrypto.
+TRANSPORT_CFLAGS_sftp = $(shell $(PKG_CONFIG) --cflags libssh 2>/dev/null)
+TRANSPORT_LIBS_sftp   = $(shell $(PKG_CONFIG) --libs libssh 2>/dev/null)
 
 LIB_SRCS    = src/libroigate.c src/proto.c $(COMMON_SRCS)
 LIB_SONAME  = libroigate.so.1
@@ -117,7 +121,8 @@ $(B)/roictl: $(ROICTL_OBJS)
 
 $(B)/transports/%.so: transports/%.c include/roigate/transport.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fPIC $(SO_LDFLAGS) -o $@ $< $(B)/src/util.o $(B)/src/log.o \
+	$(CC) $(ALL_CFLAGS) $(TRANSPORT_CFLAGS_$*) -fPIC $(SO_LDFLAGS) -o $@ $< \
+	    $(B)/src/util.o $(B)/src/log.o $(TRANSPORT_LIBS_$*) \
 	    $(shell $(PKG_CONFIG) --libs libcrypto)
 
 $(B)/tests/transports/%.so: tests/transports/%.c include/roigate/transport.h

@@ -106,7 +106,8 @@ class Gateway:
         self.env = {}
         os.makedirs(self.plugins, exist_ok=True)
         os.makedirs(self.flaky_dir, exist_ok=True)
-        for so in ("transports/local.so", "tests/transports/flaky.so"):
+        for so in ("transports/local.so", "transports/sftp.so",
+                   "tests/transports/flaky.so"):
             src = os.path.join(BUILD, so)
             if not os.path.exists(src):
                 raise RuntimeError(f"{src} is missing: run make first")

@@ -1,0 +1,228 @@
+"""The sftp transport against a real OpenSSH sshd on 127.0.0.1."""
+import hashlib
+import os
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from gateway import BUILD, Gateway, Packet, sha256, wait_for, wait_state
+from sshd import Sshd, ThrottleProxy, keygen
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    s = Sshd(str(tmp_path / "sshd"))
+    s.start()
+    yield s
+    s.kill()
+
+
+def sftp_gateway(tmp_path, sshd, **overrides):
+    gw = Gateway(str(tmp_path / "gw"), **overrides)
+    gw.settings["transport sftp"] = {"identity": sshd.client_key,
+                                     "connect_timeout": "3", "timeout": "10"}
+    for k, v in overrides.get("transport_sftp", {}).items():
+        gw.settings["transport sftp"][k] = v
+    gw.write_conf()
+    gw.start()
+    return gw
+
+
+def add_sftp_recipient(gw, rid, address, host_key, *params):
+    args = ["recipient", "add", rid, "--name", f"Partner {rid} (synthetic)",
+            "--transport", "sftp", "--address", address,
+            "--param", f"host_key={host_key}"]
+    for p in params:
+        args += ["--param", p]
+    gw.roictl(*args, check=0)
+    gw.roictl("recipient", "verify", rid, check=0)
+
+
+def test_delivery_with_bytes_and_hash_checked_on_the_server(tmp_path, sshd):
+    gw = sftp_gateway(tmp_path, sshd)
+    try:
+        add_sftp_recipient(gw, "payer-sftp", sshd.address(), sshd.fingerprint)
+        p = Packet("ROI-SFTP-1", recipient="payer-sftp")
+        gw.drop(p)
+        j = wait_state(gw, "ROI-SFTP-1", ("delivered", "failed", "held"))
+        show = gw.job(j["id"])
+        assert j["state"] == "delivered", show["job"]["last_error"]
+        names = sorted(os.listdir(sshd.inbox))
+        assert names == sorted(f"ROI-SFTP-1_{n}" for n in p.files)
+        for n, data in p.files.items():
+            path = os.path.join(sshd.inbox, f"ROI-SFTP-1_{n}")
+            with open(path, "rb") as f:
+                assert hashlib.sha256(f.read()).hexdigest() == sha256(data)
+            assert os.stat(path).st_mode & 0o777 == 0o600
+        d = show["disclosures"][-1]
+        assert d["outcome"] == "delivered"
+        assert d["remote_id"] == sshd.address()
+        assert sshd.fingerprint in d["detail"]
+        assert "OpenSSH" in d["detail"]
+        assert "verified by reading back" in d["detail"]
+    finally:
+        gw.stop()
+
+
+def test_send_whose_answer_was_lost_is_not_duplicated(tmp_path, sshd):
+    """The daemon dies after the upload but before recording it; on restart
+    the send is logged interrupted and retried, and the retry finds the
+    files complete on the server instead of sending a second copy."""
+    gw = sftp_gateway(tmp_path, sshd)
+    add_sftp_recipient(gw, "payer-sftp", sshd.address(), sshd.fingerprint)
+    gw.stop()
+    gw.start(env={"ROIGATE_TEST_CRASH": "queue_before_outcome"})
+    p = Packet("ROI-SFTP-LOST", recipient="payer-sftp")
+    gw.drop(p)
+    assert gw.wait_exit() == -9
+    before = {n: os.stat(os.path.join(sshd.inbox, n)).st_mtime_ns
+              for n in os.listdir(sshd.inbox)}
+    assert len(before) == len(p.files)
+    gw.start()
+    try:
+        j = wait_state(gw, "ROI-SFTP-LOST", "delivered")
+        after = {n: os.stat(os.path.join(sshd.inbox, n)).st_mtime_ns
+                 for n in os.listdir(sshd.inbox)}
+        assert after == before            # same files, not written again
+        entries = gw.job(j["id"])["disclosures"]
+        assert [e["outcome"] for e in entries] == [
+            "attempt", "interrupted", "attempt", "delivered"]
+        assert "already there" in entries[-1]["detail"]
+    finally:
+        gw.stop()
+
+
+def test_wrong_pinned_host_key_is_refused_and_held(tmp_path, sshd):
+    gw = sftp_gateway(tmp_path, sshd)
+    try:
+        wrong = "SHA256:" + "A" * 43
+        add_sftp_recipient(gw, "payer-sftp", sshd.address(), wrong)
+        gw.drop(Packet("ROI-SFTP-KEY", recipient="payer-sftp"))
+        j = wait_state(gw, "ROI-SFTP-KEY", ("held", "failed", "delivered"))
+        assert j["state"] == "held"
+        err = gw.job(j["id"])["job"]["last_error"]
+        assert "host key mismatch" in err
+        assert f"the server offered {sshd.fingerprint}" in err
+        assert wrong in err
+        assert os.listdir(sshd.inbox) == []
+    finally:
+        gw.stop()
+
+
+def test_wrong_client_key_is_a_permanent_failure(tmp_path, sshd):
+    other = keygen(os.path.join(sshd.root, "someone_else"))
+    sshd.authorize(other + ".pub")
+    gw = sftp_gateway(tmp_path, sshd)
+    try:
+        add_sftp_recipient(gw, "payer-sftp", sshd.address(), sshd.fingerprint)
+        gw.drop(Packet("ROI-SFTP-AUTH", recipient="payer-sftp"))
+        j = wait_state(gw, "ROI-SFTP-AUTH", ("failed", "held", "delivered"))
+        assert j["state"] == "failed"
+        assert "refused our key for user nobody" in gw.job(j["id"])["job"][
+            "last_error"]
+        assert gw.job(j["id"])["job"]["attempts"] == 1
+    finally:
+        gw.stop()
+
+
+def test_folder_without_write_permission_is_a_clear_permfail(tmp_path, sshd):
+    gw = sftp_gateway(tmp_path, sshd)
+    try:
+        add_sftp_recipient(gw, "payer-sftp", sshd.address(sshd.readonly),
+                           sshd.fingerprint)
+        gw.drop(Packet("ROI-SFTP-RO", recipient="payer-sftp"))
+        j = wait_state(gw, "ROI-SFTP-RO", ("failed", "held", "delivered"))
+        assert j["state"] == "failed"
+        err = gw.job(j["id"])["job"]["last_error"]
+        assert "permission denied" in err and sshd.readonly in err
+    finally:
+        gw.stop()
+
+
+def test_missing_folder_is_a_clear_permfail(tmp_path, sshd):
+    gw = sftp_gateway(tmp_path, sshd)
+    try:
+        add_sftp_recipient(gw, "payer-sftp", sshd.address("/no/such/folder"),
+                           sshd.fingerprint)
+        gw.drop(Packet("ROI-SFTP-NOFOLDER", recipient="payer-sftp"))
+        j = wait_state(gw, "ROI-SFTP-NOFOLDER", ("failed", "held", "delivered"))
+        assert j["state"] == "failed"
+        assert "no such file or folder" in gw.job(j["id"])["job"]["last_error"]
+    finally:
+        gw.stop()
+
+
+def test_server_that_never_answers_times_out_as_tempfail(tmp_path, sshd):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    held = []
+    threading.Thread(target=lambda: held.append(silent.accept()),
+                     daemon=True).start()
+    gw = sftp_gateway(tmp_path, sshd, transport_sftp={"connect_timeout": "1"})
+    try:
+        add_sftp_recipient(gw, "silent", sshd.address(
+            port=silent.getsockname()[1]), sshd.fingerprint)
+        gw.drop(Packet("ROI-SFTP-SILENT", recipient="silent"))
+        j = wait_state(gw, "ROI-SFTP-SILENT", ("deferred", "failed", "held"))
+        assert j["state"] == "deferred"
+        err = gw.job(j["id"])["job"]["last_error"]
+        assert "cannot connect to 127.0.0.1" in err
+        assert "imeout" in err or "timed out" in err, err
+    finally:
+        gw.stop()
+        silent.close()
+
+
+def test_sshd_stopped_mid_upload_then_delivered_once(tmp_path, sshd):
+    """A 50 MB document, throttled to about 25 MB/s on its way to the
+    server so that sshd can be killed half-way; restarted, the job is
+    retried and delivered exactly once with no .part left behind."""
+    proxy = ThrottleProxy(sshd.port, 25 * 1024 * 1024)
+    gw = sftp_gateway(tmp_path, sshd,
+                      spool={"max_file_size": "64M", "max_packet_size": "128M"},
+                      queue={"job_timeout": "120s", "max_attempts": "50",
+                             "backoff_max": "1s"})
+    try:
+        add_sftp_recipient(gw, "bulk", sshd.address(port=proxy.port),
+                           sshd.fingerprint)
+        p = Packet("ROI-SFTP-BIG", recipient="bulk")
+        big = b"%PDF-1.4\n" + os.urandom(50 * 1024 * 1024)
+        p.files = {"big.pdf": big}
+        p.manifest["documents"] = [dict(p.manifest["documents"][0],
+                                        file="big.pdf")]
+        gw.drop(p)
+        part = os.path.join(sshd.inbox, "ROI-SFTP-BIG_big.pdf.part")
+        wait_for("the upload to be under way", lambda: os.path.exists(part) and
+                 os.stat(part).st_size > 5 * 1024 * 1024, timeout=60)
+        sshd.kill()
+        j = wait_state(gw, "ROI-SFTP-BIG", "deferred", timeout=60)
+        sshd.start()
+        j = wait_state(gw, "ROI-SFTP-BIG", "delivered", timeout=120)
+        assert sorted(os.listdir(sshd.inbox)) == ["ROI-SFTP-BIG_big.pdf"]
+        with open(os.path.join(sshd.inbox, "ROI-SFTP-BIG_big.pdf"), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == sha256(big)
+        outcomes = [d["outcome"] for d in gw.job(j["id"])["disclosures"]]
+        assert outcomes[0] == "attempt" and "deferred" in outcomes
+        assert outcomes[-1] == "delivered" and outcomes.count("delivered") == 1
+    finally:
+        gw.stop()
+        proxy.close()
+
+
+def test_key_file_with_loose_permissions_is_refused_at_start(tmp_path, sshd):
+    gw = Gateway(str(tmp_path / "gw"))
+    gw.settings["transport sftp"] = {"identity": sshd.client_key}
+    gw.write_conf()
+    os.chmod(sshd.client_key, 0o644)
+    r = subprocess.run([os.path.join(BUILD, "roigated"), "-n", "-f", gw.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "others may read the private key; run chmod 600" in r.stderr
+    assert f"{gw.conf}:" in r.stderr
+    os.chmod(sshd.client_key, 0o600)
+    r = subprocess.run([os.path.join(BUILD, "roigated"), "-n", "-f", gw.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr

@@ -1,0 +1,691 @@
+/*
+ * The "sftp" transport: delivers a packet's files to a partner's SFTP
+ * server with libssh.  Loaded by the daemon (config, check), run in a
+ * worker process (init, deliver).
+ *
+ * The recipient's directory entry says where:
+ *	address		sftp://USER@HOST[:PORT]/FOLDER
+ *	host_key	SHA256:... (as `ssh-keygen -lf` prints it): required
+ *	pattern		remote file name, default "{packet_id}_{file}"
+ *			({packet_id}, {date} as YYYYMMDD, {file}, {n}, {job})
+ *	overwrite	no (default) | yes
+ *	verify		size | readback (default: the transport's setting)
+ * The transport's own section says how:
+ *	identity	private key file (ed25519 or RSA, no passphrase), mode
+ *			0600 or stricter and owned by the daemon's user
+ *	connect_timeout, timeout, transfer_timeout	seconds
+ *	verify		size | readback (default readback)
+ *
+ * Each file is written as NAME.part (mode 0600) in chunks of at most
+ * 255 KiB, fsynced where the server offers fsync@openssh.com, checked
+ * (size, or read back and hashed), and renamed to NAME, which must not
+ * exist unless overwrite is set.  A retry after a crash removes a stale
+ * .part and finds files already delivered (same size and hash), so a
+ * packet is never delivered twice under two names.
+ *
+ * Connection refused, timeouts, a lost connection and write failures
+ * (disk full) are TEMPFAIL; a refused key, permission denied, a missing
+ * folder, an existing different file and a host key that does not match
+ * the pinned one are PERMFAIL, and the last two hold the job for an
+ * administrator.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libssh/libssh.h>
+#include <libssh/sftp.h>
+
+#include <roigate/transport.h>
+
+#include "util.h"
+
+#define SFTP_CHUNK	(255 * 1024)	/* 256 KiB makes OpenSSH drop the channel */
+#define SFTP_MAX_FILES	1000
+
+struct sftp_state {
+	char	*identity;
+	long	 connect_timeout;	/* seconds */
+	long	 timeout;		/* each operation */
+	long	 transfer_timeout;	/* the whole delivery */
+	int	 readback;		/* verify by reading back (else size) */
+	ssh_key	 key;			/* loaded in init (worker) */
+};
+
+/* One delivery in progress. */
+struct conn {
+	struct sftp_state		*st;
+	const struct transport_message	*m;
+	struct transport_receipt	*r;
+	char				 user[128], host[256], folder[1024];
+	int				 port;
+	const char			*pin, *pattern;
+	int				 overwrite, readback;
+	ssh_session			 ssh;
+	sftp_session			 sftp;
+	char				 offered[128];	/* the server's fingerprint */
+	char				 banner[128];
+	time_t				 deadline;
+};
+
+static void *
+sftpt_create(void)
+{
+	struct sftp_state	*st = calloc(1, sizeof(*st));
+
+	if (st) {
+		st->connect_timeout = 20;
+		st->timeout = 60;
+		st->transfer_timeout = 3600;
+		st->readback = 1;
+	}
+	return st;
+}
+
+static int
+parse_seconds(const char *key, const char *value, long max, long *out, char *err,
+    size_t errlen)
+{
+	char	*end;
+	long	 v;
+
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (errno || *value == '\0' || *end != '\0' || v < 1 || v > max) {
+		snprintf(err, errlen, "%s: \"%.40s\" must be a number of seconds from "
+		    "1 to %ld", key, value, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+parse_verify(const char *value, int *readback)
+{
+	if (strcmp(value, "readback") == 0)
+		*readback = 1;
+	else if (strcmp(value, "size") == 0)
+		*readback = 0;
+	else
+		return -1;
+	return 0;
+}
+
+static int
+sftpt_config(void *p, const char *key, const char *value, char *err, size_t errlen)
+{
+	struct sftp_state	*st = p;
+
+	if (strcmp(key, "identity") == 0) {
+		if (value[0] != '/') {
+			snprintf(err, errlen, "identity: \"%.100s\" must be an absolute "
+			    "path", value);
+			return -1;
+		}
+		free(st->identity);
+		return (st->identity = strdup(value)) ? 0 : -1;
+	}
+	if (strcmp(key, "connect_timeout") == 0)
+		return parse_seconds(key, value, 600, &st->connect_timeout, err, errlen);
+	if (strcmp(key, "timeout") == 0)
+		return parse_seconds(key, value, 3600, &st->timeout, err, errlen);
+	if (strcmp(key, "transfer_timeout") == 0)
+		return parse_seconds(key, value, 86400, &st->transfer_timeout, err,
+		    errlen);
+	if (strcmp(key, "verify") == 0) {
+		if (parse_verify(value, &st->readback) == -1) {
+			snprintf(err, errlen, "verify: \"%.40s\" must be size or "
+			    "readback", value);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "unknown key \"%.100s\" for the sftp transport (keys: "
+	    "identity, connect_timeout, timeout, transfer_timeout, verify)", key);
+	return -1;
+}
+
+/* The private key must be the daemon's own secret: a regular file owned
+ * by the daemon's user that nobody else may read or change. */
+static int
+check_identity(const char *path, char *err, size_t errlen)
+{
+	struct stat	sb;
+
+	if (stat(path, &sb) == -1) {
+		snprintf(err, errlen, "identity %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "identity %s is not a regular file", path);
+		return -1;
+	}
+	if (sb.st_uid != geteuid()) {
+		snprintf(err, errlen, "identity %s belongs to uid %u, not to the "
+		    "daemon's user (uid %u)", path, (unsigned)sb.st_uid,
+		    (unsigned)geteuid());
+		return -1;
+	}
+	if (sb.st_mode & 077) {
+		snprintf(err, errlen, "identity %s has mode %04o: others may read "
+		    "the private key; run chmod 600 %s", path,
+		    (unsigned)(sb.st_mode & 07777), path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+load_key(struct sftp_state *st, ssh_key *key, char *err, size_t errlen)
+{
+	if (check_identity(st->identity, err, errlen) == -1)
+		return -1;
+	if (ssh_pki_import_privkey_file(st->identity, NULL, NULL, NULL, key) !=
+	    SSH_OK) {
+		snprintf(err, errlen, "identity %s is not a private key libssh can "
+		    "read without a passphrase (ed25519 or RSA)", st->identity);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sftpt_check(void *p, char *err, size_t errlen)
+{
+	struct sftp_state	*st = p;
+	ssh_key			 key = NULL;
+
+	if (st->identity == NULL) {
+		snprintf(err, errlen, "the sftp transport needs identity = KEYFILE "
+		    "(passwords are not supported)");
+		return -1;
+	}
+	if (load_key(st, &key, err, errlen) == -1)
+		return -1;
+	ssh_key_free(key);
+	return 0;
+}
+
+static int
+sftpt_init(void *p, char *err, size_t errlen)
+{
+	struct sftp_state	*st = p;
+
+	if (ssh_init() != SSH_OK) {
+		snprintf(err, errlen, "libssh could not be initialised");
+		return -1;
+	}
+	return load_key(st, &st->key, err, errlen);
+}
+
+static const char *
+param(const struct transport_recipient *rc, const char *key)
+{
+	for (size_t i = 0; i < rc->nparams; i++)
+		if (strcmp(rc->params[i].key, key) == 0)
+			return rc->params[i].value;
+	return NULL;
+}
+
+static enum transport_status
+fail(struct conn *c, enum transport_status s, int hold, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static enum transport_status
+fail(struct conn *c, enum transport_status s, int hold, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->r->detail, sizeof(c->r->detail), fmt, ap);
+	va_end(ap);
+	strlcpy_(c->r->status, s == TRANSPORT_PERMFAIL ? "refused" : "error",
+	    sizeof(c->r->status));
+	c->r->hold = (uint8_t)hold;
+	return s;
+}
+
+/* sftp://USER@HOST[:PORT]/FOLDER */
+static int
+parse_address(struct conn *c, const char *a)
+{
+	const char	*at, *slash, *colon;
+	char		*end;
+	long		 port = 22;
+
+	if (strncmp(a, "sftp://", 7) != 0)
+		return -1;
+	a += 7;
+	if ((at = strchr(a, '@')) == NULL || at == a ||
+	    (size_t)(at - a) >= sizeof(c->user))
+		return -1;
+	memcpy(c->user, a, (size_t)(at - a));
+	c->user[at - a] = '\0';
+	if ((slash = strchr(at + 1, '/')) == NULL)
+		return -1;
+	colon = memchr(at + 1, ':', (size_t)(slash - at - 1));
+	if (colon) {
+		port = strtol(colon + 1, &end, 10);
+		if (end != slash || port < 1 || port > 65535)
+			return -1;
+	} else
+		colon = slash;
+	if (colon == at + 1 || (size_t)(colon - at - 1) >= sizeof(c->host))
+		return -1;
+	memcpy(c->host, at + 1, (size_t)(colon - at - 1));
+	c->host[colon - at - 1] = '\0';
+	c->port = (int)port;
+	if (strlen(slash) >= sizeof(c->folder) || strstr(slash, "/../") ||
+	    (strlen(slash) >= 3 && strcmp(slash + strlen(slash) - 3, "/..") == 0))
+		return -1;
+	strlcpy_(c->folder, slash, sizeof(c->folder));
+	/* "/" stays; "/in/" loses its trailing slash. */
+	for (size_t n = strlen(c->folder); n > 1 && c->folder[n - 1] == '/'; n--)
+		c->folder[n - 1] = '\0';
+	return 0;
+}
+
+/* The remote name for file i: the pattern with its fields filled in. */
+static int
+remote_name(struct conn *c, size_t i, char *out, size_t len)
+{
+	const char	*p = c->pattern;
+	char		 date[16];
+	time_t		 now = time(NULL);
+	struct tm	 tm;
+	size_t		 o = 0;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y%m%d", &tm);
+	while (*p) {
+		char		 num[32];
+		const char	*v = NULL;
+		size_t		 skip = 0;
+
+		if (strncmp(p, "{packet_id}", 11) == 0)
+			v = c->m->packet_id, skip = 11;
+		else if (strncmp(p, "{file}", 6) == 0)
+			v = c->m->files[i].name, skip = 6;
+		else if (strncmp(p, "{date}", 6) == 0)
+			v = date, skip = 6;
+		else if (strncmp(p, "{n}", 3) == 0) {
+			snprintf(num, sizeof(num), "%zu", i + 1);
+			v = num, skip = 3;
+		} else if (strncmp(p, "{job}", 5) == 0) {
+			snprintf(num, sizeof(num), "%llu",
+			    (unsigned long long)c->m->job_id);
+			v = num, skip = 5;
+		}
+		if (v) {
+			size_t n = strlen(v);
+			if (o + n >= len)
+				return -1;
+			memcpy(out + o, v, n);
+			o += n;
+			p += skip;
+		} else {
+			if (o + 1 >= len)
+				return -1;
+			out[o++] = *p++;
+		}
+	}
+	out[o] = '\0';
+	return valid_filename(out) ? 0 : -1;
+}
+
+static enum transport_status
+ssh_status(struct conn *c, const char *what)
+{
+	return fail(c, TRANSPORT_TEMPFAIL, 0, "%s %s:%d: %s", what, c->host, c->port,
+	    ssh_get_error(c->ssh));
+}
+
+/* Connect, check the host key against the pin, authenticate, open SFTP. */
+static enum transport_status
+open_session(struct conn *c)
+{
+	ssh_key		 srv = NULL;
+	unsigned char	*hash = NULL;
+	size_t		 hlen = 0;
+	char		*fp;
+	long		 t;
+	int		 yes = 1, no = 0, rc;
+
+	if ((c->ssh = ssh_new()) == NULL)
+		return fail(c, TRANSPORT_TEMPFAIL, 0, "out of memory");
+	t = c->st->connect_timeout;
+	if (ssh_options_set(c->ssh, SSH_OPTIONS_HOST, c->host) < 0 ||
+	    ssh_options_set(c->ssh, SSH_OPTIONS_PORT, &c->port) < 0 ||
+	    ssh_options_set(c->ssh, SSH_OPTIONS_USER, c->user) < 0 ||
+	    ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &t) < 0 ||
+	    ssh_options_set(c->ssh, SSH_OPTIONS_NODELAY, &yes) < 0 ||
+	    ssh_options_set(c->ssh, SSH_OPTIONS_PROCESS_CONFIG, &no) < 0)
+		return fail(c, TRANSPORT_PERMFAIL, 1, "bad connection settings for "
+		    "%s:%d: %s", c->host, c->port, ssh_get_error(c->ssh));
+	if (ssh_connect(c->ssh) != SSH_OK)
+		return ssh_status(c, "cannot connect to");
+	if (ssh_get_serverbanner(c->ssh))
+		strlcpy_(c->banner, ssh_get_serverbanner(c->ssh), sizeof(c->banner));
+	if (ssh_get_server_publickey(c->ssh, &srv) != SSH_OK ||
+	    ssh_get_publickey_hash(srv, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) != 0) {
+		ssh_key_free(srv);
+		return ssh_status(c, "no host key from");
+	}
+	fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
+	ssh_clean_pubkey_hash(&hash);
+	ssh_key_free(srv);
+	if (fp == NULL)
+		return fail(c, TRANSPORT_TEMPFAIL, 0, "out of memory");
+	strlcpy_(c->offered, fp, sizeof(c->offered));
+	ssh_string_free_char(fp);
+	if (strcmp(c->offered, c->pin) != 0)
+		return fail(c, TRANSPORT_PERMFAIL, 1, "host key mismatch at %s:%d: "
+		    "the server offered %s but %s is pinned for this recipient; "
+		    "nothing was sent (an attack, or a key change the partner must "
+		    "confirm before the pin is updated)", c->host, c->port,
+		    c->offered, c->pin);
+	t = c->st->timeout;
+	ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &t);
+	rc = ssh_userauth_publickey(c->ssh, NULL, c->st->key);
+	if (rc == SSH_AUTH_DENIED || rc == SSH_AUTH_PARTIAL)
+		return fail(c, TRANSPORT_PERMFAIL, 0, "%s:%d refused our key for user "
+		    "%s (install our public key in its authorized_keys)", c->host,
+		    c->port, c->user);
+	if (rc != SSH_AUTH_SUCCESS)
+		return ssh_status(c, "authentication failed at");
+	if ((c->sftp = sftp_new(c->ssh)) == NULL)
+		return ssh_status(c, "cannot open an SFTP channel to");
+	if (sftp_init(c->sftp) != SSH_OK)
+		return ssh_status(c, "the SFTP subsystem failed at");
+	return TRANSPORT_OK;
+}
+
+/* An SFTP error: which side of the line is it on? */
+static enum transport_status
+sftpt_status(struct conn *c, const char *what, const char *path)
+{
+	int	e = sftp_get_error(c->sftp);
+
+	switch (e) {
+	case SSH_FX_PERMISSION_DENIED:
+		return fail(c, TRANSPORT_PERMFAIL, 0, "%s %s on %s: permission "
+		    "denied", what, path, c->host);
+	case SSH_FX_NO_SUCH_FILE:
+	case SSH_FX_NO_SUCH_PATH:
+		return fail(c, TRANSPORT_PERMFAIL, 0, "%s %s on %s: no such file or "
+		    "folder", what, path, c->host);
+	default:
+		/* Failure (often a full disk), lost connection, timeout. */
+		return fail(c, TRANSPORT_TEMPFAIL, 0, "%s %s on %s: %s (SFTP status "
+		    "%d)", what, path, c->host, ssh_get_error(c->ssh), e);
+	}
+}
+
+/* SHA-256 and size of a remote file, by reading it back. */
+static int
+remote_hash(struct conn *c, const char *path, char hex[65], uint64_t *size)
+{
+	struct sha256_ctx	*h = sha256_new();
+	sftp_file		 f;
+	char			*buf = malloc(SFTP_CHUNK);
+	ssize_t			 n;
+
+	*size = 0;
+	if (buf == NULL || (f = sftp_open(c->sftp, path, O_RDONLY, 0)) == NULL) {
+		free(buf);
+		sha256_final(h, hex);
+		return -1;
+	}
+	while ((n = sftp_read(f, buf, SFTP_CHUNK)) > 0) {
+		sha256_update(h, buf, (size_t)n);
+		*size += (uint64_t)n;
+	}
+	sftp_close(f);
+	free(buf);
+	sha256_final(h, hex);
+	return n < 0 ? -1 : 0;
+}
+
+/* Is the file already there, complete (a retry after a lost answer)? */
+static int
+already_there(struct conn *c, const struct transport_file *tf, const char *path)
+{
+	sftp_attributes	 a = sftp_stat(c->sftp, path);
+	char		 hex[65];
+	uint64_t	 size;
+	int		 same;
+
+	if (a == NULL)
+		return -1;	/* not there (or not readable) */
+	same = a->size == (uint64_t)tf->size;
+	sftp_attributes_free(a);
+	if (same && remote_hash(c, path, hex, &size) == 0)
+		same = size == (uint64_t)tf->size && strcmp(hex, tf->sha256) == 0;
+	return same;
+}
+
+/* Upload one file as PATH.part, check it, rename it to PATH. */
+static enum transport_status
+put_file(struct conn *c, const struct transport_file *tf, const char *path,
+    int *skipped)
+{
+	char			 part[PATH_MAX], hex[65], rhex[65];
+	struct sha256_ctx	*h;
+	sftp_attributes		 a;
+	sftp_file		 f;
+	char			*buf;
+	uint64_t		 rsize;
+	off_t			 off = 0;
+	ssize_t			 n;
+	int			 there;
+
+	*skipped = 0;
+	if ((there = already_there(c, tf, path)) == 1) {
+		*skipped = 1;
+		return TRANSPORT_OK;
+	}
+	if (there == 0 && !c->overwrite)
+		return fail(c, TRANSPORT_PERMFAIL, 1, "%s already exists on %s with "
+		    "other content; refusing to replace it (set overwrite=yes on "
+		    "the recipient if the partner wants that)", path, c->host);
+	if (snprintf(part, sizeof(part), "%s.part", path) >= (int)sizeof(part))
+		return fail(c, TRANSPORT_PERMFAIL, 1, "remote path too long");
+	/* A .part left by an interrupted attempt is never delivered. */
+	(void)sftp_unlink(c->sftp, part);
+	if ((f = sftp_open(c->sftp, part, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC,
+	    0600)) == NULL)
+		return sftpt_status(c, "cannot create", part);
+	if ((buf = malloc(SFTP_CHUNK)) == NULL) {
+		sftp_close(f);
+		return fail(c, TRANSPORT_TEMPFAIL, 0, "out of memory");
+	}
+	h = sha256_new();
+	while ((n = pread(tf->fd, buf, SFTP_CHUNK, off)) > 0) {
+		if (time(NULL) > c->deadline) {
+			free(buf);
+			sha256_final(h, hex);
+			sftp_close(f);
+			return fail(c, TRANSPORT_TEMPFAIL, 0, "the transfer to %s took "
+			    "longer than transfer_timeout (%ld s)", c->host,
+			    c->st->transfer_timeout);
+		}
+		sha256_update(h, buf, (size_t)n);
+		if (sftp_write(f, buf, (size_t)n) != n) {
+			free(buf);
+			sha256_final(h, hex);
+			sftp_close(f);
+			return sftpt_status(c, "cannot write", part);
+		}
+		off += n;
+	}
+	free(buf);
+	sha256_final(h, hex);
+	if (n < 0) {
+		sftp_close(f);
+		return fail(c, TRANSPORT_TEMPFAIL, 0, "cannot read %s: %s", tf->name,
+		    strerror(errno));
+	}
+	if (strcmp(hex, tf->sha256) != 0) {
+		sftp_close(f);
+		return fail(c, TRANSPORT_TEMPFAIL, 0, "%s changed while it was being "
+		    "sent (hash mismatch)", tf->name);
+	}
+	if (sftp_extension_supported(c->sftp, "fsync@openssh.com", "1") &&
+	    sftp_fsync(f) != 0) {
+		sftp_close(f);
+		return sftpt_status(c, "cannot fsync", part);
+	}
+	if (sftp_close(f) != SSH_NO_ERROR)
+		return sftpt_status(c, "cannot close", part);
+	/* Verify what the server holds before it gets its final name. */
+	if ((a = sftp_stat(c->sftp, part)) == NULL)
+		return sftpt_status(c, "cannot check", part);
+	rsize = a->size;
+	sftp_attributes_free(a);
+	if (rsize != (uint64_t)tf->size)
+		return fail(c, TRANSPORT_TEMPFAIL, 0, "%s on %s holds %llu bytes, not "
+		    "%lld", part, c->host, (unsigned long long)rsize,
+		    (long long)tf->size);
+	if (c->readback) {
+		if (remote_hash(c, part, rhex, &rsize) == -1)
+			return sftpt_status(c, "cannot read back", part);
+		if (strcmp(rhex, tf->sha256) != 0 || rsize != (uint64_t)tf->size)
+			return fail(c, TRANSPORT_TEMPFAIL, 0, "%s read back from %s does "
+			    "not match what was sent", part, c->host);
+	}
+	if (there == 0 && sftp_unlink(c->sftp, path) != 0)
+		return sftpt_status(c, "cannot replace", path);
+	if (sftp_rename(c->sftp, part, path) != 0)
+		return sftpt_status(c, "cannot rename to", path);
+	return TRANSPORT_OK;
+}
+
+static void
+conn_close(struct conn *c)
+{
+	if (c->sftp)
+		sftp_free(c->sftp);
+	if (c->ssh) {
+		ssh_disconnect(c->ssh);
+		ssh_free(c->ssh);
+	}
+}
+
+static enum transport_status
+sftpt_deliver(void *p, const struct transport_message *m,
+    struct transport_receipt *r)
+{
+	struct sftp_state	*st = p;
+	struct conn		 c;
+	const char		*v, *names[SFTP_MAX_FILES], *hexes[SFTP_MAX_FILES];
+	char			 path[PATH_MAX], name[NAME_MAX + 1], when[32];
+	enum transport_status	 rv;
+	unsigned long long	 bytes = 0;
+	size_t			 skipped = 0;
+	int			 skip;
+
+	memset(&c, 0, sizeof(c));
+	c.st = st;
+	c.m = m;
+	c.r = r;
+	c.readback = st->readback;
+	c.deadline = time(NULL) + st->transfer_timeout;
+	if (parse_address(&c, m->recipient->address) == -1)
+		return fail(&c, TRANSPORT_PERMFAIL, 1, "recipient address \"%.200s\" "
+		    "must look like sftp://USER@HOST[:PORT]/FOLDER",
+		    m->recipient->address);
+	if ((c.pin = param(m->recipient, "host_key")) == NULL ||
+	    strncmp(c.pin, "SHA256:", 7) != 0)
+		return fail(&c, TRANSPORT_PERMFAIL, 1, "recipient %s has no pinned "
+		    "host key: add --param host_key=SHA256:... (as ssh-keygen -lf "
+		    "prints it) and verify the recipient again", m->recipient->id);
+	c.pattern = (v = param(m->recipient, "pattern")) ? v : "{packet_id}_{file}";
+	c.overwrite = (v = param(m->recipient, "overwrite")) && !strcmp(v, "yes");
+	if ((v = param(m->recipient, "verify")) && parse_verify(v, &c.readback) == -1)
+		return fail(&c, TRANSPORT_PERMFAIL, 1, "recipient %s: verify must be "
+		    "size or readback", m->recipient->id);
+	if (m->nfiles > SFTP_MAX_FILES)
+		return fail(&c, TRANSPORT_PERMFAIL, 1, "too many files");
+	for (size_t i = 0; i < m->nfiles; i++)
+		if (remote_name(&c, i, name, sizeof(name)) == -1)
+			return fail(&c, TRANSPORT_PERMFAIL, 1, "recipient %s: pattern "
+			    "\"%.100s\" does not give a plain file name",
+			    m->recipient->id, c.pattern);
+
+	if ((rv = open_session(&c)) != TRANSPORT_OK)
+		goto done;
+	{
+		sftp_attributes a = sftp_stat(c.sftp, c.folder);
+		if (a == NULL) {
+			rv = sftpt_status(&c, "cannot use folder", c.folder);
+			goto done;
+		}
+		if (a->type != SSH_FILEXFER_TYPE_DIRECTORY) {
+			sftp_attributes_free(a);
+			rv = fail(&c, TRANSPORT_PERMFAIL, 0, "%s on %s is not a folder",
+			    c.folder, c.host);
+			goto done;
+		}
+		sftp_attributes_free(a);
+	}
+	for (size_t i = 0; i < m->nfiles; i++) {
+		remote_name(&c, i, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s%s%s", c.folder,
+		    strcmp(c.folder, "/") ? "/" : "", name);
+		if ((rv = put_file(&c, &m->files[i], path, &skip)) != TRANSPORT_OK)
+			goto done;
+		skipped += (size_t)skip;
+		bytes += (unsigned long long)m->files[i].size;
+		names[i] = m->files[i].name;
+		hexes[i] = m->files[i].sha256;
+	}
+	sha256_listing(names, hexes, m->nfiles, r->sha256);
+	r->completed_at = time(NULL);
+	time_iso(r->completed_at, when, sizeof(when));
+	(void)bsnprintf(r->remote_id, sizeof(r->remote_id), "sftp://%s@%s:%d%s", c.user,
+	    c.host, c.port, c.folder);
+	strlcpy_(r->status, "delivered", sizeof(r->status));
+	(void)bsnprintf(r->detail, sizeof(r->detail), "%zu file%s, %llu bytes, to %s "
+	    "(%s%s); verified by %s; server %s, host key %s; completed %s",
+	    m->nfiles, m->nfiles == 1 ? "" : "s", bytes, r->remote_id,
+	    skipped ? "already there: " : "as ", skipped ? "retry found them" :
+	    c.pattern, c.readback ? "reading back" : "size", c.banner, c.offered,
+	    when);
+	rv = TRANSPORT_OK;
+done:
+	conn_close(&c);
+	return rv;
+}
+
+static void
+sftpt_shutdown(void *p)
+{
+	struct sftp_state	*st = p;
+
+	if (st == NULL)
+		return;
+	ssh_key_free(st->key);
+	free(st->identity);
+	free(st);
+}
+
+const struct transport_backend roigate_transport = {
+	.name = "sftp",
+	.abi = TRANSPORT_ABI_VERSION,
+	.caps = 0,
+	.create = sftpt_create,
+	.config = sftpt_config,
+	.check = sftpt_check,
+	.init = sftpt_init,
+	.deliver = sftpt_deliver,
+	.poll = NULL,
+	.shutdown = sftpt_shutdown,
+};
