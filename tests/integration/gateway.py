@@ -28,6 +28,15 @@ EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_SOFTWARE, EX_NOPERM =
     0, 64, 65, 67, 69, 70, 77
 
 
+def open_path(folder):
+    """Let other users reach a folder below pytest's private tmp (o+rx on
+    it and on every folder above it up to /tmp)."""
+    d = folder
+    while d not in ("/", "/tmp"):
+        os.chmod(d, os.stat(d).st_mode | 0o005)
+        d = os.path.dirname(d)
+
+
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
@@ -217,10 +226,7 @@ class Gateway:
     def open_to_others(self):
         """Let other users reach the socket, as if they were in its group
         (the folders below pytest's private tmp, and the socket itself)."""
-        d = self.root
-        while d not in ("/", "/tmp"):
-            os.chmod(d, os.stat(d).st_mode | 0o005)
-            d = os.path.dirname(d)
+        open_path(self.root)
         os.chmod(self.sock, 0o666)
 
     def roictl(self, *args, check=None, user=None, input=None):

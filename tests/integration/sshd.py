@@ -9,6 +9,8 @@ import subprocess
 import threading
 import time
 
+from gateway import open_path
+
 SSHD = "/usr/sbin/sshd"
 USER = "nobody"
 
@@ -32,14 +34,6 @@ def fingerprint(pubkey_path):
     out = subprocess.run(["ssh-keygen", "-lf", pubkey_path], check=True,
                          capture_output=True, text=True).stdout
     return out.split()[1]          # "256 SHA256:... comment (ED25519)"
-
-
-def open_path(folder):
-    """Let the SFTP account reach a folder below pytest's private tmp."""
-    d = folder
-    while d not in ("/", "/tmp"):
-        os.chmod(d, os.stat(d).st_mode | 0o005)
-        d = os.path.dirname(d)
 
 
 def descendants(pid):

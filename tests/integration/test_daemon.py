@@ -8,7 +8,7 @@ import socket
 import struct
 import subprocess
 
-from gateway import (BUILD, Gateway, Packet, wait_for, wait_state,
+from gateway import (BUILD, Gateway, Packet, open_path, wait_for, wait_state,
                      EX_UNAVAILABLE, EX_NOPERM, EX_DATAERR)
 
 
@@ -90,7 +90,7 @@ def test_roictl_help_and_usage(gw):
 
 def test_caller_without_a_role_is_refused_and_audited(gw):
     # Without the socket's group, the file mode keeps "nobody" out...
-    _open_path_to(gw.root)
+    open_path(gw.root)
     r = gw.roictl("status", user="nobody")
     assert r.returncode == EX_NOPERM, r
     assert "only members of the socket's group" in r.stderr
@@ -106,14 +106,6 @@ def test_caller_without_a_role_is_refused_and_audited(gw):
     denied = [a for a in audit if a["uid"] == nobody]
     assert denied and all(a["outcome"] == "denied" for a in denied)
     assert {a["op"] for a in denied} >= {"status", "hold"}
-
-
-def _open_path_to(folder):
-    """Let other users reach a folder below pytest's private tmp."""
-    d = folder
-    while d not in ("/", "/tmp"):
-        os.chmod(d, os.stat(d).st_mode | 0o005)
-        d = os.path.dirname(d)
 
 
 def test_oversized_frame_is_refused_and_daemon_serves_others(gw):
