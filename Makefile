@@ -44,7 +44,7 @@ LIBS        = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl
 COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
-              src/transport.c src/control.c src/control_ops.c src/proto.c $(COMMON_SRCS)
+              src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c $(COMMON_SRCS)
 ROICTL_SRCS = src/roictl.c src/libroigate.c src/proto.c $(COMMON_SRCS)
 TRANSPORTS  = local sftp
 TEST_TRANSPORTS = flaky

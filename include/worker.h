@@ -48,4 +48,16 @@ pid_t	worker_start(const struct job *j, enum worker_mode mode,
 	    struct transport_instance *ti, const struct recipient *r,
 	    int jobdirfd, int *chan);
 
+/*
+ * Fork a worker that runs the transport's probe() for recipient r (see
+ * roictl recipient verify).  It writes one struct worker_probe_msg to the
+ * channel and exits.  The child pid, or -1.
+ */
+struct worker_probe_msg {
+	int32_t			ok;	/* 1: found; 0: see probe.detail */
+	struct transport_probe	probe;
+};
+pid_t	worker_probe(struct transport_instance *ti, const struct recipient *r,
+	    int *chan);
+
 #endif

@@ -17,6 +17,7 @@
 #include "control_ops.h"
 #include "disclosure.h"
 #include "manifest.h"
+#include "probe.h"
 #include "queue.h"
 #include "roigated.h"
 #include "store.h"
@@ -535,10 +536,80 @@ recipient_flag(const struct peer *p, json_t *req, int verify, struct op_result *
 	}
 }
 
+/* Start or look at a probe of the recipient's destination. */
+static void
+op_recipient_probe(const struct peer *p, json_t *req, const int *fds,
+    size_t nfds, struct op_result *r)
+{
+	struct transport_probe	 res;
+	struct recipient	 rc;
+	enum probe_state	 st;
+	char			 err[300] = "";
+
+	if (recipient_arg(req, &rc, r) == -1)
+		return;
+	memset(&res, 0, sizeof(res));
+	st = probe_get(rc.id, &res);
+	if (json_is_true(json_object_get(req, "start")) && st != PROBE_RUNNING) {
+		st = probe_start(&rc, err, sizeof(err));
+		if (st == PROBE_FAILED)
+			strlcpy_(res.detail, err, sizeof(res.detail));
+	}
+	recipient_free(&rc);
+	r->result = json_pack("{s:s, s:s, s:s, s:s}", "state", probe_state_name(st),
+	    "param", res.param, "value", res.value, "detail", res.detail);
+}
+
+/*
+ * Verify a recipient.  With "pin" ({"param", "value"}), the value must be
+ * what the last probe found; it is stored in the recipient's parameters
+ * before the entry is marked verified.
+ */
 static void
 op_recipient_verify(const struct peer *p, json_t *q, const int *f, size_t n,
     struct op_result *r)
 {
+	struct transport_probe	 res;
+	struct recipient	 rc;
+	json_t			*pin = json_object_get(q, "pin"), *params;
+	const char		*param, *value;
+	char			*text;
+	int			 rv;
+
+	if (pin == NULL) {
+		recipient_flag(p, q, 1, r);
+		return;
+	}
+	param = json_string_value(json_object_get(pin, "param"));
+	value = json_string_value(json_object_get(pin, "value"));
+	if (param == NULL || value == NULL) {
+		fail(r, "bad_request", "pin needs \"param\" and \"value\"");
+		return;
+	}
+	if (recipient_arg(q, &rc, r) == -1)
+		return;
+	if (probe_get(rc.id, &res) != PROBE_DONE || strcmp(res.param, param) != 0 ||
+	    strcmp(res.value, value) != 0) {
+		fail(r, "conflict", "%s %s was not what the last probe of %s found "
+		    "(%s); probe again and confirm what the server offers",
+		    param, value, rc.id, res.value[0] ? res.value : "nothing yet");
+		recipient_free(&rc);
+		return;
+	}
+	params = json_loads(rc.params ? rc.params : "{}", 0, NULL);
+	if (params == NULL)
+		params = json_object();
+	json_object_set_new(params, param, json_string(value));
+	text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(params);
+	free(rc.params);
+	rc.params = text;
+	rv = store_recipient_update(rg->store, &rc);
+	recipient_free(&rc);
+	if (rv == -1) {
+		fail(r, "unavailable", "cannot store: %.200s", store_errmsg(rg->store));
+		return;
+	}
 	recipient_flag(p, q, 1, r);
 }
 
@@ -608,6 +679,7 @@ static const struct op_def ops[] = {
 	{ "recipient-list", READERS, "operate, audit or admin", op_recipient_list },
 	{ "recipient-show", READERS, "operate, audit or admin", op_recipient_show },
 	{ "recipient-verify", ROLE_ADMIN, "admin", op_recipient_verify },
+	{ "recipient-probe", ROLE_ADMIN, "admin", op_recipient_probe },
 	{ "recipient-disable", ROLE_ADMIN, "admin", op_recipient_disable },
 };
 

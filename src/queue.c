@@ -563,15 +563,20 @@ queue_reap(int signo, void *arg)
 {
 	struct run	*r;
 	pid_t		 pid;
-	int		 status;
+	int		 status, freed = 0;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (r = runs; r; r = r->next)
 			if (r->pid == pid)
 				break;
-		if (r)
+		if (r) {
 			queue_exited(r, status);
+			freed = 1;
+		}
 	}
+	/* A worker slot is free only now that its process is gone. */
+	if (freed && !rg->draining)
+		queue_kick();
 	if (rg->draining && nruns == 0 && drained) {
 		loop_timer_cancel(grace);
 		void (*cb)(void) = drained;

@@ -54,7 +54,8 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  audit [--since D] [--limit N]   who asked the daemon what, allowed or denied\n"
 "Recipients (role admin to change):\n"
 "  recipient add ID --name N --transport T --address A [--organization O] [--param K=V]...\n"
-"  recipient list | show ID | verify ID | disable ID\n"
+"  recipient list | show ID | disable ID\n"
+"  recipient verify ID [--yes | --expect VALUE]   probe, confirm, pin (SFTP host key)\n"
 "\n"
 "Options:\n"
 "  -s, --socket PATH   the daemon's socket\n"
@@ -507,6 +508,104 @@ usage:
 	return EX_USAGE;
 }
 
+/*
+ * recipient verify ID [--yes | --expect VALUE]: probe the destination
+ * (for SFTP: fetch the server's host key), show what was found, and pin
+ * it once the administrator confirms.  Transports with nothing to probe
+ * are simply marked verified.
+ */
+static int
+recipient_verify(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "yes", no_argument, NULL, 'y' },
+		{ "expect", required_argument, NULL, 'e' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct timespec	 pause = { 0, 200 * 1000000L };
+	const char	*expect = NULL, *id, *state;
+	json_t		*r = NULL, *pin;
+	char		 answer[16];
+	int		 ch, rv, yes = 0;
+
+	optind = 0;	/* 0: GNU getopt starts afresh (permuting) */
+	while ((ch = getopt_long(argc, argv, "y", opts, NULL)) != -1) {
+		if (ch == 'y')
+			yes = 1;
+		else if (ch == 'e')
+			expect = optarg;
+		else
+			return EX_USAGE;
+	}
+	if (optind != argc - 1)
+		return EX_USAGE;
+	id = argv[optind];
+	if ((rv = call(rg, "recipient-probe", json_pack("{s:s, s:b}", "recipient",
+	    id, "start", 1), &r)) != 0)
+		return rv;
+	/* The probe runs in a worker; ask again until it has an answer. */
+	for (int waited = 0; strcmp(s_(r, "state"), "probing") == 0; waited++) {
+		json_decref(r);
+		if (waited > 5 * 120) {
+			fprintf(stderr, "roictl: no answer from the probe of %s\n", id);
+			return EX_UNAVAILABLE;
+		}
+		nanosleep(&pause, NULL);
+		if ((rv = call(rg, "recipient-probe", json_pack("{s:s}", "recipient",
+		    id), &r)) != 0)
+			return rv;
+	}
+	state = s_(r, "state");
+	if (strcmp(state, "failed") == 0) {
+		fprintf(stderr, "roictl: could not reach recipient %s: %s\n", id,
+		    s_(r, "detail"));
+		json_decref(r);
+		return EX_UNAVAILABLE;
+	}
+	if (strcmp(state, "done") != 0) {	/* nothing to probe */
+		json_decref(r);
+		if ((rv = call(rg, "recipient-verify", json_pack("{s:s}", "recipient",
+		    id), &r)) != 0)
+			return rv;
+		printf("recipient %s verified\n", id);
+		json_decref(r);
+		return 0;
+	}
+	printf("recipient %s: %s\n", id, s_(r, "detail"));
+	if (expect && strcmp(expect, s_(r, "value")) != 0) {
+		fprintf(stderr, "roictl: %s offers %s %s, not %s: recipient %s is not "
+		    "verified\n", id, s_(r, "param"), s_(r, "value"), expect, id);
+		json_decref(r);
+		return EX_DATAERR;
+	}
+	if (!yes && !expect) {
+		if (!isatty(STDIN_FILENO)) {
+			fprintf(stderr, "roictl: confirm with --yes, or give the value the "
+			    "partner told you with --expect VALUE\n");
+			json_decref(r);
+			return EX_USAGE;
+		}
+		printf("Pin %s %s and mark %s verified? [y/N] ", s_(r, "param"),
+		    s_(r, "value"), id);
+		fflush(stdout);
+		if (fgets(answer, sizeof(answer), stdin) == NULL ||
+		    (answer[0] != 'y' && answer[0] != 'Y')) {
+			printf("recipient %s is not verified\n", id);
+			json_decref(r);
+			return EX_DATAERR;
+		}
+	}
+	pin = json_pack("{s:s, s:s}", "param", s_(r, "param"), "value", s_(r, "value"));
+	json_decref(r);
+	if ((rv = call(rg, "recipient-verify", json_pack("{s:s, s:o}", "recipient",
+	    id, "pin", pin), &r)) != 0)
+		return rv;
+	printf("recipient %s verified; pinned %s\n", id, s_(json_object_get(r,
+	    "params"), "host_key"));
+	json_decref(r);
+	return 0;
+}
+
 static int
 cmd_recipient(struct roigate *rg, int argc, char **argv)
 {
@@ -532,8 +631,9 @@ cmd_recipient(struct roigate *rg, int argc, char **argv)
 		json_decref(r);
 		return 0;
 	}
-	if (argc != 3 || (strcmp(argv[1], "show") && strcmp(argv[1], "verify") &&
-	    strcmp(argv[1], "disable")))
+	if (argc >= 3 && strcmp(argv[1], "verify") == 0)
+		return recipient_verify(rg, argc - 1, argv + 1);
+	if (argc != 3 || (strcmp(argv[1], "show") && strcmp(argv[1], "disable")))
 		return EX_USAGE;
 	char op[32];
 	snprintf(op, sizeof(op), "recipient-%s", argv[1]);
@@ -774,9 +874,12 @@ static const struct cmd cmds[] = {
 	    "request to the daemon, allowed or denied." },
 	{ "recipient", cmd_recipient, "recipient add ID --name N --transport T "
 	    "--address A [--organization O] [--param K=V]...\n       roictl recipient "
-	    "list | show ID | verify ID | disable ID", "The verified recipient "
-	    "directory.  A new recipient cannot receive until an\nadministrator has "
-	    "confirmed the destination and run `recipient verify`." },
+	    "list | show ID | disable ID\n       roictl recipient verify ID [--yes | "
+	    "--expect VALUE]", "The verified recipient directory.  A new recipient "
+	    "cannot receive until an\nadministrator has confirmed the destination "
+	    "and run `recipient verify`.\nFor SFTP, verify connects, shows the "
+	    "server's host key and pins it once\nconfirmed (at the prompt, with "
+	    "--yes, or when it equals --expect VALUE)." },
 };
 
 int

@@ -22,6 +22,7 @@
 #include "control.h"
 #include "log.h"
 #include "loop.h"
+#include "probe.h"
 #include "queue.h"
 #include "roigated.h"
 #include "spool.h"
@@ -149,6 +150,7 @@ on_terminate(int signo, void *arg)
 	sd_notify(0, "STOPPING=1");
 	spool_stop();
 	control_stop();
+	probe_stop_all();
 	queue_drain(on_drained);
 }
 

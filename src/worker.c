@@ -186,6 +186,17 @@ worker_params(const char *json, size_t *n)
 	return p;
 }
 
+static void
+worker_recipient(const struct recipient *r, struct transport_recipient *tr)
+{
+	memset(tr, 0, sizeof(*tr));
+	tr->id = r->id;
+	tr->name = r->name;
+	tr->organization = r->organization;
+	tr->address = r->address;
+	tr->params = worker_params(r->params, &tr->nparams);
+}
+
 static void __attribute__((noreturn))
 worker_main(const struct job *j, enum worker_mode mode,
     struct transport_instance *ti, const struct recipient *r)
@@ -205,12 +216,7 @@ worker_main(const struct job *j, enum worker_mode mode,
 	if (mf == NULL)
 		worker_fail(chan, TRANSPORT_PERMFAIL, "stored manifest no longer "
 		    "parses: %.200s", errs.n ? errs.msg[0] : "unknown error");
-	memset(&tr, 0, sizeof(tr));
-	tr.id = r->id;
-	tr.name = r->name;
-	tr.organization = r->organization;
-	tr.address = r->address;
-	tr.params = worker_params(r->params, &tr.nparams);
+	worker_recipient(r, &tr);
 
 	if (mode == WORKER_DELIVER) {
 		/* Checked again right before sending: time passes in a queue. */
@@ -257,7 +263,8 @@ worker_main(const struct job *j, enum worker_mode mode,
 	_exit(0);
 }
 
-/* In the child: only stdio, the job folder and the channel stay open. */
+/* In the child: only stdio, the job folder (none for a probe: /dev/null
+ * holds its place) and the channel stay open. */
 static void
 worker_setup_child(int jobdirfd, int chan, pid_t parent)
 {
@@ -269,12 +276,60 @@ worker_setup_child(int jobdirfd, int chan, pid_t parent)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (jobdirfd == -1)
+		jobdirfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	hj = fcntl(jobdirfd, F_DUPFD, 1000);
 	hc = fcntl(chan, F_DUPFD, 1000);
 	if (hj == -1 || hc == -1 || dup2(hj, WORKER_JOBDIR_FD) == -1 ||
 	    dup2(hc, WORKER_CHAN_FD) == -1)
 		_exit(1);
 	close_range(WORKER_CHAN_FD + 1, ~0U, 0);
+}
+
+static void __attribute__((noreturn))
+worker_probe_main(struct transport_instance *ti, const struct recipient *r)
+{
+	struct transport_recipient	tr;
+	struct worker_probe_msg		m;
+	char				err[TRANSPORT_DETAIL_MAX] = "";
+
+	memset(&m, 0, sizeof(m));
+	worker_recipient(r, &tr);
+	if (ti->backend->init(ti->state, err, sizeof(err)) == -1)
+		snprintf(m.probe.detail, sizeof(m.probe.detail), "transport %s could "
+		    "not start: %.300s", ti->name, err);
+	else
+		m.ok = ti->backend->probe(ti->state, &tr, &m.probe) == 0;
+	m.probe.param[sizeof(m.probe.param) - 1] = '\0';
+	m.probe.value[sizeof(m.probe.value) - 1] = '\0';
+	m.probe.detail[sizeof(m.probe.detail) - 1] = '\0';
+	(void)!write(WORKER_CHAN_FD, &m, sizeof(m));
+	ti->backend->shutdown(ti->state);
+	_exit(0);
+}
+
+pid_t
+worker_probe(struct transport_instance *ti, const struct recipient *r, int *chan)
+{
+	int	sv[2];
+	pid_t	pid, parent = getpid();
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	switch ((pid = fork())) {
+	case -1:
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	case 0:
+		worker_setup_child(-1, sv[1], parent);
+		worker_probe_main(ti, r);
+	default:
+		break;
+	}
+	close(sv[1]);
+	*chan = sv[0];
+	return pid;
 }
 
 pid_t

@@ -386,6 +386,8 @@ open_session(struct conn *c)
 		return fail(c, TRANSPORT_TEMPFAIL, 0, "out of memory");
 	strlcpy_(c->offered, fp, sizeof(c->offered));
 	ssh_string_free_char(fp);
+	if (c->pin == NULL)		/* a probe: nothing pinned yet */
+		return TRANSPORT_OK;
 	if (strcmp(c->offered, c->pin) != 0)
 		return fail(c, TRANSPORT_PERMFAIL, 1, "host key mismatch at %s:%d: "
 		    "the server offered %s but %s is pinned for this recipient; "
@@ -665,6 +667,61 @@ done:
 	return rv;
 }
 
+/* For `roictl recipient verify`: the server's host key to pin, and
+ * whether our key would be accepted. */
+static int
+sftpt_probe(void *p, const struct transport_recipient *rc,
+    struct transport_probe *out)
+{
+	struct sftp_state		*st = p;
+	struct transport_receipt	 r;
+	struct transport_message	 m;
+	struct conn			 c;
+	const char			*auth;
+	long				 t;
+	int				 rv = -1;
+
+	memset(&c, 0, sizeof(c));
+	memset(&r, 0, sizeof(r));
+	memset(&m, 0, sizeof(m));
+	m.recipient = rc;
+	c.st = st;
+	c.m = &m;
+	c.r = &r;
+	if (parse_address(&c, rc->address) == -1) {
+		snprintf(out->detail, sizeof(out->detail), "address \"%.200s\" must "
+		    "look like sftp://USER@HOST[:PORT]/FOLDER", rc->address);
+		return -1;
+	}
+	if (open_session(&c) != TRANSPORT_OK) {
+		strlcpy_(out->detail, r.detail, sizeof(out->detail));
+		goto done;
+	}
+	t = st->timeout;
+	ssh_options_set(c.ssh, SSH_OPTIONS_TIMEOUT, &t);
+	switch (ssh_userauth_publickey(c.ssh, NULL, st->key)) {
+	case SSH_AUTH_SUCCESS:
+		auth = "our key is accepted";
+		break;
+	case SSH_AUTH_DENIED:
+	case SSH_AUTH_PARTIAL:
+		auth = "our key is NOT accepted yet (the partner must install it)";
+		break;
+	default:
+		auth = "could not try our key";
+		break;
+	}
+	strlcpy_(out->param, "host_key", sizeof(out->param));
+	strlcpy_(out->value, c.offered, sizeof(out->value));
+	(void)bsnprintf(out->detail, sizeof(out->detail), "%s:%d (%s) offers host "
+	    "key %s; %s for user %s", c.host, c.port, c.banner[0] ? c.banner :
+	    "no banner", c.offered, auth, c.user);
+	rv = 0;
+done:
+	conn_close(&c);
+	return rv;
+}
+
 static void
 sftpt_shutdown(void *p)
 {
@@ -688,4 +745,5 @@ const struct transport_backend roigate_transport = {
 	.deliver = sftpt_deliver,
 	.poll = NULL,
 	.shutdown = sftpt_shutdown,
+	.probe = sftpt_probe,
 };

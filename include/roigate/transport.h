@@ -10,6 +10,9 @@
  * and then deliver() (or poll() for an asynchronous transport), and sends
  * the receipt back to the daemon.  A transport never touches the database.
  *
+ * Before an administrator verifies a recipient, an optional probe()
+ * reports what must be confirmed and pinned (roictl recipient verify).
+ *
  * deliver() and poll() return exactly one of TRANSPORT_OK,
  * TRANSPORT_TEMPFAIL or TRANSPORT_PERMFAIL.  Anything that goes wrong
  * without a clear answer is TEMPFAIL: a lost status means retry, never
@@ -22,7 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define TRANSPORT_ABI_VERSION	1
+#define TRANSPORT_ABI_VERSION	2	/* 2: probe() */
 #define TRANSPORT_SYMBOL	"roigate_transport"
 
 enum transport_status {
@@ -89,6 +92,13 @@ struct transport_message {
 	int				  attempt;	/* 1 for the first attempt */
 };
 
+/* What probe() found out about a recipient's destination. */
+struct transport_probe {
+	char	param[32];	/* the recipient parameter to pin ("host_key"), or "" */
+	char	value[256];	/* its value as found ("SHA256:..."), or "" */
+	char	detail[512];	/* what was found, in words for the administrator */
+};
+
 struct transport_backend {
 	const char	*name;
 	unsigned	 abi;		/* TRANSPORT_ABI_VERSION */
@@ -110,6 +120,11 @@ struct transport_backend {
 			    const char *remote_id, struct transport_receipt *rcpt);
 	/* Release the state (keys are wiped here). */
 	void		 (*shutdown)(void *st);
+	/* Optional: look at a recipient's destination before an administrator
+	 * verifies it (e.g. fetch the SFTP server's host key to pin).  Runs in
+	 * a worker after init().  0, or -1 with the reason in out->detail. */
+	int		 (*probe)(void *st, const struct transport_recipient *rc,
+			    struct transport_probe *out);
 };
 
 #endif

@@ -247,6 +247,17 @@ class Gateway:
                 f"stdout: {r.stdout}\nstderr: {r.stderr}")
         return r
 
+    def call(self, op, **args):
+        """One request straight over the socket, as any client may send it."""
+        import struct
+        body = json.dumps({"v": 1, "id": 1, "op": op, **args}).encode()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(30)
+            s.connect(self.sock)
+            s.sendall(struct.pack(">I", len(body)) + body)
+            n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+            return json.loads(s.recv(n, socket.MSG_WAITALL))
+
     def json(self, *args):
         r = self.roictl("--json", *args, check=0)
         return json.loads(r.stdout)
@@ -331,11 +342,18 @@ def wait_for(what, predicate, timeout=20, interval=0.02):
 def wait_state(gw, packet_id, states, timeout=20):
     if isinstance(states, str):
         states = (states,)
+    last = [None]
 
     def check():
-        j = gw.job_by_packet(packet_id)
+        j = last[0] = gw.job_by_packet(packet_id)
         return j if j and j["state"] in states else None
-    return wait_for(f"{packet_id} to reach {states}", check, timeout)
+    try:
+        return wait_for(f"{packet_id} to reach {states}", check, timeout)
+    except AssertionError as e:
+        j = last[0]
+        raise AssertionError(f"{e}; it is {j and j['state']}: "
+                             f"{j and gw.job(j['id'])}\n--- daemon log:\n"
+                             f"{gw.log()[-3000:]}") from None
 
 
 def wait_rejected(gw, name, timeout=20):

@@ -101,6 +101,13 @@ LogLevel VERBOSE
         self.proc = None
         self.log = open(os.path.join(root, "sshd.log"), "a")
 
+    def new_host_key(self):
+        """The server gets a new host key (a reinstall, or an impostor)."""
+        for f in (self.host_key, self.host_key + ".pub"):
+            os.unlink(f)
+        keygen(self.host_key, "test-sshd-new")
+        self.fingerprint = fingerprint(self.host_key + ".pub")
+
     def authorize(self, pubkey_path):
         shutil.copy(pubkey_path, os.path.join(self.keys, USER))
         os.chmod(os.path.join(self.keys, USER), 0o644)
@@ -145,7 +152,8 @@ LogLevel VERBOSE
 
 class ThrottleProxy:
     """A TCP relay that forwards at most `rate` bytes a second towards the
-    server, so that a test can stop sshd in the middle of an upload."""
+    server, so that a test can stop sshd in the middle of an upload; or,
+    once `silent` is set, accepts connections and never says a word."""
 
     def __init__(self, target_port, rate):
         self.target = target_port
@@ -156,6 +164,8 @@ class ThrottleProxy:
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.stop = threading.Event()
+        self.silent = False     # accept connections, then never answer
+        self.held = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -164,6 +174,9 @@ class ThrottleProxy:
                 c, _ = self.sock.accept()
             except OSError:
                 return
+            if self.silent:
+                self.held.append(c)
+                continue
             try:
                 s = socket.create_connection(("127.0.0.1", self.target), 5)
             except OSError:

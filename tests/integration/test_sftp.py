@@ -1,9 +1,7 @@
 """The sftp transport against a real OpenSSH sshd on 127.0.0.1."""
 import hashlib
 import os
-import socket
 import subprocess
-import threading
 
 import pytest
 
@@ -30,14 +28,15 @@ def sftp_gateway(tmp_path, sshd, **overrides):
     return gw
 
 
-def add_sftp_recipient(gw, rid, address, host_key, *params):
+def add_sftp_recipient(gw, rid, address, expect, *params):
+    """Add an SFTP recipient and verify it as an administrator would: the
+    daemon probes the server and pins the host key the partner told us."""
     args = ["recipient", "add", rid, "--name", f"Partner {rid} (synthetic)",
-            "--transport", "sftp", "--address", address,
-            "--param", f"host_key={host_key}"]
+            "--transport", "sftp", "--address", address]
     for p in params:
         args += ["--param", p]
     gw.roictl(*args, check=0)
-    gw.roictl("recipient", "verify", rid, check=0)
+    return gw.roictl("recipient", "verify", rid, "--expect", expect, check=0)
 
 
 def test_delivery_with_bytes_and_hash_checked_on_the_server(tmp_path, sshd):
@@ -94,18 +93,55 @@ def test_send_whose_answer_was_lost_is_not_duplicated(tmp_path, sshd):
         gw.stop()
 
 
-def test_wrong_pinned_host_key_is_refused_and_held(tmp_path, sshd):
+def test_verify_shows_and_pins_the_host_key(tmp_path, sshd):
     gw = sftp_gateway(tmp_path, sshd)
     try:
-        wrong = "SHA256:" + "A" * 43
-        add_sftp_recipient(gw, "payer-sftp", sshd.address(), wrong)
+        gw.roictl("recipient", "add", "payer-sftp", "--name", "Payer (synthetic)",
+                  "--transport", "sftp", "--address", sshd.address(), check=0)
+        # Not verified: nothing may go there yet.
+        assert gw.json("recipient", "show", "payer-sftp")["verified"] is False
+        # A value that is not what the server offers is refused.
+        r = gw.roictl("recipient", "verify", "payer-sftp", "--expect",
+                      "SHA256:" + "B" * 43)
+        assert r.returncode == 65
+        assert f"offers host_key {sshd.fingerprint}" in r.stderr
+        assert gw.json("recipient", "show", "payer-sftp")["verified"] is False
+        # Without a terminal, roictl will not guess: --yes or --expect.
+        r = gw.roictl("recipient", "verify", "payer-sftp")
+        assert r.returncode == 64 and "--yes" in r.stderr
+        r = gw.roictl("recipient", "verify", "payer-sftp", "--yes", check=0)
+        assert f"offers host key {sshd.fingerprint}" in r.stdout
+        assert "our key is accepted for user nobody" in r.stdout
+        rc = gw.json("recipient", "show", "payer-sftp")
+        assert rc["verified"] is True
+        assert rc["params"]["host_key"] == sshd.fingerprint
+        # The daemon only pins what its probe saw, whatever a client sends.
+        r = gw.call("recipient-verify", recipient="payer-sftp",
+                    pin={"param": "host_key", "value": "SHA256:" + "C" * 43})
+        assert r["ok"] is False and r["code"] == "conflict"
+        assert "was not what the last probe of payer-sftp found" in r["error"]
+        assert gw.json("recipient", "show", "payer-sftp")["params"][
+            "host_key"] == sshd.fingerprint
+        audit = gw.jsonl("audit", "--limit", "50")
+        assert any(a["op"] == "recipient-probe" for a in audit)
+    finally:
+        gw.stop()
+
+
+def test_changed_host_key_is_refused_and_held(tmp_path, sshd):
+    gw = sftp_gateway(tmp_path, sshd)
+    try:
+        add_sftp_recipient(gw, "payer-sftp", sshd.address(), sshd.fingerprint)
+        old = sshd.fingerprint
+        sshd.kill()
+        sshd.new_host_key()
+        sshd.start()
         gw.drop(Packet("ROI-SFTP-KEY", recipient="payer-sftp"))
         j = wait_state(gw, "ROI-SFTP-KEY", ("held", "failed", "delivered"))
         assert j["state"] == "held"
         err = gw.job(j["id"])["job"]["last_error"]
         assert "host key mismatch" in err
-        assert f"the server offered {sshd.fingerprint}" in err
-        assert wrong in err
+        assert f"the server offered {sshd.fingerprint} but {old} is pinned" in err
         assert os.listdir(sshd.inbox) == []
     finally:
         gw.stop()
@@ -155,25 +191,22 @@ def test_missing_folder_is_a_clear_permfail(tmp_path, sshd):
 
 
 def test_server_that_never_answers_times_out_as_tempfail(tmp_path, sshd):
-    silent = socket.socket()
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(8)
-    held = []
-    threading.Thread(target=lambda: held.append(silent.accept()),
-                     daemon=True).start()
+    proxy = ThrottleProxy(sshd.port, None)
     gw = sftp_gateway(tmp_path, sshd, transport_sftp={"connect_timeout": "1"})
     try:
-        add_sftp_recipient(gw, "silent", sshd.address(
-            port=silent.getsockname()[1]), sshd.fingerprint)
+        add_sftp_recipient(gw, "silent", sshd.address(port=proxy.port),
+                           sshd.fingerprint)
+        # The server now accepts the TCP connection and never answers.
+        proxy.silent = True
         gw.drop(Packet("ROI-SFTP-SILENT", recipient="silent"))
         j = wait_state(gw, "ROI-SFTP-SILENT", ("deferred", "failed", "held"))
         assert j["state"] == "deferred"
         err = gw.job(j["id"])["job"]["last_error"]
         assert "cannot connect to 127.0.0.1" in err
-        assert "imeout" in err or "timed out" in err, err
+        assert "Timeout" in err, err
     finally:
         gw.stop()
-        silent.close()
+        proxy.close()
 
 
 def test_sshd_stopped_mid_upload_then_delivered_once(tmp_path, sshd):
