@@ -169,8 +169,14 @@ check: unit integration fuzz
 demo: all
 	@scripts/demo $(CURDIR)/$(B)
 
-bench: all
+$(B)/bench/sftp_put: bench/sftp_put.c $(B)/src/util.o $(B)/src/log.o include/roigate/transport.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< $(B)/src/util.o \
+	    $(B)/src/log.o $(shell $(PKG_CONFIG) --libs libcrypto) -ldl
+
+bench: all $(B)/bench/sftp_put
 	@bench/run $(CURDIR)/$(B)
+	@bench/sftp $(CURDIR)/$(B)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
