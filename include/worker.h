@@ -39,6 +39,18 @@ struct worker_msg {
 /* Daemon to worker: go ahead and send (after the attempt is logged). */
 #define WORKER_GO	'G'
 
+/* Daemon to worker, after a result: one more job for the same recipient
+ * (its folder travels as a descriptor).  Closing the channel says: exit. */
+#define WMSG_NEXT	3
+struct worker_next {
+	uint32_t	type;		/* WMSG_NEXT */
+	int32_t		attempts;
+	int64_t		job_id;
+	char		packet_id[72];
+};
+/* Hand a running worker its next job; 0 / -1. */
+int	worker_send_next(int chan, const struct job *j, int jobdirfd);
+
 /*
  * Fork a worker for job j to recipient r.  The child gets jobdirfd (the
  * job's folder, opened by the daemon) and the channel.  Returns the child

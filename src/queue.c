@@ -53,10 +53,15 @@ struct run {
 	int			 done;			/* outcome handled */
 	int			 exited;
 	int			 interrupted;		/* killed by shutdown */
+	int			 batch;			/* jobs its worker did before */
+	int			 gone;			/* its worker process has ended */
 	uint32_t		 pages;
 	char			 sha256[65];
 	struct run		*next;
 };
+
+/* Jobs one worker may do in a row for the same recipient. */
+#define QUEUE_BATCH_MAX		32
 
 static struct run		*runs;
 static int			 nruns;
@@ -284,13 +289,13 @@ queue_prepare(struct run *r, char *why, size_t whylen)
 	return 0;
 }
 
-/* Start a worker for one due job. */
-static void
-queue_start(const struct job *j)
+/* A run for one due job, its recipient checked and its state moved on:
+ * the run (counted in nruns) with *dirfd the job's folder, or NULL. */
+static struct run *
+queue_new_run(const struct job *j, int *dirfd)
 {
 	struct run		*r = xcalloc(1, sizeof(*r));
 	char			 path[PATH_MAX], why[300];
-	int			 dirfd;
 
 	r->chan = -1;
 	r->next = runs;
@@ -310,7 +315,7 @@ queue_start(const struct job *j)
 	}
 	snprintf(path, sizeof(path), "%s/jobs/%lld", rg->conf->state_dir,
 	    (long long)j->id);
-	if ((dirfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+	if ((*dirfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		snprintf(why, sizeof(why), "job folder jobs/%lld cannot be opened: %s",
 		    (long long)j->id, strerror(errno));
 		queue_hold_for_admin(j, why);
@@ -321,24 +326,109 @@ queue_start(const struct job *j)
 		if (store_begin(rg->store) == -1 || queue_commit_or_rollback(
 		    store_job_set_state(rg->store, j->id, JOB_RENDERING, &u,
 		    "daemon", "worker started")) == -1) {
-			close(dirfd);
+			close(*dirfd);
 			goto fail;
 		}
 	}
-	r->pid = worker_start(&r->job, r->mode, r->ti, &r->rcpt, dirfd, &r->chan);
-	close(dirfd);
-	if (r->pid == -1) {
-		queue_postpone(j, "cannot start a worker process");
-		goto fail;
-	}
+	return r;
+fail:
+	run_free(r);
+	return NULL;
+}
+
+/* The run's worker is up (forked, or handed on): watch it. */
+static void
+queue_watch(struct run *r)
+{
 	r->lf = loop_fd_add(r->chan, EPOLLIN, queue_chan_read, r);
 	r->timeout = loop_timer_new(queue_timeout, r);
 	loop_timer_set(r->timeout, rg->conf->job_timeout_ms);
-	log_debug("job %lld: worker %d started (%s)", (long long)j->id,
+}
+
+/* Fork a worker for a prepared run. */
+static void
+queue_spawn(struct run *r, int dirfd)
+{
+	r->pid = worker_start(&r->job, r->mode, r->ti, &r->rcpt, dirfd, &r->chan);
+	close(dirfd);
+	if (r->pid == -1) {
+		queue_postpone(&r->job, "cannot start a worker process");
+		run_free(r);
+		return;
+	}
+	queue_watch(r);
+	log_debug("job %lld: worker %d started (%s)", (long long)r->job.id,
 	    (int)r->pid, r->mode == WORKER_POLL ? "poll" : "deliver");
+}
+
+/* Start a worker for one due job. */
+static void
+queue_start(const struct job *j)
+{
+	struct run	*r;
+	int		 dirfd;
+
+	if ((r = queue_new_run(j, &dirfd)) != NULL)
+		queue_spawn(r, dirfd);
+}
+
+static int
+same_recipient(const struct recipient *a, const struct recipient *b)
+{
+	return strcmp(a->id, b->id) == 0 && strcmp(a->transport, b->transport) == 0 &&
+	    strcmp(a->address, b->address) == 0 &&
+	    strcmp(a->params ? a->params : "", b->params ? b->params : "") == 0;
+}
+
+/*
+ * A worker answered for job r.  If another job for the same recipient is
+ * due, hand it to the same worker (its transport may reuse the
+ * connection); otherwise close the channel, and the worker exits.
+ */
+static void
+queue_hand_on(struct run *r)
+{
+	struct run	*n;
+	struct job	 j;
+	int64_t		 id;
+	int		 dirfd;
+
+	if (r->mode != WORKER_DELIVER || rg->draining || r->gone ||
+	    r->batch + 1 >= QUEUE_BATCH_MAX ||
+	    store_job_due_for(rg->store, now_wall(), r->rcpt.id, r->rcpt.transport,
+	    &id) != 1 || store_job_get(rg->store, id, &j) != 1)
+		goto close;
+	if ((n = queue_new_run(&j, &dirfd)) == NULL)
+		goto close;
+	if (n->mode != WORKER_DELIVER || n->ti != r->ti ||
+	    !same_recipient(&n->rcpt, &r->rcpt) ||
+	    worker_send_next(r->chan, &n->job, dirfd) == -1) {
+		queue_spawn(n, dirfd);		/* a fresh worker after all */
+		goto close;
+	}
+	close(dirfd);
+	/* The worker is n's now. */
+	n->pid = r->pid;
+	n->chan = r->chan;
+	n->batch = r->batch + 1;
+	loop_fd_del(r->lf);
+	r->lf = NULL;
+	r->chan = -1;
+	r->pid = 0;
+	r->exited = 1;
+	queue_watch(n);
+	log_debug("job %lld: handed to worker %d (job %d of its batch)",
+	    (long long)n->job.id, (int)n->pid, n->batch + 1);
 	return;
-fail:
-	run_free(r);
+close:
+	if (r->lf) {
+		loop_fd_del(r->lf);
+		r->lf = NULL;
+	}
+	if (r->chan != -1) {
+		close(r->chan);
+		r->chan = -1;
+	}
 }
 
 struct due {
@@ -502,6 +592,8 @@ queue_finish(struct run *r, enum transport_status st,
 	r->done = 1;
 	log_info("job %lld: %s (%s)", (long long)r->job.id, job_state_name(to),
 	    transport_status_name(st));
+	if (!r->exited)
+		queue_hand_on(r);
 	if (r->exited)
 		run_free(r);
 	queue_kick();
@@ -536,6 +628,7 @@ queue_exited(struct run *r, int status)
 
 	/* A result may still sit in the channel (read before marking exited,
 	 * so that queue_finish leaves r to us). */
+	r->gone = 1;
 	if (!r->done && r->lf)
 		queue_chan_read(r->chan, EPOLLIN, r);
 	r->exited = 1;

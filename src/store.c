@@ -560,6 +560,29 @@ store_jobs_due(struct store *s, int64_t now, int limit, store_job_cb cb,
 }
 
 int
+store_job_due_for(struct store *s, int64_t now, const char *recipient_id,
+    const char *transport, int64_t *id)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT id FROM jobs WHERE state IN "
+	    "('queued', 'deferred') AND recipient_id = ? AND transport = ? AND "
+	    "next_at <= ? ORDER BY next_at, id LIMIT 1");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, recipient_id);
+	bind_text(st, 2, transport);
+	sqlite3_bind_int64(st, 3, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
 store_next_due(struct store *s, int64_t *at)
 {
 	sqlite3_stmt	*st = prep(s, "SELECT MIN(next_at) FROM jobs WHERE state IN "

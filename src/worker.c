@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,6 +69,9 @@ worker_send(int chan, const struct worker_msg *m)
 		_exit(1);	/* the daemon is gone: nothing to report to */
 }
 
+/* Where worker_fail() returns to: the end of the current job. */
+static sigjmp_buf	worker_job_end;
+
 static void __attribute__((noreturn))
 worker_fail(int chan, enum transport_status st, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -86,7 +90,7 @@ worker_fail(int chan, enum transport_status st, const char *fmt, ...)
 	va_end(ap);
 	strlcpy_(m.receipt.detail, m.error, sizeof(m.receipt.detail));
 	worker_send(chan, &m);
-	_exit(0);
+	siglongjmp(worker_job_end, 1);
 }
 
 /* Open every document again and check it against the manifest. */
@@ -197,21 +201,22 @@ worker_recipient(const struct recipient *r, struct transport_recipient *tr)
 	tr->params = worker_params(r->params, &tr->nparams);
 }
 
-static void __attribute__((noreturn))
-worker_main(const struct job *j, enum worker_mode mode,
-    struct transport_instance *ti, const struct recipient *r)
+/* One job: check, render, wait for the daemon's go, send; the result goes
+ * to the daemon (worker_fail() jumps back to the caller's end of job). */
+static void
+worker_job(const struct job *j, enum worker_mode mode,
+    struct transport_instance *ti, const struct recipient *r,
+    struct worker_output *out)
 {
 	struct manifest			*mf;
 	struct errlist			 errs = { NULL, 0 };
 	struct policy_ctx		 pctx;
 	struct transport_recipient	 tr;
 	struct transport_message	 msg;
-	struct worker_output		 out;
 	struct worker_msg		 m;
-	char				 go, err[TRANSPORT_DETAIL_MAX] = "";
+	char				 go;
 	int				 chan = WORKER_CHAN_FD;
 
-	memset(&out, 0, sizeof(out));
 	mf = manifest_parse(j->manifest, strlen(j->manifest), &errs);
 	if (mf == NULL)
 		worker_fail(chan, TRANSPORT_PERMFAIL, "stored manifest no longer "
@@ -227,20 +232,16 @@ worker_main(const struct job *j, enum worker_mode mode,
 			worker_fail(chan, TRANSPORT_PERMFAIL, "no longer releasable: "
 			    "%.400s", all);
 		}
-		worker_open_documents(chan, mf, &out);
-		worker_render(chan, mf, &out);
+		worker_open_documents(chan, mf, out);
+		worker_render(chan, mf, out);
 	}
-	worker_message(j, mf, &tr, &out, &msg);
-
-	if (ti->backend->init(ti->state, err, sizeof(err)) == -1)
-		worker_fail(chan, TRANSPORT_TEMPFAIL, "transport %s could not start: "
-		    "%.300s", ti->name, err);
+	worker_message(j, mf, &tr, out, &msg);
 
 	memset(&m, 0, sizeof(m));
 	if (mode == WORKER_DELIVER) {
 		m.type = WMSG_RENDERED;
-		m.pages = out.pages;
-		strlcpy_(m.sha256, out.sha256, sizeof(m.sha256));
+		m.pages = out->pages;
+		strlcpy_(m.sha256, out->sha256, sizeof(m.sha256));
 		worker_send(chan, &m);
 		/* Nothing leaves before the daemon has logged the attempt. */
 		if (read(chan, &go, 1) != 1 || go != WORKER_GO)
@@ -259,6 +260,114 @@ worker_main(const struct job *j, enum worker_mode mode,
 	m.receipt.status[sizeof(m.receipt.status) - 1] = '\0';
 	m.receipt.sha256[sizeof(m.receipt.sha256) - 1] = '\0';
 	worker_send(chan, &m);
+}
+
+/*
+ * After a job, the daemon either hands the worker another due job for the
+ * same recipient (struct worker_next, with the job's folder as a passed
+ * descriptor; the transport may reuse its connection) or closes the
+ * channel.  1 with *j filled for the next job, 0 to exit.
+ */
+/* A WMSG_NEXT message with room for one descriptor. */
+struct next_msg {
+	struct worker_next	 n;
+	struct msghdr		 mh;
+	struct iovec		 iov;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	}			 cbuf;
+};
+
+static void
+next_msg_init(struct next_msg *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->iov.iov_base = &x->n;
+	x->iov.iov_len = sizeof(x->n);
+	x->mh.msg_iov = &x->iov;
+	x->mh.msg_iovlen = 1;
+	x->mh.msg_control = x->cbuf.buf;
+	x->mh.msg_controllen = sizeof(x->cbuf.buf);
+}
+
+static int
+worker_next_job(struct job *j)
+{
+	struct next_msg		 x;
+	struct worker_next	*n = &x.n;
+	struct cmsghdr		*cm;
+	struct buf		 b;
+	int			 fd = -1, mfd;
+
+	next_msg_init(&x);
+	if (recvmsg(WORKER_CHAN_FD, &x.mh, MSG_CMSG_CLOEXEC) != (ssize_t)sizeof(*n) ||
+	    n->type != WMSG_NEXT)
+		return 0;
+	for (cm = CMSG_FIRSTHDR(&x.mh); cm; cm = CMSG_NXTHDR(&x.mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	if (fd == -1 || dup2(fd, WORKER_JOBDIR_FD) == -1)
+		return 0;
+	close(fd);
+	/* The manifest as accepted lies in the job's folder. */
+	buf_init(&b);
+	if ((mfd = openat(WORKER_JOBDIR_FD, "manifest.json", O_RDONLY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    read_file_fd(mfd, MANIFEST_MAX_SIZE, &b) == -1) {
+		if (mfd != -1)
+			close(mfd);
+		buf_free(&b);
+		return 0;
+	}
+	close(mfd);
+	memset(j, 0, sizeof(*j));
+	j->id = n->job_id;
+	n->packet_id[sizeof(n->packet_id) - 1] = '\0';
+	j->packet_id = xstrdup(n->packet_id);
+	j->attempts = n->attempts;
+	j->state = JOB_RENDERING;
+	j->manifest = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	return 1;
+}
+
+static void
+worker_output_close(struct worker_output *o)
+{
+	for (size_t i = 0; i < o->nfiles; i++)
+		if (o->files && o->files[i].fd > 0)
+			close(o->files[i].fd);
+	free(o->files);
+	free(o->hex);
+	memset(o, 0, sizeof(*o));
+}
+
+static void __attribute__((noreturn))
+worker_main(const struct job *first, enum worker_mode mode,
+    struct transport_instance *ti, const struct recipient *r)
+{
+	static struct worker_output	 out;
+	static struct job		 next;
+	static const struct job		*j;
+	char				 err[TRANSPORT_DETAIL_MAX] = "";
+
+	j = first;
+	if (ti->backend->init(ti->state, err, sizeof(err)) == -1) {
+		if (sigsetjmp(worker_job_end, 1) == 0)
+			worker_fail(WORKER_CHAN_FD, TRANSPORT_TEMPFAIL, "transport %s "
+			    "could not start: %.300s", ti->name, err);
+		_exit(0);
+	}
+	for (;;) {
+		memset(&out, 0, sizeof(out));
+		if (sigsetjmp(worker_job_end, 1) == 0)
+			worker_job(j, mode, ti, r, &out);
+		worker_output_close(&out);
+		if (mode != WORKER_DELIVER || !worker_next_job(&next))
+			break;
+		j = &next;
+	}
 	ti->backend->shutdown(ti->state);
 	_exit(0);
 }
@@ -306,6 +415,25 @@ worker_probe_main(struct transport_instance *ti, const struct recipient *r)
 	(void)!write(WORKER_CHAN_FD, &m, sizeof(m));
 	ti->backend->shutdown(ti->state);
 	_exit(0);
+}
+
+int
+worker_send_next(int chan, const struct job *j, int jobdirfd)
+{
+	struct next_msg		 x;
+	struct cmsghdr		*cm;
+
+	next_msg_init(&x);
+	x.n.type = WMSG_NEXT;
+	x.n.attempts = j->attempts;
+	x.n.job_id = j->id;
+	strlcpy_(x.n.packet_id, j->packet_id, sizeof(x.n.packet_id));
+	cm = CMSG_FIRSTHDR(&x.mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &jobdirfd, sizeof(int));
+	return sendmsg(chan, &x.mh, MSG_NOSIGNAL) == (ssize_t)sizeof(x.n) ? 0 : -1;
 }
 
 pid_t

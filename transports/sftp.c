@@ -57,6 +57,12 @@ struct sftp_state {
 	long	 transfer_timeout;	/* the whole delivery */
 	int	 readback;		/* verify by reading back (else size) */
 	ssh_key	 key;			/* loaded in init (worker) */
+	/* The connection kept after a delivery, for the worker's next job
+	 * to the same recipient (same user, host, port and pinned key). */
+	ssh_session	 ssh;
+	sftp_session	 sftp;
+	char		 cache_key[1024];
+	char		 cache_offered[128], cache_banner[128];
 };
 
 /* One delivery in progress. */
@@ -571,14 +577,60 @@ put_file(struct conn *c, const struct transport_file *tf, const char *path,
 }
 
 static void
+session_free(ssh_session *ssh, sftp_session *sftp)
+{
+	if (*sftp)
+		sftp_free(*sftp);
+	if (*ssh) {
+		ssh_disconnect(*ssh);
+		ssh_free(*ssh);
+	}
+	*sftp = NULL;
+	*ssh = NULL;
+}
+
+static void
 conn_close(struct conn *c)
 {
-	if (c->sftp)
-		sftp_free(c->sftp);
-	if (c->ssh) {
-		ssh_disconnect(c->ssh);
-		ssh_free(c->ssh);
+	session_free(&c->ssh, &c->sftp);
+}
+
+static void
+cache_drop(struct sftp_state *st)
+{
+	session_free(&st->ssh, &st->sftp);
+	st->cache_key[0] = '\0';
+}
+
+/* Take the kept connection if it leads to the same place, still open. */
+static int
+cache_take(struct sftp_state *st, struct conn *c, const char *key)
+{
+	if (st->ssh == NULL || strcmp(st->cache_key, key) != 0 ||
+	    !ssh_is_connected(st->ssh)) {
+		cache_drop(st);
+		return 0;
 	}
+	c->ssh = st->ssh;
+	c->sftp = st->sftp;
+	strlcpy_(c->offered, st->cache_offered, sizeof(c->offered));
+	strlcpy_(c->banner, st->cache_banner, sizeof(c->banner));
+	st->ssh = NULL;
+	st->sftp = NULL;
+	return 1;
+}
+
+static void
+cache_keep(struct sftp_state *st, struct conn *c, const char *key)
+{
+	cache_drop(st);
+	st->ssh = c->ssh;
+	st->sftp = c->sftp;
+	c->ssh = NULL;
+	c->sftp = NULL;
+	strlcpy_(st->cache_key, key, sizeof(st->cache_key));
+	strlcpy_(st->cache_offered, c->offered, sizeof(st->cache_offered));
+	strlcpy_(st->cache_banner, c->banner, sizeof(st->cache_banner));
 }
 
 static enum transport_status
@@ -589,6 +641,8 @@ sftpt_deliver(void *p, const struct transport_message *m,
 	struct conn		 c;
 	const char		*v, *names[SFTP_MAX_FILES], *hexes[SFTP_MAX_FILES];
 	char			 path[PATH_MAX], name[NAME_MAX + 1], when[32];
+	char			 key[1024];
+	int			 reused = 0;
 	enum transport_status	 rv;
 	unsigned long long	 bytes = 0;
 	size_t			 skipped = 0;
@@ -622,10 +676,21 @@ sftpt_deliver(void *p, const struct transport_message *m,
 			    "\"%.100s\" does not give a plain file name",
 			    m->recipient->id, c.pattern);
 
-	if ((rv = open_session(&c)) != TRANSPORT_OK)
+	(void)bsnprintf(key, sizeof(key), "%s|%s|%s|%d|%s", m->recipient->id,
+	    c.user, c.host, c.port, c.pin);
+	reused = cache_take(st, &c, key);
+	if (!reused && (rv = open_session(&c)) != TRANSPORT_OK)
 		goto done;
 	{
 		sftp_attributes a = sftp_stat(c.sftp, c.folder);
+		if (a == NULL && reused) {
+			/* The kept connection went stale: start afresh, once. */
+			conn_close(&c);
+			reused = 0;
+			if ((rv = open_session(&c)) != TRANSPORT_OK)
+				goto done;
+			a = sftp_stat(c.sftp, c.folder);
+		}
 		if (a == NULL) {
 			rv = sftpt_status(&c, "cannot use folder", c.folder);
 			goto done;
@@ -656,12 +721,13 @@ sftpt_deliver(void *p, const struct transport_message *m,
 	    c.host, c.port, c.folder);
 	strlcpy_(r->status, "delivered", sizeof(r->status));
 	(void)bsnprintf(r->detail, sizeof(r->detail), "%zu file%s, %llu bytes, to %s "
-	    "(%s%s); verified by %s; server %s, host key %s; completed %s",
+	    "(%s%s); verified by %s; server %s, host key %s%s; completed %s",
 	    m->nfiles, m->nfiles == 1 ? "" : "s", bytes, r->remote_id,
 	    skipped ? "already there: " : "as ", skipped ? "retry found them" :
 	    c.pattern, c.readback ? "reading back" : "size", c.banner, c.offered,
-	    when);
+	    reused ? " (connection reused)" : "", when);
 	rv = TRANSPORT_OK;
+	cache_keep(st, &c, key);
 done:
 	conn_close(&c);
 	return rv;
@@ -729,6 +795,7 @@ sftpt_shutdown(void *p)
 
 	if (st == NULL)
 		return;
+	cache_drop(st);
 	ssh_key_free(st->key);
 	free(st->identity);
 	free(st);

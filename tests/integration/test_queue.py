@@ -36,8 +36,8 @@ def test_backoff_doubles_up_to_its_cap(gateway_factory):
 
     def seen_all():
         job = gw.job_by_packet("ROI-Q-BACKOFF")
-        if job and job["state"] == "deferred":
-            full = gw.job(job["id"])["job"]
+        full = job and gw.job(job["id"])["job"]   # one consistent look
+        if full and full["state"] == "deferred":
             waits[full["attempts"]] = (_secs(full["next_at"]) -
                                        _secs(full["updated_at"]))
         return len(waits) == 3

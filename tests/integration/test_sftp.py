@@ -259,3 +259,47 @@ def test_key_file_with_loose_permissions_is_refused_at_start(tmp_path, sshd):
     r = subprocess.run([os.path.join(BUILD, "roigated"), "-n", "-f", gw.conf],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def _logins(sshd):
+    with open(os.path.join(sshd.root, "sshd.log")) as f:
+        return f.read().count("Accepted publickey for nobody")
+
+
+def test_jobs_that_come_together_share_one_connection(tmp_path, sshd):
+    gw = sftp_gateway(tmp_path, sshd, queue={"workers": "1"})
+    try:
+        add_sftp_recipient(gw, "payer-sftp", sshd.address(), sshd.fingerprint)
+        add_sftp_recipient(gw, "other-sftp", sshd.address(sshd.inbox + "/other"),
+                           sshd.fingerprint)
+        os.mkdir(os.path.join(sshd.inbox, "other"))
+        os.chown(os.path.join(sshd.inbox, "other"), *_nobody())
+        before = _logins(sshd)
+        gw.stop()                   # queue a burst while nothing runs
+        for i in range(5):
+            gw.drop(Packet(f"ROI-SFTP-B{i}", recipient="payer-sftp"))
+        for i in range(2):
+            gw.drop(Packet(f"ROI-SFTP-O{i}", recipient="other-sftp"))
+        gw.start()
+        for i in range(5):
+            wait_state(gw, f"ROI-SFTP-B{i}", "delivered")
+        for i in range(2):
+            wait_state(gw, f"ROI-SFTP-O{i}", "delivered")
+        # One connection per recipient, never one shared between them.
+        assert _logins(sshd) - before == 2
+        details = [gw.job_by_packet(f"ROI-SFTP-B{i}") for i in range(5)]
+        reused = [d for d in details if "connection reused" in
+                  gw.job(d["id"])["disclosures"][-1]["detail"]]
+        assert len(reused) == 4
+        names = os.listdir(sshd.inbox)
+        assert sum(n.startswith("ROI-SFTP-B") for n in names) == 15
+        assert not any(n.startswith("ROI-SFTP-O") for n in names)
+        assert len(os.listdir(os.path.join(sshd.inbox, "other"))) == 6
+    finally:
+        gw.stop()
+
+
+def _nobody():
+    import pwd
+    pw = pwd.getpwnam("nobody")
+    return pw.pw_uid, pw.pw_gid
