@@ -1,0 +1,851 @@
+/*
+ * The "smime" transport: e-mail signed and encrypted with S/MIME (CMS),
+ * sent over SMTP with STARTTLS required.  Loaded by the daemon (config,
+ * check), run in a worker process (init, deliver, probe).
+ *
+ * The message: a multipart/mixed body (a text part from a template, each
+ * output file as a base64 attachment), signed with the gateway's
+ * certificate (detached, multipart/signed), then encrypted for the
+ * recipient's certificate (CMS EnvelopedData, AES-256-CBC, RSA key
+ * transport), CRLF line endings throughout.  Each stage is streamed
+ * through an unlinked temporary file, so a 50 MB output is never held in
+ * memory more than a buffer at a time.
+ *
+ * The recipient's directory entry:
+ *	address		the e-mail address
+ *	cert		the recipient's certificate (PEM; roictl reads it from
+ *			a file with --param cert=@FILE)
+ *	mdn		yes: ask for a disposition notification (Direct)
+ * The certificate is checked when the recipient is verified (probe) and
+ * again before each send: validity dates, an RSA key of 2048 bits or
+ * more, key usage allowing key encipherment, extended key usage allowing
+ * e-mail protection, the address in the certificate, and, when
+ * trust_anchors is configured, a chain to one of them.  Any failure is a
+ * PERMFAIL before a connection is made.
+ *
+ * SMTP answers: 4xx, connection failures and timeouts are TEMPFAIL; 5xx,
+ * a server without STARTTLS, a server certificate that does not verify
+ * are PERMFAIL, each with the server's words.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <roigate/transport.h>
+
+#include "util.h"
+
+#define SMIME_MIN_BITS	2048
+#define B64_LINE	57		/* input bytes per 76-character line */
+
+struct smime_state {
+	char		*relay;		/* smtp://host:port */
+	char		*ca_file;	/* verifies the relay's certificate */
+	char		*from;
+	char		*from_name;
+	char		*cert_file, *key_file;
+	char		*auth_file;	/* optional "user:password", mode 0600 */
+	char		*anchors;	/* optional CA file for recipient certs */
+	char		*template;
+	char		*helo;		/* domain for Message-IDs */
+	long		 connect_timeout, timeout;
+	X509		*cert;
+	EVP_PKEY	*key;
+	char		 user[256], pass[256];
+};
+
+/* One delivery's scratch: the temporary files of each stage. */
+struct msg {
+	int	inner, sign, env, out;
+	char	reply[512];		/* the server's last words */
+	char	msgid[160];
+	char	fpr[80];		/* recipient certificate fingerprint */
+};
+
+static void *
+smime_create(void)
+{
+	struct smime_state	*st = calloc(1, sizeof(*st));
+
+	if (st) {
+		st->connect_timeout = 30;
+		st->timeout = 300;
+	}
+	return st;
+}
+
+static int
+set_str(char **dst, const char *v)
+{
+	free(*dst);
+	return (*dst = strdup(v)) ? 0 : -1;
+}
+
+static int
+smime_config(void *p, const char *key, const char *value, char *err, size_t errlen)
+{
+	struct smime_state	*st = p;
+	static const struct { const char *key; size_t off; int path; } keys[] = {
+		{ "relay", offsetof(struct smime_state, relay), 0 },
+		{ "ca_file", offsetof(struct smime_state, ca_file), 1 },
+		{ "from", offsetof(struct smime_state, from), 0 },
+		{ "from_name", offsetof(struct smime_state, from_name), 0 },
+		{ "cert", offsetof(struct smime_state, cert_file), 1 },
+		{ "key", offsetof(struct smime_state, key_file), 1 },
+		{ "auth_file", offsetof(struct smime_state, auth_file), 1 },
+		{ "trust_anchors", offsetof(struct smime_state, anchors), 1 },
+		{ "template", offsetof(struct smime_state, template), 1 },
+		{ "domain", offsetof(struct smime_state, helo), 0 },
+	};
+	char	*end;
+	long	 v;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(key, keys[i].key) != 0)
+			continue;
+		if (keys[i].path && value[0] != '/') {
+			snprintf(err, errlen, "%s: \"%.100s\" must be an absolute path",
+			    key, value);
+			return -1;
+		}
+		return set_str((char **)((char *)st + keys[i].off), value);
+	}
+	if (!strcmp(key, "connect_timeout") || !strcmp(key, "timeout")) {
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno || *value == '\0' || *end != '\0' || v < 1 || v > 3600) {
+			snprintf(err, errlen, "%s: \"%.40s\" must be 1 to 3600 seconds",
+			    key, value);
+			return -1;
+		}
+		*(key[0] == 'c' ? &st->connect_timeout : &st->timeout) = v;
+		return 0;
+	}
+	snprintf(err, errlen, "unknown key \"%.100s\" for the smime transport (keys: "
+	    "relay, ca_file, from, from_name, cert, key, auth_file, trust_anchors, "
+	    "template, domain, connect_timeout, timeout)", key);
+	return -1;
+}
+
+/* A secret file: regular, the daemon's own, nobody else may read it. */
+static int
+check_secret(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct stat	sb;
+
+	if (stat(path, &sb) == -1) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode) || sb.st_uid != geteuid() || (sb.st_mode & 077)) {
+		snprintf(err, errlen, "%s %s must be a file of the daemon's user that "
+		    "nobody else may read (mode %04o; run chmod 600 %s)", what, path,
+		    (unsigned)(sb.st_mode & 07777), path);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+load_identity(struct smime_state *st, char *err, size_t errlen)
+{
+	FILE	*fp;
+	char	 line[600], *colon;
+
+	if (check_secret("key", st->key_file, err, errlen) == -1)
+		return -1;
+	if ((fp = fopen(st->cert_file, "re")) == NULL ||
+	    (st->cert = PEM_read_X509(fp, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "cert %s: not a PEM certificate", st->cert_file);
+		if (fp)
+			fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	if ((fp = fopen(st->key_file, "re")) == NULL ||
+	    (st->key = PEM_read_PrivateKey(fp, NULL, NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "key %s: not a PEM private key (without a "
+		    "passphrase)", st->key_file);
+		if (fp)
+			fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	if (X509_check_private_key(st->cert, st->key) != 1) {
+		snprintf(err, errlen, "key %s does not belong to cert %s",
+		    st->key_file, st->cert_file);
+		return -1;
+	}
+	if (st->auth_file == NULL)
+		return 0;
+	if (check_secret("auth_file", st->auth_file, err, errlen) == -1)
+		return -1;
+	if ((fp = fopen(st->auth_file, "re")) == NULL ||
+	    fgets(line, sizeof(line), fp) == NULL ||
+	    (colon = strchr(line, ':')) == NULL) {
+		snprintf(err, errlen, "auth_file %s must hold one line USER:PASSWORD",
+		    st->auth_file);
+		if (fp)
+			fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	line[strcspn(line, "\r\n")] = '\0';
+	*colon = '\0';
+	strlcpy_(st->user, line, sizeof(st->user));
+	strlcpy_(st->pass, colon + 1, sizeof(st->pass));
+	explicit_bzero(line, sizeof(line));
+	return 0;
+}
+
+static int
+smime_check(void *p, char *err, size_t errlen)
+{
+	struct smime_state	*st = p;
+
+	if (!st->relay || !st->ca_file || !st->from || !st->cert_file || !st->key_file) {
+		snprintf(err, errlen, "the smime transport needs relay, ca_file, from, "
+		    "cert and key");
+		return -1;
+	}
+	if (strncmp(st->relay, "smtp://", 7) != 0) {
+		snprintf(err, errlen, "relay: \"%.100s\" must be smtp://HOST[:PORT] "
+		    "(STARTTLS is always required)", st->relay);
+		return -1;
+	}
+	if (access(st->ca_file, R_OK) == -1) {
+		snprintf(err, errlen, "ca_file %s: %s", st->ca_file, strerror(errno));
+		return -1;
+	}
+	if (load_identity(st, err, errlen) == -1)
+		return -1;
+	X509_free(st->cert);
+	EVP_PKEY_free(st->key);
+	st->cert = NULL;
+	st->key = NULL;
+	explicit_bzero(st->pass, sizeof(st->pass));
+	return 0;
+}
+
+static int
+smime_init(void *p, char *err, size_t errlen)
+{
+	struct smime_state	*st = p;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "libcurl could not be initialised");
+		return -1;
+	}
+	return load_identity(st, err, errlen);
+}
+
+static const char *
+param(const struct transport_recipient *rc, const char *key)
+{
+	for (size_t i = 0; i < rc->nparams; i++)
+		if (strcmp(rc->params[i].key, key) == 0)
+			return rc->params[i].value;
+	return NULL;
+}
+
+/*
+ * The recipient's certificate, checked; NULL with the reason in err.
+ */
+static X509 *
+recipient_cert(struct smime_state *st, const struct transport_recipient *rc,
+    char fpr[80], char *err, size_t errlen)
+{
+	const char	*pem = param(rc, "cert");
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0;
+	EVP_PKEY	*pk;
+	BIO		*b;
+	X509		*c = NULL;
+
+	if (pem == NULL) {
+		snprintf(err, errlen, "recipient %s has no certificate on file (add "
+		    "--param cert=@FILE.pem)", rc->id);
+		return NULL;
+	}
+	if ((b = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (c = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		BIO_free(b);
+		snprintf(err, errlen, "recipient %s: the certificate on file is not a "
+		    "PEM certificate", rc->id);
+		return NULL;
+	}
+	BIO_free(b);
+	X509_digest(c, EVP_sha256(), md, &mdlen);
+	strlcpy_(fpr, "SHA256:", 80);
+	for (unsigned i = 0; i < mdlen && 7 + 2 * i + 2 < 80; i++)
+		snprintf(fpr + 7 + 2 * i, 3, "%02x", md[i]);
+	pk = X509_get0_pubkey(c);
+	if (X509_cmp_current_time(X509_get0_notBefore(c)) > 0)
+		snprintf(err, errlen, "recipient %s: certificate %s is not valid yet",
+		    rc->id, fpr);
+	else if (X509_cmp_current_time(X509_get0_notAfter(c)) < 0)
+		snprintf(err, errlen, "recipient %s: certificate %s has expired",
+		    rc->id, fpr);
+	else if (pk == NULL || EVP_PKEY_get_base_id(pk) != EVP_PKEY_RSA)
+		snprintf(err, errlen, "recipient %s: certificate %s has no RSA key "
+		    "(RSA key transport is required)", rc->id, fpr);
+	else if (EVP_PKEY_get_bits(pk) < SMIME_MIN_BITS)
+		snprintf(err, errlen, "recipient %s: certificate %s has a %d-bit key; "
+		    "at least %d bits are required", rc->id, fpr,
+		    EVP_PKEY_get_bits(pk), SMIME_MIN_BITS);
+	else if ((X509_get_extension_flags(c) & EXFLAG_KUSAGE) &&
+	    !(X509_get_key_usage(c) & KU_KEY_ENCIPHERMENT))
+		snprintf(err, errlen, "recipient %s: certificate %s does not allow key "
+		    "encipherment (key usage)", rc->id, fpr);
+	else if ((X509_get_extension_flags(c) & EXFLAG_XKUSAGE) &&
+	    !(X509_get_extended_key_usage(c) & XKU_SMIME))
+		snprintf(err, errlen, "recipient %s: certificate %s is not for e-mail "
+		    "protection (extended key usage)", rc->id, fpr);
+	else if (X509_check_email(c, rc->address, 0, 0) != 1)
+		snprintf(err, errlen, "recipient %s: certificate %s is not for %s",
+		    rc->id, fpr, rc->address);
+	else
+		err[0] = '\0';
+	if (err[0] == '\0' && st->anchors) {
+		X509_STORE	*store = X509_STORE_new();
+		X509_STORE_CTX	*ctx = X509_STORE_CTX_new();
+
+		if (store == NULL || ctx == NULL ||
+		    X509_STORE_load_file(store, st->anchors) != 1 ||
+		    X509_STORE_CTX_init(ctx, store, c, NULL) != 1)
+			snprintf(err, errlen, "trust_anchors %s cannot be loaded",
+			    st->anchors);
+		else {
+			X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SMIME_ENCRYPT);
+			if (X509_verify_cert(ctx) != 1)
+				snprintf(err, errlen, "recipient %s: certificate %s does not "
+				    "chain to the trust anchors: %s", rc->id, fpr,
+				    X509_verify_cert_error_string(
+				    X509_STORE_CTX_get_error(ctx)));
+		}
+		X509_STORE_CTX_free(ctx);
+		X509_STORE_free(store);
+	}
+	if (err[0]) {
+		X509_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* An unlinked temporary file. */
+static int
+tmpfile_fd(void)
+{
+	const char	*dir = getenv("TMPDIR");
+
+	return open(dir && dir[0] == '/' ? dir : "/tmp", O_TMPFILE | O_RDWR |
+	    O_CLOEXEC, 0600);
+}
+
+static int
+fd_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+fd_printf(int fd, const char *fmt, ...)
+{
+	char	*s;
+	va_list	 ap;
+	int	 n, rv;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	rv = write_all(fd, s, (size_t)n);
+	free(s);
+	return rv;
+}
+
+/* The body text: the template with its fields filled in, CRLF lines. */
+static int
+write_body(struct smime_state *st, const struct transport_message *m, int fd)
+{
+	char		 path[PATH_MAX], num[16];
+	struct buf	 t;
+	int		 tfd;
+	const char	*p;
+
+	if (st->template)
+		strlcpy_(path, st->template, sizeof(path));
+	else
+		snprintf(path, sizeof(path), "%s/email.txt", TEMPLATE_DIR);
+	buf_init(&t);
+	if ((tfd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+	    read_file_fd(tfd, 64 * 1024, &t) == -1) {
+		if (tfd != -1)
+			close(tfd);
+		buf_free(&t);
+		return -1;
+	}
+	close(tfd);
+	snprintf(num, sizeof(num), "%zu", m->nfiles);
+	for (p = buf_cstr(&t); *p; p++) {
+		const char *v = NULL;
+		size_t skip = 0;
+		if (!strncmp(p, "{request_ref}", 13))
+			v = m->request_ref ? m->request_ref : "", skip = 13;
+		else if (!strncmp(p, "{packet_id}", 11))
+			v = m->packet_id, skip = 11;
+		else if (!strncmp(p, "{files}", 7))
+			v = num, skip = 7;
+		else if (!strncmp(p, "{from_name}", 11))
+			v = st->from_name ? st->from_name : st->from, skip = 11;
+		if (v) {
+			if (write_all(fd, v, strlen(v)) == -1)
+				goto fail;
+			p += skip - 1;
+		} else if (*p == '\n') {
+			if (write_all(fd, "\r\n", 2) == -1)
+				goto fail;
+		} else if (*p != '\r' && write_all(fd, p, 1) == -1)
+			goto fail;
+	}
+	buf_free(&t);
+	return 0;
+fail:
+	buf_free(&t);
+	return -1;
+}
+
+/* One attachment, base64 in 76-character CRLF lines, hashed as read. */
+static int
+write_attachment(int out, const struct transport_file *f, const char *boundary,
+    char hex[65])
+{
+	unsigned char		 in[B64_LINE * 64], enc[(B64_LINE * 64 / 3) * 4 + 256];
+	struct sha256_ctx	*h = sha256_new();
+	off_t			 off = 0;
+	ssize_t			 n;
+
+	if (fd_printf(out, "--%s\r\nContent-Type: %s; name=\"%s\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; "
+	    "filename=\"%s\"\r\n\r\n", boundary, f->content_type, f->name,
+	    f->name) == -1) {
+		sha256_final(h, hex);
+		return -1;
+	}
+	while ((n = pread(f->fd, in, sizeof(in), off)) > 0) {
+		size_t o = 0;
+		sha256_update(h, in, (size_t)n);
+		for (ssize_t i = 0; i < n; i += B64_LINE) {
+			int len = n - i < B64_LINE ? (int)(n - i) : B64_LINE;
+			o += (size_t)EVP_EncodeBlock(enc + o, in + i, len);
+			enc[o++] = '\r';
+			enc[o++] = '\n';
+		}
+		if (write_all(out, enc, o) == -1)
+			break;
+		off += n;
+	}
+	sha256_final(h, hex);
+	return n == 0 ? 0 : -1;
+}
+
+/* LF to CRLF (a lone CR or an existing CRLF stays), from in to out. */
+static int
+crlf_copy(int in, int out)
+{
+	char	 b[65536], o[131072];
+	ssize_t	 n;
+	int	 cr = 0;
+
+	if (lseek(in, 0, SEEK_SET) == -1)
+		return -1;
+	while ((n = read(in, b, sizeof(b))) > 0) {
+		size_t k = 0;
+		for (ssize_t i = 0; i < n; i++) {
+			if (b[i] == '\n' && !cr)
+				o[k++] = '\r';
+			o[k++] = b[i];
+			cr = b[i] == '\r';
+		}
+		if (write_all(out, o, k) == -1)
+			return -1;
+	}
+	return n == 0 ? 0 : -1;
+}
+
+/* Sign (detached) the inner MIME entity, then encrypt the signed one. */
+static int
+sign_and_encrypt(struct smime_state *st, X509 *rcert, struct msg *mm, char *err,
+    size_t errlen)
+{
+	STACK_OF(X509)	*recips = sk_X509_new_null();
+	CMS_ContentInfo	*cms = NULL;
+	BIO		*in = NULL, *out = NULL;
+	int		 flags = CMS_STREAM | CMS_BINARY, rv = -1, signed_raw;
+
+	if ((signed_raw = tmpfile_fd()) == -1 || lseek(mm->inner, 0, SEEK_SET) == -1)
+		goto fail;
+	in = BIO_new_fd(mm->inner, BIO_NOCLOSE);
+	out = BIO_new_fd(signed_raw, BIO_NOCLOSE);
+	if (in == NULL || out == NULL ||
+	    (cms = CMS_sign(st->cert, st->key, NULL, in, flags | CMS_DETACHED)) == NULL ||
+	    SMIME_write_CMS(out, cms, in, flags | CMS_DETACHED) != 1 ||
+	    BIO_flush(out) != 1)
+		goto fail;
+	CMS_ContentInfo_free(cms);
+	cms = NULL;
+	BIO_free(in);
+	BIO_free(out);
+	in = out = NULL;
+	/* multipart/signed with CRLF lines, then enveloped for the recipient. */
+	if (crlf_copy(signed_raw, mm->sign) == -1 || lseek(mm->sign, 0, SEEK_SET) == -1)
+		goto fail;
+	in = BIO_new_fd(mm->sign, BIO_NOCLOSE);
+	out = BIO_new_fd(mm->env, BIO_NOCLOSE);
+	sk_X509_push(recips, rcert);
+	if (in == NULL || out == NULL ||
+	    (cms = CMS_encrypt(recips, in, EVP_aes_256_cbc(), flags)) == NULL ||
+	    SMIME_write_CMS(out, cms, in, flags) != 1 || BIO_flush(out) != 1)
+		goto fail;
+	rv = 0;
+fail:
+	if (rv == -1) {
+		unsigned long e = ERR_get_error();
+		snprintf(err, errlen, "signing or encrypting failed: %s",
+		    e ? ERR_error_string(e, NULL) : strerror(errno));
+	}
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
+	BIO_free(out);
+	sk_X509_free(recips);
+	if (signed_raw != -1)
+		close(signed_raw);
+	return rv;
+}
+
+static void
+message_id(struct smime_state *st, char *out, size_t len)
+{
+	unsigned char	r[12];
+	char		hex[25];
+	const char	*dom = st->helo;
+
+	if (dom == NULL && (dom = strchr(st->from, '@')) != NULL)
+		dom++;
+	RAND_bytes(r, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[i]);
+	snprintf(out, len, "<roigate.%ld.%s@%s>", (long)time(NULL), hex,
+	    dom ? dom : "localhost");
+}
+
+/* The whole message into mm->out; -1 with err. */
+static int
+build_message(struct smime_state *st, const struct transport_message *m,
+    X509 *rcert, struct msg *mm, char *hexes[], char *err, size_t errlen)
+{
+	const struct transport_recipient *rc = m->recipient;
+	char		 boundary[64], date[64], fromh[600];
+	unsigned char	 r[8];
+	time_t		 now = time(NULL);
+	struct tm	 tm;
+	const char	*mdn = param(rc, "mdn");
+
+	RAND_bytes(r, sizeof(r));
+	snprintf(boundary, sizeof(boundary), "roigate-%02x%02x%02x%02x%02x%02x%02x%02x",
+	    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+	/* The inner entity: text, then the attachments. */
+	if (fd_printf(mm->inner, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n"
+	    "\r\n--%s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n", boundary, boundary) == -1 ||
+	    write_body(st, m, mm->inner) == -1) {
+		snprintf(err, errlen, "cannot write the message text (template): %s",
+		    strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < m->nfiles; i++)
+		if (fd_printf(mm->inner, "\r\n") == -1 ||
+		    write_attachment(mm->inner, &m->files[i], boundary, hexes[i]) == -1) {
+			snprintf(err, errlen, "cannot read %s: %s", m->files[i].name,
+			    strerror(errno));
+			return -1;
+		} else if (strcmp(hexes[i], m->files[i].sha256) != 0) {
+			snprintf(err, errlen, "%s changed while it was being sent",
+			    m->files[i].name);
+			return -1;
+		}
+	if (fd_printf(mm->inner, "\r\n--%s--\r\n", boundary) == -1 ||
+	    sign_and_encrypt(st, rcert, mm, err, errlen) == -1)
+		return -1;
+	/* The envelope's headers, then the encrypted entity, all CRLF. */
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	message_id(st, mm->msgid, sizeof(mm->msgid));
+	if (st->from_name)
+		snprintf(fromh, sizeof(fromh), "\"%s\" <%s>", st->from_name, st->from);
+	else
+		snprintf(fromh, sizeof(fromh), "%s", st->from);
+	if (fd_printf(mm->out, "From: %s\r\nTo: %s\r\nSubject: Records release for "
+	    "request %s (%s)\r\nDate: %s\r\nMessage-ID: %s\r\n", fromh,
+	    rc->address, m->request_ref ? m->request_ref : "-", m->packet_id, date,
+	    mm->msgid) == -1 ||
+	    (mdn && strcmp(mdn, "yes") == 0 && fd_printf(mm->out,
+	    "Disposition-Notification-To: %s\r\nDisposition-Notification-Options: "
+	    "X-DIRECT-FINAL-DESTINATION-DELIVERY=optional,true\r\n", st->from) == -1) ||
+	    crlf_copy(mm->env, mm->out) == -1 || lseek(mm->out, 0, SEEK_SET) == -1) {
+		snprintf(err, errlen, "cannot write the message: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static size_t
+read_cb(char *buf, size_t size, size_t n, void *arg)
+{
+	ssize_t	r = read(*(int *)arg, buf, size * n);
+
+	return r < 0 ? CURL_READFUNC_ABORT : (size_t)r;
+}
+
+/* The server's reply lines; the last one is what it said last. */
+static size_t
+header_cb(char *buf, size_t size, size_t n, void *arg)
+{
+	struct msg	*mm = arg;
+	size_t		 len = size * n;
+
+	if (len > 3 && buf[0] >= '2' && buf[0] <= '5') {
+		size_t k = len < sizeof(mm->reply) - 1 ? len : sizeof(mm->reply) - 1;
+		memcpy(mm->reply, buf, k);
+		mm->reply[k] = '\0';
+		mm->reply[strcspn(mm->reply, "\r\n")] = '\0';
+	}
+	return len;
+}
+
+static enum transport_status
+fail(struct transport_receipt *r, enum transport_status s, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum transport_status
+fail(struct transport_receipt *r, enum transport_status s, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
+	va_end(ap);
+	strlcpy_(r->status, s == TRANSPORT_PERMFAIL ? "refused" : "error",
+	    sizeof(r->status));
+	return s;
+}
+
+static enum transport_status
+smtp_send(struct smime_state *st, const struct transport_message *m,
+    struct msg *mm, struct transport_receipt *r)
+{
+	struct curl_slist	*rcpt = NULL;
+	char			 from[300], to[300], errbuf[CURL_ERROR_SIZE] = "";
+	long			 code = 0;
+	CURL			*c;
+	CURLcode		 rc;
+
+	if ((c = curl_easy_init()) == NULL)
+		return fail(r, TRANSPORT_TEMPFAIL, "libcurl: out of memory");
+	snprintf(from, sizeof(from), "<%s>", st->from);
+	snprintf(to, sizeof(to), "<%s>", m->recipient->address);
+	rcpt = curl_slist_append(rcpt, to);
+	curl_easy_setopt(c, CURLOPT_URL, st->relay);
+	curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	curl_easy_setopt(c, CURLOPT_CAINFO, st->ca_file);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(c, CURLOPT_MAIL_FROM, from);
+	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
+	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+	curl_easy_setopt(c, CURLOPT_READDATA, &mm->out);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, mm);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, st->connect_timeout);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, st->timeout);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp");
+	if (st->user[0]) {
+		curl_easy_setopt(c, CURLOPT_USERNAME, st->user);
+		curl_easy_setopt(c, CURLOPT_PASSWORD, st->pass);
+	}
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_slist_free_all(rcpt);
+	curl_easy_cleanup(c);
+	if (rc == CURLE_OK)
+		return TRANSPORT_OK;
+	switch (rc) {
+	case CURLE_USE_SSL_FAILED:
+		return fail(r, TRANSPORT_PERMFAIL, "%s offers no STARTTLS; nothing was "
+		    "sent (plain text is never used)", st->relay);
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+		return fail(r, TRANSPORT_PERMFAIL, "%s: its certificate does not verify "
+		    "against %s: %s; nothing was sent", st->relay, st->ca_file, errbuf);
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SSL_CONNECT_ERROR:
+		return fail(r, TRANSPORT_TEMPFAIL, "%s: %s", st->relay,
+		    errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	default:
+		if (code >= 400 && code < 500)
+			return fail(r, TRANSPORT_TEMPFAIL, "%s answered %s", st->relay,
+			    mm->reply[0] ? mm->reply : errbuf);
+		if (code >= 500)
+			return fail(r, TRANSPORT_PERMFAIL, "%s answered %s", st->relay,
+			    mm->reply[0] ? mm->reply : errbuf);
+		return fail(r, TRANSPORT_TEMPFAIL, "%s: %s", st->relay,
+		    errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	}
+}
+
+static enum transport_status
+smime_deliver(void *p, const struct transport_message *m,
+    struct transport_receipt *r)
+{
+	struct smime_state	*st = p;
+	struct msg		 mm;
+	char			 err[512] = "", when[32];
+	char			 hexbuf[64][65], *hexes[64];
+	const char		*names[64], *hx[64];
+	enum transport_status	 rv;
+	X509			*rcert;
+
+	memset(&mm, 0, sizeof(mm));
+	mm.inner = mm.sign = mm.env = mm.out = -1;
+	if (m->nfiles > 64)
+		return fail(r, TRANSPORT_PERMFAIL, "too many files for one message");
+	for (size_t i = 0; i < m->nfiles; i++)
+		hexes[i] = hexbuf[i];
+	/* The certificate first: a bad one never opens a connection. */
+	if ((rcert = recipient_cert(st, m->recipient, mm.fpr, err, sizeof(err))) == NULL) {
+		rv = fail(r, TRANSPORT_PERMFAIL, "%s", err);
+		r->hold = 1;
+		return rv;
+	}
+	if ((mm.inner = tmpfile_fd()) == -1 || (mm.sign = tmpfile_fd()) == -1 ||
+	    (mm.env = tmpfile_fd()) == -1 || (mm.out = tmpfile_fd()) == -1) {
+		rv = fail(r, TRANSPORT_TEMPFAIL, "no temporary file: %s",
+		    strerror(errno));
+		goto done;
+	}
+	if (build_message(st, m, rcert, &mm, hexes, err, sizeof(err)) == -1) {
+		rv = fail(r, TRANSPORT_TEMPFAIL, "%s", err);
+		goto done;
+	}
+	if ((rv = smtp_send(st, m, &mm, r)) != TRANSPORT_OK)
+		goto done;
+	for (size_t i = 0; i < m->nfiles; i++) {
+		names[i] = m->files[i].name;
+		hx[i] = hexes[i];
+	}
+	sha256_listing(names, hx, m->nfiles, r->sha256);
+	r->completed_at = time(NULL);
+	time_iso(r->completed_at, when, sizeof(when));
+	strlcpy_(r->remote_id, mm.msgid, sizeof(r->remote_id));
+	strlcpy_(r->status, "sent", sizeof(r->status));
+	(void)bsnprintf(r->detail, sizeof(r->detail), "to %s, signed and encrypted "
+	    "for certificate %s; attachments sha256 %s; server: %s; completed %s",
+	    m->recipient->address, mm.fpr, r->sha256, mm.reply, when);
+done:
+	X509_free(rcert);
+	if (mm.inner != -1)
+		close(mm.inner);
+	if (mm.sign != -1)
+		close(mm.sign);
+	if (mm.env != -1)
+		close(mm.env);
+	if (mm.out != -1)
+		close(mm.out);
+	return rv;
+}
+
+/* For `roictl recipient verify`: check the certificate on file and show
+ * it; its fingerprint is what gets pinned. */
+static int
+smime_probe(void *p, const struct transport_recipient *rc,
+    struct transport_probe *out)
+{
+	struct smime_state	*st = p;
+	char			 fpr[80], err[512] = "", subj[256];
+	X509			*c;
+
+	if ((c = recipient_cert(st, rc, fpr, err, sizeof(err))) == NULL) {
+		strlcpy_(out->detail, err, sizeof(out->detail));
+		return -1;
+	}
+	X509_NAME_oneline(X509_get_subject_name(c), subj, sizeof(subj));
+	strlcpy_(out->param, "cert_sha256", sizeof(out->param));
+	strlcpy_(out->value, fpr, sizeof(out->value));
+	(void)bsnprintf(out->detail, sizeof(out->detail), "certificate %s for %s "
+	    "(%s, RSA %d bits) is valid and usable for encryption", fpr,
+	    rc->address, subj, EVP_PKEY_get_bits(X509_get0_pubkey(c)));
+	X509_free(c);
+	return 0;
+}
+
+static void
+smime_shutdown(void *p)
+{
+	struct smime_state	*st = p;
+
+	if (st == NULL)
+		return;
+	X509_free(st->cert);
+	EVP_PKEY_free(st->key);
+	explicit_bzero(st->pass, sizeof(st->pass));
+	free(st->relay);
+	free(st->ca_file);
+	free(st->from);
+	free(st->from_name);
+	free(st->cert_file);
+	free(st->key_file);
+	free(st->auth_file);
+	free(st->anchors);
+	free(st->template);
+	free(st->helo);
+	free(st);
+}
+
+const struct transport_backend roigate_transport = {
+	.name = "smime",
+	.abi = TRANSPORT_ABI_VERSION,
+	.caps = 0,
+	.create = smime_create,
+	.config = smime_config,
+	.check = smime_check,
+	.init = smime_init,
+	.deliver = smime_deliver,
+	.poll = NULL,
+	.shutdown = smime_shutdown,
+	.probe = smime_probe,
+};
