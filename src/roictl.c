@@ -53,7 +53,8 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  verify-log                      recompute the hash chain; names the first bad entry\n"
 "  audit [--since D] [--limit N]   who asked the daemon what, allowed or denied\n"
 "Recipients (role admin to change):\n"
-"  recipient add ID --name N --transport T --address A [--organization O] [--param K=V]...\n"
+"  recipient add ID --name N --transport T --address A [--organization O]\n"
+"                [--param K=V | --param K=@FILE]...\n"
 "  recipient list | show ID | disable ID\n"
 "  recipient verify ID [--yes | --expect VALUE]   probe, confirm, pin (SFTP host key)\n"
 "\n"
@@ -462,6 +463,29 @@ print_recipient(json_t *v)
 	    s_(v, "address"), s_(v, "name"));
 }
 
+/* A parameter's value from a file (at most 64 KiB of text). */
+static char *
+read_param_file(const char *path)
+{
+	FILE	*fp = fopen(path, "re");
+	char	*buf;
+	size_t	 n;
+
+	if (fp == NULL) {
+		fprintf(stderr, "roictl: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	buf = calloc(1, 65537);
+	n = buf ? fread(buf, 1, 65536, fp) : 0;
+	if (buf == NULL || ferror(fp) || !feof(fp) || memchr(buf, '\0', n)) {
+		fprintf(stderr, "roictl: %s: not a text file of at most 64 KiB\n", path);
+		free(buf);
+		buf = NULL;
+	}
+	fclose(fp);
+	return buf;
+}
+
 static int
 recipient_add(struct roigate *rg, int argc, char **argv)
 {
@@ -474,7 +498,7 @@ recipient_add(struct roigate *rg, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	json_t	*args = json_object(), *params = json_object(), *r;
-	char	*eq;
+	char	*eq, *text;
 	int	 ch, rv;
 
 	optind = 0;	/* 0: GNU getopt starts afresh (permuting) */
@@ -485,7 +509,17 @@ recipient_add(struct roigate *rg, int argc, char **argv)
 			json_object_set_new(args, key, json_string(optarg));
 		else if (ch == 'p' && (eq = strchr(optarg, '=')) != NULL) {
 			*eq = '\0';
-			json_object_set_new(params, optarg, json_string(eq + 1));
+			if (eq[1] == '@') {
+				/* K=@FILE: the value is the file's text (a certificate) */
+				if ((text = read_param_file(eq + 2)) == NULL) {
+					json_decref(args);
+					json_decref(params);
+					return EX_NOINPUT;
+				}
+				json_object_set_new(params, optarg, json_string(text));
+				free(text);
+			} else
+				json_object_set_new(params, optarg, json_string(eq + 1));
 		} else
 			goto usage;
 	}
@@ -557,7 +591,7 @@ recipient_verify(struct roigate *rg, int argc, char **argv)
 	}
 	state = s_(r, "state");
 	if (strcmp(state, "failed") == 0) {
-		fprintf(stderr, "roictl: could not reach recipient %s: %s\n", id,
+		fprintf(stderr, "roictl: recipient %s cannot be verified: %s\n", id,
 		    s_(r, "detail"));
 		json_decref(r);
 		return EX_UNAVAILABLE;
@@ -597,11 +631,15 @@ recipient_verify(struct roigate *rg, int argc, char **argv)
 	}
 	pin = json_pack("{s:s, s:s}", "param", s_(r, "param"), "value", s_(r, "value"));
 	json_decref(r);
+	json_incref(pin);
 	if ((rv = call(rg, "recipient-verify", json_pack("{s:s, s:o}", "recipient",
-	    id, "pin", pin), &r)) != 0)
+	    id, "pin", pin), &r)) != 0) {
+		json_decref(pin);
 		return rv;
-	printf("recipient %s verified; pinned %s\n", id, s_(json_object_get(r,
-	    "params"), "host_key"));
+	}
+	printf("recipient %s verified; pinned %s %s\n", id, s_(pin, "param"),
+	    s_(pin, "value"));
+	json_decref(pin);
 	json_decref(r);
 	return 0;
 }

@@ -74,7 +74,8 @@ struct smime_state {
 /* One delivery's scratch: the temporary files of each stage. */
 struct msg {
 	int	inner, sign, env, out;
-	char	reply[512];		/* the server's last words */
+	char	reply[512];		/* the server's last "250" */
+	char	refusal[512];		/* its first 4xx or 5xx */
 	char	msgid[160];
 	char	fpr[80];		/* recipient certificate fingerprint */
 };
@@ -630,12 +631,21 @@ header_cb(char *buf, size_t size, size_t n, void *arg)
 	struct msg	*mm = arg;
 	size_t		 len = size * n;
 
-	if (len > 3 && buf[0] >= '2' && buf[0] <= '5') {
-		size_t k = len < sizeof(mm->reply) - 1 ? len : sizeof(mm->reply) - 1;
-		memcpy(mm->reply, buf, k);
-		mm->reply[k] = '\0';
-		mm->reply[strcspn(mm->reply, "\r\n")] = '\0';
-	}
+	char		*dst;
+	size_t		 k;
+
+	/* Keep the last "250" (the one after DATA names the queue id) and the
+	 * first refusal (what follows it is only QUIT's "221"). */
+	if (len > 3 && buf[0] == '2' && buf[1] == '5' && buf[2] == '0')
+		dst = mm->reply;
+	else if (len > 3 && (buf[0] == '4' || buf[0] == '5') && !mm->refusal[0])
+		dst = mm->refusal;
+	else
+		return len;
+	k = len < sizeof(mm->reply) - 1 ? len : sizeof(mm->reply) - 1;
+	memcpy(dst, buf, k);
+	dst[k] = '\0';
+	dst[strcspn(dst, "\r\n")] = '\0';
 	return len;
 }
 
@@ -698,6 +708,10 @@ smtp_send(struct smime_state *st, const struct transport_message *m,
 	curl_easy_cleanup(c);
 	if (rc == CURLE_OK)
 		return TRANSPORT_OK;
+	/* The server said no: its class decides, its words are the reason. */
+	if (code >= 400 && code < 600 && rc != CURLE_USE_SSL_FAILED)
+		return fail(r, code < 500 ? TRANSPORT_TEMPFAIL : TRANSPORT_PERMFAIL,
+		    "%s answered %s", st->relay, mm->refusal[0] ? mm->refusal : errbuf);
 	switch (rc) {
 	case CURLE_USE_SSL_FAILED:
 		return fail(r, TRANSPORT_PERMFAIL, "%s offers no STARTTLS; nothing was "
@@ -717,12 +731,6 @@ smtp_send(struct smime_state *st, const struct transport_message *m,
 		return fail(r, TRANSPORT_TEMPFAIL, "%s: %s", st->relay,
 		    errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	default:
-		if (code >= 400 && code < 500)
-			return fail(r, TRANSPORT_TEMPFAIL, "%s answered %s", st->relay,
-			    mm->reply[0] ? mm->reply : errbuf);
-		if (code >= 500)
-			return fail(r, TRANSPORT_PERMFAIL, "%s answered %s", st->relay,
-			    mm->reply[0] ? mm->reply : errbuf);
 		return fail(r, TRANSPORT_TEMPFAIL, "%s: %s", st->relay,
 		    errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	}

@@ -1,0 +1,222 @@
+"""The smime transport against a real SMTP server with STARTTLS (aiosmtpd),
+checked with `openssl cms` as the recipient would."""
+import datetime
+import email
+import hashlib
+import os
+import subprocess
+import time
+
+import pytest
+
+from gateway import TOP, Gateway, Packet, wait_for, wait_state
+from pki import PKI
+from sshd import free_port
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return PKI(str(tmp_path_factory.mktemp("pki")))
+
+
+class Smtpd:
+    def __init__(self, folder, cert=None, key=None):
+        self.store = folder
+        os.makedirs(folder, exist_ok=True)
+        self.port = free_port()
+        args = ["/usr/bin/python3", os.path.join(TOP, "tests", "integration",
+                                                 "smtp_server.py"),
+                str(self.port), folder]
+        if cert:
+            args += [cert, key]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()      # the server says when ready
+        if line.strip() != "ready":
+            raise AssertionError("the SMTP server did not start")
+
+    def messages(self):
+        return sorted(n for n in os.listdir(self.store) if n.endswith(".eml"))
+
+    def connections(self):
+        p = os.path.join(self.store, "connections")
+        return open(p).read().split() if os.path.exists(p) else []
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def smtpd(tmp_path, pki):
+    s = Smtpd(str(tmp_path / "mail"), *pki.relay)
+    yield s
+    s.stop()
+
+
+def smime_gateway(tmp_path, pki, port):
+    gw = Gateway(str(tmp_path / "gw"))
+    gw.settings["transport smime"] = {
+        "relay": f"smtp://127.0.0.1:{port}", "ca_file": pki.ca.pem,
+        "from": "roi@hospital.test", "from_name": "Example Hospital HIM (synthetic)",
+        "cert": pki.gateway[0], "key": pki.gateway[1],
+        "template": os.path.join(TOP, "templates", "email.txt"),
+        "connect_timeout": "5", "timeout": "30"}
+    gw.write_conf()
+    gw.start()
+    return gw
+
+
+def add_recipient(gw, rid, address, cert, verify=True):
+    gw.roictl("recipient", "add", rid, "--name", f"{rid} (synthetic)",
+              "--transport", "smime", "--address", address,
+              "--param", f"cert=@{cert}", check=0)
+    if verify:
+        return gw.roictl("recipient", "verify", rid, "--yes", check=0)
+    return None
+
+
+def one_doc_packet(pid, recipient):
+    p = Packet(pid, recipient=recipient)
+    p.files = {"labs-2026-10.pdf": p.files["labs-2026-10.pdf"]}
+    p.manifest["documents"] = p.manifest["documents"][:1]
+    return p
+
+
+def openssl(*args, input=None):
+    r = subprocess.run(["openssl", *args], capture_output=True, input=input)
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout
+
+
+def test_signed_encrypted_message_decrypts_and_verifies(tmp_path, pki, smtpd):
+    gw = smime_gateway(tmp_path, pki, smtpd.port)
+    try:
+        r = add_recipient(gw, "dr-ada", "dr.ada@clinic.test", pki.recipient[0])
+        assert "is valid and usable for encryption" in r.stdout
+        p = one_doc_packet("ROI-MAIL-1", "dr-ada")
+        gw.drop(p)
+        j = wait_state(gw, "ROI-MAIL-1", ("delivered", "failed", "held", "deferred"))
+        show = gw.job(j["id"])
+        assert j["state"] == "delivered", show["job"]["last_error"]
+        assert smtpd.messages() == ["1.eml"]
+        raw = open(os.path.join(smtpd.store, "1.eml"), "rb").read()
+        # CRLF throughout; no PHI in the headers.
+        assert b"\n" not in raw.replace(b"\r\n", b"")
+        head = raw.split(b"\r\n\r\n", 1)[0].decode()
+        assert "Subject: Records release for request REQ-2026-0457 (ROI-MAIL-1)" in head
+        assert "Testpatient" not in head and "TEST-000123" not in head
+        assert "application/pkcs7-mime" in head and "enveloped-data" in head
+        # The recipient decrypts it with their key...
+        signed = openssl("cms", "-decrypt", "-recip", pki.recipient[0],
+                         "-inkey", pki.recipient[1], input=raw)
+        assert b"multipart/signed" in signed
+        # ...and checks the signature against the gateway's CA.
+        inner = openssl("cms", "-verify", "-CAfile", pki.ca.pem, input=signed)
+        msg = email.message_from_bytes(inner)
+        parts = [q for q in msg.walk() if q.get_filename()]
+        assert [q.get_filename() for q in parts] == ["labs-2026-10.pdf"]
+        data = parts[0].get_payload(decode=True)
+        assert data == p.files["labs-2026-10.pdf"]
+        assert hashlib.sha256(data).hexdigest() == show["job"]["output_sha256"]
+        body = [q for q in msg.walk() if q.get_content_type() == "text/plain"][0]
+        assert "REQ-2026-0457" in body.get_payload(decode=True).decode()
+        d = show["disclosures"][-1]
+        assert d["outcome"] == "delivered"
+        assert "queued as Q00001" in d["detail"]
+        fpr = gw.json("recipient", "show", "dr-ada")["params"]["cert_sha256"]
+        assert fpr in d["detail"]
+        assert d["remote_id"].startswith("<roigate.") and "@hospital.test>" in d["remote_id"]
+        assert open(os.path.join(smtpd.store, "1.envelope")).read().endswith(
+            "tls=True\n")
+    finally:
+        gw.stop()
+
+
+def test_server_without_starttls_is_refused(tmp_path, pki):
+    plain = Smtpd(str(tmp_path / "plain"))
+    gw = smime_gateway(tmp_path, pki, plain.port)
+    try:
+        add_recipient(gw, "dr-ada", "dr.ada@clinic.test", pki.recipient[0])
+        gw.drop(one_doc_packet("ROI-MAIL-PLAIN", "dr-ada"))
+        j = wait_state(gw, "ROI-MAIL-PLAIN", ("failed", "delivered", "held"))
+        assert j["state"] == "failed"
+        assert "offers no STARTTLS; nothing was sent" in gw.job(j["id"])["job"][
+            "last_error"]
+        assert plain.messages() == []
+    finally:
+        gw.stop()
+        plain.stop()
+
+
+def test_server_certificate_from_another_ca_is_refused(tmp_path, pki):
+    impostor = Smtpd(str(tmp_path / "impostor"), *pki.impostor_relay)
+    gw = smime_gateway(tmp_path, pki, impostor.port)
+    try:
+        add_recipient(gw, "dr-ada", "dr.ada@clinic.test", pki.recipient[0])
+        gw.drop(one_doc_packet("ROI-MAIL-MITM", "dr-ada"))
+        j = wait_state(gw, "ROI-MAIL-MITM", ("failed", "delivered", "held"))
+        assert j["state"] == "failed"
+        assert "certificate does not verify" in gw.job(j["id"])["job"]["last_error"]
+        assert impostor.messages() == []
+    finally:
+        gw.stop()
+        impostor.stop()
+
+
+def test_4xx_is_retried_and_5xx_fails(tmp_path, pki, smtpd):
+    gw = smime_gateway(tmp_path, pki, smtpd.port)
+    try:
+        add_recipient(gw, "busy", "busy@clinic.test", pki.busy[0])
+        add_recipient(gw, "gone", "reject@clinic.test", pki.reject[0])
+        gw.drop(one_doc_packet("ROI-MAIL-451", "busy"))
+        gw.drop(one_doc_packet("ROI-MAIL-550", "gone"))
+        j = wait_state(gw, "ROI-MAIL-451", "deferred")
+        assert "451 4.2.1 mailbox busy" in gw.job(j["id"])["job"]["last_error"]
+        j = wait_state(gw, "ROI-MAIL-550", ("failed", "deferred"))
+        assert j["state"] == "failed"
+        assert "550 5.1.1 no such mailbox" in gw.job(j["id"])["job"]["last_error"]
+        assert smtpd.messages() == []
+    finally:
+        gw.stop()
+
+
+def test_bad_recipient_certificates_are_refused_at_verification(tmp_path, pki,
+                                                                 smtpd):
+    gw = smime_gateway(tmp_path, pki, smtpd.port)
+    try:
+        cases = [("old", "old@clinic.test", pki.expired[0], "has expired"),
+                 ("weak", "weak@clinic.test", pki.weak[0],
+                  "has a 1024-bit key; at least 2048 bits"),
+                 ("signonly", "sign@clinic.test", pki.no_encipher[0],
+                  "does not allow key encipherment"),
+                 ("wrongaddr", "someone@else.test", pki.recipient[0],
+                  "is not for someone@else.test")]
+        for rid, addr, cert, why in cases:
+            add_recipient(gw, rid, addr, cert, verify=False)
+            r = gw.roictl("recipient", "verify", rid, "--yes")
+            assert r.returncode == 69, r
+            assert "cannot be verified" in r.stderr and why in r.stderr, r.stderr
+            assert gw.json("recipient", "show", rid)["verified"] is False
+    finally:
+        gw.stop()
+
+
+def test_expired_certificate_fails_before_any_connection(tmp_path, pki, smtpd):
+    soon = pki.ca.issue("soon", email="soon@clinic.test",
+                        after=datetime.datetime.utcnow() +
+                        datetime.timedelta(seconds=3))
+    gw = smime_gateway(tmp_path, pki, smtpd.port)
+    try:
+        add_recipient(gw, "soon", "soon@clinic.test", soon[0])
+        assert gw.json("recipient", "show", "soon")["verified"] is True
+        # Time passes (the test's subject, not a synchronisation).
+        time.sleep(4)
+        before = len(smtpd.connections())
+        gw.drop(one_doc_packet("ROI-MAIL-EXP", "soon"))
+        j = wait_state(gw, "ROI-MAIL-EXP", ("failed", "held", "delivered"))
+        assert j["state"] in ("held", "failed")
+        assert "has expired" in gw.job(j["id"])["job"]["last_error"]
+        assert len(smtpd.connections()) == before
+        assert smtpd.messages() == []
+    finally:
+        gw.stop()
