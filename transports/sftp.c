@@ -437,14 +437,23 @@ sftpt_status(struct conn *c, const char *what, const char *path)
 	}
 }
 
-/* SHA-256 and size of a remote file, by reading it back. */
+/*
+ * SHA-256 and size of a remote file, by reading it back.  Reads are
+ * pipelined (SFTP_READS_AHEAD requests in flight): one at a time, each
+ * would wait a round trip.
+ */
+#define SFTP_READ_CHUNK		(64 * 1024)
+#define SFTP_READS_AHEAD	32
+
 static int
 remote_hash(struct conn *c, const char *path, char hex[65], uint64_t *size)
 {
 	struct sha256_ctx	*h = sha256_new();
+	uint32_t		 ids[SFTP_READS_AHEAD];
 	sftp_file		 f;
-	char			*buf = malloc(SFTP_CHUNK);
-	ssize_t			 n;
+	char			*buf = malloc(SFTP_READ_CHUNK);
+	size_t			 head = 0, tail = 0;
+	int			 n = 0, eof = 0, rv = 0;
 
 	*size = 0;
 	if (buf == NULL || (f = sftp_open(c->sftp, path, O_RDONLY, 0)) == NULL) {
@@ -452,14 +461,36 @@ remote_hash(struct conn *c, const char *path, char hex[65], uint64_t *size)
 		sha256_final(h, hex);
 		return -1;
 	}
-	while ((n = sftp_read(f, buf, SFTP_CHUNK)) > 0) {
-		sha256_update(h, buf, (size_t)n);
-		*size += (uint64_t)n;
+	for (;;) {
+		/* Keep the pipe full until the end of the file shows. */
+		while (!eof && head - tail < SFTP_READS_AHEAD) {
+			int id = sftp_async_read_begin(f, SFTP_READ_CHUNK);
+			if (id < 0) {
+				rv = -1;
+				break;
+			}
+			ids[head++ % SFTP_READS_AHEAD] = (uint32_t)id;
+		}
+		if (rv == -1 || tail == head)
+			break;
+		n = sftp_async_read(f, buf, SFTP_READ_CHUNK, ids[tail++ % SFTP_READS_AHEAD]);
+		if (n < 0) {
+			rv = -1;
+			break;
+		}
+		if (n == 0)		/* end of file: drain what is in flight */
+			eof = 1;
+		else {
+			sha256_update(h, buf, (size_t)n);
+			*size += (uint64_t)n;
+			if (n < SFTP_READ_CHUNK)
+				eof = 1;
+		}
 	}
 	sftp_close(f);
 	free(buf);
 	sha256_final(h, hex);
-	return n < 0 ? -1 : 0;
+	return rv;
 }
 
 /* Is the file already there, complete (a retry after a lost answer)? */
