@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gateway import TOP, Gateway, Packet, wait_for, wait_state
+from gateway import BUILD, TOP, Gateway, Packet, wait_state
 from pki import PKI
 from sshd import free_port
 
@@ -220,3 +220,61 @@ def test_expired_certificate_fails_before_any_connection(tmp_path, pki, smtpd):
         assert smtpd.messages() == []
     finally:
         gw.stop()
+
+
+def test_mdn_requested_when_the_recipient_asks(tmp_path, pki, smtpd):
+    gw = smime_gateway(tmp_path, pki, smtpd.port)
+    try:
+        gw.roictl("recipient", "add", "direct", "--name", "Direct (synthetic)",
+                  "--transport", "smime", "--address", "dr.ada@clinic.test",
+                  "--param", f"cert=@{pki.recipient[0]}", "--param", "mdn=yes",
+                  check=0)
+        gw.roictl("recipient", "verify", "direct", "--yes", check=0)
+        gw.drop(one_doc_packet("ROI-MAIL-MDN", "direct"))
+        wait_state(gw, "ROI-MAIL-MDN", "delivered")
+        raw = open(os.path.join(smtpd.store, "1.eml"), "rb").read().decode()
+        head = raw.split("\r\n\r\n", 1)[0]
+        assert "Disposition-Notification-To: roi@hospital.test" in head
+        assert ("Disposition-Notification-Options: "
+                "X-DIRECT-FINAL-DESTINATION-DELIVERY=optional,true") in head
+    finally:
+        gw.stop()
+
+
+def test_trust_anchors_refuse_a_certificate_from_elsewhere(tmp_path, pki, smtpd):
+    foreign = pki.other.issue("foreign", email="foreign@clinic.test")
+    gw = Gateway(str(tmp_path / "gw"))
+    gw.settings["transport smime"] = {
+        "relay": f"smtp://127.0.0.1:{smtpd.port}", "ca_file": pki.ca.pem,
+        "from": "roi@hospital.test", "cert": pki.gateway[0],
+        "key": pki.gateway[1], "trust_anchors": pki.ca.pem,
+        "template": os.path.join(TOP, "templates", "email.txt")}
+    gw.write_conf()
+    gw.start()
+    try:
+        add_recipient(gw, "foreign", "foreign@clinic.test", foreign[0],
+                      verify=False)
+        r = gw.roictl("recipient", "verify", "foreign", "--yes")
+        assert r.returncode == 69
+        assert "does not chain to the trust anchors" in r.stderr
+        # One from the anchored CA is fine.
+        r = add_recipient(gw, "dr-ada", "dr.ada@clinic.test", pki.recipient[0])
+        assert "verified" in r.stdout
+    finally:
+        gw.stop()
+
+
+def test_signing_key_with_loose_permissions_is_refused_at_start(tmp_path, pki):
+    gw = Gateway(str(tmp_path / "gw"))
+    key = str(tmp_path / "loose.key")
+    with open(pki.gateway[1], "rb") as f, open(key, "wb") as g:
+        g.write(f.read())
+    os.chmod(key, 0o644)
+    gw.settings["transport smime"] = {
+        "relay": "smtp://127.0.0.1:25", "ca_file": pki.ca.pem,
+        "from": "roi@hospital.test", "cert": pki.gateway[0], "key": key}
+    gw.write_conf()
+    r = subprocess.run([os.path.join(BUILD, "roigated"), "-n", "-f", gw.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert "nobody else may read" in r.stderr and "chmod 600" in r.stderr
