@@ -176,9 +176,16 @@ $(B)/bench/sftp_put: bench/sftp_put.c $(B)/src/util.o $(B)/src/log.o include/roi
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< $(B)/src/util.o \
 	    $(B)/src/log.o $(shell $(PKG_CONFIG) --libs libcrypto) -ldl
 
-bench: all $(B)/bench/sftp_put
+$(B)/bench/smime_build: bench/smime_build.c transports/smime.c $(B)/src/util.o $(B)/src/log.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(TRANSPORT_CFLAGS_smime) $(EXE_CFLAGS) \
+	    $(EXE_LDFLAGS) -o $@ $< $(B)/src/util.o $(B)/src/log.o $(TRANSPORT_LIBS_smime) \
+	    $(shell $(PKG_CONFIG) --libs libcrypto)
+
+bench: all $(B)/bench/sftp_put $(B)/bench/smime_build
 	@bench/run $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)
+	@bench/smime $(CURDIR)/$(B)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \

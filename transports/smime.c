@@ -437,7 +437,7 @@ static int
 write_attachment(int out, const struct transport_file *f, const char *boundary,
     char hex[65])
 {
-	unsigned char		 in[B64_LINE * 64], enc[(B64_LINE * 64 / 3) * 4 + 256];
+	unsigned char		 in[B64_LINE * 1024], enc[(B64_LINE * 1024 / 3) * 4 + 2048 + 256];
 	struct sha256_ctx	*h = sha256_new();
 	off_t			 off = 0;
 	ssize_t			 n;
@@ -490,6 +490,22 @@ crlf_copy(int in, int out)
 	return n == 0 ? 0 : -1;
 }
 
+/* A buffered BIO on a file descriptor (base64 and MIME writers work a
+ * line at a time: unbuffered, every line would be a system call). */
+static BIO *
+fd_bio(int fd)
+{
+	BIO	*b = BIO_new_fd(fd, BIO_NOCLOSE), *buf = BIO_new(BIO_f_buffer());
+
+	if (b == NULL || buf == NULL) {
+		BIO_free(b);
+		BIO_free(buf);
+		return NULL;
+	}
+	BIO_set_buffer_size(buf, 128 * 1024);
+	return BIO_push(buf, b);
+}
+
 /* Sign (detached) the inner MIME entity, then encrypt the signed one. */
 static int
 sign_and_encrypt(struct smime_state *st, X509 *rcert, struct msg *mm, char *err,
@@ -502,8 +518,8 @@ sign_and_encrypt(struct smime_state *st, X509 *rcert, struct msg *mm, char *err,
 
 	if ((signed_raw = tmpfile_fd()) == -1 || lseek(mm->inner, 0, SEEK_SET) == -1)
 		goto fail;
-	in = BIO_new_fd(mm->inner, BIO_NOCLOSE);
-	out = BIO_new_fd(signed_raw, BIO_NOCLOSE);
+	in = fd_bio(mm->inner);
+	out = fd_bio(signed_raw);
 	if (in == NULL || out == NULL ||
 	    (cms = CMS_sign(st->cert, st->key, NULL, in, flags | CMS_DETACHED)) == NULL ||
 	    SMIME_write_CMS(out, cms, in, flags | CMS_DETACHED) != 1 ||
@@ -511,14 +527,14 @@ sign_and_encrypt(struct smime_state *st, X509 *rcert, struct msg *mm, char *err,
 		goto fail;
 	CMS_ContentInfo_free(cms);
 	cms = NULL;
-	BIO_free(in);
-	BIO_free(out);
+	BIO_free_all(in);
+	BIO_free_all(out);
 	in = out = NULL;
 	/* multipart/signed with CRLF lines, then enveloped for the recipient. */
 	if (crlf_copy(signed_raw, mm->sign) == -1 || lseek(mm->sign, 0, SEEK_SET) == -1)
 		goto fail;
-	in = BIO_new_fd(mm->sign, BIO_NOCLOSE);
-	out = BIO_new_fd(mm->env, BIO_NOCLOSE);
+	in = fd_bio(mm->sign);
+	out = fd_bio(mm->env);
 	sk_X509_push(recips, rcert);
 	if (in == NULL || out == NULL ||
 	    (cms = CMS_encrypt(recips, in, EVP_aes_256_cbc(), flags)) == NULL ||
@@ -532,8 +548,8 @@ fail:
 		    e ? ERR_error_string(e, NULL) : strerror(errno));
 	}
 	CMS_ContentInfo_free(cms);
-	BIO_free(in);
-	BIO_free(out);
+	BIO_free_all(in);
+	BIO_free_all(out);
 	sk_X509_free(recips);
 	if (signed_raw != -1)
 		close(signed_raw);
