@@ -1,6 +1,7 @@
 """A real SMTP server for the S/MIME tests (aiosmtpd), run as
 `/usr/bin/python3 smtp_server.py PORT STORE [CERT KEY]`: with CERT and KEY
 it offers STARTTLS and refuses mail before it; without, it offers none.
+With SMTP_AUTH=USER:PASSWORD in the environment it requires AUTH.
 Recipients starting with "busy" get 451, with "reject" 550; every accepted
 message is written to STORE as N.eml."""
 import asyncio
@@ -9,7 +10,7 @@ import ssl
 import sys
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 
 class Store:
@@ -44,15 +45,30 @@ class Store:
         return f"250 2.0.0 OK queued as Q{self.n:05d}"
 
 
+def authenticator(expected):
+    """AUTH PLAIN/LOGIN against one USER:PASSWORD (SMTP_AUTH)."""
+    user, password = expected.split(":", 1)
+
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = (auth_data.login.decode() == user and
+              auth_data.password.decode() == password)
+        return AuthResult(success=ok)
+    return check
+
+
 class TLSController(Controller):
     def __init__(self, handler, ctx, **kw):
         self.ctx = ctx
         super().__init__(handler, **kw)
 
     def factory(self):
+        auth = os.environ.get("SMTP_AUTH")
+        kw = {}
+        if auth:
+            kw = {"auth_required": True, "authenticator": authenticator(auth)}
         return SMTP(self.handler, tls_context=self.ctx,
                     require_starttls=self.ctx is not None,
-                    data_size_limit=200 * 1024 * 1024, hostname="localhost")
+                    data_size_limit=200 * 1024 * 1024, hostname="localhost", **kw)
 
 
 def main():

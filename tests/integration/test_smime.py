@@ -20,7 +20,7 @@ def pki(tmp_path_factory):
 
 
 class Smtpd:
-    def __init__(self, folder, cert=None, key=None):
+    def __init__(self, folder, cert=None, key=None, auth=None):
         self.store = folder
         os.makedirs(folder, exist_ok=True)
         self.port = free_port()
@@ -29,7 +29,11 @@ class Smtpd:
                 str(self.port), folder]
         if cert:
             args += [cert, key]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        env = dict(os.environ)
+        if auth:
+            env["SMTP_AUTH"] = auth
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True,
+                                     env=env)
         line = self.proc.stdout.readline()      # the server says when ready
         if line.strip() != "ready":
             raise AssertionError("the SMTP server did not start")
@@ -53,14 +57,14 @@ def smtpd(tmp_path, pki):
     s.stop()
 
 
-def smime_gateway(tmp_path, pki, port):
+def smime_gateway(tmp_path, pki, port, **extra):
     gw = Gateway(str(tmp_path / "gw"))
     gw.settings["transport smime"] = {
         "relay": f"smtp://127.0.0.1:{port}", "ca_file": pki.ca.pem,
         "from": "roi@hospital.test", "from_name": "Example Hospital HIM (synthetic)",
         "cert": pki.gateway[0], "key": pki.gateway[1],
         "template": os.path.join(TOP, "templates", "email.txt"),
-        "connect_timeout": "5", "timeout": "30"}
+        "connect_timeout": "5", "timeout": "30", **extra}
     gw.write_conf()
     gw.start()
     return gw
@@ -278,3 +282,54 @@ def test_signing_key_with_loose_permissions_is_refused_at_start(tmp_path, pki):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert "nobody else may read" in r.stderr and "chmod 600" in r.stderr
+
+
+def test_smtp_auth_from_a_private_file(tmp_path, pki):
+    server = Smtpd(str(tmp_path / "authmail"), *pki.relay,
+                   auth="roigate:synthetic-secret-1")
+    secret = str(tmp_path / "smtp-auth")
+    with open(secret, "w") as f:
+        f.write("roigate:synthetic-secret-1\n")
+    os.chmod(secret, 0o600)
+    gw = smime_gateway(tmp_path, pki, server.port, auth_file=secret)
+    gw.settings["queue"]["job_timeout"] = "60s"
+    gw.write_conf()
+    try:
+        add_recipient(gw, "dr-ada", "dr.ada@clinic.test", pki.recipient[0])
+        gw.drop(one_doc_packet("ROI-MAIL-AUTH", "dr-ada"))
+        j = wait_state(gw, "ROI-MAIL-AUTH", ("delivered", "failed", "deferred"))
+        assert j["state"] == "delivered", gw.job(j["id"])["job"]["last_error"]
+        assert server.messages() == ["1.eml"]
+        # The secret is never in the daemon's log.
+        assert "synthetic-secret-1" not in gw.log()
+    finally:
+        gw.stop()
+        server.stop()
+
+
+def test_fifty_megabyte_output_is_sent_whole(tmp_path, pki, smtpd):
+    gw = smime_gateway(tmp_path, pki, smtpd.port)
+    gw.stop()
+    gw.settings["spool"].update({"max_file_size": "64M", "max_packet_size": "128M"})
+    gw.settings["queue"]["job_timeout"] = "120s"
+    gw.write_conf()
+    gw.start()
+    try:
+        add_recipient(gw, "dr-ada", "dr.ada@clinic.test", pki.recipient[0])
+        p = one_doc_packet("ROI-MAIL-BIG", "dr-ada")
+        big = b"%PDF-1.4\n" + os.urandom(50 * 1024 * 1024)
+        p.files = {"labs-2026-10.pdf": big}
+        gw.drop(p)
+        j = wait_state(gw, "ROI-MAIL-BIG", ("delivered", "failed", "deferred"),
+                       timeout=120)
+        assert j["state"] == "delivered", gw.job(j["id"])["job"]["last_error"]
+        raw = open(os.path.join(smtpd.store, "1.eml"), "rb").read()
+        signed = openssl("cms", "-decrypt", "-recip", pki.recipient[0],
+                         "-inkey", pki.recipient[1], input=raw)
+        inner = openssl("cms", "-verify", "-CAfile", pki.ca.pem, input=signed)
+        parts = [q for q in email.message_from_bytes(inner).walk()
+                 if q.get_filename()]
+        assert hashlib.sha256(parts[0].get_payload(decode=True)).hexdigest() == \
+            hashlib.sha256(big).hexdigest()
+    finally:
+        gw.stop()
