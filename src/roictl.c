@@ -463,6 +463,31 @@ print_recipient(json_t *v)
 	    s_(v, "address"), s_(v, "name"));
 }
 
+/* Start a probe of recipient id and wait for its answer (it runs in a
+ * worker of the daemon); *r is the probe's result object. */
+static int
+probe_wait(struct roigate *rg, const char *id, json_t **r)
+{
+	struct timespec	pause = { 0, 200 * 1000000L };
+	int		rv;
+
+	if ((rv = call(rg, "recipient-probe", json_pack("{s:s, s:b}", "recipient",
+	    id, "start", 1), r)) != 0)
+		return rv;
+	for (int waited = 0; strcmp(s_(*r, "state"), "probing") == 0; waited++) {
+		json_decref(*r);
+		if (waited > 5 * 120) {
+			fprintf(stderr, "roictl: no answer from the probe of %s\n", id);
+			return EX_UNAVAILABLE;
+		}
+		nanosleep(&pause, NULL);
+		if ((rv = call(rg, "recipient-probe", json_pack("{s:s}", "recipient",
+		    id), r)) != 0)
+			return rv;
+	}
+	return 0;
+}
+
 /* A parameter's value from a file (at most 64 KiB of text). */
 static char *
 read_param_file(const char *path)
@@ -535,6 +560,19 @@ recipient_add(struct roigate *rg, int argc, char **argv)
 		printf("recipient %s added; not verified yet: confirm the destination, "
 		    "then run `roictl recipient verify %s`\n", s_(r, "id"), s_(r, "id"));
 	json_decref(r);
+	/* Check the destination at once (a certificate, a host key), so that
+	 * a problem shows now rather than at verification. */
+	if ((rv = probe_wait(rg, argv[optind], &r)) != 0)
+		return rv;
+	if (strcmp(s_(r, "state"), "failed") == 0) {
+		fprintf(stderr, "roictl: warning: recipient %s cannot be verified as it "
+		    "is: %s\n", argv[optind], s_(r, "detail"));
+		json_decref(r);
+		return EX_DATAERR;
+	}
+	if (!json_out && strcmp(s_(r, "state"), "done") == 0)
+		printf("checked: %s\n", s_(r, "detail"));
+	json_decref(r);
 	return 0;
 usage:
 	json_decref(args);
@@ -556,7 +594,6 @@ recipient_verify(struct roigate *rg, int argc, char **argv)
 		{ "expect", required_argument, NULL, 'e' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct timespec	 pause = { 0, 200 * 1000000L };
 	const char	*expect = NULL, *id, *state;
 	json_t		*r = NULL, *pin;
 	char		 answer[16];
@@ -574,21 +611,8 @@ recipient_verify(struct roigate *rg, int argc, char **argv)
 	if (optind != argc - 1)
 		return EX_USAGE;
 	id = argv[optind];
-	if ((rv = call(rg, "recipient-probe", json_pack("{s:s, s:b}", "recipient",
-	    id, "start", 1), &r)) != 0)
+	if ((rv = probe_wait(rg, id, &r)) != 0)
 		return rv;
-	/* The probe runs in a worker; ask again until it has an answer. */
-	for (int waited = 0; strcmp(s_(r, "state"), "probing") == 0; waited++) {
-		json_decref(r);
-		if (waited > 5 * 120) {
-			fprintf(stderr, "roictl: no answer from the probe of %s\n", id);
-			return EX_UNAVAILABLE;
-		}
-		nanosleep(&pause, NULL);
-		if ((rv = call(rg, "recipient-probe", json_pack("{s:s}", "recipient",
-		    id), &r)) != 0)
-			return rv;
-	}
 	state = s_(r, "state");
 	if (strcmp(state, "failed") == 0) {
 		fprintf(stderr, "roictl: recipient %s cannot be verified: %s\n", id,

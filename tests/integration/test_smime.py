@@ -71,12 +71,14 @@ def smime_gateway(tmp_path, pki, port, **extra):
 
 
 def add_recipient(gw, rid, address, cert, verify=True):
-    gw.roictl("recipient", "add", rid, "--name", f"{rid} (synthetic)",
-              "--transport", "smime", "--address", address,
-              "--param", f"cert=@{cert}", check=0)
+    """Add (the certificate is checked at once) and, if asked, verify."""
+    r = gw.roictl("recipient", "add", rid, "--name", f"{rid} (synthetic)",
+                  "--transport", "smime", "--address", address,
+                  "--param", f"cert=@{cert}", check=0 if verify else None)
     if verify:
+        assert "checked: certificate" in r.stdout
         return gw.roictl("recipient", "verify", rid, "--yes", check=0)
-    return None
+    return r
 
 
 def one_doc_packet(pid, recipient):
@@ -196,7 +198,11 @@ def test_bad_recipient_certificates_are_refused_at_verification(tmp_path, pki,
                  ("wrongaddr", "someone@else.test", pki.recipient[0],
                   "is not for someone@else.test")]
         for rid, addr, cert, why in cases:
-            add_recipient(gw, rid, addr, cert, verify=False)
+            # Checked when added: the clerk sees the problem at once...
+            r = add_recipient(gw, rid, addr, cert, verify=False)
+            assert r.returncode == 65, r
+            assert "cannot be verified as it is" in r.stderr and why in r.stderr
+            # ...and it cannot be verified either.
             r = gw.roictl("recipient", "verify", rid, "--yes")
             assert r.returncode == 69, r
             assert "cannot be verified" in r.stderr and why in r.stderr, r.stderr
@@ -256,8 +262,9 @@ def test_trust_anchors_refuse_a_certificate_from_elsewhere(tmp_path, pki, smtpd)
     gw.write_conf()
     gw.start()
     try:
-        add_recipient(gw, "foreign", "foreign@clinic.test", foreign[0],
-                      verify=False)
+        r = add_recipient(gw, "foreign", "foreign@clinic.test", foreign[0],
+                          verify=False)
+        assert r.returncode == 65 and "does not chain" in r.stderr
         r = gw.roictl("recipient", "verify", "foreign", "--yes")
         assert r.returncode == 69
         assert "does not chain to the trust anchors" in r.stderr
