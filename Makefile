@@ -46,7 +46,7 @@ DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
               src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c $(COMMON_SRCS)
 ROICTL_SRCS = src/roictl.c src/libroigate.c src/proto.c $(COMMON_SRCS)
-TRANSPORTS  = local sftp smime
+TRANSPORTS  = local sftp smime faxapi
 TEST_TRANSPORTS = flaky
 
 # What each transport plugin links besides libcrypto.
@@ -54,6 +54,8 @@ TRANSPORT_CFLAGS_sftp = $(shell $(PKG_CONFIG) --cflags libssh 2>/dev/null)
 TRANSPORT_LIBS_sftp   = $(shell $(PKG_CONFIG) --libs libssh 2>/dev/null)
 TRANSPORT_CFLAGS_smime = $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 TRANSPORT_LIBS_smime   = $(shell $(PKG_CONFIG) --libs libcurl libssl 2>/dev/null)
+TRANSPORT_CFLAGS_faxapi = $(shell $(PKG_CONFIG) --cflags libcurl jansson 2>/dev/null)
+TRANSPORT_LIBS_faxapi   = $(shell $(PKG_CONFIG) --libs libcurl jansson 2>/dev/null)
 
 LIB_SRCS    = src/libroigate.c src/proto.c $(COMMON_SRCS)
 LIB_SONAME  = libroigate.so.1
