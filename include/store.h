@@ -180,6 +180,8 @@ int	store_job_set_state(struct store *, int64_t id, enum job_state to,
 typedef int (*store_job_cb)(const struct job *, void *arg);	/* non-zero stops */
 /* Jobs in queued/deferred/awaiting whose next_at <= now, oldest first. */
 int	store_jobs_due(struct store *, int64_t now, int limit, store_job_cb, void *);
+/* Move a job's next attempt or poll (no state change, no event). */
+int	store_job_set_next(struct store *, int64_t id, int64_t next_at);
 /* The oldest queued or deferred job due for this recipient and transport
  * (a worker that just finished one may take it): 1 found, 0 none, -1. */
 int	store_job_due_for(struct store *, int64_t now, const char *recipient_id,

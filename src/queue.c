@@ -329,6 +329,11 @@ queue_new_run(const struct job *j, int *dirfd)
 			close(*dirfd);
 			goto fail;
 		}
+	} else if (store_job_set_next(rg->store, j->id, now_wall() +
+	    rg->conf->job_timeout_ms / 1000 + 1) == -1) {
+		/* A poll keeps its state: it is not due again while it runs. */
+		close(*dirfd);
+		goto fail;
 	}
 	return r;
 fail:
@@ -458,6 +463,15 @@ queue_arm_wake(void)
 		loop_timer_cancel(wake);
 }
 
+static int
+queue_running_job(int64_t id)
+{
+	for (struct run *r = runs; r; r = r->next)
+		if (r->job.id == id && !r->done)
+			return 1;
+	return 0;
+}
+
 void
 queue_kick(void)
 {
@@ -467,12 +481,16 @@ queue_kick(void)
 	if (rg->draining)
 		return;
 	free_slots = rg->conf->workers - nruns;
-	if (free_slots > 0 && store_jobs_due(rg->store, now_wall(), free_slots,
-	    queue_collect, &due) == -1)
+	/* Ask for more than the free slots: a job awaiting confirmation stays
+	 * due while its poll runs, and must not get a second worker. */
+	if (free_slots > 0 && store_jobs_due(rg->store, now_wall(), free_slots +
+	    nruns, queue_collect, &due) == -1)
 		daemon_problem(PROBLEM_STORE, "cannot read the queue: %.200s",
 		    store_errmsg(rg->store));
-	for (size_t i = 0; i < due.n; i++) {
+	for (size_t i = 0; i < due.n && nruns < rg->conf->workers; i++) {
 		struct job j;
+		if (queue_running_job(due.ids[i]))
+			continue;
 		if (store_job_get(rg->store, due.ids[i], &j) == 1)
 			queue_start(&j);	/* takes the members */
 	}

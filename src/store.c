@@ -560,6 +560,22 @@ store_jobs_due(struct store *s, int64_t now, int limit, store_job_cb cb,
 }
 
 int
+store_job_set_next(struct store *s, int64_t id, int64_t next_at)
+{
+	sqlite3_stmt	*st = prep(s, "UPDATE jobs SET next_at = ? WHERE id = ?");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, next_at);
+	sqlite3_bind_int64(st, 2, id);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
 store_job_due_for(struct store *s, int64_t now, const char *recipient_id,
     const char *transport, int64_t *id)
 {

@@ -116,7 +116,8 @@ class Gateway:
         os.makedirs(self.plugins, exist_ok=True)
         os.makedirs(self.flaky_dir, exist_ok=True)
         for so in ("transports/local.so", "transports/sftp.so",
-                   "transports/smime.so", "tests/transports/flaky.so"):
+                   "transports/smime.so", "transports/faxapi.so",
+                   "tests/transports/flaky.so"):
             src = os.path.join(BUILD, so)
             if not os.path.exists(src):
                 raise RuntimeError(f"{src} is missing: run make first")

@@ -1,0 +1,232 @@
+"""The faxapi transport against a local HTTPS stand-in for the Phaxio v2.1
+API (tests/integration/fax_server.py)."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from gateway import BUILD, TOP, Gateway, Packet, wait_for, wait_state
+from pki import PKI
+from sshd import free_port
+
+CREDS = "test_api_key:synthetic_api_secret"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return PKI(str(tmp_path_factory.mktemp("pki")))
+
+
+class FaxApi:
+    def __init__(self, folder, pki):
+        os.makedirs(folder, exist_ok=True)
+        self.port = free_port()
+        self.log = os.path.join(folder, "requests.jsonl")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(TOP, "tests", "integration",
+                                              "fax_server.py"),
+             str(self.port), pki.relay[0], pki.relay[1], CREDS, self.log],
+            stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise AssertionError("the fax API stand-in did not start")
+
+    def requests(self):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [json.loads(line) for line in f]
+
+    def posts(self, to=None):
+        return [r for r in self.requests() if r["method"] == "POST" and
+                (to is None or r.get("to") == to)]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def api(tmp_path, pki):
+    a = FaxApi(str(tmp_path / "api"), pki)
+    yield a
+    a.stop()
+
+
+def fax_gateway(tmp_path, pki, api, creds=CREDS, **queue):
+    gw = Gateway(str(tmp_path / "gw"), queue={"poll_interval": "200ms",
+                                              "backoff_max": "2s", **queue})
+    secret = str(tmp_path / "fax-credentials")
+    with open(secret, "w") as f:
+        f.write(creds + "\n")
+    os.chmod(secret, 0o600)
+    gw.settings["transport faxapi"] = {
+        "base_url": f"https://127.0.0.1:{api.port}/v2.1", "ca_file": pki.ca.pem,
+        "credentials": secret, "organization": "Example Hospital HIM",
+        "timeout": "3", "wait_busy": "1", "wait_no_answer": "1"}
+    gw.write_conf()
+    gw.start()
+    return gw
+
+
+def add_fax(gw, rid, number):
+    gw.add_recipient(rid, transport="faxapi", address=number)
+
+
+def outcomes(gw, j):
+    return [d["outcome"] for d in gw.job(j["id"])["disclosures"]]
+
+
+def test_success_after_two_inprogress_polls(tmp_path, pki, api):
+    gw = fax_gateway(tmp_path, pki, api)
+    try:
+        add_fax(gw, "clinic-fax", "+1 (555) 000-1001")
+        gw.drop(Packet("ROI-FAX-1", recipient="clinic-fax"))
+        j = wait_state(gw, "ROI-FAX-1", ("delivered", "failed", "held"))
+        show = gw.job(j["id"])
+        assert j["state"] == "delivered", show["job"]["last_error"]
+        posts = api.posts()
+        assert len(posts) == 1
+        post = posts[0]
+        assert post["auth"] and post["to"] == "+15550001001"   # E.164
+        assert post["tag"] == str(j["id"])
+        assert post["header_text"] == "Example Hospital HIM REQ-2026-0457"
+        assert "Testpatient" not in post["header_text"]
+        assert [f["name"] for f in post["files"]] == [
+            "labs-2026-10.pdf", "discharge-summary.txt", "chest-xray.png"]
+        assert post["files"][0]["pdf"]
+        tos = [e["to"] for e in show["events"]]
+        assert tos.count("awaiting_confirmation") >= 1
+        assert outcomes(gw, j) == ["attempt", "sent", "delivered"]
+        d = show["disclosures"][-1]
+        assert d["remote_id"] == show["job"]["remote_id"]
+        assert d["pages"] == 3
+        assert "remote CSID +1 555 000 9999" in d["detail"]
+    finally:
+        gw.stop()
+
+
+def test_busy_twice_then_success(tmp_path, pki, api):
+    gw = fax_gateway(tmp_path, pki, api)
+    try:
+        add_fax(gw, "busy-fax", "+15550001002")
+        gw.drop(Packet("ROI-FAX-BUSY", recipient="busy-fax"))
+        j = wait_state(gw, "ROI-FAX-BUSY", ("delivered", "failed", "held"),
+                       timeout=40)
+        assert j["state"] == "delivered", gw.job(j["id"])["job"]["last_error"]
+        posts = api.posts("+15550001002")
+        assert len(posts) == 3                    # three sends, one delivery
+        # The busy wait (1 s in this configuration) was honoured.
+        assert posts[1]["at"] - posts[0]["at"] >= 1.0
+        assert posts[2]["at"] - posts[1]["at"] >= 1.0
+        got = outcomes(gw, j)
+        assert got.count("delivered") == 1 and got.count("deferred") == 2
+        deferred = [d for d in gw.job(j["id"])["disclosures"]
+                    if d["outcome"] == "deferred"]
+        assert all("Busy" in d["detail"] for d in deferred)
+    finally:
+        gw.stop()
+
+
+@pytest.mark.parametrize("number,state,words", [
+    ("+15550001003", "failed", "Invalid number"),
+    ("+15550001004", "held", "arrived only in part"),
+])
+def test_final_failures(tmp_path, pki, api, number, state, words):
+    gw = fax_gateway(tmp_path, pki, api)
+    try:
+        add_fax(gw, "fax", number)
+        gw.drop(Packet("ROI-FAX-F", recipient="fax"))
+        j = wait_state(gw, "ROI-FAX-F", ("delivered", "failed", "held"))
+        assert j["state"] == state
+        assert words in gw.job(j["id"])["job"]["last_error"]
+        assert len(api.posts()) == 1                 # never sent again
+    finally:
+        gw.stop()
+
+
+@pytest.mark.parametrize("number,words", [
+    ("+15550001005", "rate limiting us (HTTP 429"),
+    ("+15550001006", "failing (HTTP 500"),
+])
+def test_429_and_500_are_retried(tmp_path, pki, api, number, words):
+    gw = fax_gateway(tmp_path, pki, api)
+    try:
+        add_fax(gw, "fax", number)
+        gw.drop(Packet("ROI-FAX-R", recipient="fax"))
+        j = wait_state(gw, "ROI-FAX-R", ("delivered", "failed", "held"))
+        assert j["state"] == "delivered"
+        deferred = [d for d in gw.job(j["id"])["disclosures"]
+                    if d["outcome"] == "deferred"]
+        assert len(deferred) == 1 and words in deferred[0]["detail"]
+        posts = api.posts(number)
+        assert len(posts) == 2
+        if number.endswith("5"):                     # Retry-After: 1 honoured
+            assert posts[1]["at"] - posts[0]["at"] >= 1.0
+    finally:
+        gw.stop()
+
+
+def test_401_holds_the_job(tmp_path, pki, api):
+    gw = fax_gateway(tmp_path, pki, api, creds="test_api_key:wrong")
+    try:
+        add_fax(gw, "fax", "+15550001001")
+        gw.drop(Packet("ROI-FAX-401", recipient="fax"))
+        j = wait_state(gw, "ROI-FAX-401", ("delivered", "failed", "held"))
+        assert j["state"] == "held"
+        assert "refused our credentials (HTTP 401" in gw.job(j["id"])["job"][
+            "last_error"]
+        assert api.posts() == [] or not any(p["auth"] for p in api.posts())
+        assert "synthetic_api_secret" not in gw.log()
+    finally:
+        gw.stop()
+
+
+def test_hanging_server_times_out_as_tempfail(tmp_path, pki, api):
+    gw = fax_gateway(tmp_path, pki, api, job_timeout="20s")
+    try:
+        add_fax(gw, "fax", "+15550001007")
+        gw.drop(Packet("ROI-FAX-HANG", recipient="fax"))
+        j = wait_state(gw, "ROI-FAX-HANG", ("deferred", "failed", "held"))
+        assert j["state"] == "deferred"
+        assert "timed out" in gw.job(j["id"])["job"]["last_error"]
+    finally:
+        gw.stop()
+
+
+def test_number_not_in_e164_is_never_dialled(tmp_path, pki, api):
+    gw = fax_gateway(tmp_path, pki, api)
+    try:
+        add_fax(gw, "fax", "555-0001 ext 7")
+        gw.drop(Packet("ROI-FAX-BADNO", recipient="fax"))
+        j = wait_state(gw, "ROI-FAX-BADNO", ("delivered", "failed", "held"))
+        assert j["state"] == "held"
+        assert "is not a fax number in E.164 form" in gw.job(j["id"])["job"][
+            "last_error"]
+        assert api.requests() == []
+    finally:
+        gw.stop()
+
+
+def test_crash_after_acceptance_finds_the_fax_by_tag(tmp_path, pki, api):
+    gw = fax_gateway(tmp_path, pki, api)
+    add_fax(gw, "clinic-fax", "+15550001001")
+    gw.stop()
+    gw.start(env={"ROIGATE_TEST_CRASH": "queue_before_outcome"})
+    gw.drop(Packet("ROI-FAX-CRASH", recipient="clinic-fax"))
+    assert gw.wait_exit() == -9
+    assert len(api.posts()) == 1              # the API accepted it
+    gw.start()
+    try:
+        j = wait_state(gw, "ROI-FAX-CRASH", ("delivered", "failed", "held"))
+        assert j["state"] == "delivered"
+        assert len(api.posts()) == 1          # and it was not sent again
+        lookups = [r for r in api.requests() if r["method"] == "GET" and
+                   "tag[roigate_job]" in r["path"]]
+        assert len(lookups) == 2              # before each send
+        got = outcomes(gw, j)
+        assert got[:2] == ["attempt", "interrupted"] and got[-1] == "delivered"
+        assert "already sent for this job" in " ".join(
+            d["detail"] for d in gw.job(j["id"])["disclosures"])
+    finally:
+        gw.stop()
