@@ -215,7 +215,8 @@ def test_plain_file_in_incoming_is_moved_aside_with_reason(gw):
         f.write("synthetic stray file\n")
     os.rename(os.path.join(gw.spool, ".stray"),
               os.path.join(gw.incoming, "scan-0001.pdf"))
-    wait_rejected(gw, "scan-0001.pdf")
+    # The file is moved first, then its reason written beside it.
+    wait_rejected(gw, "scan-0001.pdf.REASON.txt")
     assert "scan-0001.pdf" in gw.rejected_names()
     text = gw.reason("scan-0001.pdf")
     assert "folder" in text, text
