@@ -70,6 +70,8 @@ static struct loop_timer	*grace;
 static void			(*drained)(void);
 
 static void	queue_reap(int, void *);
+static void	queue_hold_transport(const char *, const char *);
+static int	queue_running_job(int64_t);
 static void	queue_finish(struct run *, enum transport_status,
 		    const struct transport_receipt *, const char *);
 
@@ -610,11 +612,56 @@ queue_finish(struct run *r, enum transport_status st,
 	r->done = 1;
 	log_info("job %lld: %s (%s)", (long long)r->job.id, job_state_name(to),
 	    transport_status_name(st));
+	if (st == TRANSPORT_PERMFAIL && rc->hold == TRANSPORT_HOLD_ALL)
+		queue_hold_transport(r->ti ? r->ti->name : r->rcpt.transport, why);
 	if (!r->exited)
 		queue_hand_on(r);
 	if (r->exited)
 		run_free(r);
 	queue_kick();
+}
+
+struct held_ids {
+	const char	*transport;
+	int64_t		*ids;
+	size_t		 n;
+};
+
+static int
+collect_transport_job(const struct job *j, void *arg)
+{
+	struct held_ids	*h = arg;
+
+	if (strcmp(j->transport, h->transport) == 0 && !queue_running_job(j->id)) {
+		h->ids = xreallocarray(h->ids, h->n + 1, sizeof(*h->ids));
+		h->ids[h->n++] = j->id;
+	}
+	return 0;
+}
+
+/* The transport says its trouble concerns every job (refused
+ * credentials): set all its waiting jobs aside for an administrator. */
+static void
+queue_hold_transport(const char *transport, const char *why)
+{
+	struct held_ids	h = { transport, NULL, 0 };
+	char		reason[700];
+
+	store_jobs_in_state(rg->store, JOB_QUEUED, collect_transport_job, &h);
+	store_jobs_in_state(rg->store, JOB_DEFERRED, collect_transport_job, &h);
+	snprintf(reason, sizeof(reason), "held with every waiting job of transport "
+	    "%.64s: %.400s", transport, why);
+	for (size_t i = 0; i < h.n; i++) {
+		struct job_update u = JOB_UPDATE_NONE;
+		u.last_error = reason;
+		if (store_begin(rg->store) == 0)
+			queue_commit_or_rollback(store_job_set_state(rg->store, h.ids[i],
+			    JOB_HELD, &u, "daemon", reason));
+	}
+	if (h.n)
+		log_warnx("transport %s: %zu waiting job(s) held: %s", transport, h.n,
+		    why);
+	free(h.ids);
 }
 
 /* Requeue a job whose worker was stopped by shutdown. */

@@ -421,7 +421,7 @@ http_problem(struct fax_state *st, struct http *h, json_t **j,
 		*out = fail(r, TRANSPORT_PERMFAIL, "the fax service refused our "
 		    "credentials (HTTP %ld: %s); fix %s and release the held fax jobs",
 		    h->code, msg[0] ? msg : "no message", st->credentials);
-		r->hold = 1;
+		r->hold = TRANSPORT_HOLD_ALL;	/* they fail for every fax job */
 		return 1;
 	}
 	if (h->code == 429 || h->code >= 500) {

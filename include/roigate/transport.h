@@ -34,6 +34,11 @@ enum transport_status {
 	TRANSPORT_PERMFAIL = 2,
 };
 
+/* receipt.hold: hold this job, or this job and every job waiting for
+ * the same transport instance (e.g. its credentials were refused). */
+#define TRANSPORT_HOLD_JOB	1
+#define TRANSPORT_HOLD_ALL	2
+
 /* Capability bits. */
 #define TRANSPORT_CAP_POLL	0x01	/* deliver() may answer "sent", poll() confirms */
 #define TRANSPORT_CAP_PAGES	0x02	/* receipt pages come from the remote side */
@@ -53,7 +58,8 @@ struct transport_receipt {
 	int64_t	 completed_at;			/* unix time, 0 when not known */
 	int32_t	 retry_after;			/* seconds, for TEMPFAIL; 0 = default backoff */
 	uint8_t	 pending;			/* OK but awaiting confirmation (poll) */
-	uint8_t	 hold;				/* PERMFAIL that an administrator must see */
+	uint8_t	 hold;				/* PERMFAIL that an administrator must see:
+						 * TRANSPORT_HOLD_JOB or TRANSPORT_HOLD_ALL */
 };
 
 /* One name=value parameter of the recipient's directory entry. */

@@ -167,16 +167,28 @@ def test_429_and_500_are_retried(tmp_path, pki, api, number, words):
         gw.stop()
 
 
-def test_401_holds_the_job(tmp_path, pki, api):
-    gw = fax_gateway(tmp_path, pki, api, creds="test_api_key:wrong")
+def test_401_holds_every_fax_job(tmp_path, pki, api):
+    gw = fax_gateway(tmp_path, pki, api, creds="test_api_key:wrong",
+                     workers="1")
     try:
         add_fax(gw, "fax", "+15550001001")
+        add_fax(gw, "fax2", "+15550001008")
+        gw.add_recipient("records-desk")
+        gw.stop()               # a batch waiting when the credentials fail
         gw.drop(Packet("ROI-FAX-401", recipient="fax"))
-        j = wait_state(gw, "ROI-FAX-401", ("delivered", "failed", "held"))
-        assert j["state"] == "held"
-        assert "refused our credentials (HTTP 401" in gw.job(j["id"])["job"][
-            "last_error"]
-        assert api.posts() == [] or not any(p["auth"] for p in api.posts())
+        gw.drop(Packet("ROI-FAX-401B", recipient="fax2"))
+        gw.drop(Packet("ROI-FAX-LOCAL", recipient="records-desk"))
+        gw.start()
+        a = wait_state(gw, "ROI-FAX-401", ("delivered", "failed", "held"))
+        b = wait_state(gw, "ROI-FAX-401B", ("delivered", "failed", "held"))
+        assert a["state"] == b["state"] == "held"
+        errors = [gw.job(x["id"])["job"]["last_error"] for x in (a, b)]
+        assert all("refused our credentials (HTTP 401" in e for e in errors)
+        assert any("held with every waiting job of transport faxapi" in e
+                   for e in errors)
+        # Other transports go on; the refused credentials never leak.
+        wait_state(gw, "ROI-FAX-LOCAL", "delivered")
+        assert not any(p["auth"] for p in api.posts())
         assert "synthetic_api_secret" not in gw.log()
     finally:
         gw.stop()
