@@ -188,6 +188,7 @@ bench: all $(B)/bench/sftp_put $(B)/bench/smime_build
 	@bench/run $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)
 	@bench/smime $(CURDIR)/$(B)
+	@bench/fax $(CURDIR)/$(B)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \

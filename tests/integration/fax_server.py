@@ -11,6 +11,7 @@ destination number:
   +15550001005  the first POST gets 429 with Retry-After: 1, then success
   +15550001006  the first POST gets 500, then success
   +15550001007  the POST never gets an answer
+  +15550001009  stays "inprogress" (for the polling benchmark)
   anything else success at the first poll
 
 usage: /usr/bin/python3 fax_server.py PORT CERT KEY KEY:SECRET LOGFILE
@@ -134,6 +135,8 @@ class Handler(BaseHTTPRequestHandler):
         to = f["to"]
         final = dict(status="success", pages=3, completed_at=now())
         if to == "+15550001001" and f["polls"] <= 2:
+            f.update(status="inprogress")
+        elif to == "+15550001009":
             f.update(status="inprogress")
         elif to == "+15550001002" and f["post"] <= 2:
             f.update(status="failure", error_type="lineError", error_id=34,
