@@ -242,3 +242,16 @@ def test_crash_after_acceptance_finds_the_fax_by_tag(tmp_path, pki, api):
             d["detail"] for d in gw.job(j["id"])["disclosures"])
     finally:
         gw.stop()
+
+
+def test_no_final_status_is_flagged_not_resent(tmp_path, pki, api):
+    gw = fax_gateway(tmp_path, pki, api, confirm_timeout="2s")
+    try:
+        add_fax(gw, "fax", "+15550001009")       # stays "inprogress"
+        gw.drop(Packet("ROI-FAX-STUCK", recipient="fax"))
+        j = wait_state(gw, "ROI-FAX-STUCK", ("held", "delivered", "failed"))
+        assert j["state"] == "held"
+        assert "no final status" in gw.job(j["id"])["job"]["last_error"]
+        assert len(api.posts()) == 1              # flagged, not sent again
+    finally:
+        gw.stop()
