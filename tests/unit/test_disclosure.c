@@ -13,6 +13,8 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "tmpdir.h"
+
 #include "disclosure.h"
 #include "store.h"
 #include "util.h"
@@ -96,8 +98,7 @@ setup(void **state)
 	    "delivered", "attempt" };
 	char			 err[512];
 
-	strcpy(f->dir, "/tmp/roigate-test-disclosure.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(test_mkdtemp(f->dir, sizeof(f->dir), "roigate-test-disclosure"));
 	snprintf(f->path, sizeof(f->path), "%s/roigate.db", f->dir);
 	assert_non_null(f->s = store_open(f->path, err, sizeof(err)));
 	assert_int_equal(store_begin(f->s), 0);
@@ -115,11 +116,9 @@ static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
-	char		 cmd[128];
 
 	store_close(f->s);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_rmtree(f->dir), 0);
 	free(f);
 	return 0;
 }
@@ -138,8 +137,8 @@ collect(const struct disclosure *d, void *arg)
 
 	disclosure_hash(d, h);
 	assert_string_equal(h, d->hash);
-	strcpy(c->hash[c->n], d->hash);
-	strcpy(c->prev[c->n], d->prev_hash);
+	snprintf(c->hash[c->n], sizeof(c->hash[0]), "%s", d->hash);
+	snprintf(c->prev[c->n], sizeof(c->prev[0]), "%s", d->prev_hash);
 	c->n++;
 	return 0;
 }
@@ -193,8 +192,7 @@ test_tampering_table(void **state)
 		char		*e = NULL;
 
 		/* A fresh copy of the intact log for each case. */
-		strcpy(dir, "/tmp/roigate-test-tamper.XXXXXX");
-		assert_non_null(mkdtemp(dir));
+		assert_non_null(test_mkdtemp(dir, sizeof(dir), "roigate-test-tamper"));
 		snprintf(path, sizeof(path), "%s/roigate.db", dir);
 		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 		snprintf(cmd, sizeof(cmd), "VACUUM INTO '%s'", path);
@@ -214,8 +212,7 @@ test_tampering_table(void **state)
 			fail_msg("%s: got \"%s\", want \"%s\"", cases[i].sql, err,
 			    cases[i].want);
 		store_close(s);
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-		assert_int_equal(system(cmd), 0);
+		assert_int_equal(test_rmtree(dir), 0);
 	}
 }
 

@@ -12,6 +12,8 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "tmpdir.h"
+
 #include "store.h"
 #include "util.h"
 
@@ -27,8 +29,7 @@ setup(void **state)
 	struct fixture	*f = calloc(1, sizeof(*f));
 	char		 err[512];
 
-	strcpy(f->dir, "/tmp/roigate-test-store.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_non_null(test_mkdtemp(f->dir, sizeof(f->dir), "roigate-test-store"));
 	snprintf(f->path, sizeof(f->path), "%s/roigate.db", f->dir);
 	f->s = store_open(f->path, err, sizeof(err));
 	assert_non_null(f->s);
@@ -40,11 +41,9 @@ static int
 teardown(void **state)
 {
 	struct fixture	*f = *state;
-	char		 cmd[128];
 
 	store_close(f->s);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_rmtree(f->dir), 0);
 	free(f);
 	return 0;
 }
@@ -340,8 +339,8 @@ test_logs_are_append_only(void **state)
 	d.at = 1795000000;
 	d.job_id = 1;
 	d.outcome = "attempt";
-	strcpy(d.prev_hash, "0");
-	strcpy(d.hash, "1");
+	snprintf(d.prev_hash, sizeof(d.prev_hash), "0");
+	snprintf(d.hash, sizeof(d.hash), "1");
 	assert_int_equal(store_begin(f->s), 0);
 	assert_int_equal(store_disclosure_insert(f->s, &d), 0);
 	assert_int_equal(store_commit(f->s), 0);
