@@ -81,6 +81,11 @@ test_accountable_table(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		if (disclosure_accountable(cases[i].basis) != cases[i].accountable)
 			fail_msg("%s: want %d", cases[i].basis, cases[i].accountable);
+	/* Unknown, missing or differently spelled bases fail safe: accountable. */
+	assert_int_equal(disclosure_accountable(NULL), 1);
+	assert_int_equal(disclosure_accountable(""), 1);
+	assert_int_equal(disclosure_accountable("Treatment"), 1);
+	assert_int_equal(disclosure_accountable("treatment "), 1);
 }
 
 struct fixture {
@@ -161,13 +166,66 @@ test_intact_chain_verifies(void **state)
 		assert_string_equal(c.prev[i], c.hash[i - 1]);
 }
 
+/* Copy the intact log, drop the two UPDATE/DELETE guards, run sql on the
+ * copy with plain SQLite, then verify it through the store: verify's
+ * return value, with its message in err. */
+static int
+tamper_and_verify(const struct fixture *f, const char *sql, int64_t *count,
+    char *err, size_t errlen)
+{
+	char		 dir[64], path[128], cmd[300];
+	sqlite3		*db;
+	struct store	*s;
+	char		*e = NULL;
+	int		 rv;
+
+	assert_non_null(test_mkdtemp(dir, sizeof(dir), "roigate-test-tamper"));
+	snprintf(path, sizeof(path), "%s/roigate.db", dir);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	snprintf(cmd, sizeof(cmd), "VACUUM INTO '%s'", path);
+	assert_int_equal(sqlite3_exec(db, cmd, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, "DROP TRIGGER disclosures_no_update;"
+	    "DROP TRIGGER disclosures_no_delete;", NULL, NULL, &e) != SQLITE_OK ||
+	    sqlite3_exec(db, sql, NULL, NULL, &e) != SQLITE_OK)
+		fail_msg("%s: %s", sql, e);
+	sqlite3_close(db);
+
+	err[0] = '\0';
+	*count = -1;
+	assert_non_null(s = store_open(path, err, errlen));
+	rv = disclosure_verify(s, count, err, errlen);
+	store_close(s);
+	assert_int_equal(test_rmtree(dir), 0);
+	return rv;
+}
+
+struct tamper_case {
+	const char	*sql;	/* run after the guards are dropped */
+	const char	*want;	/* in verify's message */
+};
+
+/* Each case on a fresh copy of the log: verification fails, naming it. */
+static void
+expect_each(struct fixture *f, const struct tamper_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char	err[300];
+		int64_t	count;
+
+		if (tamper_and_verify(f, cases[i].sql, &count, err, sizeof(err)) != -1 ||
+		    strstr(err, cases[i].want) == NULL)
+			fail_msg("%s: got \"%s\", want \"%s\"", cases[i].sql, err,
+			    cases[i].want);
+	}
+}
+
 static void
 test_tampering_table(void **state)
 {
-	static const struct {
-		const char	*sql;	/* run after the guards are dropped */
-		const char	*want;	/* in verify's message */
-	} cases[] = {
+	static const struct tamper_case cases[] = {
 		{ "UPDATE disclosures SET recipient_address = 'attacker' WHERE seq = 3",
 		    "entry 3: contents do not match its hash" },
 		{ "UPDATE disclosures SET at = at + 1 WHERE seq = 2",
@@ -182,38 +240,7 @@ test_tampering_table(void **state)
 		{ "UPDATE disclosures SET outcome = 'delivered' WHERE seq = 5",
 		    "entry 5: contents do not match its hash" },
 	};
-	struct fixture	*f = *state;
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char		 dir[64], path[128], cmd[300], err[300] = "";
-		sqlite3		*db;
-		struct store	*s;
-		int64_t		 count = 0;
-		char		*e = NULL;
-
-		/* A fresh copy of the intact log for each case. */
-		assert_non_null(test_mkdtemp(dir, sizeof(dir), "roigate-test-tamper"));
-		snprintf(path, sizeof(path), "%s/roigate.db", dir);
-		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-		snprintf(cmd, sizeof(cmd), "VACUUM INTO '%s'", path);
-		assert_int_equal(sqlite3_exec(db, cmd, NULL, NULL, NULL), SQLITE_OK);
-		sqlite3_close(db);
-
-		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-		if (sqlite3_exec(db, "DROP TRIGGER disclosures_no_update;"
-		    "DROP TRIGGER disclosures_no_delete;", NULL, NULL, &e) != SQLITE_OK ||
-		    sqlite3_exec(db, cases[i].sql, NULL, NULL, &e) != SQLITE_OK)
-			fail_msg("%s: %s", cases[i].sql, e);
-		sqlite3_close(db);
-
-		assert_non_null(s = store_open(path, err, sizeof(err)));
-		assert_int_equal(disclosure_verify(s, &count, err, sizeof(err)), -1);
-		if (strstr(err, cases[i].want) == NULL)
-			fail_msg("%s: got \"%s\", want \"%s\"", cases[i].sql, err,
-			    cases[i].want);
-		store_close(s);
-		assert_int_equal(test_rmtree(dir), 0);
-	}
+	expect_each(*state, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 static void
@@ -232,6 +259,234 @@ test_missing_guards_fail_verification(void **state)
 	assert_non_null(strstr(err, "append-only are missing"));
 }
 
+/* The brief's case: one field of entry 3 changed with plain SQL once the
+ * guards are gone; every hashed column is covered, and verification names
+ * entry 3 whichever it is. */
+static void
+test_tamper_entry3_every_field(void **state)
+{
+	static const char *const sets[] = {
+		"at = at + 60", "job_id = 99", "packet_id = 'ROI-OTHER'",
+		"mrn = 'TEST-999999'", "patient_name = 'Someone Else'",
+		"recipient_id = 'attacker'", "recipient_name = 'Attacker'",
+		"recipient_address = 'attacker'", "description = '0 documents'",
+		"purpose = 'marketing'", "basis = 'subpoena'",
+		"authorization_id = 'AUTH-2'", "transport = 'sftp'",
+		"remote_id = 'R-1'", "outcome = 'failed'", "detail = 'edited'",
+		"pages = 30", "output_sha256 = 'cdcd'", "accountable = 1",
+		"hash = '" "0000000000000000000000000000000000000000000000000000000000000000" "'",
+	};
+	struct fixture	*f = *state;
+
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		char	sql[200], err[300];
+		int64_t	count;
+
+		snprintf(sql, sizeof(sql), "UPDATE disclosures SET %s WHERE seq = 3",
+		    sets[i]);
+		if (tamper_and_verify(f, sql, &count, err, sizeof(err)) != -1 ||
+		    strstr(err, "entry 3: contents do not match its hash") == NULL)
+			fail_msg("%s: got \"%s\"", sql, err);
+	}
+}
+
+static void
+test_tamper_first_bad_entry_is_named(void **state)
+{
+	static const struct tamper_case cases[] = {
+		/* Two entries edited: the first is named. */
+		{ "UPDATE disclosures SET detail = 'x' WHERE seq IN (3, 5)",
+		    "entry 3: contents do not match" },
+		/* Edited and its own hash recomputed to match: the next link breaks. */
+		{ "UPDATE disclosures SET prev_hash = '"
+		  "1111111111111111111111111111111111111111111111111111111111111111"
+		  "' WHERE seq = 1", "entry 1: previous-hash link broken" },
+		/* Two entries swapped by sequence number. */
+		{ "UPDATE disclosures SET seq = -2 WHERE seq = 2;"
+		  "UPDATE disclosures SET seq = 2 WHERE seq = 3;"
+		  "UPDATE disclosures SET seq = 3 WHERE seq = -2",
+		    "entry 2: previous-hash link broken" },
+		/* Renumbered from 1. */
+		{ "UPDATE disclosures SET seq = seq + 10", "entry 1 is missing" },
+		/* The whole log emptied: the head remembers 5. */
+		{ "DELETE FROM disclosures", "entries 1 to 5 are missing from the end" },
+	};
+	expect_each(*state, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* Deleting the last entry: noticed by the head counter beside the log,
+ * also when the guards are put back afterwards. */
+static void
+test_delete_last_entry_is_detected(void **state)
+{
+	struct fixture	*f = *state;
+	char		 err[300];
+	int64_t		 count;
+
+	assert_int_equal(store_disclosure_head(f->s), 5);
+	assert_int_equal(tamper_and_verify(f, "DELETE FROM disclosures WHERE seq = 5",
+	    &count, err, sizeof(err)), -1);
+	assert_string_equal(err,
+	    "entry 5 is missing from the end of the log: it was removed");
+	assert_int_equal(tamper_and_verify(f, "DELETE FROM disclosures WHERE seq = 5;"
+	    "CREATE TRIGGER disclosures_no_update BEFORE UPDATE ON disclosures"
+	    " BEGIN SELECT RAISE(ABORT, 'disclosure log is append-only'); END;"
+	    "CREATE TRIGGER disclosures_no_delete BEFORE DELETE ON disclosures"
+	    " BEGIN SELECT RAISE(ABORT, 'disclosure log is append-only'); END;",
+	    &count, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "entry 5 is missing from the end of the log"));
+	/* Winding the head back needs its own trigger dropped: noticed too. */
+	assert_int_equal(tamper_and_verify(f, "DELETE FROM disclosures WHERE seq = 5;"
+	    "DROP TRIGGER counters_forward;"
+	    "UPDATE counters SET value = 4 WHERE name = 'disclosure_head'",
+	    &count, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "append-only are missing"));
+}
+
+/* The guards alone removed (no entry touched): the copy still fails. */
+static void
+test_guards_dropped_only(void **state)
+{
+	struct fixture	*f = *state;
+	char		 err[300];
+	int64_t		 count;
+
+	assert_int_equal(tamper_and_verify(f, "SELECT 1", &count, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "append-only are missing"));
+}
+
+static void
+test_empty_log_and_genesis(void **state)
+{
+	char			 dir[64], path[128], err[300] = "";
+	struct store		*s;
+	struct disclosure	 d;
+	int64_t			 count = -1, before;
+
+	assert_non_null(test_mkdtemp(dir, sizeof(dir), "roigate-test-disclosure"));
+	snprintf(path, sizeof(path), "%s/roigate.db", dir);
+	assert_non_null(s = store_open(path, err, sizeof(err)));
+	assert_int_equal(disclosure_verify(s, &count, err, sizeof(err)), 0);
+	assert_int_equal(count, 0);
+	assert_int_equal(store_disclosure_head(s), 0);
+
+	/* at == 0 is filled in with the time of the append. */
+	fill(&d, 1, "attempt");
+	d.at = 0;
+	before = now_wall();
+	assert_int_equal(store_begin(s), 0);
+	assert_int_equal(disclosure_append(s, &d), 0);
+	assert_int_equal(store_commit(s), 0);
+	assert_int_equal(d.seq, 1);
+	assert_true(d.at >= before && d.at <= now_wall());
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(d.prev_hash[i], '0');
+	assert_int_equal(strlen(d.prev_hash), 64);
+	assert_int_equal(strlen(d.hash), 64);
+	assert_int_equal(disclosure_verify(s, &count, err, sizeof(err)), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(store_disclosure_head(s), 1);
+	store_close(s);
+	assert_int_equal(test_rmtree(dir), 0);
+}
+
+/* An append rolled back with its transaction leaves no gap: the next
+ * append takes the same seq and links to entry 5. */
+static void
+test_rollback_leaves_no_gap(void **state)
+{
+	struct fixture		*f = *state;
+	struct disclosure	 d;
+	struct chain		 c = { .n = 0 };
+	char			 err[300] = "", h5[65];
+	int64_t			 seq, count;
+
+	assert_int_equal(store_disclosure_last(f->s, &seq, h5), 1);
+	assert_int_equal(seq, 5);
+	assert_int_equal(store_begin(f->s), 0);
+	fill(&d, 3, "attempt");
+	assert_int_equal(disclosure_append(f->s, &d), 0);
+	assert_int_equal(d.seq, 6);
+	assert_int_equal(store_rollback(f->s), 0);
+	assert_int_equal(disclosure_verify(f->s, &count, err, sizeof(err)), 0);
+	assert_int_equal(count, 5);
+	assert_int_equal(store_disclosure_head(f->s), 5);
+
+	assert_int_equal(store_begin(f->s), 0);
+	fill(&d, 3, "sent");
+	assert_int_equal(disclosure_append(f->s, &d), 0);
+	assert_int_equal(store_commit(f->s), 0);
+	assert_int_equal(d.seq, 6);
+	assert_string_equal(d.prev_hash, h5);
+	assert_int_equal(disclosure_verify(f->s, &count, err, sizeof(err)), 0);
+	assert_int_equal(count, 6);
+	assert_int_equal(store_disclosure_iter(f->s, NULL, collect, &c), 0);
+	assert_int_equal(c.n, 6);
+	assert_string_equal(c.hash[5], d.hash);
+}
+
+/* A seq given by the caller is ignored: append assigns the next one. */
+static void
+test_append_assigns_seq_and_chain(void **state)
+{
+	struct fixture		*f = *state;
+	struct disclosure	 d;
+	char			 h[65], err[300] = "";
+	int64_t			 count;
+
+	fill(&d, 9, "attempt");
+	d.seq = 42;
+	snprintf(d.prev_hash, sizeof(d.prev_hash), "bogus");
+	snprintf(d.hash, sizeof(d.hash), "bogus");
+	assert_int_equal(store_begin(f->s), 0);
+	assert_int_equal(disclosure_append(f->s, &d), 0);
+	assert_int_equal(store_commit(f->s), 0);
+	assert_int_equal(d.seq, 6);
+	disclosure_hash(&d, h);
+	assert_string_equal(h, d.hash);
+	assert_int_equal(disclosure_verify(f->s, &count, err, sizeof(err)), 0);
+	assert_int_equal(count, 6);
+}
+
+static int
+count_rows(const struct disclosure *d, void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void
+test_iter_filters_table(void **state)
+{
+	static const struct {
+		struct disclosure_filter	 f;
+		int				 want;
+	} cases[] = {
+		{ { NULL, NULL, 0, 0, 0 }, 5 },
+		{ { "TEST-000123", NULL, 0, 0, 0 }, 5 },
+		{ { "TEST-000999", NULL, 0, 0, 0 }, 0 },
+		{ { NULL, "records-desk", 0, 0, 0 }, 5 },
+		{ { NULL, "nobody", 0, 0, 0 }, 0 },
+		{ { NULL, NULL, 0, 0, 1 }, 4 },		/* job 1: entries 1-4 */
+		{ { NULL, NULL, 0, 0, 2 }, 1 },
+		{ { NULL, NULL, 1795000000, 0, 0 }, 5 },	/* since is inclusive */
+		{ { NULL, NULL, 1795000001, 0, 0 }, 0 },
+		{ { NULL, NULL, 0, 1795000000, 0 }, 0 },	/* until is exclusive */
+		{ { NULL, NULL, 0, 1795000001, 0 }, 5 },
+	};
+	struct fixture	*f = *state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int	n = 0;
+
+		assert_int_equal(store_disclosure_iter(f->s, &cases[i].f, count_rows,
+		    &n), 0);
+		if (n != cases[i].want)
+			fail_msg("case %zu: %d entries, want %d", i, n, cases[i].want);
+	}
+}
+
 int
 main(void)
 {
@@ -242,6 +497,19 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tampering_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_guards_fail_verification,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tamper_entry3_every_field, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tamper_first_bad_entry_is_named,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_last_entry_is_detected,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guards_dropped_only, setup, teardown),
+		cmocka_unit_test(test_empty_log_and_genesis),
+		cmocka_unit_test_setup_teardown(test_rollback_leaves_no_gap, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_append_assigns_seq_and_chain, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_iter_filters_table, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
