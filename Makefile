@@ -39,12 +39,16 @@ EXE_CFLAGS  = -fPIE
 EXE_LDFLAGS = -pie -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 SO_LDFLAGS  = -shared -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 LIBS        = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl
+# The document pipeline: MuPDF is static only and names no dependencies
+# (DESIGN.md); libhpdf has no pkg-config file.
+RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuzz -lhpdf -ljpeg
 
 # Sources per program.
 COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
-              src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c $(COMMON_SRCS)
+              src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c \
+              src/render.c src/cover.c $(COMMON_SRCS)
 ROICTL_SRCS = src/roictl.c src/libroigate.c src/proto.c $(COMMON_SRCS)
 TRANSPORTS  = local sftp smime faxapi
 TEST_TRANSPORTS = flaky
@@ -57,6 +61,7 @@ TRANSPORT_LIBS_smime   = $(shell $(PKG_CONFIG) --libs libcurl libssl 2>/dev/null
 TRANSPORT_CFLAGS_faxapi = $(shell $(PKG_CONFIG) --cflags libcurl jansson 2>/dev/null)
 TRANSPORT_LIBS_faxapi   = $(shell $(PKG_CONFIG) --libs libcurl jansson 2>/dev/null)
 
+RENDER_SRCS = src/roigate-render.c src/render.c src/cover.c src/manifest.c $(COMMON_SRCS)
 LIB_SRCS    = src/libroigate.c src/proto.c $(COMMON_SRCS)
 LIB_SONAME  = libroigate.so.1
 LIB_VERSION = 1.0.0
@@ -64,11 +69,12 @@ LIB_VERSION = 1.0.0
 DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(B)/%.o)
 LIB_OBJS    = $(LIB_SRCS:%.c=$(B)/pic/%.o)
 ROICTL_OBJS = $(ROICTL_SRCS:%.c=$(B)/%.o)
+RENDER_OBJS = $(RENDER_SRCS:%.c=$(B)/%.o)
 
 UNIT_TESTS  = config manifest policy store backoff disclosure
 UNIT_BINS   = $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
 
-PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/libroigate.so $(B)/roigate.pc \
+PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/roigate-render $(B)/libroigate.so $(B)/roigate.pc \
               $(B)/examples/submit \
               $(TRANSPORTS:%=$(B)/transports/%.so) \
               $(TEST_TRANSPORTS:%=$(B)/tests/transports/%.so)
@@ -118,7 +124,10 @@ $(B)/examples/submit: examples/submit.c $(B)/libroigate.so
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< -L$(B) -lroigate -Wl,-rpath,'$$ORIGIN/..'
 
 $(B)/roigated: $(DAEMON_OBJS)
-	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
+
+$(B)/roigate-render: $(RENDER_OBJS)
+	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
 
 $(B)/roictl: $(ROICTL_OBJS)
 	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)

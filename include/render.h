@@ -1,0 +1,100 @@
+/*
+ * The document pipeline (worker side): every document of a packet is
+ * opened with MuPDF, searched for the manifest's redaction patterns in its
+ * text layer, re-rendered page by page from pixels with the redaction
+ * boxes burned in, and written with libhpdf into one PDF behind a cover
+ * sheet (src/cover.c).  Nothing of an input page but its pixels reaches
+ * the output: no text layer, metadata, annotation, form, script,
+ * attachment, hidden layer or earlier revision.
+ *
+ * Pages are processed one at a time; MuPDF's allocations are capped and a
+ * time limit aborts a page that takes too long.  See docs/manifest.md
+ * (redaction) and docs/templates.md (the cover sheet).
+ */
+#ifndef RENDER_H
+#define RENDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct manifest;
+
+enum render_profile {
+	RENDER_FAX = 1,		/* 1-bit, CCITT G4, 200x200 or 204x196 dpi */
+	RENDER_DOCUMENT = 2,	/* gray or color, JPEG, 150-300 dpi */
+};
+
+struct render_opts {
+	enum render_profile	 profile;
+	double			 paper_w, paper_h;	/* points: letter 612x792, A4 595x842 */
+	int			 xdpi, ydpi;
+	int			 color;			/* document profile: 1 color, 0 gray */
+	int			 jpeg_quality;
+	int			 max_pages;		/* the whole output */
+	int64_t			 max_memory;		/* bytes MuPDF may hold at once */
+	int64_t			 max_pixels;		/* largest input image */
+	int			 time_limit;		/* seconds for the whole packet; 0 none */
+	const char		*font_dir;		/* DejaVu TrueType fonts */
+};
+
+/* What the cover sheet shows besides the manifest's own fields. */
+struct render_cover {
+	const char	*template_path;	/* the template file */
+	const char	*org_name;
+	const char	*org_address;
+	const char	*org_phone;
+	const char	*org_fax;
+	const char	*logo;		/* PNG, or NULL */
+	const char	*to_name;
+	const char	*to_organization;
+	const char	*to_address;
+	int64_t		 now;		/* seconds since the epoch */
+};
+
+/* One redaction applied: the document (1-based), page, box in points from
+ * the page's top-left, and the pattern's name ("rect" for a rectangle,
+ * "regex" for a regular expression).  Never the text that was covered. */
+struct render_redaction {
+	int	doc;
+	int	page;
+	double	x, y, w, h;
+	char	pattern[24];
+};
+
+struct render_result {
+	int			 pages;		/* output pages, cover included */
+	char			 sha256[65];
+	struct render_redaction	*red;
+	size_t			 nred;
+	char			 err[512];	/* why rendering failed */
+	int			 tempfail;	/* the failure may pass (I/O), not the packet's fault */
+};
+
+/* Defaults for a profile (paper letter, fax 204x196, document 150 dpi gray). */
+void	render_defaults(struct render_opts *, enum render_profile);
+
+/*
+ * Render the packet whose documents lie in dirfd into a new file
+ * outname there (created, written, fsynced).  0, or -1 with res->err.
+ */
+int	render_packet(const struct manifest *mf, int dirfd, const char *outname,
+	    const struct render_opts *opts, const struct render_cover *cover,
+	    struct render_result *res);
+void	render_result_free(struct render_result *);
+
+/*
+ * Can MuPDF open this document (mime as libmagic named it)?  Run in a
+ * child process with memory and time limits so that a hostile file cannot
+ * hurt the caller.  0, or -1 with a plain-language reason in err.
+ */
+int	render_probe(int fd, const char *mime, const struct render_opts *opts,
+	    char *err, size_t errlen);
+
+/* The same, in the calling process (the child side; also the fuzz target). */
+int	render_probe_here(int fd, const char *mime, const struct render_opts *opts,
+	    char *err, size_t errlen);
+
+/* Cover sheet template: parse only (for `roictl`/start-up checks and tests). */
+int	cover_check(const char *template_path, char *err, size_t errlen);
+
+#endif

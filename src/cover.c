@@ -1,0 +1,523 @@
+/*
+ * Cover sheet templates: parse the line-based template language of
+ * docs/templates.md and draw it with libhpdf.
+ *
+ * Every directive is checked when the template is read (its words, its
+ * numbers, the fields it names), so an error names the file, the line and
+ * what is wrong before any packet depends on it.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hpdf.h>
+
+#include "cover.h"
+#include "util.h"
+
+#define COVER_MAX_LINES	500
+#define COVER_MAX_FONTS	8
+#define COVER_MAX_DEPTH	8
+
+const char *const cover_field_names[] = {
+	"org_name", "org_address", "org_phone", "org_fax", "logo",
+	"to_name", "to_organization", "to_address",
+	"from", "date", "time", "pages", "documents",
+	"request_id", "packet_id", "requester", "purpose",
+	"note", "urgent", "part2",
+	NULL
+};
+
+enum op { OP_FONT, OP_TEXT, OP_WRAP, OP_RULE, OP_BOX, OP_FILL, OP_IMAGE,
+	OP_IF, OP_IFNOT, OP_END };
+
+static const struct {
+	const char	*word;
+	enum op		 op;
+	int		 nums;		/* numbers after the word */
+	int		 font;		/* a font name follows the numbers */
+	int		 rest;		/* text (0 none, 1 required) */
+	const char	*usage;
+} ops[] = {
+	{ "font", OP_FONT, 0, 0, 1, "font NAME FILE" },
+	{ "text", OP_TEXT, 3, 1, 1, "text X Y SIZE FONT TEXT" },
+	{ "wrap", OP_WRAP, 4, 1, 1, "wrap X Y WIDTH SIZE FONT TEXT" },
+	{ "rule", OP_RULE, 5, 0, 0, "rule X1 Y1 X2 Y2 WIDTH" },
+	{ "box", OP_BOX, 5, 0, 0, "box X Y W H WIDTH" },
+	{ "fill", OP_FILL, 5, 0, 0, "fill X Y W H GRAY" },
+	{ "image", OP_IMAGE, 3, 0, 1, "image X Y WIDTH FILE" },
+	{ "if", OP_IF, 0, 0, 1, "if FIELD" },
+	{ "unless", OP_IFNOT, 0, 0, 1, "unless FIELD" },
+	{ "end", OP_END, 0, 0, 0, "end" },
+};
+
+struct cover_line {
+	enum op	 op;
+	int	 line;
+	double	 n[5];
+	int	 font;		/* index into fonts */
+	char	*text;		/* with {fields} */
+	int	 skip_to;	/* if/unless: the index of its end */
+};
+
+struct cover_font {
+	char	 name[32];
+	char	*path;
+};
+
+struct cover_template {
+	char			*path;
+	struct cover_line	*l;
+	size_t			 n;
+	struct cover_font	 fonts[COVER_MAX_FONTS];
+	size_t			 nfonts;
+};
+
+static int
+cover_err(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int
+cover_err(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	n = line > 0 ? snprintf(err, errlen, "template %s line %d: ", path, line) :
+	    snprintf(err, errlen, "template %s: ", path);
+	if (n < 0 || (size_t)n >= errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int
+field_known(const char *name, size_t len)
+{
+	for (size_t i = 0; cover_field_names[i]; i++)
+		if (strlen(cover_field_names[i]) == len &&
+		    strncmp(cover_field_names[i], name, len) == 0)
+			return 1;
+	return 0;
+}
+
+/* Every {name} in s is a known field; a lone brace is an error too. */
+static int
+check_fields(const char *s, char *bad, size_t badlen)
+{
+	const char *p, *q;
+
+	for (p = s; (p = strpbrk(p, "{}")) != NULL; p = q + 1) {
+		if (*p == '}' || (q = strchr(p, '}')) == NULL) {
+			strlcpy_(bad, "an unmatched brace", badlen);
+			return -1;
+		}
+		if (!field_known(p + 1, (size_t)(q - p - 1))) {
+			snprintf(bad, badlen, "unknown field {%.*s}", (int)(q - p - 1),
+			    p + 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+font_index(const struct cover_template *t, const char *name)
+{
+	for (size_t i = 0; i < t->nfonts; i++)
+		if (strcmp(t->fonts[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void
+font_set(struct cover_template *t, const char *name, const char *dir,
+    const char *file)
+{
+	int	i = font_index(t, name);
+	char	path[4096];
+
+	if (file[0] == '/' || dir == NULL)
+		strlcpy_(path, file, sizeof(path));
+	else
+		snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (i == -1) {
+		i = (int)t->nfonts++;
+		strlcpy_(t->fonts[i].name, name, sizeof(t->fonts[i].name));
+	} else
+		free(t->fonts[i].path);
+	t->fonts[i].path = xstrdup(path);
+}
+
+/* Next whitespace-separated word of *s, NUL-terminated in place. */
+static char *
+word(char **s)
+{
+	char	*w;
+
+	while (**s == ' ' || **s == '\t')
+		(*s)++;
+	if (**s == '\0')
+		return NULL;
+	w = *s;
+	while (**s && **s != ' ' && **s != '\t')
+		(*s)++;
+	if (**s)
+		*(*s)++ = '\0';
+	return w;
+}
+
+static int
+parse_line(struct cover_template *t, char *s, int lineno, const char *font_dir,
+    int *stack, int *depth, char *err, size_t errlen)
+{
+	struct cover_line	 cl;
+	char			*w, *end, bad[96];
+	size_t			 k;
+
+	memset(&cl, 0, sizeof(cl));
+	cl.line = lineno;
+	if ((w = word(&s)) == NULL || w[0] == '#')
+		return 0;
+	for (k = 0; k < sizeof(ops) / sizeof(ops[0]); k++)
+		if (strcmp(ops[k].word, w) == 0)
+			break;
+	if (k == sizeof(ops) / sizeof(ops[0]))
+		return cover_err(err, errlen, t->path, lineno, "unknown directive "
+		    "\"%.40s\" (text, wrap, rule, box, fill, image, font, if, unless, "
+		    "end)", w);
+	cl.op = ops[k].op;
+	for (int i = 0; i < ops[k].nums; i++) {
+		if ((w = word(&s)) == NULL)
+			return cover_err(err, errlen, t->path, lineno, "too few "
+			    "values; the form is: %s", ops[k].usage);
+		errno = 0;
+		cl.n[i] = strtod(w, &end);
+		if (errno || *end || cl.n[i] < 0 || cl.n[i] > 10000)
+			return cover_err(err, errlen, t->path, lineno, "\"%.40s\" is "
+			    "not a number from 0 to 10000; the form is: %s", w,
+			    ops[k].usage);
+	}
+	if (ops[k].font) {
+		if ((w = word(&s)) == NULL)
+			return cover_err(err, errlen, t->path, lineno, "no font; the "
+			    "form is: %s", ops[k].usage);
+		if ((cl.font = font_index(t, w)) == -1)
+			return cover_err(err, errlen, t->path, lineno, "unknown font "
+			    "\"%.40s\" (declare it with: font NAME FILE)", w);
+	}
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (ops[k].rest && *s == '\0')
+		return cover_err(err, errlen, t->path, lineno, "nothing to draw; the "
+		    "form is: %s", ops[k].usage);
+	if (!ops[k].rest && *s != '\0')
+		return cover_err(err, errlen, t->path, lineno, "unexpected \"%.40s\"; "
+		    "the form is: %s", s, ops[k].usage);
+	switch (cl.op) {
+	case OP_FONT:
+		if ((w = word(&s)) == NULL || (end = word(&s)) == NULL || word(&s))
+			return cover_err(err, errlen, t->path, lineno, "the form is: %s",
+			    ops[k].usage);
+		if (strlen(w) >= sizeof(t->fonts[0].name) ||
+		    (font_index(t, w) == -1 && t->nfonts == COVER_MAX_FONTS))
+			return cover_err(err, errlen, t->path, lineno, "too many fonts "
+			    "or too long a name");
+		font_set(t, w, font_dir, end);
+		return 0;
+	case OP_IF:
+	case OP_IFNOT:
+		if (!field_known(s, strlen(s)))
+			return cover_err(err, errlen, t->path, lineno, "unknown field "
+			    "\"%.40s\"", s);
+		if (*depth == COVER_MAX_DEPTH)
+			return cover_err(err, errlen, t->path, lineno, "if nested too "
+			    "deep");
+		stack[(*depth)++] = (int)t->n;
+		break;
+	case OP_END:
+		if (*depth == 0)
+			return cover_err(err, errlen, t->path, lineno, "end without if");
+		t->l[stack[--(*depth)]].skip_to = (int)t->n;
+		break;
+	default:
+		if (check_fields(s, bad, sizeof(bad)) == -1)
+			return cover_err(err, errlen, t->path, lineno, "%s (fields: "
+			    "see docs/templates.md)", bad);
+		break;
+	}
+	if (ops[k].rest)
+		cl.text = xstrdup(s);
+	if (t->n == COVER_MAX_LINES)
+		return cover_err(err, errlen, t->path, lineno, "more than %d "
+		    "directives", COVER_MAX_LINES);
+	t->l[t->n++] = cl;
+	return 0;
+}
+
+struct cover_template *
+cover_load(const char *path, const char *font_dir, char *err, size_t errlen)
+{
+	struct cover_template	*t;
+	struct buf		 b;
+	FILE			*f;
+	char			*line = NULL;
+	size_t			 cap = 0;
+	ssize_t			 len;
+	int			 lineno = 0, start = 0, stack[COVER_MAX_DEPTH], depth = 0;
+	int			 rv = 0;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		cover_err(err, errlen, path, 0, "cannot be read: %s", strerror(errno));
+		return NULL;
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->path = xstrdup(path);
+	t->l = xcalloc(COVER_MAX_LINES, sizeof(*t->l));
+	font_set(t, "regular", font_dir, "DejaVuSans.ttf");
+	font_set(t, "bold", font_dir, "DejaVuSans-Bold.ttf");
+	font_set(t, "mono", font_dir, "DejaVuSansMono.ttf");
+	buf_init(&b);
+	while (rv == 0 && (len = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (b.len == 0)
+			start = lineno;
+		/* A line ending in a backslash goes on on the next one. */
+		if (len > 0 && line[len - 1] == '\\') {
+			line[len - 1] = ' ';
+			buf_add(&b, line, (size_t)len);
+			continue;
+		}
+		buf_add(&b, line, (size_t)len);
+		rv = parse_line(t, buf_cstr(&b), start, font_dir, stack, &depth, err,
+		    errlen);
+		b.len = 0;
+	}
+	free(line);
+	if (rv == 0 && ferror(f))
+		rv = cover_err(err, errlen, path, 0, "read error");
+	if (rv == 0 && b.len > 0)
+		rv = parse_line(t, buf_cstr(&b), start, font_dir, stack, &depth, err,
+		    errlen);
+	if (rv == 0 && depth > 0)
+		rv = cover_err(err, errlen, path, t->l[stack[depth - 1]].line,
+		    "if without end");
+	buf_free(&b);
+	fclose(f);
+	if (rv == -1) {
+		cover_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void
+cover_free(struct cover_template *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		free(t->l[i].text);
+	for (size_t i = 0; i < t->nfonts; i++)
+		free(t->fonts[i].path);
+	free(t->l);
+	free(t->path);
+	free(t);
+}
+
+static const char *
+field_value(const struct cover_field *f, size_t n, const char *name, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(f[i].name) == len && strncmp(f[i].name, name, len) == 0)
+			return f[i].value ? f[i].value : "";
+	return "";
+}
+
+/* s with its {fields} filled in. */
+static char *
+expand(const char *s, const struct cover_field *f, size_t n)
+{
+	struct buf	 b;
+	const char	*p, *q;
+
+	buf_init(&b);
+	while ((p = strchr(s, '{')) != NULL && (q = strchr(p, '}')) != NULL) {
+		buf_add(&b, s, (size_t)(p - s));
+		buf_addstr(&b, field_value(f, n, p + 1, (size_t)(q - p - 1)));
+		s = q + 1;
+	}
+	buf_addstr(&b, s);
+	return xstrdup(buf_cstr(&b));
+}
+
+/* A field value drawn as one line: control characters become spaces. */
+static void
+flatten(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+/* Words of text onto lines no wider than width; each line drawn at y,
+ * y + 1.25 size, ... (points from the top). */
+static void
+draw_wrapped(HPDF_Page page, double ph, double x, double y, double width,
+    double size, char *text)
+{
+	struct buf	 line;
+	char		*w, *s = text;
+
+	buf_init(&line);
+	while ((w = word(&s)) != NULL) {
+		size_t had = line.len;
+
+		if (had)
+			buf_add(&line, " ", 1);
+		buf_addstr(&line, w);
+		if (had && HPDF_Page_TextWidth(page, buf_cstr(&line)) > width) {
+			line.len = had;
+			HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
+			    buf_cstr(&line));
+			y += size * 1.25;
+			line.len = 0;
+			buf_addstr(&line, w);
+		}
+	}
+	if (line.len)
+		HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
+		    buf_cstr(&line));
+	buf_free(&line);
+}
+
+static int
+draw_image(const struct cover_template *t, const struct cover_line *cl,
+    HPDF_Doc pdf, HPDF_Page page, double ph, const char *file, char *err,
+    size_t errlen)
+{
+	HPDF_Image	img;
+	double		iw, ih, h;
+
+	if (file[0] == '\0')
+		return 0;	/* no logo configured */
+	if ((img = HPDF_LoadPngImageFromFile(pdf, file)) == NULL) {
+		HPDF_ResetError(pdf);
+		return cover_err(err, errlen, t->path, cl->line, "image %.200s cannot "
+		    "be read as PNG", file);
+	}
+	iw = HPDF_Image_GetWidth(img);
+	ih = HPDF_Image_GetHeight(img);
+	h = iw > 0 ? cl->n[2] * ih / iw : 0;
+	HPDF_Page_DrawImage(page, img, (HPDF_REAL)cl->n[0],
+	    (HPDF_REAL)(ph - cl->n[1] - h), (HPDF_REAL)cl->n[2], (HPDF_REAL)h);
+	return 0;
+}
+
+int
+cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
+    const struct cover_field *fields, size_t nfields, char *err, size_t errlen)
+{
+	HPDF_Font	 font[COVER_MAX_FONTS];
+	double		 ph = HPDF_Page_GetHeight(page);
+	char		*s;
+	int		 rv = 0;
+
+	HPDF_UseUTFEncodings(pdf);
+	for (size_t i = 0; i < t->nfonts; i++) {
+		const char	*name = NULL;
+		int		 used = 0;
+
+		/* Each font is embedded whole: load only those drawn with. */
+		for (size_t k = 0; k < t->n; k++)
+			used |= (t->l[k].op == OP_TEXT || t->l[k].op == OP_WRAP) &&
+			    t->l[k].font == (int)i;
+		if (used)
+			name = HPDF_LoadTTFontFromFile(pdf, t->fonts[i].path, HPDF_TRUE);
+
+		font[i] = name ? HPDF_GetFont(pdf, name, "UTF-8") : NULL;
+		if (font[i] == NULL) {
+			HPDF_ResetError(pdf);
+			font[i] = NULL;
+		}
+	}
+	for (size_t i = 0; rv == 0 && i < t->n; i++) {
+		const struct cover_line *cl = &t->l[i];
+		const char *v;
+
+		switch (cl->op) {
+		case OP_IF:
+		case OP_IFNOT:
+			v = field_value(fields, nfields, cl->text, strlen(cl->text));
+			if ((v[0] == '\0') == (cl->op == OP_IF))
+				i = (size_t)cl->skip_to;
+			break;
+		case OP_TEXT:
+		case OP_WRAP:
+			if (font[cl->font] == NULL)
+				return cover_err(err, errlen, t->path, cl->line, "font "
+				    "%s (%s) cannot be loaded", t->fonts[cl->font].name,
+				    t->fonts[cl->font].path);
+			s = expand(cl->text, fields, nfields);
+			flatten(s);
+			HPDF_Page_SetGrayFill(page, 0);
+			HPDF_Page_BeginText(page);
+			if (cl->op == OP_TEXT) {
+				HPDF_Page_SetFontAndSize(page, font[cl->font],
+				    (HPDF_REAL)cl->n[2]);
+				HPDF_Page_TextOut(page, (HPDF_REAL)cl->n[0],
+				    (HPDF_REAL)(ph - cl->n[1]), s);
+			} else {
+				HPDF_Page_SetFontAndSize(page, font[cl->font],
+				    (HPDF_REAL)cl->n[3]);
+				draw_wrapped(page, ph, cl->n[0], cl->n[1], cl->n[2],
+				    cl->n[3], s);
+			}
+			HPDF_Page_EndText(page);
+			free(s);
+			break;
+		case OP_RULE:
+			HPDF_Page_SetLineWidth(page, (HPDF_REAL)cl->n[4]);
+			HPDF_Page_MoveTo(page, (HPDF_REAL)cl->n[0], (HPDF_REAL)(ph - cl->n[1]));
+			HPDF_Page_LineTo(page, (HPDF_REAL)cl->n[2], (HPDF_REAL)(ph - cl->n[3]));
+			HPDF_Page_Stroke(page);
+			break;
+		case OP_BOX:
+		case OP_FILL:
+			HPDF_Page_Rectangle(page, (HPDF_REAL)cl->n[0],
+			    (HPDF_REAL)(ph - cl->n[1] - cl->n[3]), (HPDF_REAL)cl->n[2],
+			    (HPDF_REAL)cl->n[3]);
+			if (cl->op == OP_BOX) {
+				HPDF_Page_SetLineWidth(page, (HPDF_REAL)cl->n[4]);
+				HPDF_Page_Stroke(page);
+			} else {
+				HPDF_Page_SetGrayFill(page, (HPDF_REAL)(cl->n[4] > 1 ?
+				    1 : cl->n[4]));
+				HPDF_Page_Fill(page);
+				HPDF_Page_SetGrayFill(page, 0);
+			}
+			break;
+		case OP_IMAGE:
+			s = expand(cl->text, fields, nfields);
+			rv = draw_image(t, cl, pdf, page, ph, s, err, errlen);
+			free(s);
+			break;
+		case OP_FONT:
+		case OP_END:
+			break;
+		}
+		if (rv == 0 && HPDF_GetError(pdf) != HPDF_OK) {
+			rv = cover_err(err, errlen, t->path, cl->line, "cannot be drawn "
+			    "(libhpdf error 0x%04lx)", (unsigned long)HPDF_GetError(pdf));
+			HPDF_ResetError(pdf);
+		}
+	}
+	return rv;
+}
