@@ -50,6 +50,11 @@ struct config {
 	char	*template_dir;
 	int	 log_level;
 	char	*organization;
+	char	*organization_address;	/* cover sheet; NULL: not shown */
+	char	*organization_phone;
+	char	*organization_fax;
+	char	*logo;			/* PNG for the cover sheet, or NULL */
+	char	*cover_template;	/* template used when a manifest names none */
 
 	/* [spool] */
 	char	*spool_dir;		/* incoming/ and rejected/ below */
@@ -70,6 +75,19 @@ struct config {
 	int64_t	 shutdown_grace_ms;
 	int64_t	 poll_base_ms;		/* first poll of an awaiting_confirmation job */
 	int64_t	 confirm_timeout_ms;	/* no final status after this: flag */
+
+	/* [render] */
+	int	 paper;			/* 0 letter, 1 A4 */
+	int	 fax_fine;		/* fax resolution: 1 204x196, 0 200x200 */
+	int	 document_dpi;
+	int	 document_color;	/* 1 color, 0 gray */
+	int	 jpeg_quality;
+	int	 max_pages;
+	int64_t	 render_memory;		/* bytes the reader may hold */
+	int64_t	 max_image_pixels;
+	int64_t	 render_timeout_ms;
+	int64_t	 archive_retention_ms;	/* copies of what was sent; 0: none kept */
+	char	*font_dir;
 
 	/* [control] */
 	int64_t	 max_frame;

@@ -70,8 +70,13 @@ struct render_result {
 	int			 tempfail;	/* the failure may pass (I/O), not the packet's fault */
 };
 
+struct config;
+
 /* Defaults for a profile (paper letter, fax 204x196, document 150 dpi gray). */
 void	render_defaults(struct render_opts *, enum render_profile);
+/* The options roigate.conf's [render] section sets, for a profile. */
+void	render_opts_from_config(const struct config *, int profile,
+	    struct render_opts *);
 
 /*
  * Render the packet whose documents lie in dirfd into a new file

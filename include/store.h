@@ -228,4 +228,19 @@ int	store_audit_add(struct store *, const struct audit_entry *);
 typedef int (*store_audit_cb)(const struct audit_entry *, void *arg);
 int	store_audit_iter(struct store *, int64_t since, int limit, store_audit_cb, void *);
 
+/* The redactions applied for the latest attempt of a job (replacing any
+ * earlier attempt's); where and which pattern, never the text covered. */
+struct store_redaction {
+	int	doc;		/* 1-based, in manifest order */
+	int	page;		/* 1-based */
+	double	x, y, w, h;	/* points (PDF, text) or pixels (images), from the top-left */
+	char	pattern[24];	/* ssn, ..., "regex", or "rect" */
+};
+int	store_redactions_set(struct store *, int64_t job_id, int attempt,
+	    const struct store_redaction *, size_t n);
+typedef int (*store_redaction_cb)(const struct store_redaction *, int attempt,
+	    void *arg);
+int	store_job_redactions(struct store *, int64_t job_id, store_redaction_cb,
+	    void *arg);
+
 #endif

@@ -15,6 +15,7 @@ struct transport_instance {
 	const struct transport_backend	*backend;
 	void				*state;
 	void				*dl;		/* dlopen handle */
+	int				 profile;	/* enum render_profile of its output */
 };
 
 /* Load and configure every instance; -1 with "file:line: message" in err. */

@@ -12,6 +12,8 @@
 
 #include <roigate/transport.h>
 
+#include "store.h"
+
 struct transport_instance;
 struct job;
 struct recipient;
@@ -25,7 +27,12 @@ enum worker_mode {
 enum worker_msg_type {
 	WMSG_RENDERED = 1,	/* output ready: pages, sha256; waits for WMSG_GO */
 	WMSG_RESULT = 2,	/* final: status and receipt */
+	WMSG_REDACTION = 4,	/* before WMSG_RENDERED: one redaction applied */
 };
+
+/* The rendered output in the job's folder (a name no document can have:
+ * documents never start with '.'); the transport sees it as PACKET.pdf. */
+#define WORKER_OUTPUT	".output.pdf"
 
 struct worker_msg {
 	uint32_t			type;
@@ -34,6 +41,7 @@ struct worker_msg {
 	char				sha256[65];
 	char				error[TRANSPORT_DETAIL_MAX];	/* render or policy error */
 	struct transport_receipt	receipt;
+	struct store_redaction		red;		/* WMSG_REDACTION */
 };
 
 /* Daemon to worker: go ahead and send (after the attempt is logged). */
@@ -46,6 +54,7 @@ struct worker_next {
 	uint32_t	type;		/* WMSG_NEXT */
 	int32_t		attempts;
 	int64_t		job_id;
+	int64_t		created_at;	/* the cover sheet's date */
 	char		packet_id[72];
 };
 /* Hand a running worker its next job; 0 / -1. */

@@ -30,6 +30,7 @@ enum key_type {
 	KEY_INT,	/* int */
 	KEY_MSEC,	/* int64 ms, a bare number */
 	KEY_LOGLEVEL,
+	KEY_CHOICE,	/* int: index of the value in choices ("a|b|c") */
 };
 
 struct key_def {
@@ -38,36 +39,53 @@ struct key_def {
 	enum key_type	 type;
 	size_t		 offset;
 	int64_t		 min, max;
+	const char	*choices;	/* KEY_CHOICE */
 };
 
 #define OFF(m)	offsetof(struct config, m)
 static const struct key_def keys[] = {
-	{ "daemon", "state_dir", KEY_PATH, OFF(state_dir), 0, 0 },
-	{ "daemon", "socket", KEY_PATH, OFF(socket_path), 0, 0 },
-	{ "daemon", "transport_dir", KEY_PATH, OFF(transport_dir), 0, 0 },
-	{ "daemon", "template_dir", KEY_PATH, OFF(template_dir), 0, 0 },
-	{ "daemon", "log_level", KEY_LOGLEVEL, OFF(log_level), 0, 0 },
-	{ "daemon", "organization", KEY_STRING, OFF(organization), 0, 0 },
-	{ "spool", "dir", KEY_PATH, OFF(spool_dir), 0, 0 },
-	{ "spool", "settle_ms", KEY_MSEC, OFF(settle_ms), 0, 3600000 },
-	{ "spool", "incomplete_timeout", KEY_DURATION, OFF(incomplete_timeout_ms), 1000, INT64_MAX },
-	{ "spool", "rescan", KEY_DURATION, OFF(rescan_ms), 100, 86400000 },
-	{ "spool", "max_file_size", KEY_SIZE, OFF(max_file_size), 1, INT64_MAX },
-	{ "spool", "max_packet_size", KEY_SIZE, OFF(max_packet_size), 1, INT64_MAX },
-	{ "spool", "max_files", KEY_INT, OFF(max_files), 1, 100000 },
-	{ "queue", "workers", KEY_INT, OFF(workers), 1, 256 },
-	{ "queue", "backoff_base", KEY_DURATION, OFF(backoff_base_ms), 100, INT64_MAX },
-	{ "queue", "backoff_max", KEY_DURATION, OFF(backoff_max_ms), 100, INT64_MAX },
-	{ "queue", "max_attempts", KEY_INT, OFF(max_attempts), 1, 1000 },
-	{ "queue", "max_age", KEY_DURATION, OFF(max_age_ms), 1000, INT64_MAX },
-	{ "queue", "job_timeout", KEY_DURATION, OFF(job_timeout_ms), 1000, INT64_MAX },
-	{ "queue", "shutdown_grace", KEY_DURATION, OFF(shutdown_grace_ms), 0, INT64_MAX },
-	{ "queue", "poll_interval", KEY_DURATION, OFF(poll_base_ms), 100, INT64_MAX },
-	{ "queue", "confirm_timeout", KEY_DURATION, OFF(confirm_timeout_ms), 1000, INT64_MAX },
-	{ "control", "max_frame", KEY_SIZE, OFF(max_frame), 4096, 64 * 1024 * 1024 },
-	{ "control", "max_clients", KEY_INT, OFF(max_clients), 1, 4096 },
-	{ "control", "max_clients_per_uid", KEY_INT, OFF(max_clients_per_uid), 1, 4096 },
-	{ "control", "idle_timeout", KEY_DURATION, OFF(client_idle_ms), 100, INT64_MAX },
+	{ "daemon", "state_dir", KEY_PATH, OFF(state_dir), 0, 0, NULL },
+	{ "daemon", "socket", KEY_PATH, OFF(socket_path), 0, 0, NULL },
+	{ "daemon", "transport_dir", KEY_PATH, OFF(transport_dir), 0, 0, NULL },
+	{ "daemon", "template_dir", KEY_PATH, OFF(template_dir), 0, 0, NULL },
+	{ "daemon", "log_level", KEY_LOGLEVEL, OFF(log_level), 0, 0, NULL },
+	{ "daemon", "organization", KEY_STRING, OFF(organization), 0, 0, NULL },
+	{ "daemon", "organization_address", KEY_STRING, OFF(organization_address), 0, 0, NULL },
+	{ "daemon", "organization_phone", KEY_STRING, OFF(organization_phone), 0, 0, NULL },
+	{ "daemon", "organization_fax", KEY_STRING, OFF(organization_fax), 0, 0, NULL },
+	{ "daemon", "logo", KEY_PATH, OFF(logo), 0, 0, NULL },
+	{ "render", "cover_template", KEY_STRING, OFF(cover_template), 0, 0, NULL },
+	{ "render", "paper", KEY_CHOICE, OFF(paper), 0, 0, "letter|a4" },
+	{ "render", "fax_resolution", KEY_CHOICE, OFF(fax_fine), 0, 0, "200|204x196" },
+	{ "render", "document_dpi", KEY_INT, OFF(document_dpi), 150, 300, NULL },
+	{ "render", "document_color", KEY_CHOICE, OFF(document_color), 0, 0, "gray|color" },
+	{ "render", "jpeg_quality", KEY_INT, OFF(jpeg_quality), 20, 95, NULL },
+	{ "render", "max_pages", KEY_INT, OFF(max_pages), 1, 1000000, NULL },
+	{ "render", "max_memory", KEY_SIZE, OFF(render_memory), 16 << 20, INT64_MAX, NULL },
+	{ "render", "max_image_pixels", KEY_SIZE, OFF(max_image_pixels), 1000, INT64_MAX, NULL },
+	{ "render", "timeout", KEY_DURATION, OFF(render_timeout_ms), 1000, 86400000, NULL },
+	{ "render", "archive_retention", KEY_DURATION, OFF(archive_retention_ms), 0, INT64_MAX, NULL },
+	{ "render", "font_dir", KEY_PATH, OFF(font_dir), 0, 0, NULL },
+	{ "spool", "dir", KEY_PATH, OFF(spool_dir), 0, 0, NULL },
+	{ "spool", "settle_ms", KEY_MSEC, OFF(settle_ms), 0, 3600000, NULL },
+	{ "spool", "incomplete_timeout", KEY_DURATION, OFF(incomplete_timeout_ms), 1000, INT64_MAX, NULL },
+	{ "spool", "rescan", KEY_DURATION, OFF(rescan_ms), 100, 86400000, NULL },
+	{ "spool", "max_file_size", KEY_SIZE, OFF(max_file_size), 1, INT64_MAX, NULL },
+	{ "spool", "max_packet_size", KEY_SIZE, OFF(max_packet_size), 1, INT64_MAX, NULL },
+	{ "spool", "max_files", KEY_INT, OFF(max_files), 1, 100000, NULL },
+	{ "queue", "workers", KEY_INT, OFF(workers), 1, 256, NULL },
+	{ "queue", "backoff_base", KEY_DURATION, OFF(backoff_base_ms), 100, INT64_MAX, NULL },
+	{ "queue", "backoff_max", KEY_DURATION, OFF(backoff_max_ms), 100, INT64_MAX, NULL },
+	{ "queue", "max_attempts", KEY_INT, OFF(max_attempts), 1, 1000, NULL },
+	{ "queue", "max_age", KEY_DURATION, OFF(max_age_ms), 1000, INT64_MAX, NULL },
+	{ "queue", "job_timeout", KEY_DURATION, OFF(job_timeout_ms), 1000, INT64_MAX, NULL },
+	{ "queue", "shutdown_grace", KEY_DURATION, OFF(shutdown_grace_ms), 0, INT64_MAX, NULL },
+	{ "queue", "poll_interval", KEY_DURATION, OFF(poll_base_ms), 100, INT64_MAX, NULL },
+	{ "queue", "confirm_timeout", KEY_DURATION, OFF(confirm_timeout_ms), 1000, INT64_MAX, NULL },
+	{ "control", "max_frame", KEY_SIZE, OFF(max_frame), 4096, 64 * 1024 * 1024, NULL },
+	{ "control", "max_clients", KEY_INT, OFF(max_clients), 1, 4096, NULL },
+	{ "control", "max_clients_per_uid", KEY_INT, OFF(max_clients_per_uid), 1, 4096, NULL },
+	{ "control", "idle_timeout", KEY_DURATION, OFF(client_idle_ms), 100, INT64_MAX, NULL },
 };
 
 static const struct {
@@ -119,6 +137,18 @@ config_defaults(struct config *c)
 	c->template_dir = xstrdup(TEMPLATE_DIR);
 	c->log_level = LOG_INFO;
 	c->organization = xstrdup("Health Information Management");
+	c->cover_template = xstrdup("default");
+	c->paper = 0;
+	c->fax_fine = 1;
+	c->document_dpi = 150;
+	c->document_color = 0;
+	c->jpeg_quality = 75;
+	c->max_pages = 2000;
+	c->render_memory = (int64_t)512 << 20;
+	c->max_image_pixels = (int64_t)100 * 1000 * 1000;
+	c->render_timeout_ms = 300 * 1000;
+	c->archive_retention_ms = (int64_t)30 * 86400 * 1000;
+	c->font_dir = xstrdup("/usr/share/fonts/truetype/dejavu");
 	c->spool_dir = xstrdup("/var/spool/roigate");
 	c->settle_ms = 2000;
 	c->incomplete_timeout_ms = 3600 * 1000;
@@ -198,6 +228,26 @@ set_value(struct parser *p, const struct key_def *k, const char *v)
 		}
 		*(int *)base = lvl;
 		return;
+	case KEY_CHOICE: {
+		const char	*c = k->choices;
+		size_t		 len = strlen(v);
+		int		 i = 0;
+
+		for (;; i++) {
+			const char *bar = strchr(c, '|');
+			size_t clen = bar ? (size_t)(bar - c) : strlen(c);
+
+			if (clen == len && strncmp(c, v, len) == 0) {
+				*(int *)base = i;
+				return;
+			}
+			if (bar == NULL)
+				break;
+			c = bar + 1;
+		}
+		perr(p, "%s: \"%.100s\" is not one of %s", k->key, v, k->choices);
+		return;
+	}
 	case KEY_DURATION:
 		if (duration_parse(v, &n) == -1) {
 			perr(p, "%s: \"%.100s\" is not a duration (like 500ms, 30s, "
@@ -332,9 +382,10 @@ parse_section(struct parser *p, char *s)
 		t->line = p->line;
 		p->tr = t;
 	} else if (arg != NULL || (strcmp(s, "daemon") && strcmp(s, "spool") &&
-	    strcmp(s, "queue") && strcmp(s, "control") && strcmp(s, "roles"))) {
+	    strcmp(s, "queue") && strcmp(s, "render") && strcmp(s, "control") &&
+	    strcmp(s, "roles"))) {
 		perr(p, "unknown section [%.60s%s%.60s] (sections are daemon, spool, "
-		    "queue, control, roles, transport NAME)", s, arg ? " " : "",
+		    "queue, render, control, roles, transport NAME)", s, arg ? " " : "",
 		    arg ? arg : "");
 		return;
 	}
@@ -486,6 +537,12 @@ config_free(struct config *c)
 	free(c->transport_dir);
 	free(c->template_dir);
 	free(c->organization);
+	free(c->organization_address);
+	free(c->organization_phone);
+	free(c->organization_fax);
+	free(c->logo);
+	free(c->cover_template);
+	free(c->font_dir);
 	free(c->spool_dir);
 	free(c->grants);
 	for (size_t i = 0; i < c->ntransports; i++) {

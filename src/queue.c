@@ -14,6 +14,7 @@
  * "attempt" entry is committed before the worker is allowed to send.  A
  * worker that crashes, hangs or answers nothing counts as TEMPFAIL.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,8 +59,14 @@ struct run {
 	int			 gone;			/* its worker process has ended */
 	uint32_t		 pages;
 	char			 sha256[65];
+	struct store_redaction	*red;			/* what the worker reported */
+	size_t			 nred;
 	struct run		*next;
 };
+
+/* Redactions one job may report (a packet of 2,000 pages with a few boxes
+ * each fits). */
+#define QUEUE_MAX_REDACTIONS	100000
 
 /* Jobs one worker may do in a row for the same recipient. */
 #define QUEUE_BATCH_MAX		32
@@ -67,6 +75,7 @@ static struct run		*runs;
 static int			 nruns;
 static struct loop_timer	*wake;
 static struct loop_timer	*grace;
+static struct loop_timer	*archive_timer;
 static void			(*drained)(void);
 
 static void	queue_reap(int, void *);
@@ -75,11 +84,48 @@ static int	queue_running_job(int64_t);
 static void	queue_finish(struct run *, enum transport_status,
 		    const struct transport_receipt *, const char *);
 
+/* Remove archived outputs older than archive_retention; again hourly. */
+static void
+queue_archive_expire(void *arg)
+{
+	char		 path[PATH_MAX];
+	struct dirent	*de;
+	struct stat	 st;
+	DIR		*d;
+	int64_t		 cutoff = now_wall() - rg->conf->archive_retention_ms / 1000;
+	int		 n = 0;
+
+	snprintf(path, sizeof(path), "%s/archive", rg->conf->state_dir);
+	if ((d = opendir(path)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.' ||
+			    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+			    !S_ISREG(st.st_mode) || st.st_mtime >= cutoff)
+				continue;
+			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+				n++;
+		}
+		closedir(d);
+	}
+	if (n > 0)
+		log_info("archive: removed %d output%s older than the retention "
+		    "period", n, n == 1 ? "" : "s");
+	loop_timer_set(archive_timer, 3600 * 1000);
+	(void)arg;
+}
+
 void
 queue_init(void)
 {
+	char	path[PATH_MAX];
+
 	wake = loop_timer_new((loop_timer_cb)queue_kick, NULL);
 	loop_signal(SIGCHLD, queue_reap, NULL);
+	snprintf(path, sizeof(path), "%s/archive", rg->conf->state_dir);
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		log_warn("cannot create %s", path);
+	archive_timer = loop_timer_new(queue_archive_expire, NULL);
+	queue_archive_expire(NULL);
 }
 
 int
@@ -161,9 +207,38 @@ run_free(struct run *r)
 		close(r->chan);
 	loop_timer_free(r->timeout);
 	manifest_free(r->mf);
+	free(r->red);
 	job_free(&r->job);
 	recipient_free(&r->rcpt);
 	free(r);
+}
+
+/*
+ * Keep what is sent: archive/JOB-ATTEMPT.pdf, a hard link to the output
+ * in the job's folder (same file system), readable by the daemon's user
+ * only.  Files older than archive_retention are removed by
+ * queue_archive_expire().  -1 (and nothing is sent) if it cannot be kept.
+ */
+static int
+queue_archive(struct run *r)
+{
+	char	from[PATH_MAX], to[PATH_MAX];
+
+	if (rg->conf->archive_retention_ms == 0)
+		return 0;
+	snprintf(from, sizeof(from), "%s/jobs/%lld/%s", rg->conf->state_dir,
+	    (long long)r->job.id, WORKER_OUTPUT);
+	snprintf(to, sizeof(to), "%s/archive/%lld-%d.pdf", rg->conf->state_dir,
+	    (long long)r->job.id, r->job.attempts + 1);
+	(void)unlink(to);	/* an attempt cut off before it was logged */
+	if (chmod(from, 0600) == -1 || link(from, to) == -1) {
+		log_warn("job %lld: cannot keep a copy of the output in archive/; "
+		    "not sending", (long long)r->job.id);
+		daemon_problem(PROBLEM_QUEUE, "cannot write to %s/archive: %s",
+		    rg->conf->state_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* The worker rendered the output: log the attempt, then let it send. */
@@ -180,7 +255,15 @@ queue_rendered(struct run *r, const struct worker_msg *m)
 	u.pages = (int)r->pages;
 	snprintf(reason, sizeof(reason), "attempt %d by %s", r->job.attempts + 1,
 	    r->ti->name);
+	/* A copy of exactly what is about to be sent, before it is sent. */
+	if (queue_archive(r) == -1) {
+		kill(r->pid, SIGKILL);
+		return;
+	}
 	rv = store_begin(rg->store);
+	if (rv == 0)
+		rv = store_redactions_set(rg->store, r->job.id, r->job.attempts + 1,
+		    r->red, r->nred);
 	if (rv == 0)
 		rv = queue_log(r, "attempt", NULL, NULL);
 	if (rv == 0)
@@ -217,7 +300,12 @@ queue_chan_read(int fd, uint32_t events, void *arg)
 	}
 	m.error[sizeof(m.error) - 1] = '\0';
 	m.sha256[sizeof(m.sha256) - 1] = '\0';
-	if (m.type == WMSG_RENDERED && r->mode == WORKER_DELIVER &&
+	if (m.type == WMSG_REDACTION && r->mode == WORKER_DELIVER &&
+	    !r->logged_attempt && r->nred < QUEUE_MAX_REDACTIONS) {
+		m.red.pattern[sizeof(m.red.pattern) - 1] = '\0';
+		r->red = xreallocarray(r->red, r->nred + 1, sizeof(*r->red));
+		r->red[r->nred++] = m.red;
+	} else if (m.type == WMSG_RENDERED && r->mode == WORKER_DELIVER &&
 	    !r->logged_attempt)
 		queue_rendered(r, &m);
 	else if (m.type == WMSG_RESULT && !r->done) {

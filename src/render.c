@@ -8,6 +8,8 @@
  * what its page shows (text layer, metadata, annotations, forms, scripts,
  * attachments, optional content, earlier revisions) has no way into the
  * output, and text under a box is gone with the pixels that showed it.
+ * Only a page's own contents are drawn (and searched): annotations and
+ * form fields are left out.
  *
  * Plain text documents are first typeset into a PDF (DejaVu Sans Mono,
  * the output paper, 54 pt margins) so that they take the same path.
@@ -31,6 +33,7 @@
 #include <jpeglib.h>
 #include <mupdf/fitz.h>
 
+#include "config.h"
 #include "cover.h"
 #include "manifest.h"
 #include "render.h"
@@ -472,7 +475,7 @@ largest_image(fz_context *ctx, fz_page *page, int *w, int *h, fz_matrix *ctm)
 
 	d->super.fill_image = note_image;
 	fz_try(ctx) {
-		fz_run_page(ctx, page, &d->super, fz_identity, &render_cookie);
+		fz_run_page_contents(ctx, page, &d->super, fz_identity, &render_cookie);
 		fz_close_device(ctx, &d->super);
 	}
 	fz_always(ctx) {
@@ -712,17 +715,25 @@ search_page(fz_context *ctx, fz_page *page, fz_rect bounds, struct pattern *p,
     size_t np, struct boxes *bx)
 {
 	fz_stext_page		*sp = NULL;
+	fz_device		*dev = NULL;
 	struct page_text	 t;
 
 	memset(&t, 0, sizeof(t));
 	buf_init(&t.s);
 	fz_var(sp);
+	fz_var(dev);
 	fz_try(ctx) {
-		sp = fz_new_stext_page_from_page(ctx, page, NULL);
+		/* The same contents raster() draws, with no annotations. */
+		sp = fz_new_stext_page(ctx, bounds);
+		dev = fz_new_stext_device(ctx, sp, NULL);
+		fz_run_page_contents(ctx, page, dev, fz_identity, &render_cookie);
+		fz_close_device(ctx, dev);
 		page_text_build(ctx, sp, &t);
 	}
-	fz_always(ctx)
+	fz_always(ctx) {
+		fz_drop_device(ctx, dev);
 		fz_drop_stext_page(ctx, sp);
+	}
 	fz_catch(ctx) {
 		buf_free(&t.s);
 		free(t.map);
@@ -881,7 +892,9 @@ raster(fz_context *ctx, fz_page *page, fz_rect bounds, const struct boxes *bx,
 	fz_try(ctx) {
 		fz_clear_pixmap_with_value(ctx, pix, 255);
 		dev = fz_new_draw_device(ctx, fz_identity, pix);
-		fz_run_page(ctx, page, dev, ctm, &render_cookie);
+		/* The page's own contents only: annotations and form fields
+		 * (a sticky note, a filled-in field) are not the record. */
+		fz_run_page_contents(ctx, page, dev, ctm, &render_cookie);
 		fz_close_device(ctx, dev);
 	}
 	fz_always(ctx)
@@ -1105,6 +1118,29 @@ render_defaults(struct render_opts *o, enum render_profile p)
 	o->max_pixels = (int64_t)100 * 1000 * 1000;
 	o->time_limit = 300;
 	o->font_dir = "/usr/share/fonts/truetype/dejavu";
+}
+
+void
+render_opts_from_config(const struct config *c, int profile, struct render_opts *o)
+{
+	render_defaults(o, (enum render_profile)profile);
+	if (c->paper == 1) {
+		o->paper_w = 595;
+		o->paper_h = 842;
+	}
+	if (profile == RENDER_FAX) {
+		o->xdpi = c->fax_fine ? 204 : 200;
+		o->ydpi = c->fax_fine ? 196 : 200;
+	} else {
+		o->xdpi = o->ydpi = c->document_dpi;
+		o->color = c->document_color;
+	}
+	o->jpeg_quality = c->jpeg_quality;
+	o->max_pages = c->max_pages;
+	o->max_memory = c->render_memory;
+	o->max_pixels = c->max_image_pixels;
+	o->time_limit = (int)((c->render_timeout_ms + 999) / 1000);
+	o->font_dir = c->font_dir;
 }
 
 static void

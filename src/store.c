@@ -91,6 +91,14 @@ static const char *const migrations[] = {
 	" BEGIN SELECT RAISE(ABORT, 'counters only move forward'); END;"
 	"CREATE TRIGGER counters_no_delete BEFORE DELETE ON counters"
 	" BEGIN SELECT RAISE(ABORT, 'counters are never deleted'); END;",
+
+	/* 3: the redactions the pipeline applied for the latest attempt of a
+	 * job: where, and which pattern; never the text covered. */
+	"CREATE TABLE redactions ("
+	" job_id INTEGER NOT NULL REFERENCES jobs(id), attempt INTEGER NOT NULL,"
+	" doc INTEGER NOT NULL, page INTEGER NOT NULL, x REAL NOT NULL,"
+	" y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL, pattern TEXT NOT NULL);"
+	"CREATE INDEX redactions_job ON redactions(job_id);",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -668,6 +676,77 @@ store_job_events(struct store *s, int64_t id, store_event_cb cb, void *arg)
 		free(e.actor);
 		free(e.reason);
 		if (stop)
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_redactions_set(struct store *s, int64_t job_id, int attempt,
+    const struct store_redaction *r, size_t n)
+{
+	sqlite3_stmt	*del = prep(s, "DELETE FROM redactions WHERE job_id = ?");
+	sqlite3_stmt	*ins = NULL;
+	int		 rc;
+
+	if (del == NULL)
+		return -1;
+	sqlite3_bind_int64(del, 1, job_id);
+	rc = sqlite3_step(del);
+	sqlite3_finalize(del);
+	if (rc != SQLITE_DONE || (ins = prep(s, "INSERT INTO redactions (job_id, "
+	    "attempt, doc, page, x, y, w, h, pattern) VALUES (?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?)")) == NULL) {
+		if (rc != SQLITE_DONE)
+			seterr(s);
+		return -1;
+	}
+	rc = SQLITE_DONE;
+	for (size_t i = 0; rc == SQLITE_DONE && i < n; i++) {
+		sqlite3_reset(ins);
+		sqlite3_bind_int64(ins, 1, job_id);
+		sqlite3_bind_int(ins, 2, attempt);
+		sqlite3_bind_int(ins, 3, r[i].doc);
+		sqlite3_bind_int(ins, 4, r[i].page);
+		sqlite3_bind_double(ins, 5, r[i].x);
+		sqlite3_bind_double(ins, 6, r[i].y);
+		sqlite3_bind_double(ins, 7, r[i].w);
+		sqlite3_bind_double(ins, 8, r[i].h);
+		sqlite3_bind_text(ins, 9, r[i].pattern, -1, SQLITE_TRANSIENT);
+		rc = sqlite3_step(ins);
+	}
+	if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(ins);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_job_redactions(struct store *s, int64_t job_id, store_redaction_cb cb,
+    void *arg)
+{
+	sqlite3_stmt		*st = prep(s, "SELECT attempt, doc, page, x, y, w, h, "
+	    "pattern FROM redactions WHERE job_id = ? ORDER BY rowid");
+	struct store_redaction	 r;
+	int			 rc, attempt;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, job_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		attempt = sqlite3_column_int(st, 0);
+		r.doc = sqlite3_column_int(st, 1);
+		r.page = sqlite3_column_int(st, 2);
+		r.x = sqlite3_column_double(st, 3);
+		r.y = sqlite3_column_double(st, 4);
+		r.w = sqlite3_column_double(st, 5);
+		r.h = sqlite3_column_double(st, 6);
+		strlcpy_(r.pattern, (const char *)sqlite3_column_text(st, 7) ?
+		    (const char *)sqlite3_column_text(st, 7) : "", sizeof(r.pattern));
+		if (cb(&r, attempt, arg))
 			break;
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "render.h"
 #include "transport.h"
 #include "util.h"
 
@@ -107,8 +108,24 @@ transport_configure(const struct config *c, const struct config_transport *ct,
 		    c->path, ct->line, ct->name);
 		return -1;
 	}
+	/* "profile" is the daemon's: the output the pipeline renders for it. */
+	ti->profile = ti->backend->caps & TRANSPORT_CAP_FAX ? RENDER_FAX :
+	    RENDER_DOCUMENT;
 	for (size_t i = 0; i < ct->nkv; i++) {
 		msg[0] = '\0';
+		if (strcmp(ct->kv[i].key, "profile") == 0) {
+			if (strcmp(ct->kv[i].value, "fax") == 0)
+				ti->profile = RENDER_FAX;
+			else if (strcmp(ct->kv[i].value, "document") == 0)
+				ti->profile = RENDER_DOCUMENT;
+			else {
+				bsnprintf(err, errlen, "%s:%d: profile: \"%.60s\" is "
+				    "not fax or document", c->path, ct->kv[i].line,
+				    ct->kv[i].value);
+				return -1;
+			}
+			continue;
+		}
 		if (ti->backend->config(ti->state, ct->kv[i].key, ct->kv[i].value,
 		    msg, sizeof(msg)) == -1) {
 			bsnprintf(err, errlen, "%s:%d: %s", c->path, ct->kv[i].line,

@@ -1,15 +1,17 @@
 /*
  * The worker: one child process per job, forked by the daemon's queue.
- * It checks the packet again (hashes, policy), renders the output (the
- * seam the document pipeline fills; until then the documents go out
- * unchanged), reports the output's hash, waits for the daemon to log the
- * attempt, and then hands the output to the transport plugin.
+ * It checks the packet again (hashes, policy), renders the output (one
+ * PDF: cover sheet, every page re-rendered with its redactions burned in;
+ * src/render.c), reports the redactions and the output's hash and pages,
+ * waits for the daemon to log the attempt, and then hands the output to
+ * the transport plugin.
  *
  * The worker never opens the database and never sees a path it could
  * use with the daemon's other rights: it inherits the job's folder as a
  * file descriptor and talks to the daemon over a SOCK_SEQPACKET pair with
  * fixed-size messages.  It dies with the daemon (PR_SET_PDEATHSIG).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -26,9 +28,12 @@
 
 #include <jansson.h>
 
+#include "config.h"
 #include "log.h"
 #include "manifest.h"
 #include "policy.h"
+#include "render.h"
+#include "roigated.h"
 #include "store.h"
 #include "transport.h"
 #include "util.h"
@@ -40,6 +45,7 @@
 struct worker_output {
 	struct transport_file	*files;
 	char			(*hex)[65];
+	char			(*names)[80];
 	size_t			 nfiles;
 	uint32_t		 pages;
 	char			 sha256[65];
@@ -61,6 +67,8 @@ worker_content_type(const char *name)
 			return types[i].type;
 	return "application/octet-stream";
 }
+
+static void	worker_output_close(struct worker_output *);
 
 static void
 worker_send(int chan, const struct worker_msg *m)
@@ -127,25 +135,96 @@ worker_open_documents(int chan, const struct manifest *mf, struct worker_output 
 	}
 }
 
+/* The cover sheet template a packet names: NAME.tpl in template_dir. */
+static void
+worker_template(int chan, const struct manifest *mf, char *path, size_t len)
+{
+	const char	*name = mf->cover_template ? mf->cover_template :
+			    rg->conf->cover_template;
+
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			worker_fail(chan, TRANSPORT_PERMFAIL, "cover sheet template "
+			    "\"%.64s\": a name is letters, digits, '-' and '_'", name);
+	if ((size_t)snprintf(path, len, "%s/%s.tpl", rg->conf->template_dir, name) >= len)
+		worker_fail(chan, TRANSPORT_PERMFAIL, "cover sheet template name too "
+		    "long");
+}
+
 /*
- * The rendering seam.  The document pipeline (redaction, cover sheet, one
- * output PDF) replaces this body; until it lands the documents are the
- * output, unchanged, and the output hash is their listing's digest.
+ * Render the packet into one PDF (src/render.c) and make it the one file
+ * the transport sends.  Each redaction applied goes to the daemon, which
+ * records it with the attempt.
  */
 static void
-worker_render(int chan, const struct manifest *mf, struct worker_output *o)
+worker_render(int chan, const struct job *j, const struct manifest *mf,
+    const struct transport_instance *ti, const struct recipient *r,
+    struct worker_output *o)
 {
-	const char	**names = xcalloc(o->nfiles, sizeof(*names));
-	const char	**hexes = xcalloc(o->nfiles, sizeof(*hexes));
+	struct render_opts	 opts;
+	struct render_cover	 cover;
+	struct render_result	 res;
+	struct worker_msg	 m;
+	struct stat		 st;
+	char			 tpl[4096];
+	int			 fd;
 
-	for (size_t i = 0; i < o->nfiles; i++) {
-		names[i] = o->files[i].name;
-		hexes[i] = o->files[i].sha256;
+	/* The documents were checked against their hashes; render reads them
+	 * again by name from the job's private folder. */
+	worker_output_close(o);
+	render_opts_from_config(rg->conf, ti->profile, &opts);
+	worker_template(chan, mf, tpl, sizeof(tpl));
+	memset(&cover, 0, sizeof(cover));
+	cover.template_path = tpl;
+	cover.org_name = rg->conf->organization;
+	cover.org_address = rg->conf->organization_address;
+	cover.org_phone = rg->conf->organization_phone;
+	cover.org_fax = rg->conf->organization_fax;
+	cover.logo = rg->conf->logo;
+	cover.to_name = r->name;
+	cover.to_organization = r->organization;
+	cover.to_address = r->address;
+	/* The date the packet was accepted, not the hour of this attempt: a
+	 * job renders to the same bytes every time, so a retry can recognize
+	 * what an interrupted attempt already delivered. */
+	cover.now = j->created_at;
+	if (render_packet(mf, WORKER_JOBDIR_FD, WORKER_OUTPUT, &opts, &cover,
+	    &res) == -1) {
+		render_result_free(&res);
+		worker_fail(chan, res.tempfail ? TRANSPORT_TEMPFAIL :
+		    TRANSPORT_PERMFAIL, "%s", res.err);
 	}
-	sha256_listing(names, hexes, o->nfiles, o->sha256);
-	o->pages = 0;	/* counted by the renderer */
-	free(names);
-	free(hexes);
+	for (size_t i = 0; i < res.nred; i++) {
+		memset(&m, 0, sizeof(m));
+		m.type = WMSG_REDACTION;
+		m.red.doc = res.red[i].doc;
+		m.red.page = res.red[i].page;
+		m.red.x = res.red[i].x;
+		m.red.y = res.red[i].y;
+		m.red.w = res.red[i].w;
+		m.red.h = res.red[i].h;
+		strlcpy_(m.red.pattern, res.red[i].pattern, sizeof(m.red.pattern));
+		worker_send(chan, &m);
+	}
+	render_result_free(&res);
+
+	fd = openat(WORKER_JOBDIR_FD, WORKER_OUTPUT, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1 || fstat(fd, &st) == -1)
+		worker_fail(chan, TRANSPORT_TEMPFAIL, "the rendered output cannot be "
+		    "opened: %s", strerror(errno));
+	o->files = xcalloc(1, sizeof(*o->files));
+	o->hex = xcalloc(1, sizeof(*o->hex));
+	o->names = xcalloc(1, sizeof(*o->names));
+	o->nfiles = 1;
+	snprintf(o->names[0], sizeof(o->names[0]), "%s.pdf", j->packet_id);
+	strlcpy_(o->hex[0], res.sha256, sizeof(o->hex[0]));
+	o->files[0].fd = fd;
+	o->files[0].name = o->names[0];
+	o->files[0].content_type = "application/pdf";
+	o->files[0].size = st.st_size;
+	o->files[0].sha256 = o->hex[0];
+	o->pages = (uint32_t)res.pages;
+	strlcpy_(o->sha256, res.sha256, sizeof(o->sha256));
 }
 
 static void
@@ -233,7 +312,7 @@ worker_job(const struct job *j, enum worker_mode mode,
 			    "%.400s", all);
 		}
 		worker_open_documents(chan, mf, out);
-		worker_render(chan, mf, out);
+		worker_render(chan, j, mf, ti, r, out);
 	}
 	worker_message(j, mf, &tr, out, &msg);
 
@@ -323,6 +402,7 @@ worker_next_job(struct job *j)
 	close(mfd);
 	memset(j, 0, sizeof(*j));
 	j->id = n->job_id;
+	j->created_at = n->created_at;
 	n->packet_id[sizeof(n->packet_id) - 1] = '\0';
 	j->packet_id = xstrdup(n->packet_id);
 	j->attempts = n->attempts;
@@ -340,6 +420,7 @@ worker_output_close(struct worker_output *o)
 			close(o->files[i].fd);
 	free(o->files);
 	free(o->hex);
+	free(o->names);
 	memset(o, 0, sizeof(*o));
 }
 
@@ -427,6 +508,7 @@ worker_send_next(int chan, const struct job *j, int jobdirfd)
 	x.n.type = WMSG_NEXT;
 	x.n.attempts = j->attempts;
 	x.n.job_id = j->id;
+	x.n.created_at = j->created_at;
 	strlcpy_(x.n.packet_id, j->packet_id, sizeof(x.n.packet_id));
 	cm = CMSG_FIRSTHDR(&x.mh);
 	cm->cmsg_level = SOL_SOCKET;

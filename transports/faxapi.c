@@ -694,7 +694,7 @@ fax_shutdown(void *p)
 const struct transport_backend roigate_transport = {
 	.name = "faxapi",
 	.abi = TRANSPORT_ABI_VERSION,
-	.caps = TRANSPORT_CAP_POLL | TRANSPORT_CAP_PAGES,
+	.caps = TRANSPORT_CAP_POLL | TRANSPORT_CAP_PAGES | TRANSPORT_CAP_FAX,
 	.create = fax_create,
 	.config = fax_config,
 	.check = fax_check,

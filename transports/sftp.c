@@ -6,7 +6,7 @@
  * The recipient's directory entry says where:
  *	address		sftp://USER@HOST[:PORT]/FOLDER
  *	host_key	SHA256:... (as `ssh-keygen -lf` prints it): required
- *	pattern		remote file name, default "{packet_id}_{file}"
+ *	pattern		remote file name, default "{file}"
  *			({packet_id}, {date} as YYYYMMDD, {file}, {n}, {job})
  *	overwrite	no (default) | yes
  *	verify		size | readback (default: the transport's setting)
@@ -694,7 +694,7 @@ sftpt_deliver(void *p, const struct transport_message *m,
 		return fail(&c, TRANSPORT_PERMFAIL, 1, "recipient %s has no pinned "
 		    "host key: add --param host_key=SHA256:... (as ssh-keygen -lf "
 		    "prints it) and verify the recipient again", m->recipient->id);
-	c.pattern = (v = param(m->recipient, "pattern")) ? v : "{packet_id}_{file}";
+	c.pattern = (v = param(m->recipient, "pattern")) ? v : "{file}";
 	c.overwrite = (v = param(m->recipient, "overwrite")) && !strcmp(v, "yes");
 	if ((v = param(m->recipient, "verify")) && parse_verify(v, &c.readback) == -1)
 		return fail(&c, TRANSPORT_PERMFAIL, 1, "recipient %s: verify must be "

@@ -42,6 +42,8 @@ enum transport_status {
 /* Capability bits. */
 #define TRANSPORT_CAP_POLL	0x01	/* deliver() may answer "sent", poll() confirms */
 #define TRANSPORT_CAP_PAGES	0x02	/* receipt pages come from the remote side */
+#define TRANSPORT_CAP_FAX	0x04	/* sends to fax machines: the output defaults
+					 * to the 1-bit fax profile */
 
 /* Receipt: fixed size so that it crosses the worker pipe as it is. */
 #define TRANSPORT_ID_MAX	128

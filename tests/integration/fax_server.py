@@ -20,8 +20,11 @@ Every request it gets is appended to LOGFILE as a JSON line.
 import base64
 import cgi
 import json
+import re
 import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +38,17 @@ NEXT_ID = [1000]
 
 def now():
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+
+
+def pdf_pages(data):
+    """Pages of an uploaded PDF as pdfinfo counts them, or None if it is
+    not a PDF pdfinfo can read (the provider refuses those)."""
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as t:
+        t.write(data)
+        t.flush()
+        r = subprocess.run(["pdfinfo", t.name], capture_output=True, text=True)
+    m = re.search(r"^Pages:\s+(\d+)", r.stdout, re.M)
+    return int(m.group(1)) if r.returncode == 0 and m else None
 
 
 def fax_json(f):
@@ -104,11 +118,18 @@ class Handler(BaseHTTPRequestHandler):
                  "tag": form.getfirst("tag[roigate_job]", ""),
                  "files": [{"name": f.filename, "type": f.type,
                             "size": len(f.value),
-                            "pdf": f.value.startswith(b"%PDF-")} for f in files]}
+                            "pdf": f.value.startswith(b"%PDF-"),
+                            "pages": pdf_pages(f.value)} for f in files]}
         self.note(entry)
         if not to.startswith("+") or not files:
             return self.reply(422, {"success": False,
                                     "message": "to and file are required"})
+        if any(f["pages"] is None for f in entry["files"]):
+            return self.reply(422, {"success": False,
+                                    "message": "File could not be processed"})
+        if to == "+15550001008":
+            return self.reply(422, {"success": False, "message":
+                                    "Phone number is not a valid fax number"})
         with LOCK:
             n = POSTS[to] = POSTS.get(to, 0) + 1
         if to == "+15550001005" and n == 1:
@@ -125,7 +146,8 @@ class Handler(BaseHTTPRequestHandler):
             fid = NEXT_ID[0]
             FAXES[fid] = {"id": fid, "to": to, "tag": entry["tag"], "polls": 0,
                           "status": "queued", "pages": 0, "created_at": now(),
-                          "post": n}
+                          "post": n, "pdf_pages": sum(
+                              f["pages"] for f in entry["files"])}
         self.reply(200, {"success": True, "message": "Fax queued for sending",
                          "data": {"id": fid}})
 
@@ -133,7 +155,7 @@ class Handler(BaseHTTPRequestHandler):
         """The script: what a status request finds."""
         f["polls"] += 1
         to = f["to"]
-        final = dict(status="success", pages=3, completed_at=now())
+        final = dict(status="success", pages=f["pdf_pages"], completed_at=now())
         if to == "+15550001001" and f["polls"] <= 2:
             f.update(status="inprogress")
         elif to == "+15550001009":
@@ -145,7 +167,8 @@ class Handler(BaseHTTPRequestHandler):
             f.update(status="failure", error_type="fatalError", error_id=11,
                      error_message="Invalid number", completed_at=now())
         elif to == "+15550001004":
-            f.update(status="partialsuccess", pages=2, error_type="faxError",
+            f.update(status="partialsuccess", pages=f["pdf_pages"] - 1,
+                     error_type="faxError",
                      error_id=90, error_message="Line dropped after page 2",
                      completed_at=now())
         elif f["status"] in ("queued", "inprogress"):

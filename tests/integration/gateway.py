@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -22,6 +23,7 @@ BUILD = os.environ.get("ROIGATE_BUILD") or os.path.join(
 BUILD = os.path.abspath(BUILD)
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SAMPLE = os.path.join(TOP, "examples", "sample-packet")
+TEMPLATES = os.path.join(TOP, "templates")
 
 # Exit codes of roictl (sysexits).
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_SOFTWARE, EX_NOPERM = \
@@ -39,6 +41,13 @@ def open_path(folder):
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def pdf_pages(path):
+    """The page count pdfinfo reads from a PDF."""
+    out = subprocess.run(["pdfinfo", path], capture_output=True, text=True,
+                         check=True).stdout
+    return int(re.search(r"^Pages:\s+(\d+)", out, re.M).group(1))
 
 
 def sample_manifest():
@@ -127,7 +136,8 @@ class Gateway:
         me = pwd.getpwuid(os.getuid()).pw_name
         self.settings = {
             "daemon": {"state_dir": self.state, "socket": self.sock,
-                       "transport_dir": self.plugins, "log_level": "info"},
+                       "transport_dir": self.plugins, "log_level": "info",
+                       "template_dir": TEMPLATES},
             "spool": {"dir": self.spool, "settle_ms": "150",
                       "rescan": "1s", "incomplete_timeout": "30s",
                       "max_file_size": "1M", "max_packet_size": "4M"},

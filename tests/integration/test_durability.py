@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gateway import Packet, wait_for, wait_state
+from gateway import Packet, sha256, wait_for, wait_state
 
 
 def _deliveries(gw, packet_id):
@@ -24,11 +24,16 @@ def _check_exactly_once(gw, packet):
     j = wait_state(gw, packet.packet_id, "delivered", timeout=30)
     assert _deliveries(gw, packet.packet_id) == [packet.packet_id]
     folder = os.path.join(gw.outbox, "records-desk", packet.packet_id)
-    for name, data in packet.files.items():
-        with open(os.path.join(folder, name), "rb") as f:
-            assert f.read() == data
+    assert os.listdir(folder) == [f"{packet.packet_id}.pdf"]
+    with open(os.path.join(folder, f"{packet.packet_id}.pdf"), "rb") as f:
+        sent = sha256(f.read())
     entries = gw.job(j["id"])["disclosures"]
     outcomes = [e["outcome"] for e in entries]
+    # What arrived is what the log says was sent, and a copy of it is kept.
+    assert entries[-1]["output_sha256"] == sent
+    with open(os.path.join(gw.state, "archive",
+                           f"{j['id']}-{j['attempts']}.pdf"), "rb") as f:
+        assert sha256(f.read()) == sent
     # Every send was logged before it was made, and it ends delivered once.
     assert outcomes[0] == "attempt"
     assert outcomes[-1] == "delivered"

@@ -92,15 +92,15 @@ def test_success_after_two_inprogress_polls(tmp_path, pki, api):
         assert post["tag"] == str(j["id"])
         assert post["header_text"] == "Example Hospital HIM REQ-2026-0457"
         assert "Testpatient" not in post["header_text"]
-        assert [f["name"] for f in post["files"]] == [
-            "labs-2026-10.pdf", "discharge-summary.txt", "chest-xray.png"]
-        assert post["files"][0]["pdf"]
+        # One PDF: the cover sheet and the three documents, 1-bit for fax.
+        assert [f["name"] for f in post["files"]] == ["ROI-FAX-1.pdf"]
+        assert post["files"][0]["pdf"] and post["files"][0]["pages"] == 4
         tos = [e["to"] for e in show["events"]]
         assert tos.count("awaiting_confirmation") >= 1
         assert outcomes(gw, j) == ["attempt", "sent", "delivered"]
         d = show["disclosures"][-1]
         assert d["remote_id"] == show["job"]["remote_id"]
-        assert d["pages"] == 3
+        assert d["pages"] == 4 == show["job"]["pages"]
         assert "remote CSID +1 555 000 9999" in d["detail"]
     finally:
         gw.stop()
@@ -131,6 +131,8 @@ def test_busy_twice_then_success(tmp_path, pki, api):
 @pytest.mark.parametrize("number,state,words", [
     ("+15550001003", "failed", "Invalid number"),
     ("+15550001004", "held", "arrived only in part"),
+    # A 422 answer: refused with the provider's own words, never resent.
+    ("+15550001008", "failed", "Phone number is not a valid fax number"),
 ])
 def test_final_failures(tmp_path, pki, api, number, state, words):
     gw = fax_gateway(tmp_path, pki, api)

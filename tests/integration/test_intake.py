@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gateway import Packet, wait_for, wait_rejected, wait_state, sha256
+from gateway import Packet, pdf_pages, wait_for, wait_rejected, wait_state, sha256
 
 
 def test_good_packet_is_delivered_and_logged(gw):
@@ -16,11 +16,15 @@ def test_good_packet_is_delivered_and_logged(gw):
     gw.drop(p)
     j = wait_state(gw, "ROI-T-0001", "delivered")
     out = os.path.join(gw.outbox, "records-desk", "ROI-T-0001")
-    assert sorted(os.listdir(out)) == sorted(p.files)
-    for name, data in p.files.items():
-        with open(os.path.join(out, name), "rb") as f:
-            assert f.read() == data
+    # One PDF: the cover sheet, then the three documents' pages.
+    assert os.listdir(out) == ["ROI-T-0001.pdf"]
+    pdf = os.path.join(out, "ROI-T-0001.pdf")
+    assert pdf_pages(pdf) == 4
+    with open(pdf, "rb") as f:
+        output_sha = sha256(f.read())
     show = gw.job(j["id"])
+    assert show["job"]["pages"] == 4
+    assert show["job"]["output_sha256"] == output_sha
     assert show["job"]["attempts"] == 1
     assert [e["to"] for e in show["events"]] == [
         "accepted", "queued", "rendering", "sending", "delivered"]
@@ -34,6 +38,12 @@ def test_good_packet_is_delivered_and_logged(gw):
     assert d["accountable"] is False   # made under the patient's authorization
     assert d["remote_id"] == "records-desk/ROI-T-0001"
     assert d["prev_hash"] == entries[0]["hash"]
+    assert d["pages"] == 4 and d["output_sha256"] == output_sha
+    # A copy of exactly what was sent, readable by the daemon's user only.
+    kept = os.path.join(gw.state, "archive", f"{j['id']}-1.pdf")
+    assert os.stat(kept).st_mode & 0o777 == 0o600
+    with open(kept, "rb") as f:
+        assert sha256(f.read()) == output_sha
     # The spool is empty and the packet lives on in the daemon's jobs/.
     assert gw.incoming_names() == []
     r = gw.roictl("verify-log", check=0)

@@ -5,7 +5,9 @@ import subprocess
 
 import pytest
 
-from gateway import BUILD, Gateway, Packet, sha256, wait_for, wait_state
+import docs
+
+from gateway import BUILD, Gateway, Packet, pdf_pages, sha256, wait_for, wait_state
 from sshd import Sshd, ThrottleProxy, keygen
 
 
@@ -48,14 +50,15 @@ def test_delivery_with_bytes_and_hash_checked_on_the_server(tmp_path, sshd):
         j = wait_state(gw, "ROI-SFTP-1", ("delivered", "failed", "held"))
         show = gw.job(j["id"])
         assert j["state"] == "delivered", show["job"]["last_error"]
-        names = sorted(os.listdir(sshd.inbox))
-        assert names == sorted(f"ROI-SFTP-1_{n}" for n in p.files)
-        for n, data in p.files.items():
-            path = os.path.join(sshd.inbox, f"ROI-SFTP-1_{n}")
-            with open(path, "rb") as f:
-                assert hashlib.sha256(f.read()).hexdigest() == sha256(data)
-            assert os.stat(path).st_mode & 0o777 == 0o600
+        # One PDF named after the packet, the bytes the log recorded.
+        assert os.listdir(sshd.inbox) == ["ROI-SFTP-1.pdf"]
+        path = os.path.join(sshd.inbox, "ROI-SFTP-1.pdf")
+        with open(path, "rb") as f:
+            got = hashlib.sha256(f.read()).hexdigest()
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        assert pdf_pages(path) == 4
         d = show["disclosures"][-1]
+        assert got == d["output_sha256"] == show["job"]["output_sha256"]
         assert d["outcome"] == "delivered"
         assert d["remote_id"] == sshd.address()
         assert sshd.fingerprint in d["detail"]
@@ -78,7 +81,7 @@ def test_send_whose_answer_was_lost_is_not_duplicated(tmp_path, sshd):
     assert gw.wait_exit() == -9
     before = {n: os.stat(os.path.join(sshd.inbox, n)).st_mtime_ns
               for n in os.listdir(sshd.inbox)}
-    assert len(before) == len(p.files)
+    assert list(before) == ["ROI-SFTP-LOST.pdf"]
     gw.start()
     try:
         j = wait_state(gw, "ROI-SFTP-LOST", "delivered")
@@ -210,33 +213,32 @@ def test_server_that_never_answers_times_out_as_tempfail(tmp_path, sshd):
 
 
 def test_sshd_stopped_mid_upload_then_delivered_once(tmp_path, sshd):
-    """A 50 MB document, throttled to about 25 MB/s on its way to the
-    server so that sshd can be killed half-way; restarted, the job is
-    retried and delivered exactly once with no .part left behind."""
+    """An output of about 40 MB (eight pages of noise scanned at 300 dpi),
+    throttled to about 25 MB/s on its way to the server so that sshd can
+    be killed half-way; restarted, the job is retried and delivered
+    exactly once with no .part left behind."""
     proxy = ThrottleProxy(sshd.port, 25 * 1024 * 1024)
     gw = sftp_gateway(tmp_path, sshd,
                       spool={"max_file_size": "64M", "max_packet_size": "128M"},
                       queue={"job_timeout": "120s", "max_attempts": "50",
-                             "backoff_max": "1s"})
+                             "backoff_max": "1s"},
+                      render={"document_dpi": "300", "jpeg_quality": "95"})
     try:
         add_sftp_recipient(gw, "bulk", sshd.address(port=proxy.port),
                            sshd.fingerprint)
-        p = Packet("ROI-SFTP-BIG", recipient="bulk")
-        big = b"%PDF-1.4\n" + os.urandom(50 * 1024 * 1024)
-        p.files = {"big.pdf": big}
-        p.manifest["documents"] = [dict(p.manifest["documents"][0],
-                                        file="big.pdf")]
+        p = docs.noise_packet("ROI-SFTP-BIG", "bulk", pages=8)
         gw.drop(p)
-        part = os.path.join(sshd.inbox, "ROI-SFTP-BIG_big.pdf.part")
+        part = os.path.join(sshd.inbox, "ROI-SFTP-BIG.pdf.part")
         wait_for("the upload to be under way", lambda: os.path.exists(part) and
                  os.stat(part).st_size > 5 * 1024 * 1024, timeout=60)
         sshd.kill()
         j = wait_state(gw, "ROI-SFTP-BIG", "deferred", timeout=60)
         sshd.start()
         j = wait_state(gw, "ROI-SFTP-BIG", "delivered", timeout=120)
-        assert sorted(os.listdir(sshd.inbox)) == ["ROI-SFTP-BIG_big.pdf"]
-        with open(os.path.join(sshd.inbox, "ROI-SFTP-BIG_big.pdf"), "rb") as f:
-            assert hashlib.sha256(f.read()).hexdigest() == sha256(big)
+        assert sorted(os.listdir(sshd.inbox)) == ["ROI-SFTP-BIG.pdf"]
+        with open(os.path.join(sshd.inbox, "ROI-SFTP-BIG.pdf"), "rb") as f:
+            got = hashlib.sha256(f.read()).hexdigest()
+        assert got == gw.job(j["id"])["job"]["output_sha256"]
         outcomes = [d["outcome"] for d in gw.job(j["id"])["disclosures"]]
         assert outcomes[0] == "attempt" and "deferred" in outcomes
         assert outcomes[-1] == "delivered" and outcomes.count("delivered") == 1
@@ -292,9 +294,9 @@ def test_jobs_that_come_together_share_one_connection(tmp_path, sshd):
                   gw.job(d["id"])["disclosures"][-1]["detail"]]
         assert len(reused) == 4
         names = os.listdir(sshd.inbox)
-        assert sum(n.startswith("ROI-SFTP-B") for n in names) == 15
+        assert sum(n.startswith("ROI-SFTP-B") for n in names) == 5
         assert not any(n.startswith("ROI-SFTP-O") for n in names)
-        assert len(os.listdir(os.path.join(sshd.inbox, "other"))) == 6
+        assert len(os.listdir(os.path.join(sshd.inbox, "other"))) == 2
     finally:
         gw.stop()
 

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+import docs
+
 from gateway import BUILD, TOP, Gateway, Packet, wait_state
 from pki import PKI
 from sshd import free_port
@@ -120,9 +122,10 @@ def test_signed_encrypted_message_decrypts_and_verifies(tmp_path, pki, smtpd):
         inner = openssl("cms", "-verify", "-CAfile", pki.ca.pem, input=signed)
         msg = email.message_from_bytes(inner)
         parts = [q for q in msg.walk() if q.get_filename()]
-        assert [q.get_filename() for q in parts] == ["labs-2026-10.pdf"]
+        assert [q.get_filename() for q in parts] == ["ROI-MAIL-1.pdf"]
+        assert parts[0].get_content_type() == "application/pdf"
         data = parts[0].get_payload(decode=True)
-        assert data == p.files["labs-2026-10.pdf"]
+        assert data.startswith(b"%PDF-")
         assert hashlib.sha256(data).hexdigest() == show["job"]["output_sha256"]
         body = [q for q in msg.walk() if q.get_content_type() == "text/plain"][0]
         assert "REQ-2026-0457" in body.get_payload(decode=True).decode()
@@ -319,13 +322,12 @@ def test_fifty_megabyte_output_is_sent_whole(tmp_path, pki, smtpd):
     gw.stop()
     gw.settings["spool"].update({"max_file_size": "64M", "max_packet_size": "128M"})
     gw.settings["queue"]["job_timeout"] = "120s"
+    gw.settings["render"] = {"document_dpi": "300", "jpeg_quality": "95"}
     gw.write_conf()
     gw.start()
     try:
         add_recipient(gw, "dr-ada", "dr.ada@clinic.test", pki.recipient[0])
-        p = one_doc_packet("ROI-MAIL-BIG", "dr-ada")
-        big = b"%PDF-1.4\n" + os.urandom(50 * 1024 * 1024)
-        p.files = {"labs-2026-10.pdf": big}
+        p = docs.noise_packet("ROI-MAIL-BIG", "dr-ada", pages=10)
         gw.drop(p)
         j = wait_state(gw, "ROI-MAIL-BIG", ("delivered", "failed", "deferred"),
                        timeout=120)
@@ -336,7 +338,9 @@ def test_fifty_megabyte_output_is_sent_whole(tmp_path, pki, smtpd):
         inner = openssl("cms", "-verify", "-CAfile", pki.ca.pem, input=signed)
         parts = [q for q in email.message_from_bytes(inner).walk()
                  if q.get_filename()]
-        assert hashlib.sha256(parts[0].get_payload(decode=True)).hexdigest() == \
-            hashlib.sha256(big).hexdigest()
+        data = parts[0].get_payload(decode=True)
+        assert len(data) > 40 * 1024 * 1024
+        assert hashlib.sha256(data).hexdigest() == \
+            gw.job(j["id"])["job"]["output_sha256"]
     finally:
         gw.stop()
