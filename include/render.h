@@ -99,7 +99,8 @@ int	render_probe(int fd, const char *mime, const struct render_opts *opts,
 int	render_probe_here(int fd, const char *mime, const struct render_opts *opts,
 	    char *err, size_t errlen);
 
-/* Cover sheet template: parse only (for `roictl`/start-up checks and tests). */
-int	cover_check(const char *template_path, char *err, size_t errlen);
+/* Every template in template_dir parses, its fonts can be read, and the
+ * default cover_template is among them (roigated -n, start, reload). */
+int	render_check_templates(const struct config *, char *err, size_t errlen);
 
 #endif

@@ -223,6 +223,15 @@ collect_disclosure(const struct disclosure *d, void *arg)
 	return 0;
 }
 
+static int
+collect_redaction(const struct store_redaction *rd, int attempt, void *arg)
+{
+	json_array_append_new(arg, json_pack("{s:i, s:i, s:i, s:[f, f, f, f], s:s}",
+	    "attempt", attempt, "document", rd->doc, "page", rd->page, "box",
+	    rd->x, rd->y, rd->w, rd->h, "pattern", rd->pattern));
+	return 0;
+}
+
 static void
 op_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
     struct op_result *r)
@@ -230,6 +239,7 @@ op_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	struct disclosure_filter f;
 	struct job		 j;
 	json_t			*job, *events = json_array(), *disc = json_array();
+	json_t			*red = json_array();
 	int64_t			 id;
 	int			 rv;
 
@@ -237,9 +247,10 @@ op_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	    (rv = store_job_get(rg->store, id, &j)) != 1) {
 		if (r->code == NULL)
 			fail(r, "not_found", "no job %lld", (long long)id);
-		json_decref(events), json_decref(disc);
+		json_decref(events), json_decref(disc), json_decref(red);
 		return;
 	}
+	store_job_redactions(rg->store, id, collect_redaction, red);
 	memset(&f, 0, sizeof(f));
 	f.job_id = id;
 	store_job_events(rg->store, id, collect_event, events);
@@ -255,8 +266,8 @@ op_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	json_object_set_new(job, "pages", j.pages >= 0 ? json_integer(j.pages) :
 	    json_null());
 	json_object_set_new(job, "sent_at", jtime(j.sent_at));
-	r->result = json_pack("{s:o, s:o, s:o}", "job", job, "events", events,
-	    "disclosures", disc);
+	r->result = json_pack("{s:o, s:o, s:o, s:o}", "job", job, "events", events,
+	    "disclosures", disc, "redactions", red);
 	job_free(&j);
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hpdf.h>
 
@@ -309,6 +310,14 @@ cover_load(const char *path, const char *font_dir, char *err, size_t errlen)
 	if (rv == 0 && depth > 0)
 		rv = cover_err(err, errlen, path, t->l[stack[depth - 1]].line,
 		    "if without end");
+	for (size_t i = 0; rv == 0 && i < t->n; i++) {
+		const struct cover_font *cf = &t->fonts[t->l[i].font];
+
+		if ((t->l[i].op == OP_TEXT || t->l[i].op == OP_WRAP) &&
+		    access(cf->path, R_OK) == -1)
+			rv = cover_err(err, errlen, path, t->l[i].line, "font %s: %s "
+			    "cannot be read: %s", cf->name, cf->path, strerror(errno));
+	}
 	buf_free(&b);
 	fclose(f);
 	if (rv == -1) {
@@ -491,15 +500,18 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 			break;
 		case OP_BOX:
 		case OP_FILL:
+			/* Colour and width before the path: not while building it. */
+			if (cl->op == OP_BOX)
+				HPDF_Page_SetLineWidth(page, (HPDF_REAL)cl->n[4]);
+			else
+				HPDF_Page_SetGrayFill(page, (HPDF_REAL)(cl->n[4] > 1 ?
+				    1 : cl->n[4]));
 			HPDF_Page_Rectangle(page, (HPDF_REAL)cl->n[0],
 			    (HPDF_REAL)(ph - cl->n[1] - cl->n[3]), (HPDF_REAL)cl->n[2],
 			    (HPDF_REAL)cl->n[3]);
-			if (cl->op == OP_BOX) {
-				HPDF_Page_SetLineWidth(page, (HPDF_REAL)cl->n[4]);
+			if (cl->op == OP_BOX)
 				HPDF_Page_Stroke(page);
-			} else {
-				HPDF_Page_SetGrayFill(page, (HPDF_REAL)(cl->n[4] > 1 ?
-				    1 : cl->n[4]));
+			else {
 				HPDF_Page_Fill(page);
 				HPDF_Page_SetGrayFill(page, 0);
 			}

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "policy.h"
+#include "render.h"
 #include "roigated.h"
 #include "store.h"
 #include "util.h"
@@ -127,6 +128,23 @@ intake_check_entries(int dirfd, const struct manifest *m, struct errlist *errs)
 }
 
 /* Check one document: size, hash, type.  Adds to errs; sets *missing. */
+/*
+ * libmagic only reads headers (a 9-byte "%PDF-1.4" is a PDF to it): open
+ * the document with the reader that will render it, in a child process
+ * with memory and time limits, before taking it.
+ */
+static void
+intake_probe_document(int fd, const struct document *doc, const char *mime,
+    struct errlist *errs)
+{
+	struct render_opts	o;
+	char			why[400];
+
+	render_opts_from_config(rg->conf, RENDER_DOCUMENT, &o);
+	if (render_probe(fd, mime, &o, why, sizeof(why)) == -1)
+		errlist_add(errs, "document %s %s", doc->file, why);
+}
+
 static void
 intake_check_document(int dirfd, const struct document *doc, int64_t *total,
     struct errlist *errs, int *missing)
@@ -154,14 +172,16 @@ intake_check_document(int dirfd, const struct document *doc, int64_t *total,
 		close(fd);
 		return;
 	}
-	close(fd);
 	if (strcmp(hex, doc->sha256) != 0)
 		errlist_add(errs, "document %s: SHA-256 does not match the manifest",
 		    doc->file);
 	if (policy_check_type(magic, doc->file, head, (size_t)n, &mime, &terrs) == -1)
 		for (size_t i = 0; i < terrs.n; i++)
 			errlist_add(errs, "%s", terrs.msg[i]);
+	else if (errs->n == 0)
+		intake_probe_document(fd, doc, mime, errs);
 	errlist_free(&terrs);
+	close(fd);
 }
 
 static struct manifest *

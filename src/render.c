@@ -14,6 +14,7 @@
  * Plain text documents are first typeset into a PDF (DejaVu Sans Mono,
  * the output paper, 54 pt margins) so that they take the same path.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
@@ -940,16 +941,23 @@ page_boxes(fz_context *ctx, fz_page *page, fz_rect bounds, enum doc_kind kind,
 	double	sx = 1, sy = 1;
 
 	bx->n = 0;
-	if (kind == KIND_IMAGE) {
+	if (kind != KIND_TEXT) {
 		int		w, h;
 		fz_matrix	m;
 
+		/* A scan's size in pixels (rectangles on images are in pixels),
+		 * and the decompression bomb's: an image of billions of pixels
+		 * in a few megabytes of file is refused before it is decoded. */
 		largest_image(ctx, page, &w, &h, &m);
-		if (o->max_pixels > 0 && (int64_t)w * h > o->max_pixels)
-			fz_throw(ctx, FZ_ERROR_GENERIC, "roigate: the image is %d x %d "
-			    "pixels, over the limit of %lld pixels", w, h,
+		if (o->max_pixels > 0 && (int64_t)w * h > o->max_pixels) {
+			char why[160];	/* fz_throw knows no %lld */
+
+			snprintf(why, sizeof(why), "roigate: it holds an image of %d "
+			    "x %d pixels, over the limit of %lld pixels", w, h,
 			    (long long)o->max_pixels);
-		if (w > 0 && h > 0) {
+			fz_throw(ctx, FZ_ERROR_GENERIC, "%s", why);
+		}
+		if (kind == KIND_IMAGE && w > 0 && h > 0) {
 			sx = (bounds.x1 - bounds.x0) / w;
 			sy = (bounds.y1 - bounds.y0) / h;
 		}
@@ -1291,6 +1299,43 @@ render_packet(const struct manifest *mf, int dirfd, const char *outname,
 	return rv;
 }
 
+int
+render_check_templates(const struct config *c, char *err, size_t errlen)
+{
+	struct cover_template	*t;
+	struct dirent		*de;
+	DIR			*d;
+	char			 path[4096];
+	int			 found = 0, rv = 0;
+
+	if ((d = opendir(c->template_dir)) == NULL) {
+		snprintf(err, errlen, "template_dir %s cannot be read: %s",
+		    c->template_dir, strerror(errno));
+		return -1;
+	}
+	while (rv == 0 && (de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || len < 5 ||
+		    strcmp(de->d_name + len - 4, ".tpl") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", c->template_dir, de->d_name);
+		if ((t = cover_load(path, c->font_dir, err, errlen)) == NULL)
+			rv = -1;
+		cover_free(t);
+		if (strlen(c->cover_template) == len - 4 &&
+		    strncmp(de->d_name, c->cover_template, len - 4) == 0)
+			found = 1;
+	}
+	closedir(d);
+	if (rv == 0 && !found) {
+		snprintf(err, errlen, "cover_template %s: there is no %s/%s.tpl",
+		    c->cover_template, c->template_dir, c->cover_template);
+		rv = -1;
+	}
+	return rv;
+}
+
 void
 render_result_free(struct render_result *res)
 {
@@ -1329,14 +1374,14 @@ render_probe_here(int fd, const char *mime, const struct render_opts *o,
 		if (n >= 1 && (o->max_pages <= 0 || n <= o->max_pages)) {
 			page = fz_load_page(ctx, op.doc, 0);
 			(void)fz_bound_page(ctx, page);
-			if (op.kind == KIND_IMAGE) {
+			{
 				int		w, h;
 				fz_matrix	mm;
 
 				largest_image(ctx, page, &w, &h, &mm);
 				if (o->max_pixels > 0 && (int64_t)w * h > o->max_pixels) {
-					snprintf(err, errlen, "is an image of %d x %d pixels, "
-					    "over the limit of %lld pixels", w, h,
+					snprintf(err, errlen, "holds an image of %d x %d "
+					    "pixels, over the limit of %lld pixels", w, h,
 					    (long long)o->max_pixels);
 					rv = -1;
 				}

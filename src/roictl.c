@@ -40,7 +40,7 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "Queue (role operate; status: any role):\n"
 "  status                          counts by state and transport, problems, recent errors\n"
 "  list [--state S] [--transport T] [--limit N]   one line per job, newest first\n"
-"  show JOB                        one job: fields, history, disclosure-log entries\n"
+"  show JOB                        one job: fields, history, redactions, disclosure log\n"
 "  hold JOB...                     set jobs aside (queued, deferred, awaiting_confirmation)\n"
 "  release JOB...                  put held jobs back in the queue\n"
 "  retry JOB...                    retry deferred or failed jobs now, with fresh attempts\n"
@@ -284,6 +284,20 @@ cmd_show(struct roigate *rg, int argc, char **argv)
 	json_array_foreach(json_object_get(r, "events"), i, v)
 		printf("  %s  %-12s -> %-22s %-20s %s\n", s_(v, "at"), s_(v, "from"),
 		    s_(v, "to"), s_(v, "actor"), s_(v, "reason"));
+	if (json_array_size(json_object_get(r, "redactions")) > 0) {
+		printf("\nRedactions (attempt %lld; boxes in points, or pixels for "
+		    "images, from the page's top-left):\n", i_(json_array_get(
+		    json_object_get(r, "redactions"), 0), "attempt"));
+		json_array_foreach(json_object_get(r, "redactions"), i, v) {
+			json_t *b = json_object_get(v, "box");
+			printf("  document %lld page %-4lld %8.1f %8.1f %7.1f x %-7.1f %s\n",
+			    i_(v, "document"), i_(v, "page"),
+			    json_real_value(json_array_get(b, 0)),
+			    json_real_value(json_array_get(b, 1)),
+			    json_real_value(json_array_get(b, 2)),
+			    json_real_value(json_array_get(b, 3)), s_(v, "pattern"));
+		}
+	}
 	printf("\nDisclosure log:\n");
 	json_array_foreach(json_object_get(r, "disclosures"), i, v)
 		printf("  #%-5lld %s  %-11s %s %s\n", i_(v, "seq"), s_(v, "at"),

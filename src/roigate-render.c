@@ -38,7 +38,12 @@ usage(int code)
 	    "  -t TEMPLATE  cover sheet template file (default %s/default.tpl)\n"
 	    "  --org NAME   organization shown on the cover sheet\n"
 	    "  --to NAME    recipient shown on the cover sheet\n"
-	    "  --to-address ADDRESS   recipient's fax number or address\n",
+	    "  --to-address ADDRESS   recipient's fax number or address\n"
+	    "  --org-address TEXT, --org-phone TEXT, --org-fax TEXT, --logo PNG\n"
+	    "               the sender's details on the cover sheet\n"
+	    "  --time SECONDS   the cover sheet's date (seconds since 1970; default now)\n"
+	    "  --timeout SECONDS  give up on the packet after this long (default 300)\n"
+	    "  --max-memory MB    memory the reader may hold (default 512)\n",
 	    TEMPLATE_DIR);
 	exit(code);
 }
@@ -68,6 +73,13 @@ main(int argc, char *argv[])
 		{ "org", required_argument, NULL, 'O' },
 		{ "to", required_argument, NULL, 'T' },
 		{ "to-address", required_argument, NULL, 'A' },
+		{ "org-address", required_argument, NULL, 'D' },
+		{ "org-phone", required_argument, NULL, 'H' },
+		{ "org-fax", required_argument, NULL, 'F' },
+		{ "logo", required_argument, NULL, 'L' },
+		{ "time", required_argument, NULL, 'W' },
+		{ "timeout", required_argument, NULL, 'X' },
+		{ "max-memory", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -80,7 +92,8 @@ main(int argc, char *argv[])
 	const char		*profile = "document", *res_arg = NULL, *paper = "letter";
 	const char		*out = "preview.pdf";
 	char			 tpl[4096];
-	int			 ch, color = 0, dirfd, fd;
+	int			 ch, color = 0, dirfd, fd, timeout = -1;
+	long			 max_mb = -1;
 
 	memset(&c, 0, sizeof(c));
 	snprintf(tpl, sizeof(tpl), "%s/default.tpl", TEMPLATE_DIR);
@@ -98,6 +111,13 @@ main(int argc, char *argv[])
 		case 'O': c.org_name = optarg; break;
 		case 'T': c.to_name = optarg; break;
 		case 'A': c.to_address = optarg; break;
+		case 'D': c.org_address = optarg; break;
+		case 'H': c.org_phone = optarg; break;
+		case 'F': c.org_fax = optarg; break;
+		case 'L': c.logo = optarg; break;
+		case 'W': c.now = strtoll(optarg, NULL, 10); break;
+		case 'X': timeout = atoi(optarg); break;
+		case 'M': max_mb = atol(optarg); break;
 		case 'h': usage(0);
 		default: usage(EX_USAGE);
 		}
@@ -118,8 +138,13 @@ main(int argc, char *argv[])
 	if (res_arg && parse_res(res_arg, &o) == -1)
 		usage(EX_USAGE);
 	o.color = color;
+	if (timeout > 0)
+		o.time_limit = timeout;
+	if (max_mb > 0)
+		o.max_memory = (int64_t)max_mb << 20;
 	c.template_path = tpl;
-	c.now = time(NULL);
+	if (c.now == 0)
+		c.now = time(NULL);
 
 	if ((dirfd = open(argv[optind], O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		fprintf(stderr, "roigate-render: %s: %s\n", argv[optind], strerror(errno));

@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "probe.h"
 #include "queue.h"
+#include "render.h"
 #include "roigated.h"
 #include "spool.h"
 #include "store.h"
@@ -84,6 +85,12 @@ load(const char *path, struct transport_instance **tis, size_t *n)
 	}
 	if (transport_load_all(c, tis, n, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s\n", err);
+		config_free(c);
+		return NULL;
+	}
+	if (render_check_templates(c, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", c->path, err);
+		transport_free_all(*tis, *n);
 		config_free(c);
 		return NULL;
 	}

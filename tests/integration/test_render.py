@@ -1,0 +1,578 @@
+"""The document pipeline: one PDF per packet, cover sheet first, every page
+re-rendered with its redactions burned in, nothing recoverable left.
+
+Outputs are checked with the tools a privacy officer would reach for:
+pdftotext, strings over `qpdf --qdf --object-streams=disable`, pdfimages,
+pdfinfo and qpdf --check.  Most cases run roigate-render (the same code the
+worker runs, without the daemon); the daemon cases show the job's record.
+All patients, numbers and names are invented."""
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image
+
+import docs
+from gateway import (BUILD, TEMPLATES, Packet, pdf_pages, sample_manifest,
+                     wait_for, wait_rejected, wait_state)
+
+RENDER = os.path.join(BUILD, "roigate-render")
+SECRET = "ZQ-HIDDEN-55172"          # must never appear in an output
+SSN = "123-45-6789"
+
+
+# --- helpers -------------------------------------------------------------
+
+def write_packet(folder, files, docs_meta=None):
+    """A packet folder: files (name -> bytes) described in a manifest made
+    from the sample; docs_meta maps names to extra document fields."""
+    os.makedirs(folder, exist_ok=True)
+    m = sample_manifest()
+    base = m["documents"][0]
+    m["documents"] = []
+    for name, data in files.items():
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+        d = dict(base, file=name, sha256=hashlib.sha256(data).hexdigest())
+        d.update((docs_meta or {}).get(name, {}))
+        m["documents"].append(d)
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(m, f, ensure_ascii=False)
+    return m
+
+
+def render(folder, *args, ok=True):
+    r = subprocess.run([RENDER, "-t", os.path.join(TEMPLATES, "default.tpl"),
+                        *args, folder], capture_output=True, text=True,
+                       timeout=300)
+    if ok:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def text_of(pdf):
+    return subprocess.run(["pdftotext", "-layout", pdf, "-"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def qdf_strings(pdf, tmp):
+    """Every string in the output once all its streams are uncompressed."""
+    out = os.path.join(tmp, "qdf.pdf")
+    subprocess.run(["qpdf", "--qdf", "--object-streams=disable", pdf, out],
+                   check=True)
+    return subprocess.run(["strings", "-n", "4", out], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def images(pdf):
+    """pdfimages -list rows: (page, width, height, color, bpc, encoding)."""
+    out = subprocess.run(["pdfimages", "-list", pdf], capture_output=True,
+                         text=True, check=True).stdout.splitlines()[2:]
+    rows = []
+    for line in out:
+        f = line.split()
+        rows.append((int(f[0]), int(f[3]), int(f[4]), f[5], int(f[7]), f[8]))
+    return rows
+
+
+def page_image(pdf, page, tmp):
+    """Page page's image, as pdfimages extracts it, in PIL."""
+    prefix = os.path.join(tmp, f"img{page}")
+    subprocess.run(["pdfimages", "-png", "-f", str(page), "-l", str(page), pdf,
+                    prefix], check=True)
+    name = sorted(n for n in os.listdir(tmp) if n.startswith(f"img{page}-"))[0]
+    return Image.open(os.path.join(tmp, name)).convert("L")
+
+
+def qpdf_check(pdf):
+    r = subprocess.run(["qpdf", "--check", pdf], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def dark(im, box):
+    """Mean gray of a box (x0, y0, x1, y1) of the image."""
+    region = im.crop(box)
+    data = region.getdata()
+    return sum(data) / len(data)
+
+
+# --- inputs with something hidden in them ----------------------------------
+
+def leaky_pdf():
+    """A PDF hiding SECRET everywhere a PDF can: white text, text under an
+    image, the document information, XMP metadata, annotations, a form
+    field, an attachment, JavaScript, a layer that is off.  Its visible
+    text carries an SSN that the manifest redacts."""
+    return docs.pdf(
+        [docs.text_ops(["Synthetic progress note", f"SSN {SSN} on file"]) +
+         docs.text_ops([SECRET], top=200, color=(1, 1, 1)) +
+         docs.text_ops([SECRET], top=300),
+         docs.text_ops(["Page two of the note"])],
+        info={"Title": SECRET, "Author": SECRET, "Subject": SECRET},
+        xmp=SECRET, annots=SECRET, attachment=(f"{SECRET}.txt", SECRET.encode()),
+        javascript=f"app.alert('{SECRET}')", image_over=(60, 285, 320, 24),
+        hidden=SECRET, form_field=SECRET).data
+
+
+def leaky_inputs():
+    """(file name, bytes, redact spec) per input type; each hides SECRET
+    where that type can, and shows an SSN that is redacted."""
+    page = docs.scan(["Synthetic scanned letter", "Patient Zoe Testpatient"])
+    png_meta = {"pnginfo": _pnginfo()}
+    tiff = io.BytesIO()
+    page.convert("1").save(tiff, "TIFF", compression="group4", dpi=(200, 200),
+                           save_all=True, append_images=[page.convert("1")],
+                           tiffinfo={270: SECRET, 315: SECRET})
+    jpeg = docs.image_bytes(page.convert("RGB"), "JPEG", comment=SECRET.encode())
+    text = (f"Discharge summary (synthetic)\nSSN {SSN}\n{SECRET}\n"
+            "Zoë Testpatient, Nguyễn Văn An\n\fsecond page\n").encode()
+    rect = {"rects": [{"page": 1, "x": 150, "y": 190, "w": 700, "h": 50}]}
+    return [
+        ("note.pdf", leaky_pdf(),
+         {"patterns": [{"name": "ssn", "expect": 1}]}),
+        ("scan.tif", tiff.getvalue(), rect),
+        ("scan.png", docs.image_bytes(page, "PNG", **png_meta), rect),
+        ("scan.jpg", jpeg, rect),
+        ("summary.txt", text,
+         {"patterns": [{"name": "ssn", "expect": 1},
+                       {"regex": "ZQ-HIDDEN-[0-9]+", "expect": 1}]}),
+    ]
+
+
+def _pnginfo():
+    from PIL import PngImagePlugin
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", SECRET)
+    info.add_text("Author", SECRET)
+    return info
+
+
+# --- what every output must be -------------------------------------------
+
+@pytest.mark.parametrize("profile", ["fax", "document"])
+@pytest.mark.parametrize("case", [c[0] for c in leaky_inputs()])
+def test_nothing_hidden_reaches_the_output(tmp_path, profile, case):
+    name, data, redact = [c for c in leaky_inputs() if c[0] == case][0]
+    folder = str(tmp_path / "p")
+    write_packet(folder, {name: data}, {name: {"redact": redact}})
+    # The input does carry the secret (the test would prove nothing if not).
+    assert SECRET.encode() in data or SECRET.encode() in zlib_all(data)
+    r = render(folder, "-p", profile)
+    out = os.path.join(folder, "preview.pdf")
+    qpdf_check(out)
+    assert SECRET not in text_of(out)
+    assert SSN not in text_of(out)
+    s = qdf_strings(out, str(tmp_path))
+    assert SECRET not in s and SSN not in s
+    assert "JavaScript" not in s and "EmbeddedFile" not in s
+    assert "/Annots" not in s and "/AcroForm" not in s and "/OCProperties" not in s
+    # Every page after the cover is one image: fax CCITT 1-bit, document JPEG.
+    n = pdf_pages(out)
+    rows = images(out)
+    assert [row[0] for row in rows] == list(range(2, n + 1))
+    for row in rows:
+        if profile == "fax":
+            assert row[3:] == ("gray", 1, "ccitt")
+        else:
+            assert row[3:] == ("gray", 8, "jpeg")
+    assert "redaction document 1 page 1" in r.stdout
+
+
+def zlib_all(data):
+    """The input's Flate streams inflated (to find what they hide)."""
+    import zlib
+    out = b""
+    for m in re.finditer(rb"stream\r?\n", data):
+        try:
+            out += zlib.decompressobj().decompress(data[m.end():])
+        except zlib.error:
+            pass
+    return out
+
+
+def test_earlier_revision_does_not_survive(tmp_path):
+    data = docs.pdf_with_old_revision(SECRET, "Current text of the record")
+    assert SECRET.encode() in data
+    folder = str(tmp_path / "p")
+    write_packet(folder, {"revised.pdf": data})
+    render(folder)
+    out = os.path.join(folder, "preview.pdf")
+    assert SECRET not in qdf_strings(out, str(tmp_path))
+    assert pdf_pages(out) == 2
+
+
+@pytest.mark.parametrize("profile,dpi", [("fax", (204, 196)), ("document", (150, 150))])
+def test_redaction_boxes_are_black_pixels(tmp_path, profile, dpi):
+    """A rectangle on a PDF page (points) and on a scan (pixels), and the
+    SSN the ssn pattern finds: each box is solid black in the output's
+    page image, and what is around it is not."""
+    page = docs.scan(["Synthetic scan", "Account 4417-22 (synthetic)"])
+    folder = str(tmp_path / "p")
+    pdf_doc = docs.pdf([docs.text_ops(["Synthetic lab report",
+                                       f"SSN {SSN} recorded"], top=100)]).data
+    write_packet(folder, {"lab.pdf": pdf_doc,
+                          "scan.png": docs.image_bytes(page, "PNG")},
+                 {"lab.pdf": {"redact": {
+                     "rects": [{"page": 1, "x": 300, "y": 400, "w": 144, "h": 72}],
+                     "patterns": [{"name": "ssn", "expect": 1}]}},
+                  "scan.png": {"redact": {"rects": [
+                      {"page": 1, "x": 150, "y": 200, "w": 600, "h": 40}]}}})
+    r = render(folder, "-p", profile)
+    out = os.path.join(folder, "preview.pdf")
+    sx, sy = dpi[0] / 72, dpi[1] / 72
+    im = page_image(out, 2, str(tmp_path))
+    assert im.size == (round(612 * sx), round(792 * sy))
+    # The rectangle, 300,400 144x72 points (inset by two pixels).
+    box = (int(300 * sx) + 2, int(400 * sy) + 2, int(444 * sx) - 2, int(472 * sy) - 2)
+    assert dark(im, box) < 10
+    assert dark(im, (box[0], box[3] + 10, box[2], box[3] + 40)) > 240
+    # The SSN found in the text layer: its box is listed and black.
+    ssn = [l for l in r.stdout.splitlines() if l.endswith(" ssn")]
+    assert len(ssn) == 1
+    x, y, w, h = map(float, ssn[0].split()[6:10])
+    assert 90 < x < 110 and y < 116 < y + h   # after "SSN ", on the baseline of line 2
+    assert dark(im, (int(x * sx) + 2, int(y * sy) + 2, int((x + w) * sx) - 2,
+                     int((y + h) * sy) - 2)) < 10
+    # The scan's pixel rectangle (150,200 600x40 of 1275x1650 pixels).
+    im = page_image(out, 3, str(tmp_path))
+    kx, ky = im.size[0] / 1275, im.size[1] / 1650
+    box = (int(150 * kx) + 2, int(200 * ky) + 2, int(750 * kx) - 2, int(240 * ky) - 2)
+    assert dark(im, box) < 10
+    assert dark(im, (box[0], box[3] + 30, box[2], box[3] + 60)) > 200
+    assert "redaction document 2 page 1 box 150.0 200.0 600.0 40.0 rect" in r.stdout
+
+
+def test_patient_identifiers_and_regex_are_found_in_text(tmp_path):
+    folder = str(tmp_path / "p")
+    text = ("Patient: Zoë Testpatient (Testpatient, Zoë)\n"
+            "MRN TEST-000123, born 03/09/1984, call 555-010-4477\n"
+            "mail zoe.testpatient@example.test\n"
+            "Claim CLM-88123\n").encode()
+    write_packet(folder, {"note.txt": text}, {"note.txt": {"redact": {"patterns": [
+        {"name": "patient_name", "expect": 2}, {"name": "mrn", "expect": 1},
+        {"name": "dob", "expect": 1}, {"name": "phone", "expect": 1},
+        {"name": "email", "expect": 1}, {"regex": "CLM-[0-9]+", "expect": 1}]}}})
+    r = render(folder)
+    found = [l.split()[-1] for l in r.stdout.splitlines() if l.startswith("redaction")]
+    assert sorted(found) == sorted(["patient_name", "patient_name", "mrn", "dob",
+                                    "phone", "email", "regex"])
+
+
+def test_expectation_not_met_fails_with_a_reason(tmp_path):
+    folder = str(tmp_path / "p")
+    pdf_doc = docs.pdf([docs.text_ops([f"SSN {SSN}"])]).data
+    write_packet(folder, {"lab.pdf": pdf_doc}, {"lab.pdf": {"redact": {
+        "patterns": [{"name": "ssn", "expect": 2}]}}})
+    r = render(folder, ok=False)
+    assert r.returncode == 65
+    assert ("document lab.pdf: pattern ssn was expected 2 times and found 1 "
+            "time: check what the clerk marked") in r.stderr
+    assert SSN not in r.stderr
+    assert not os.path.exists(os.path.join(folder, "preview.pdf"))
+
+
+def test_text_is_typeset_in_utf8_with_page_breaks(tmp_path):
+    folder = str(tmp_path / "p")
+    lines = "".join(f"line {i} Zoë Nguyễn\n" for i in range(100))
+    write_packet(folder, {"long.txt": (lines + "\fafter a form feed\n").encode()})
+    render(folder)
+    # 100 lines at 57 a letter page: 2 pages, the form feed a third; + cover.
+    assert pdf_pages(os.path.join(folder, "preview.pdf")) == 4
+
+
+def test_multipage_g4_tiff_keeps_every_page(tmp_path):
+    folder = str(tmp_path / "p")
+    pages = [docs.scan([f"Fax page {i} (synthetic)"]) for i in range(3)]
+    write_packet(folder, {"fax.tif": docs.tiff_g4(pages)})
+    render(folder, "-p", "fax", "-P", "a4")
+    out = os.path.join(folder, "preview.pdf")
+    assert pdf_pages(out) == 4
+    info = subprocess.run(["pdfinfo", out], capture_output=True, text=True).stdout
+    assert "595 x 842 pts (A4)" in info
+
+
+# --- the cover sheet --------------------------------------------------------
+
+def cover_packet(folder, part2=False, urgent=True):
+    m = write_packet(folder, {"lab.pdf": docs.pdf([docs.text_ops(["Lab (synthetic)"])]).data},
+                     {"lab.pdf": {"categories": ["substance_use_part2"]} if part2 else {}})
+    m["cover_sheet"] = {"template": "default", "note": "Call Dana at extension 4410.",
+                        "urgent": urgent}
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(m, f, ensure_ascii=False)
+
+
+def test_cover_sheet_shows_every_field(tmp_path):
+    folder = str(tmp_path / "p")
+    cover_packet(folder, part2=True)
+    logo = str(tmp_path / "logo.png")
+    Image.new("RGB", (200, 60), "navy").save(logo)
+    render(folder, "--org", "Example Hospital HIM", "--org-address",
+           "1 Synthetic Way, Springfield", "--org-phone", "+1 555 010 2000",
+           "--org-fax", "+1 555 010 2001", "--logo", logo,
+           "--to", "Dr. Nguyễn Thị Zoë", "--to-address", "+1 555 000 1001",
+           "--time", "1795000000")
+    out = os.path.join(folder, "preview.pdf")
+    cover = subprocess.run(["pdftotext", "-f", "1", "-l", "1", out, "-"],
+                           capture_output=True, text=True).stdout
+    for words in ["Example Hospital HIM", "1 Synthetic Way, Springfield",
+                  "+1 555 010 2000", "+1 555 010 2001", "Dr. Nguyễn Thị Zoë",
+                  "Example Family Practice", "+1 555 000 1001", "J. Clerk (HIM)",
+                  "2026-11-18", "2 including this cover sheet", "REQ-2026-0457",
+                  "ROI-2026-000123", "continuity of care after hospital discharge",
+                  "URGENT", "Call Dana at extension 4410.", "CONFIDENTIALITY NOTICE",
+                  "If you received this in error", "42 CFR PART 2",
+                  "prohibit you from making any other use or disclosure"]:
+        assert words in " ".join(cover.split()), words
+    # Never the patient on the cover.
+    assert "Testpatient" not in cover and "TEST-000123" not in cover
+    info = subprocess.run(["pdfinfo", out], capture_output=True, text=True).stdout
+    assert "612 x 792 pts (letter)" in info and "Pages:           2" in info
+    assert images(out)[0][:3] == (1, 200, 60)        # the logo
+    qpdf_check(out)
+
+
+def test_cover_without_part2_or_urgency_leaves_them_out(tmp_path):
+    folder = str(tmp_path / "p")
+    cover_packet(folder, part2=False, urgent=False)
+    render(folder)
+    cover = subprocess.run(["pdftotext", "-f", "1", "-l", "1",
+                            os.path.join(folder, "preview.pdf"), "-"],
+                           capture_output=True, text=True).stdout
+    assert "42 CFR" not in cover and "URGENT" not in cover
+    assert "CONFIDENTIALITY NOTICE" in cover
+
+
+@pytest.mark.parametrize("line,words", [
+    ("text 54 100 12 regular {patient_name}", "line 2: unknown field {patient_name}"),
+    ("text 54 100 12 fancy hello", "line 2: unknown font \"fancy\""),
+    ("text 54 x 12 regular hello", "line 2: \"x\" is not a number"),
+    ("circle 1 2 3", "line 2: unknown directive \"circle\""),
+    ("if urgent", "line 2: if without end"),
+])
+def test_template_errors_name_file_line_and_field(tmp_path, line, words):
+    folder = str(tmp_path / "p")
+    cover_packet(folder)
+    tpl = str(tmp_path / "bad.tpl")
+    with open(tpl, "w") as f:
+        f.write("# an administrator's copy\n" + line + "\n")
+    r = subprocess.run([RENDER, "-t", tpl, folder], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert f"template {tpl} {words}" in r.stderr
+
+
+# --- bad documents: a clear reason, bounded time and memory -----------------
+
+def _deflated(chunk, times):
+    import zlib
+    c = zlib.compressobj(9)
+    return b"".join(c.compress(chunk) for _ in range(times)) + c.flush()
+
+
+def _one_page(w, content, resources=""):
+    w.add("<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R%s >>"
+          % (content + 2, content, resources))
+    w.add("<< /Type /Pages /Kids [%d 0 R] /Count 1 >>" % (content + 1))
+    return w.save(w.add("<< /Type /Catalog /Pages %d 0 R >>" % (content + 2)))
+
+
+def bomb_pdf(second_page=False):
+    """A page drawing a 40,000 x 40,000 gray image: 1.6 GB once inflated,
+    1.6 MB in the file.  With second_page, an ordinary page comes first
+    (intake opens only the first page: this one gets to the worker)."""
+    z = _deflated(b"\0" * (1 << 24), 96)
+    w = docs.PdfWriter()
+    w.add(b"<< /Type /XObject /Subtype /Image /Width 40000 /Height 40000 "
+          b"/ColorSpace /DeviceGray /BitsPerComponent 8 /Length %d "
+          b"/Filter /FlateDecode >>\nstream\n" % len(z) + z + b"\nendstream")
+    ops = b"q 612 0 0 792 0 0 cm /Im1 Do Q"
+    w.add(b"<< /Length %d >>\nstream\n" % len(ops) + ops + b"\nendstream")
+    if not second_page:
+        return _one_page(w, 2, " /Resources << /XObject << /Im1 1 0 R >> >>")
+    plain = docs.text_ops(["An ordinary first page"]).encode()
+    w.add(b"<< /Length %d >>\nstream\n" % len(plain) + plain + b"\nendstream")
+    w.add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    w.add("<< /Type /Page /Parent 7 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+          "/Resources << /Font << /F1 4 0 R >> >> >>")
+    w.add("<< /Type /Page /Parent 7 0 R /MediaBox [0 0 612 792] /Contents 2 0 R "
+          "/Resources << /XObject << /Im1 1 0 R >> >> >>")
+    w.add("<< /Type /Pages /Kids [5 0 R 6 0 R] /Count 2 >>")
+    return w.save(w.add("<< /Type /Catalog /Pages 7 0 R >>"))
+
+
+def slow_pdf():
+    """A page whose content stream inflates to 2 GB of path operators."""
+    z = _deflated(b"1 1 m 2 2 l " * (1 << 20), 170)
+    w = docs.PdfWriter()
+    w.add(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(z) + z +
+          b"\nendstream")
+    return _one_page(w, 1)
+
+
+def many_pages_pdf(n=100000):
+    w = docs.PdfWriter()
+    w.add(b"<< /Length 0 >>\nstream\n\nendstream")
+    w.add("<< /Type /Page /Parent 3 0 R /MediaBox [0 0 612 792] /Contents 1 0 R >>")
+    w.add("<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join(["2 0 R"] * n), n))
+    root = w.add("<< /Type /Catalog /Pages 3 0 R >>")
+    return w.save(root)
+
+
+def huge_png():
+    b = io.BytesIO()
+    Image.new("1", (30000, 30000), 1).save(b, "PNG")
+    return b.getvalue()
+
+
+def encrypted_pdf(tmp_path):
+    plain = str(tmp_path / "plain.pdf")
+    locked = str(tmp_path / "locked.pdf")
+    with open(plain, "wb") as f:
+        f.write(docs.pdf([docs.text_ops(["Locked (synthetic)"])]).data)
+    subprocess.run(["qpdf", "--encrypt", "user-pw", "owner-pw", "256", "--", plain,
+                    locked], check=True)
+    return open(locked, "rb").read()
+
+
+BAD = {
+    # MuPDF repairs what it can of a cut-off file: here, no page survives.
+    "truncated.pdf": (lambda t: leaky_pdf()[:600], "has no pages"),
+    "garbage.pdf": (lambda t: b"%PDF-1.4\n" + os.urandom(4000),
+                    "cannot be opened as application/pdf"),
+    "locked.pdf": (encrypted_pdf, "is encrypted or password-protected"),
+    "many.pdf": (lambda t: many_pages_pdf(), "has 100000 pages, over the limit of 2000"),
+    "huge.png": (lambda t: huge_png(), "holds an image of 30000 x 30000 pixels, over the limit"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_document_fails_with_a_reason(tmp_path, name):
+    make, words = BAD[name]
+    folder = str(tmp_path / "p")
+    write_packet(folder, {name: make(tmp_path)})
+    r = render(folder, ok=False)
+    assert r.returncode == 65, r.stderr
+    assert f"document {name}" in r.stderr
+    assert words.split(" over")[0].split(",")[0] in r.stderr.replace(
+        "it has", "has"), r.stderr
+
+
+def test_decompression_bomb_is_refused_before_it_is_decoded(tmp_path):
+    folder = str(tmp_path / "p")
+    write_packet(folder, {"bomb.pdf": bomb_pdf()})
+    r = render(folder, ok=False)
+    assert r.returncode == 65
+    assert ("document bomb.pdf page 1: it holds an image of 40000 x 40000 "
+            "pixels, over the limit of 100000000 pixels") in r.stderr
+
+
+def test_memory_limit_stops_a_page_too_big_to_render(tmp_path):
+    folder = str(tmp_path / "p")
+    write_packet(folder, {"scan.png": docs.noise_png(1275, 1650)})
+    r = render(folder, "-r", "600", "--color", "--max-memory", "16", ok=False)
+    assert r.returncode == 65
+    assert ("document scan.png page 1: needs more than 16 MB to render; the "
+            "document may be damaged or built to exhaust the reader") in r.stderr
+
+
+def test_endless_page_is_stopped_by_the_time_limit(tmp_path):
+    folder = str(tmp_path / "p")
+    write_packet(folder, {"slow.pdf": slow_pdf()})
+    r = render(folder, "--timeout", "2", ok=False)
+    assert r.returncode == 65
+    assert ("document slow.pdf page 1: rendering the packet took longer than 2 "
+            "seconds") in r.stderr
+
+
+# --- through the daemon -------------------------------------------------------
+
+def started(factory, **overrides):
+    g = factory(**overrides)
+    g.start()
+    g.add_recipient("records-desk")
+    return g
+
+
+def test_refused_at_intake_when_the_reader_cannot_open_it(gw, tmp_path):
+    for name in ("garbage.pdf", "locked.pdf", "huge.png"):
+        p = Packet(f"ROI-BAD-{name.split('.')[0].upper()}")
+        p.files[name] = BAD[name][0](tmp_path)
+        p.manifest["documents"].append(dict(p.manifest["documents"][0], file=name))
+        gw.drop(p)
+        wait_rejected(gw, p.packet_id)
+        wait_for("the reason", lambda: os.path.exists(
+            os.path.join(gw.rejected, p.packet_id, "REASON.txt")))
+        reason = gw.reason(p.packet_id)
+        assert f"document {name}" in reason, reason
+        assert BAD[name][1].split(" over")[0] in reason, reason
+    # The daemon goes on serving everyone else.
+    gw.drop(Packet("ROI-GOOD-AFTER"))
+    wait_state(gw, "ROI-GOOD-AFTER", "delivered")
+
+
+def test_bomb_fails_in_the_worker_and_others_are_delivered(gateway_factory):
+    gw = started(gateway_factory, render={"max_image_pixels": "50000000", "timeout": "20s"},
+                 queue={"job_timeout": "60s"},
+                 spool={"max_file_size": "8M", "max_packet_size": "16M"})
+    p = Packet("ROI-BOMB")
+    p.files = {"bomb.pdf": bomb_pdf(second_page=True)}
+    p.manifest["documents"] = [dict(p.manifest["documents"][0], file="bomb.pdf")]
+    gw.drop(p)
+    gw.drop(Packet("ROI-NEXT-TO-BOMB"))
+    wait_state(gw, "ROI-NEXT-TO-BOMB", "delivered")
+    j = wait_state(gw, "ROI-BOMB", ("failed", "held"), timeout=60)
+    err = gw.job(j["id"])["job"]["last_error"]
+    assert ("document bomb.pdf page 2: it holds an image of 40000 x 40000 pixels, "
+            "over the limit of 50000000 pixels") in err
+    assert gw.job(j["id"])["disclosures"] == []          # nothing was sent
+
+
+def test_redactions_are_listed_on_the_job_without_the_text(gw):
+    p = Packet("ROI-REDACT-1")
+    p.files["note.pdf"] = docs.pdf([docs.text_ops([f"SSN {SSN}", "MRN TEST-000123"])]).data
+    p.manifest["documents"].append(dict(p.manifest["documents"][0], file="note.pdf",
+                                        redact={"patterns": [
+                                            {"name": "ssn", "expect": 1},
+                                            {"name": "mrn", "expect": 1}],
+                                            "rects": [{"page": 1, "x": 10, "y": 10,
+                                                       "w": 20, "h": 20}]}))
+    gw.drop(p)
+    j = wait_state(gw, "ROI-REDACT-1", "delivered")
+    show = gw.job(j["id"])
+    red = show["redactions"]
+    assert sorted(r["pattern"] for r in red) == ["mrn", "rect", "ssn"]
+    assert all(r["document"] == 4 and r["page"] == 1 and r["attempt"] == 1
+               for r in red)
+    assert [10.0, 10.0, 20.0, 20.0] in [r["box"] for r in red]
+    text = gw.roictl("show", str(j["id"]), check=0).stdout
+    assert "Redactions" in text and "ssn" in text
+    assert SSN not in json.dumps(show) and SSN not in text
+    out = os.path.join(gw.outbox, "records-desk", "ROI-REDACT-1", "ROI-REDACT-1.pdf")
+    assert pdf_pages(out) == 5
+
+
+def test_expectation_not_met_fails_the_job(gw):
+    p = Packet("ROI-REDACT-2")
+    p.files["note.pdf"] = docs.pdf([docs.text_ops(["nothing to see"])]).data
+    p.manifest["documents"].append(dict(p.manifest["documents"][0], file="note.pdf",
+                                        redact={"patterns": [
+                                            {"name": "ssn", "expect": 1}]}))
+    gw.drop(p)
+    j = wait_state(gw, "ROI-REDACT-2", ("failed", "held", "delivered"))
+    assert j["state"] == "failed"
+    assert "pattern ssn was expected 1 time and found 0 times" in \
+        gw.job(j["id"])["job"]["last_error"]
+    assert not os.path.exists(os.path.join(gw.outbox, "records-desk", "ROI-REDACT-2"))
+
+
+def test_profile_can_be_set_per_transport(gateway_factory):
+    gw = started(gateway_factory, transport_local={"profile": "fax"})
+    gw.drop(Packet("ROI-PROFILE-1"))
+    wait_state(gw, "ROI-PROFILE-1", "delivered")
+    out = os.path.join(gw.outbox, "records-desk", "ROI-PROFILE-1", "ROI-PROFILE-1.pdf")
+    assert {r[5] for r in images(out)} == {"ccitt"}
