@@ -173,9 +173,20 @@ $(B)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c src/util.c src/log.c $(wild
 	    -o $@ tests/fuzz/fuzz_proto.c src/proto.c src/util.c src/log.c \
 	    $(shell $(PKG_CONFIG) --libs jansson libcrypto)
 
-fuzz: deps $(B)/fuzz_proto
-	@mkdir -p $(B)/fuzz-corpus
+# libFuzzer target for document loading and redaction (MuPDF, libhpdf).
+RENDER_FUZZ_SRCS = tests/fuzz/fuzz_render.c src/render.c src/cover.c src/manifest.c \
+              src/util.c src/log.c
+$(B)/fuzz_render: $(RENDER_FUZZ_SRCS) $(wildcard include/*.h)
+	clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
+	    -DTEMPLATE_DIR='"$(DATADIR)/roigate/templates"' \
+	    -o $@ $(RENDER_FUZZ_SRCS) $(RENDER_LIBS) \
+	    $(shell $(PKG_CONFIG) --libs jansson libcrypto)
+
+fuzz: deps $(B)/fuzz_proto $(B)/fuzz_render
+	@mkdir -p $(B)/fuzz-corpus $(B)/fuzz-corpus-render
 	$(B)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(B)/fuzz-corpus tests/fuzz/corpus
+	$(B)/fuzz_render -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 \
+	    $(B)/fuzz-corpus-render tests/fuzz/corpus-render
 
 check: unit integration fuzz
 

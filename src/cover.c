@@ -356,6 +356,7 @@ expand(const char *s, const struct cover_field *f, size_t n)
 {
 	struct buf	 b;
 	const char	*p, *q;
+	char		*out;
 
 	buf_init(&b);
 	while ((p = strchr(s, '{')) != NULL && (q = strchr(p, '}')) != NULL) {
@@ -364,7 +365,9 @@ expand(const char *s, const struct cover_field *f, size_t n)
 		s = q + 1;
 	}
 	buf_addstr(&b, s);
-	return xstrdup(buf_cstr(&b));
+	out = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+	return out;
 }
 
 /* A field value drawn as one line: control characters become spaces. */

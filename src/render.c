@@ -908,6 +908,8 @@ raster(fz_context *ctx, fz_page *page, fz_rect bounds, const struct boxes *bx,
 		fz_irect ir = fz_round_rect(fz_transform_rect(bx->b[i].r, ctm));
 
 		ir = fz_intersect_irect(ir, fz_pixmap_bbox(ctx, pix));
+		if (ir.x1 <= ir.x0 || ir.y1 <= ir.y0)
+			continue;	/* off the page */
 		for (int y = ir.y0; y < ir.y1; y++)
 			memset(pix->samples + (size_t)y * pix->stride +
 			    (size_t)ir.x0 * pix->n, 0, (size_t)(ir.x1 - ir.x0) * pix->n);
