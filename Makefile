@@ -193,6 +193,10 @@ check: unit integration fuzz
 demo: all
 	@scripts/demo $(CURDIR)/$(B)
 
+$(B)/bench/cover_bench: bench/cover_bench.c $(B)/src/cover.o $(B)/src/util.o $(B)/src/log.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ -lhpdf $(LIBS)
+
 $(B)/bench/sftp_put: bench/sftp_put.c $(B)/src/util.o $(B)/src/log.o include/roigate/transport.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< $(B)/src/util.o \
@@ -204,8 +208,9 @@ $(B)/bench/smime_build: bench/smime_build.c transports/smime.c $(B)/src/util.o $
 	    $(EXE_LDFLAGS) -o $@ $< $(B)/src/util.o $(B)/src/log.o $(TRANSPORT_LIBS_smime) \
 	    $(shell $(PKG_CONFIG) --libs libcrypto)
 
-bench: all $(B)/bench/sftp_put $(B)/bench/smime_build
+bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench
 	@bench/run $(CURDIR)/$(B)
+	@bench/render $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)
 	@bench/smime $(CURDIR)/$(B)
 	@bench/fax $(CURDIR)/$(B)

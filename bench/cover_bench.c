@@ -1,0 +1,79 @@
+/*
+ * Cover sheets per second: what the worker does for each packet's cover
+ * (read and check the template, load its fonts, draw it with libhpdf,
+ * write the PDF), N times.  Used by bench/render.
+ *
+ *   cover_bench TEMPLATE N
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <hpdf.h>
+
+#include "cover.h"
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct cover_field f[] = {
+		{ "org_name", "Example Hospital HIM" },
+		{ "org_address", "1 Synthetic Way, Springfield" },
+		{ "org_phone", "+1 555 010 2000" }, { "org_fax", "+1 555 010 2001" },
+		{ "to_name", "Dr. Nguyễn Thị Zoë" },
+		{ "to_organization", "Example Family Practice" },
+		{ "to_address", "+1 555 000 1001" }, { "from", "J. Clerk (HIM)" },
+		{ "date", "2026-11-29" }, { "time", "09:30 UTC" }, { "pages", "12" },
+		{ "documents", "3" }, { "request_id", "REQ-2026-0457" },
+		{ "packet_id", "ROI-2026-000123" }, { "requester", "Dr. Ada Example" },
+		{ "purpose", "continuity of care after hospital discharge" },
+		{ "note", "Please call the HIM office with questions." },
+		{ "urgent", "URGENT" }, { "part2", "yes" }, { "logo", "" },
+	};
+	char	err[512];
+	double	t0, t;
+	long	n, bytes = 0;
+
+	if (argc != 3 || (n = atol(argv[2])) < 1) {
+		fprintf(stderr, "usage: cover_bench TEMPLATE N\n");
+		return 2;
+	}
+	t0 = now();
+	for (long i = 0; i < n; i++) {
+		struct cover_template	*tpl;
+		HPDF_Doc		 pdf = HPDF_New(NULL, NULL);
+		HPDF_Page		 page;
+
+		if (pdf == NULL || (tpl = cover_load(argv[1],
+		    "/usr/share/fonts/truetype/dejavu", err, sizeof(err))) == NULL) {
+			fprintf(stderr, "cover_bench: %s\n", err);
+			return 1;
+		}
+		HPDF_SetCompressionMode(pdf, HPDF_COMP_ALL);
+		page = HPDF_AddPage(pdf);
+		HPDF_Page_SetWidth(page, 612);
+		HPDF_Page_SetHeight(page, 792);
+		if (cover_draw(tpl, pdf, page, f, sizeof(f) / sizeof(f[0]), err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "cover_bench: %s\n", err);
+			return 1;
+		}
+		HPDF_SaveToStream(pdf);
+		bytes += (long)HPDF_GetStreamSize(pdf);
+		cover_free(tpl);
+		HPDF_Free(pdf);
+	}
+	t = now() - t0;
+	printf("%ld cover sheets in %.2f s: %.1f a second, %.0f KB each\n", n, t,
+	    n / t, bytes / 1024.0 / n);
+	return 0;
+}
