@@ -588,7 +588,7 @@ patterns_compile(const struct manifest *mf, const struct document *d,
 			}
 		} else
 			buf_addstr(&b, rp->regex);
-		rc = regcomp(&p[i].re, buf_cstr(&b), REG_EXTENDED |
+		rc = regcomp(&p[i].re, buf_cstr(&b), REG_EXTENDED | REG_NEWLINE |
 		    (icase ? REG_ICASE : 0));
 		buf_free(&b);
 		if (rc != 0) {
