@@ -222,6 +222,7 @@ install: all
 	    $(DESTDIR)$(LIBDIR)/sysusers.d $(DESTDIR)$(LIBDIR)/tmpfiles.d
 	install -m 0755 $(B)/roigated $(DESTDIR)$(PREFIX)/sbin/roigated
 	install -m 0755 $(B)/roictl $(DESTDIR)$(PREFIX)/bin/roictl
+	install -m 0755 $(B)/roigate-render $(DESTDIR)$(PREFIX)/bin/roigate-render
 	install -m 0755 $(TRANSPORTS:%=$(B)/transports/%.so) $(DESTDIR)$(LIBDIR)/roigate/transports/
 	install -d $(DESTDIR)$(PREFIX)/include/roigate $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 0644 include/roigate/client.h include/roigate/transport.h $(DESTDIR)$(PREFIX)/include/roigate/
