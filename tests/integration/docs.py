@@ -236,11 +236,11 @@ def image_bytes(im, fmt, dpi=150, **kw):
     return b.getvalue()
 
 
-def tiff_g4(pages, dpi=200):
-    """A multi-page 1-bit TIFF, CCITT G4, as fax servers write them."""
+def tiff_g4(pages, dpi=200, compression="group4"):
+    """A multi-page 1-bit TIFF, CCITT G4 (or G3), as fax servers write them."""
     ims = [p.convert("1") for p in pages]
     b = io.BytesIO()
-    ims[0].save(b, "TIFF", compression="group4", dpi=(dpi, dpi), save_all=True,
+    ims[0].save(b, "TIFF", compression=compression, dpi=(dpi, dpi), save_all=True,
                 append_images=ims[1:])
     return b.getvalue()
 

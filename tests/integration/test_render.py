@@ -52,6 +52,7 @@ def render(folder, *args, ok=True):
                        timeout=300)
     if ok:
         assert r.returncode == 0, r.stderr
+        qpdf_check(os.path.join(folder, "preview.pdf"))     # every output
     return r
 
 
@@ -285,10 +286,11 @@ def test_text_is_typeset_in_utf8_with_page_breaks(tmp_path):
     assert pdf_pages(os.path.join(folder, "preview.pdf")) == 4
 
 
-def test_multipage_g4_tiff_keeps_every_page(tmp_path):
+@pytest.mark.parametrize("compression", ["group4", "group3"])
+def test_multipage_fax_tiff_keeps_every_page(tmp_path, compression):
     folder = str(tmp_path / "p")
     pages = [docs.scan([f"Fax page {i} (synthetic)"]) for i in range(3)]
-    write_packet(folder, {"fax.tif": docs.tiff_g4(pages)})
+    write_packet(folder, {"fax.tif": docs.tiff_g4(pages, compression=compression)})
     render(folder, "-p", "fax", "-P", "a4")
     out = os.path.join(folder, "preview.pdf")
     assert pdf_pages(out) == 4
@@ -568,6 +570,22 @@ def test_expectation_not_met_fails_the_job(gw):
     assert "pattern ssn was expected 1 time and found 0 times" in \
         gw.job(j["id"])["job"]["last_error"]
     assert not os.path.exists(os.path.join(gw.outbox, "records-desk", "ROI-REDACT-2"))
+
+
+def test_archived_copies_expire_after_the_retention(gateway_factory):
+    gw = started(gateway_factory, render={"archive_retention": "30d"})
+    gw.drop(Packet("ROI-ARCHIVE-1"))
+    j = wait_state(gw, "ROI-ARCHIVE-1", "delivered")
+    kept = os.path.join(gw.state, "archive", f"{j['id']}-1.pdf")
+    assert os.path.exists(kept)
+    gw.stop()
+    old = os.path.getmtime(kept) - 31 * 86400         # as if sent a month ago
+    os.utime(kept, (old, old))
+    gw.start()
+    wait_for("the expired copy to be removed", lambda: not os.path.exists(kept))
+    assert "removed 1 output older than the retention period" in gw.log()
+    # The job, its log entries and its recorded hash stay.
+    assert gw.job(j["id"])["job"]["output_sha256"]
 
 
 def test_profile_can_be_set_per_transport(gateway_factory):

@@ -56,6 +56,12 @@ test_errors_table(void **state)
 		{ "[transport a]\nplugin = ../evil\n", ":2: plugin: \"../evil\" must be a plugin name" },
 		{ "[daemon\n", ":1: section header must look like [name]" },
 		{ "[queue]\njust words\n", ":2: expected \"key = value\" or a [section]" },
+		{ "[render]\npaper = legal\n",
+		    ":2: paper: \"legal\" is not one of letter|a4" },
+		{ "[render]\ndocument_dpi = 600\n",
+		    ":2: document_dpi: 600 is out of range (150 to 300)" },
+		{ "[render]\nfax_resolution = fine\n",
+		    ":2: fax_resolution: \"fine\" is not one of 200|204x196" },
 		{ "[queue]\nbackoff_base = 2h\nbackoff_max = 1h\n",
 		    "roigate.conf: [queue] backoff_max must not be shorter than backoff_base" },
 	};
@@ -93,6 +99,8 @@ test_good_file(void **state)
 	    "max_file_size = 64M\n"
 	    "[queue]\nworkers = 3\nbackoff_base = 30s\nbackoff_max = 2h\nmax_age = 6d\n"
 	    "[control]\nmax_frame = 512K\n"
+	    "[render]\npaper = a4\nfax_resolution = 200\ndocument_dpi = 300\n"
+	    "document_color = color\narchive_retention = 0\ncover_template = clinic\n"
 	    "[roles]\nadmin = user:root, uid:4242\naudit = gid:4243\n"
 	    "[transport desk]\nplugin = local\ndir = /srv/roi/out\n", err, sizeof(err));
 	if (c == NULL)
@@ -106,6 +114,12 @@ test_good_file(void **state)
 	assert_int_equal(c->backoff_max_ms, 7200000);
 	assert_int_equal(c->max_age_ms, 6LL * 86400000);
 	assert_int_equal(c->max_frame, 512 * 1024);
+	assert_int_equal(c->paper, 1);
+	assert_int_equal(c->fax_fine, 0);
+	assert_int_equal(c->document_dpi, 300);
+	assert_int_equal(c->document_color, 1);
+	assert_int_equal(c->archive_retention_ms, 0);
+	assert_string_equal(c->cover_template, "clinic");
 	assert_int_equal(c->ntransports, 1);
 	assert_string_equal(c->transports[0].name, "desk");
 	assert_string_equal(c->transports[0].plugin, "local");

@@ -93,14 +93,14 @@ test_open_sets_wal_and_schema(void **state)
 	mode = raw_text(f->path, "PRAGMA journal_mode");
 	assert_string_equal(mode, "wal");
 	free(mode);
-	assert_int_equal(store_schema_version(f->s), 2);
+	assert_int_equal(store_schema_version(f->s), 3);
 	mode = raw_text(f->path, "PRAGMA user_version");
-	assert_string_equal(mode, "2");
+	assert_string_equal(mode, "3");
 	free(mode);
 	/* Opening again migrates nothing and keeps the version. */
 	again = store_open(f->path, err, sizeof(err));
 	assert_non_null(again);
-	assert_int_equal(store_schema_version(again), 2);
+	assert_int_equal(store_schema_version(again), 3);
 	store_close(again);
 }
 
@@ -154,6 +154,49 @@ collect_event(const struct job_event *e, void *arg)
 	    e->from_state ? e->from_state : "-", e->to_state, e->actor,
 	    e->reason ? e->reason : "");
 	return 0;
+}
+
+struct reds {
+	struct store_redaction	r[4];
+	int			attempt[4];
+	int			n;
+};
+
+static int
+collect_red(const struct store_redaction *r, int attempt, void *arg)
+{
+	struct reds *x = arg;
+
+	x->attempt[x->n] = attempt;
+	x->r[x->n++] = *r;
+	return 0;
+}
+
+/* The latest attempt's redactions replace the earlier ones, in order. */
+static void
+test_redactions_replace_per_attempt(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_redaction	 a[2] = {
+		{ 1, 2, 72, 96.5, 200, 18, "ssn" },
+		{ 3, 1, 150, 200, 600, 40, "rect" },
+	};
+	struct reds		 got = { .n = 0 };
+	int64_t			 id;
+
+	add_job(f->s, "ROI-RED-1", &id);
+	assert_int_equal(store_redactions_set(f->s, id, 1, a, 2), 0);
+	assert_int_equal(store_redactions_set(f->s, id, 2, a + 1, 1), 0);
+	assert_int_equal(store_job_redactions(f->s, id, collect_red, &got), 0);
+	assert_int_equal(got.n, 1);
+	assert_int_equal(got.attempt[0], 2);
+	assert_int_equal(got.r[0].doc, 3);
+	assert_true(got.r[0].w == 600 && got.r[0].h == 40);
+	assert_string_equal(got.r[0].pattern, "rect");
+	/* None for a job that had none. */
+	got.n = 0;
+	assert_int_equal(store_job_redactions(f->s, id + 99, collect_red, &got), 0);
+	assert_int_equal(got.n, 0);
 }
 
 static void
@@ -812,6 +855,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_guarded_names_each_trigger, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_audit_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_redactions_replace_per_attempt, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
