@@ -403,7 +403,11 @@ cmd_log(struct roigate *rg, int argc, char **argv)
 			    s_(v, "purpose"), s_(v, "basis"), s_(v, "authorization_id"),
 			    json_is_true(json_object_get(v, "accountable")) ?
 			    "; accountable under 164.528" : "");
-			printf("    sent sha256 %s", s_(v, "output_sha256"));
+			if (i_(v, "pages") > 0)
+				printf("    sent %lld pages, sha256 %s", i_(v, "pages"),
+				    s_(v, "output_sha256"));
+			else
+				printf("    sent sha256 %s", s_(v, "output_sha256"));
 			if (strcmp(s_(v, "remote_id"), "-") && *s_(v, "remote_id"))
 				printf("; remote id %s", s_(v, "remote_id"));
 			if (strcmp(s_(v, "detail"), "-") && *s_(v, "detail"))
