@@ -1082,6 +1082,12 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 			fz_throw(ctx, FZ_ERROR_GENERIC, "roigate: it has %d pages; "
 			    "with the rest of the packet that is over the limit of "
 			    "%d pages", n, r->o->max_pages);
+		for (size_t i = 0; i < d->nrects; i++)
+			if (d->rects[i].page > n)
+				fz_throw(ctx, FZ_ERROR_GENERIC, "roigate: a redaction "
+				    "rectangle is on page %d but it has %d page%s: check "
+				    "what the clerk marked", d->rects[i].page, n,
+				    n == 1 ? "" : "s");
 		for (pno = 1; pno <= n; pno++) {
 			fz_rect bounds;
 			size_t before = r->res->nred;

@@ -277,6 +277,17 @@ def test_expectation_not_met_fails_with_a_reason(tmp_path):
     assert not os.path.exists(os.path.join(folder, "preview.pdf"))
 
 
+def test_rectangle_past_the_last_page_fails_with_a_reason(tmp_path):
+    folder = str(tmp_path / "p")
+    write_packet(folder, {"lab.pdf": docs.pdf([docs.text_ops(["one page"])]).data},
+                 {"lab.pdf": {"redact": {"rects": [
+                     {"page": 3, "x": 10, "y": 10, "w": 50, "h": 10}]}}})
+    r = render(folder, ok=False)
+    assert r.returncode == 65
+    assert ("document lab.pdf: a redaction rectangle is on page 3 but it has 1 "
+            "page: check what the clerk marked") in r.stderr
+
+
 def test_text_is_typeset_in_utf8_with_page_breaks(tmp_path):
     folder = str(tmp_path / "p")
     lines = "".join(f"line {i} Zoë Nguyễn\n" for i in range(100))
