@@ -221,7 +221,10 @@ int	store_disclosure_iter(struct store *, const struct disclosure_filter *,
 /* 1 if the UPDATE/DELETE triggers are all present. */
 int	store_disclosure_guarded(struct store *);
 /* The last seq ever appended, as recorded beside the log; -1 on error. */
-int64_t	store_disclosure_head(struct store *);
+int64_t	store_disclosure_head(struct store *);	/* -1: missing or not a number */
+/* The first entry with a value of the wrong type or with an embedded NUL
+ * (edited outside roigate), or 0. */
+int64_t	store_disclosure_malformed(struct store *);
 
 /* Audit log. */
 int	store_audit_add(struct store *, const struct audit_entry *);

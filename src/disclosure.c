@@ -137,7 +137,7 @@ int
 disclosure_verify(struct store *s, int64_t *count, char *err, size_t errlen)
 {
 	struct verify	v;
-	int64_t		head;
+	int64_t		head, bad;
 
 	memset(&v, 0, sizeof(v));
 	v.expect = 1;
@@ -151,7 +151,26 @@ disclosure_verify(struct store *s, int64_t *count, char *err, size_t errlen)
 	}
 	if (v.bad)
 		return -1;
-	if ((head = store_disclosure_head(s)) > v.expect - 1) {
+	if ((bad = store_disclosure_malformed(s)) > 0) {
+		bsnprintf(err, errlen, "entry %lld: a field holds a value of the "
+		    "wrong type or a hidden NUL byte (the entry was edited outside "
+		    "roigate)", (long long)bad);
+		return -1;
+	}
+	if ((head = store_disclosure_head(s)) == -1) {
+		bsnprintf(err, errlen, "the counter of entries kept beside the log "
+		    "is missing or altered: entries removed from the end could not "
+		    "be noticed");
+		return -1;
+	}
+	if (head < v.expect - 1) {
+		bsnprintf(err, errlen, "the log holds %lld entries but only %lld "
+		    "were appended through roigate: entries %lld to %lld were added "
+		    "by other means", (long long)(v.expect - 1), (long long)head,
+		    (long long)head + 1, (long long)(v.expect - 1));
+		return -1;
+	}
+	if (head > v.expect - 1) {
 		if (head == v.expect)
 			bsnprintf(err, errlen, "entry %lld is missing from the end of "
 			    "the log: it was removed", (long long)head);
@@ -163,7 +182,8 @@ disclosure_verify(struct store *s, int64_t *count, char *err, size_t errlen)
 	}
 	if (!store_disclosure_guarded(s)) {
 		bsnprintf(err, errlen, "the triggers that make the disclosure log "
-		    "append-only are missing: someone removed them");
+		    "append-only are missing or altered: someone removed or "
+		    "replaced them");
 		return -1;
 	}
 	*count = v.expect - 1;

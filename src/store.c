@@ -27,6 +27,20 @@ struct store {
 	char	 err[512];
 };
 
+/* The triggers that keep the disclosure log append-only, as created; the
+ * verifier compares what the database holds with these texts. */
+#define TRIGGER_NO_UPDATE	"CREATE TRIGGER disclosures_no_update BEFORE UPDATE ON disclosures" \
+	" BEGIN SELECT RAISE(ABORT, 'disclosure log is append-only'); END"
+#define TRIGGER_NO_DELETE	"CREATE TRIGGER disclosures_no_delete BEFORE DELETE ON disclosures" \
+	" BEGIN SELECT RAISE(ABORT, 'disclosure log is append-only'); END"
+#define TRIGGER_HEAD		"CREATE TRIGGER disclosures_head AFTER INSERT ON disclosures" \
+	" BEGIN UPDATE counters SET value = NEW.seq WHERE name = 'disclosure_head'; END"
+#define TRIGGER_FORWARD		"CREATE TRIGGER counters_forward BEFORE UPDATE ON counters" \
+	" WHEN NEW.value < OLD.value" \
+	" BEGIN SELECT RAISE(ABORT, 'counters only move forward'); END"
+#define TRIGGER_NO_DEL_COUNTER	"CREATE TRIGGER counters_no_delete BEFORE DELETE ON counters" \
+	" BEGIN SELECT RAISE(ABORT, 'counters are never deleted'); END"
+
 static const char *const migrations[] = {
 	/* 1: the first schema. */
 	"CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
@@ -66,10 +80,8 @@ static const char *const migrations[] = {
 	"CREATE INDEX disclosures_recipient ON disclosures(recipient_id);"
 	"CREATE INDEX disclosures_at ON disclosures(at);"
 	"CREATE INDEX disclosures_job ON disclosures(job_id);"
-	"CREATE TRIGGER disclosures_no_update BEFORE UPDATE ON disclosures"
-	" BEGIN SELECT RAISE(ABORT, 'disclosure log is append-only'); END;"
-	"CREATE TRIGGER disclosures_no_delete BEFORE DELETE ON disclosures"
-	" BEGIN SELECT RAISE(ABORT, 'disclosure log is append-only'); END;"
+	TRIGGER_NO_UPDATE ";"
+	TRIGGER_NO_DELETE ";"
 	"CREATE TABLE audit ("
 	" id INTEGER PRIMARY KEY, at INTEGER NOT NULL, uid INTEGER, gid INTEGER,"
 	" pid INTEGER, role TEXT, op TEXT NOT NULL, target TEXT, outcome TEXT NOT NULL,"
@@ -84,13 +96,9 @@ static const char *const migrations[] = {
 	 * entries removed from the end are noticed too. */
 	"INSERT INTO counters VALUES ('disclosure_head',"
 	" (SELECT COALESCE(MAX(seq), 0) FROM disclosures));"
-	"CREATE TRIGGER disclosures_head AFTER INSERT ON disclosures"
-	" BEGIN UPDATE counters SET value = NEW.seq WHERE name = 'disclosure_head'; END;"
-	"CREATE TRIGGER counters_forward BEFORE UPDATE ON counters"
-	" WHEN NEW.value < OLD.value"
-	" BEGIN SELECT RAISE(ABORT, 'counters only move forward'); END;"
-	"CREATE TRIGGER counters_no_delete BEFORE DELETE ON counters"
-	" BEGIN SELECT RAISE(ABORT, 'counters are never deleted'); END;",
+	TRIGGER_HEAD ";"
+	TRIGGER_FORWARD ";"
+	TRIGGER_NO_DEL_COUNTER ";",
 
 	/* 3: the redactions the pipeline applied for the latest attempt of a
 	 * job: where, and which pattern; never the text covered. */
@@ -1125,16 +1133,82 @@ store_disclosure_iter(struct store *s, const struct disclosure_filter *f,
 int
 store_disclosure_guarded(struct store *s)
 {
-	return scalar(s, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' "
-	    "AND name IN ('disclosures_no_update', 'disclosures_no_delete', "
-	    "'disclosures_head', 'counters_forward', 'counters_no_delete')", 0) == 5;
+	static const struct { const char *name, *sql; } want[] = {
+		{ "disclosures_no_update", TRIGGER_NO_UPDATE },
+		{ "disclosures_no_delete", TRIGGER_NO_DELETE },
+		{ "disclosures_head", TRIGGER_HEAD },
+		{ "counters_forward", TRIGGER_FORWARD },
+		{ "counters_no_delete", TRIGGER_NO_DEL_COUNTER },
+	};
+	sqlite3_stmt	*st;
+	int		 ok = 1;
+
+	/* Present, and as created: a trigger replaced by one of the same name
+	 * that does nothing guards nothing. */
+	for (size_t i = 0; ok && i < sizeof(want) / sizeof(want[0]); i++) {
+		if ((st = prep(s, "SELECT sql FROM sqlite_master WHERE type = "
+		    "'trigger' AND name = ?")) == NULL)
+			return 0;
+		sqlite3_bind_text(st, 1, want[i].name, -1, SQLITE_STATIC);
+		ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+		    strcmp((const char *)sqlite3_column_text(st, 0), want[i].sql) == 0;
+		sqlite3_finalize(st);
+	}
+	return ok;
 }
 
 int64_t
 store_disclosure_head(struct store *s)
 {
-	return scalar(s, "SELECT value FROM counters WHERE name = 'disclosure_head'",
-	    -1);
+	sqlite3_stmt	*st = prep(s, "SELECT value FROM counters WHERE name = "
+	    "'disclosure_head' AND typeof(value) = 'integer'");
+	int64_t		 v = -1;
+
+	if (st == NULL)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+int64_t
+store_disclosure_malformed(struct store *s)
+{
+	/* What the hash cannot see once a value is read back as C text or
+	 * integer: a number stored as text or real, a hash of another length,
+	 * text cut at an embedded NUL, a blob. */
+	return scalar(s, "SELECT seq FROM disclosures WHERE"
+	    " typeof(seq) <> 'integer' OR typeof(at) <> 'integer'"
+	    " OR typeof(job_id) <> 'integer' OR typeof(accountable) <> 'integer'"
+	    " OR typeof(pages) NOT IN ('integer', 'null')"
+	    " OR typeof(hash) <> 'text' OR length(hash) <> 64"
+	    " OR typeof(prev_hash) <> 'text' OR length(prev_hash) <> 64"
+	    " OR typeof(outcome) <> 'text'"
+	    " OR typeof(packet_id) NOT IN ('text', 'null')"
+	    " OR typeof(mrn) NOT IN ('text', 'null')"
+	    " OR typeof(patient_name) NOT IN ('text', 'null')"
+	    " OR typeof(recipient_id) NOT IN ('text', 'null')"
+	    " OR typeof(recipient_name) NOT IN ('text', 'null')"
+	    " OR typeof(recipient_address) NOT IN ('text', 'null')"
+	    " OR typeof(description) NOT IN ('text', 'null')"
+	    " OR typeof(purpose) NOT IN ('text', 'null')"
+	    " OR typeof(basis) NOT IN ('text', 'null')"
+	    " OR typeof(authorization_id) NOT IN ('text', 'null')"
+	    " OR typeof(transport) NOT IN ('text', 'null')"
+	    " OR typeof(remote_id) NOT IN ('text', 'null')"
+	    " OR typeof(detail) NOT IN ('text', 'null')"
+	    " OR typeof(output_sha256) NOT IN ('text', 'null')"
+	    " OR instr(CAST(COALESCE(packet_id, '') || COALESCE(mrn, '') ||"
+	    "  COALESCE(patient_name, '') || COALESCE(recipient_id, '') ||"
+	    "  COALESCE(recipient_name, '') || COALESCE(recipient_address, '') ||"
+	    "  COALESCE(description, '') || COALESCE(purpose, '') ||"
+	    "  COALESCE(basis, '') || COALESCE(authorization_id, '') ||"
+	    "  COALESCE(transport, '') || COALESCE(remote_id, '') ||"
+	    "  COALESCE(outcome, '') || COALESCE(detail, '') ||"
+	    "  COALESCE(output_sha256, '') || COALESCE(hash, '') ||"
+	    "  COALESCE(prev_hash, '') AS BLOB), x'00') > 0"
+	    " ORDER BY seq LIMIT 1", 0);
 }
 
 /* The audit log. */

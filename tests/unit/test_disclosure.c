@@ -239,6 +239,29 @@ test_tampering_table(void **state)
 		    "entries 4 to 5 are missing from the end of the log" },
 		{ "UPDATE disclosures SET outcome = 'delivered' WHERE seq = 5",
 		    "entry 5: contents do not match its hash" },
+		/* Edits the hash cannot see once values are read back as C
+		 * numbers and strings. */
+		{ "UPDATE disclosures SET at = at || ' (edited)' WHERE seq = 2",
+		    "entry 2: a field holds a value of the wrong type" },
+		{ "UPDATE disclosures SET pages = pages || ' pages' WHERE seq = 3",
+		    "entry 3: a field holds a value of the wrong type" },
+		{ "UPDATE disclosures SET detail = detail || char(0) || 'hidden' "
+		  "WHERE seq = 4", "entry 4: a field holds a value of the wrong type "
+		  "or a hidden NUL byte" },
+		{ "UPDATE disclosures SET hash = hash || 'ff' WHERE seq = 5",
+		    "entry 5: a field holds a value" },
+		{ "UPDATE disclosures SET recipient_address = CAST(recipient_address "
+		  "AS BLOB) WHERE seq = 1", "entry 1: a field holds a value" },
+		/* The counter beside the log. */
+		{ "DROP TRIGGER counters_no_delete;"
+		  "DELETE FROM counters WHERE name = 'disclosure_head'",
+		    "the counter of entries kept beside the log is missing or altered" },
+		{ "UPDATE counters SET value = '5 entries' WHERE name = 'disclosure_head'",
+		    "the counter of entries kept beside the log is missing or altered" },
+		{ "DROP TRIGGER counters_forward;"
+		  "UPDATE counters SET value = 3 WHERE name = 'disclosure_head'",
+		    "the log holds 5 entries but only 3 were appended through roigate: "
+		    "entries 4 to 5 were added by other means" },
 	};
 	expect_each(*state, cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -344,6 +367,25 @@ test_delete_last_entry_is_detected(void **state)
 }
 
 /* The guards alone removed (no entry touched): the copy still fails. */
+/* A guard replaced by a trigger of the same name that does nothing. */
+static void
+test_guard_replaced_by_a_decoy(void **state)
+{
+	struct fixture	*f = *state;
+	sqlite3		*db;
+	int64_t		 count;
+	char		 err[300];
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER disclosures_no_delete;"
+	    "CREATE TRIGGER disclosures_no_delete BEFORE DELETE ON disclosures "
+	    "WHEN 0 BEGIN SELECT RAISE(ABORT, 'disclosure log is append-only'); "
+	    "END", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(disclosure_verify(f->s, &count, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "append-only are missing or altered"));
+}
+
 static void
 test_guards_dropped_only(void **state)
 {
@@ -504,6 +546,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_last_entry_is_detected,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guards_dropped_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guard_replaced_by_a_decoy, setup,
+		    teardown),
 		cmocka_unit_test(test_empty_log_and_genesis),
 		cmocka_unit_test_setup_teardown(test_rollback_leaves_no_gap, setup,
 		    teardown),
