@@ -528,6 +528,37 @@ def test_refused_at_intake_when_the_reader_cannot_open_it(gw, tmp_path):
     wait_state(gw, "ROI-GOOD-AFTER", "delivered")
 
 
+def test_socket_submission_is_refused_the_same_way(gw, tmp_path):
+    p = Packet("ROI-BAD-SOCKET")
+    p.files["locked.pdf"] = encrypted_pdf(tmp_path)
+    p.manifest["documents"].append(dict(p.manifest["documents"][0], file="locked.pdf"))
+    folder = str(tmp_path / "packet")
+    p.write(folder)
+    r = gw.roictl("submit", folder)
+    assert r.returncode != 0
+    assert ("document locked.pdf is encrypted or password-protected: ask for an "
+            "unprotected copy") in r.stderr + r.stdout
+    assert gw.job_by_packet("ROI-BAD-SOCKET") is None
+
+
+def test_template_error_stops_the_daemon_from_starting(gateway_factory, tmp_path):
+    tpl = tmp_path / "templates"
+    tpl.mkdir()
+    shutil.copy(os.path.join(TEMPLATES, "default.tpl"), tpl / "default.tpl")
+    (tpl / "clinic.tpl").write_text("text 54 72 12 bold {org_name}\n"
+                                    "text 54 90 12 regular {patient_name}\n")
+    gw = gateway_factory(daemon={"template_dir": str(tpl)})
+    r = subprocess.run([os.path.join(BUILD, "roigated"), "-n", "-f", gw.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert (f"template {tpl}/clinic.tpl line 2: unknown field {{patient_name}}"
+            in r.stderr), r.stderr
+    (tpl / "clinic.tpl").write_text("text 54 72 12 bold {org_name}\n")
+    r = subprocess.run([os.path.join(BUILD, "roigated"), "-n", "-f", gw.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
 def test_bomb_fails_in_the_worker_and_others_are_delivered(gateway_factory):
     gw = started(gateway_factory, render={"max_image_pixels": "50000000", "timeout": "20s"},
                  queue={"job_timeout": "60s"},
