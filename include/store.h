@@ -182,10 +182,11 @@ typedef int (*store_job_cb)(const struct job *, void *arg);	/* non-zero stops */
 int	store_jobs_due(struct store *, int64_t now, int limit, store_job_cb, void *);
 /* Move a job's next attempt or poll (no state change, no event). */
 int	store_job_set_next(struct store *, int64_t id, int64_t next_at);
-/* The oldest queued or deferred job due for this recipient and transport
- * (a worker that just finished one may take it): 1 found, 0 none, -1. */
+/* The oldest queued or deferred job (awaiting: the oldest job awaiting
+ * confirmation whose poll is due) for this recipient and transport; a
+ * worker that just finished one may take it: 1 found, 0 none, -1. */
 int	store_job_due_for(struct store *, int64_t now, const char *recipient_id,
-	    const char *transport, int64_t *id);
+	    const char *transport, int awaiting, int64_t *id);
 /* Earliest next_at among queued/deferred/awaiting jobs: 1 found, 0 none. */
 int	store_next_due(struct store *, int64_t *at);
 int	store_jobs_in_state(struct store *, enum job_state, store_job_cb, void *);

@@ -56,6 +56,7 @@ struct worker_next {
 	int64_t		job_id;
 	int64_t		created_at;	/* the cover sheet's date */
 	char		packet_id[72];
+	char		remote_id[TRANSPORT_ID_MAX];	/* a poll's: what to ask about */
 };
 /* Hand a running worker its next job; 0 / -1. */
 int	worker_send_next(int chan, const struct job *j, int jobdirfd);

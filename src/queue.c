@@ -477,8 +477,9 @@ same_recipient(const struct recipient *a, const struct recipient *b)
 
 /*
  * A worker answered for job r.  If another job for the same recipient is
- * due, hand it to the same worker (its transport may reuse the
- * connection); otherwise close the channel, and the worker exits.
+ * due (to send, or to poll for a poll worker), hand it to the same worker
+ * (its transport may reuse the connection); otherwise close the channel,
+ * and the worker exits.
  */
 static void
 queue_hand_on(struct run *r)
@@ -488,14 +489,13 @@ queue_hand_on(struct run *r)
 	int64_t		 id;
 	int		 dirfd;
 
-	if (r->mode != WORKER_DELIVER || rg->draining || r->gone ||
-	    r->batch + 1 >= QUEUE_BATCH_MAX ||
+	if (rg->draining || r->gone || r->batch + 1 >= QUEUE_BATCH_MAX ||
 	    store_job_due_for(rg->store, now_wall(), r->rcpt.id, r->rcpt.transport,
-	    &id) != 1 || store_job_get(rg->store, id, &j) != 1)
+	    r->mode == WORKER_POLL, &id) != 1 || store_job_get(rg->store, id, &j) != 1)
 		goto close;
 	if ((n = queue_new_run(&j, &dirfd)) == NULL)
 		goto close;
-	if (n->mode != WORKER_DELIVER || n->ti != r->ti ||
+	if (n->mode != r->mode || n->ti != r->ti ||
 	    !same_recipient(&n->rcpt, &r->rcpt) ||
 	    worker_send_next(r->chan, &n->job, dirfd) == -1) {
 		queue_spawn(n, dirfd);		/* a fresh worker after all */

@@ -593,9 +593,13 @@ store_job_set_next(struct store *s, int64_t id, int64_t next_at)
 
 int
 store_job_due_for(struct store *s, int64_t now, const char *recipient_id,
-    const char *transport, int64_t *id)
+    const char *transport, int awaiting, int64_t *id)
 {
-	sqlite3_stmt	*st = prep(s, "SELECT id FROM jobs WHERE state IN "
+	sqlite3_stmt	*st = prep(s, awaiting ?
+	    "SELECT id FROM jobs WHERE state = 'awaiting_confirmation' AND "
+	    "recipient_id = ? AND transport = ? AND next_at <= ? "
+	    "ORDER BY next_at, id LIMIT 1" :
+	    "SELECT id FROM jobs WHERE state IN "
 	    "('queued', 'deferred') AND recipient_id = ? AND transport = ? AND "
 	    "next_at <= ? ORDER BY next_at, id LIMIT 1");
 	int		 rc;

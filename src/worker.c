@@ -400,13 +400,21 @@ worker_next_job(struct job *j)
 		return 0;
 	}
 	close(mfd);
+	free(j->packet_id);
+	free(j->manifest);
+	free(j->remote_id);
 	memset(j, 0, sizeof(*j));
 	j->id = n->job_id;
 	j->created_at = n->created_at;
 	n->packet_id[sizeof(n->packet_id) - 1] = '\0';
 	j->packet_id = xstrdup(n->packet_id);
 	j->attempts = n->attempts;
-	j->state = JOB_RENDERING;
+	n->remote_id[sizeof(n->remote_id) - 1] = '\0';
+	if (n->remote_id[0]) {
+		j->remote_id = xstrdup(n->remote_id);
+		j->state = JOB_AWAITING;
+	} else
+		j->state = JOB_RENDERING;
 	j->manifest = xstrdup(buf_cstr(&b));
 	buf_free(&b);
 	return 1;
@@ -445,7 +453,7 @@ worker_main(const struct job *first, enum worker_mode mode,
 		if (sigsetjmp(worker_job_end, 1) == 0)
 			worker_job(j, mode, ti, r, &out);
 		worker_output_close(&out);
-		if (mode != WORKER_DELIVER || !worker_next_job(&next))
+		if (!worker_next_job(&next))
 			break;
 		j = &next;
 	}
@@ -509,6 +517,8 @@ worker_send_next(int chan, const struct job *j, int jobdirfd)
 	x.n.attempts = j->attempts;
 	x.n.job_id = j->id;
 	x.n.created_at = j->created_at;
+	if (j->state == JOB_AWAITING && j->remote_id)
+		strlcpy_(x.n.remote_id, j->remote_id, sizeof(x.n.remote_id));
 	strlcpy_(x.n.packet_id, j->packet_id, sizeof(x.n.packet_id));
 	cm = CMSG_FIRSTHDR(&x.mh);
 	cm->cmsg_level = SOL_SOCKET;

@@ -86,6 +86,7 @@ struct fax_state {
 	long		 timeout;
 	long		 wait_busy, wait_no_answer, wait_line;	/* seconds */
 	char		 user[256], secret[256];
+	CURL		*curl;		/* the worker's, made at first use */
 };
 
 static void *
@@ -317,13 +318,17 @@ header_cb(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* The instance's handle, reset for a new request: its connection (and TLS
+ * session) stays open between the requests of one worker, so that a
+ * worker polling a batch of faxes connects once. */
 static CURL *
 fax_curl(struct fax_state *st, const char *url, struct http *h)
 {
-	CURL	*c = curl_easy_init();
+	CURL	*c = st->curl;
 
-	if (c == NULL)
+	if (c == NULL && (c = st->curl = curl_easy_init()) == NULL)
 		return NULL;
+	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);	/* always */
@@ -349,7 +354,6 @@ http_run(CURL *c, struct http *h)
 {
 	h->rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &h->code);
-	curl_easy_cleanup(c);
 }
 
 /* A value at a dotted path ("data.recipients.0.csid"). */
@@ -683,6 +687,8 @@ fax_shutdown(void *p)
 	if (st == NULL)
 		return;
 	explicit_bzero(st->secret, sizeof(st->secret));
+	if (st->curl)
+		curl_easy_cleanup(st->curl);
 	free(st->base_url);
 	free(st->ca_file);
 	free(st->credentials);

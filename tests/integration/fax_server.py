@@ -89,6 +89,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def note(self, entry):
         entry["at"] = time.time()
+        entry["peer"] = self.client_address[1]      # one per connection
         with LOCK, open(self.server.logfile, "a") as f:
             f.write(json.dumps(entry) + "\n")
 

@@ -2,7 +2,9 @@
 API (tests/integration/fax_server.py)."""
 import json
 import os
+import sqlite3
 import subprocess
+import time
 
 import pytest
 
@@ -255,5 +257,36 @@ def test_no_final_status_is_flagged_not_resent(tmp_path, pki, api):
         assert j["state"] == "held"
         assert "no final status" in gw.job(j["id"])["job"]["last_error"]
         assert len(api.posts()) == 1              # flagged, not sent again
+    finally:
+        gw.stop()
+
+
+def test_due_polls_share_one_worker_and_one_connection(tmp_path, pki, api):
+    """Faxes waiting for their status are polled by one worker in a row,
+    over one kept-alive HTTPS connection, not a process and a TLS
+    handshake each."""
+    gw = fax_gateway(tmp_path, pki, api, workers="1", poll_interval="30s")
+    add_fax(gw, "fax", "+15550001009")           # stays "inprogress"
+    for i in range(3):
+        gw.drop(Packet(f"ROI-FAX-POLL{i}", recipient="fax"))
+    jobs = [wait_state(gw, f"ROI-FAX-POLL{i}", "awaiting_confirmation")
+            for i in range(3)]
+    gw.stop()
+    # As if the poll interval had passed while the daemon was down: all
+    # three polls are due at once when it starts.
+    with sqlite3.connect(os.path.join(gw.state, "roigate.db")) as db:
+        db.execute("UPDATE jobs SET next_at = 0 WHERE state = 'awaiting_confirmation'")
+    restart = time.time()
+    gw.start()
+    try:
+        ids = {gw.job(j["id"])["job"]["remote_id"] for j in jobs}
+
+        def polls():
+            return [r for r in api.requests() if r["method"] == "GET" and
+                    r["at"] >= restart and r["path"].rsplit("/", 1)[1] in ids]
+        wait_for("a poll of each fax", lambda: len(polls()) >= 3)
+        assert sorted(p["path"].rsplit("/", 1)[1] for p in polls()[:3]) == sorted(ids)
+        assert len({p["peer"] for p in polls()[:3]}) == 1
+        assert len(api.posts()) == 3                 # polled, never resent
     finally:
         gw.stop()
