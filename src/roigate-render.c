@@ -161,12 +161,17 @@ main(int argc, char *argv[])
 	if ((mf = manifest_parse(buf_cstr(&b), b.len, &errs)) == NULL) {
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "roigate-render: manifest.json: %s\n", errs.msg[i]);
+		errlist_free(&errs);
+		buf_free(&b);
 		return EX_DATAERR;
 	}
 	buf_free(&b);
 	c.to_organization = mf->requester_organization;
 	if (render_packet(mf, dirfd, out, &o, &c, &res) == -1) {
 		fprintf(stderr, "roigate-render: %s\n", res.err);
+		render_result_free(&res);
+		manifest_free(mf);
+		close(dirfd);
 		return res.tempfail ? EX_IOERR : EX_DATAERR;
 	}
 	printf("pages %d\nsha256 %s\n", res.pages, res.sha256);
