@@ -473,13 +473,14 @@ note_image(fz_context *ctx, fz_device *dev, fz_image *img, fz_matrix ctm,
 }
 
 static void
-largest_image(fz_context *ctx, fz_page *page, int *w, int *h, fz_matrix *ctm)
+largest_image(fz_context *ctx, fz_display_list *list, int *w, int *h, fz_matrix *ctm)
 {
 	struct image_dev *d = fz_new_derived_device(ctx, struct image_dev);
 
 	d->super.fill_image = note_image;
 	fz_try(ctx) {
-		fz_run_page_contents(ctx, page, &d->super, fz_identity, &render_cookie);
+		fz_run_display_list(ctx, list, &d->super, fz_identity, fz_infinite_rect,
+		    &render_cookie);
 		fz_close_device(ctx, &d->super);
 	}
 	fz_always(ctx) {
@@ -490,6 +491,34 @@ largest_image(fz_context *ctx, fz_page *page, int *w, int *h, fz_matrix *ctm)
 	}
 	fz_catch(ctx)
 		fz_rethrow(ctx);
+}
+
+/*
+ * The page's own contents, interpreted once into a display list that the
+ * image check, the text search and the rasterizer then replay.  Only the
+ * contents: annotations and form fields (a sticky note, a filled-in
+ * field) are not the record.  The cookie lets the time limit stop a page
+ * that never ends.
+ */
+static fz_display_list *
+record_page(fz_context *ctx, fz_page *page, fz_rect bounds)
+{
+	fz_display_list	*list = fz_new_display_list(ctx, bounds);
+	fz_device	*dev = NULL;
+
+	fz_var(dev);
+	fz_try(ctx) {
+		dev = fz_new_list_device(ctx, list);
+		fz_run_page_contents(ctx, page, dev, fz_identity, &render_cookie);
+		fz_close_device(ctx, dev);
+	}
+	fz_always(ctx)
+		fz_drop_device(ctx, dev);
+	fz_catch(ctx) {
+		fz_drop_display_list(ctx, list);
+		fz_rethrow(ctx);
+	}
+	return list;
 }
 
 /* ---- text search ------------------------------------------------------------ */
@@ -715,8 +744,8 @@ match_boxes(const struct page_text *t, size_t so, size_t eo, fz_rect bounds,
 }
 
 static void
-search_page(fz_context *ctx, fz_page *page, fz_rect bounds, struct pattern *p,
-    size_t np, struct boxes *bx)
+search_page(fz_context *ctx, fz_display_list *list, fz_rect bounds,
+    struct pattern *p, size_t np, struct boxes *bx)
 {
 	fz_stext_page		*sp = NULL;
 	fz_device		*dev = NULL;
@@ -730,7 +759,8 @@ search_page(fz_context *ctx, fz_page *page, fz_rect bounds, struct pattern *p,
 		/* The same contents raster() draws, with no annotations. */
 		sp = fz_new_stext_page(ctx, bounds);
 		dev = fz_new_stext_device(ctx, sp, NULL);
-		fz_run_page_contents(ctx, page, dev, fz_identity, &render_cookie);
+		fz_run_display_list(ctx, list, dev, fz_identity, fz_infinite_rect,
+		    &render_cookie);
 		fz_close_device(ctx, dev);
 		page_text_build(ctx, sp, &t);
 	}
@@ -907,8 +937,8 @@ fail(struct render_result *res, const char *fmt, ...)
 /* Render page into a fresh pixmap of the paper at the profile's
  * resolution, scaled to fit and centred; paint the boxes black. */
 static fz_pixmap *
-raster(fz_context *ctx, fz_page *page, fz_rect bounds, const struct boxes *bx,
-    const struct render_opts *o)
+raster(fz_context *ctx, fz_display_list *list, fz_rect bounds,
+    const struct boxes *bx, const struct render_opts *o)
 {
 	fz_pixmap	*pix;
 	fz_device	*dev = NULL;
@@ -935,9 +965,8 @@ raster(fz_context *ctx, fz_page *page, fz_rect bounds, const struct boxes *bx,
 		 * quarters of the time and shows nothing. */
 		if (o->profile == RENDER_FAX)
 			fz_enable_device_hints(ctx, dev, FZ_DONT_INTERPOLATE_IMAGES);
-		/* The page's own contents only: annotations and form fields
-		 * (a sticky note, a filled-in field) are not the record. */
-		fz_run_page_contents(ctx, page, dev, ctm, &render_cookie);
+		fz_run_display_list(ctx, list, dev, ctm, fz_infinite_rect,
+		    &render_cookie);
 		fz_close_device(ctx, dev);
 	}
 	fz_always(ctx)
@@ -978,7 +1007,7 @@ record(struct render_result *res, int doc, int page, const struct box *b)
 /* The boxes of page pno (1-based) of document d: its rectangles and what
  * its patterns find. */
 static void
-page_boxes(fz_context *ctx, fz_page *page, fz_rect bounds, enum doc_kind kind,
+page_boxes(fz_context *ctx, fz_display_list *list, fz_rect bounds, enum doc_kind kind,
     const struct document *d, int pno, struct pattern *pat,
     const struct render_opts *o, struct boxes *bx, struct render_result *res)
 {
@@ -992,7 +1021,7 @@ page_boxes(fz_context *ctx, fz_page *page, fz_rect bounds, enum doc_kind kind,
 		/* A scan's size in pixels (rectangles on images are in pixels),
 		 * and the decompression bomb's: an image of billions of pixels
 		 * in a few megabytes of file is refused before it is decoded. */
-		largest_image(ctx, page, &w, &h, &m);
+		largest_image(ctx, list, &w, &h, &m);
 		if (o->max_pixels > 0 && (int64_t)w * h > o->max_pixels) {
 			char why[160];	/* fz_throw knows no %lld */
 
@@ -1019,7 +1048,7 @@ page_boxes(fz_context *ctx, fz_page *page, fz_rect bounds, enum doc_kind kind,
 		box_add(bx, r, rr->x, rr->y, rr->w, rr->h, "rect");
 	}
 	if (d->npatterns > 0 && kind != KIND_IMAGE)
-		search_page(ctx, page, bounds, pat, d->npatterns, bx);
+		search_page(ctx, list, bounds, pat, d->npatterns, bx);
 	for (size_t i = 0; i < bx->n; i++)
 		record(res, 0, pno, &bx->b[i]);
 }
@@ -1068,10 +1097,12 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 {
 	fz_context	*ctx = r->ctx;
 	fz_page		*page = NULL;
+	fz_display_list	*list = NULL;
 	fz_pixmap	*pix = NULL;
 	int		 n, pno = 0, rv = 0;
 
 	fz_var(page);
+	fz_var(list);
 	fz_var(pix);
 	fz_var(pno);
 	fz_try(ctx) {
@@ -1099,13 +1130,18 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 			if (fz_is_empty_rect(bounds) || bounds.x1 - bounds.x0 < 1 ||
 			    bounds.y1 - bounds.y0 < 1)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "roigate: the page has no size");
-			page_boxes(ctx, page, bounds, op->kind, d, pno, pat, r->o,
+			list = record_page(ctx, page, bounds);
+			if (render_timed_out)
+				fz_throw(ctx, FZ_ERROR_GENERIC, "timed out");
+			page_boxes(ctx, list, bounds, op->kind, d, pno, pat, r->o,
 			    &r->bx, r->res);
 			for (size_t i = before; i < r->res->nred; i++)
 				r->res->red[i].doc = docno;
-			pix = raster(ctx, page, bounds, &r->bx, r->o);
+			pix = raster(ctx, list, bounds, &r->bx, r->o);
 			if (render_timed_out)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "timed out");
+			fz_drop_display_list(ctx, list);
+			list = NULL;
 			fz_drop_page(ctx, page);
 			page = NULL;
 			if (out_page(r->w, pix) == -1)
@@ -1118,6 +1154,7 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 	}
 	fz_always(ctx) {
 		fz_drop_pixmap(ctx, pix);
+		fz_drop_display_list(ctx, list);
 		fz_drop_page(ctx, page);
 	}
 	fz_catch(ctx) {
@@ -1405,6 +1442,7 @@ render_probe_here(int fd, const char *mime, const struct render_opts *o,
 	struct opened		 op;
 	fz_context		*ctx;
 	fz_page			*page = NULL;
+	fz_display_list		*list = NULL;
 	const char		*m;
 	volatile int		 rv = 0, n = 0;
 
@@ -1419,27 +1457,28 @@ render_probe_here(int fd, const char *mime, const struct render_opts *o,
 		return -1;
 	}
 	fz_var(page);
+	fz_var(list);
 	fz_try(ctx) {
 		n = fz_count_pages(ctx, op.doc);
 		if (n >= 1 && (o->max_pages <= 0 || n <= o->max_pages)) {
-			page = fz_load_page(ctx, op.doc, 0);
-			(void)fz_bound_page(ctx, page);
-			{
-				int		w, h;
-				fz_matrix	mm;
+			int		w, h;
+			fz_matrix	mm;
 
-				largest_image(ctx, page, &w, &h, &mm);
-				if (o->max_pixels > 0 && (int64_t)w * h > o->max_pixels) {
-					snprintf(err, errlen, "holds an image of %d x %d "
-					    "pixels, over the limit of %lld pixels", w, h,
-					    (long long)o->max_pixels);
-					rv = -1;
-				}
+			page = fz_load_page(ctx, op.doc, 0);
+			list = record_page(ctx, page, fz_bound_page(ctx, page));
+			largest_image(ctx, list, &w, &h, &mm);
+			if (o->max_pixels > 0 && (int64_t)w * h > o->max_pixels) {
+				snprintf(err, errlen, "holds an image of %d x %d "
+				    "pixels, over the limit of %lld pixels", w, h,
+				    (long long)o->max_pixels);
+				rv = -1;
 			}
 		}
 	}
-	fz_always(ctx)
+	fz_always(ctx) {
+		fz_drop_display_list(ctx, list);
 		fz_drop_page(ctx, page);
+	}
 	fz_catch(ctx) {
 		snprintf(err, errlen, "cannot be opened as %s: it is damaged (%.200s)",
 		    m, fz_caught_message(ctx));
