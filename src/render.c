@@ -376,6 +376,21 @@ opened_close(fz_context *ctx, struct opened *op)
 	memset(op, 0, sizeof(*op));
 }
 
+/* Encrypted even without a password to open it (an owner password only):
+ * such a file says the sender restricted it, and it is refused too. */
+static int
+encrypted(fz_context *ctx, fz_document *doc)
+{
+	char		buf[64] = "";
+	volatile int	n = -1;
+
+	fz_try(ctx)
+		n = fz_lookup_metadata(ctx, doc, FZ_META_ENCRYPTION, buf, sizeof(buf));
+	fz_catch(ctx)
+		return 1;
+	return n > 0 && strcmp(buf, "None") != 0;
+}
+
 /* Open fd as a document; 0, or -1 with the reason (prefixed by nothing). */
 static int
 open_doc(fz_context *ctx, int fd, const char *mime_or_name,
@@ -441,7 +456,7 @@ open_doc(fz_context *ctx, int fd, const char *mime_or_name,
 		opened_close(ctx, op);
 		return -1;
 	}
-	if (fz_needs_password(ctx, op->doc)) {
+	if (fz_needs_password(ctx, op->doc) || encrypted(ctx, op->doc)) {
 		snprintf(err, errlen, "is encrypted or password-protected: ask for an "
 		    "unprotected copy");
 		opened_close(ctx, op);

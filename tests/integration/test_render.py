@@ -442,13 +442,15 @@ def huge_png():
     return b.getvalue()
 
 
-def encrypted_pdf(tmp_path):
+def encrypted_pdf(tmp_path, user_password="user-pw"):
+    """Encrypted with qpdf: with a password to open it, or (user_password
+    "") readable by anyone but restricted by an owner password."""
     plain = str(tmp_path / "plain.pdf")
     locked = str(tmp_path / "locked.pdf")
     with open(plain, "wb") as f:
         f.write(docs.pdf([docs.text_ops(["Locked (synthetic)"])]).data)
-    subprocess.run(["qpdf", "--encrypt", "user-pw", "owner-pw", "256", "--", plain,
-                    locked], check=True)
+    subprocess.run(["qpdf", "--encrypt", user_password, "owner-pw", "256", "--",
+                    plain, locked], check=True)
     return open(locked, "rb").read()
 
 
@@ -458,6 +460,7 @@ BAD = {
     "garbage.pdf": (lambda t: b"%PDF-1.4\n" + os.urandom(4000),
                     "cannot be opened as application/pdf"),
     "locked.pdf": (encrypted_pdf, "is encrypted or password-protected"),
+    "restricted.pdf": (lambda t: encrypted_pdf(t, ""), "is encrypted or password-protected"),
     "many.pdf": (lambda t: many_pages_pdf(), "has 100000 pages, over the limit of 2000"),
     "huge.png": (lambda t: huge_png(), "holds an image of 30000 x 30000 pixels, over the limit"),
 }
