@@ -241,6 +241,22 @@ queue_archive(struct run *r)
 	return 0;
 }
 
+/*
+ * The rendered output has served its attempt once the outcome is recorded:
+ * the copy that stays is the archive's, for archive_retention only; a
+ * retry renders the same bytes again.
+ */
+static void
+queue_drop_output(int64_t id)
+{
+	char	path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/jobs/%lld/%s", rg->conf->state_dir,
+	    (long long)id, WORKER_OUTPUT);
+	if (unlink(path) == -1 && errno != ENOENT)
+		log_warn("job %lld: cannot remove %s", (long long)id, path);
+}
+
 /* The worker rendered the output: log the attempt, then let it send. */
 static void
 queue_rendered(struct run *r, const struct worker_msg *m)
@@ -698,6 +714,8 @@ queue_finish(struct run *r, enum transport_status st,
 		return;
 	}
 	r->done = 1;
+	if (r->mode == WORKER_DELIVER)
+		queue_drop_output(r->job.id);
 	log_info("job %lld: %s (%s)", (long long)r->job.id, job_state_name(to),
 	    transport_status_name(st));
 	if (st == TRANSPORT_PERMFAIL && rc->hold == TRANSPORT_HOLD_ALL)

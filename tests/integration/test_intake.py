@@ -44,6 +44,8 @@ def test_good_packet_is_delivered_and_logged(gw):
     assert os.stat(kept).st_mode & 0o777 == 0o600
     with open(kept, "rb") as f:
         assert sha256(f.read()) == output_sha
+    # ...and the only one: the job's folder keeps the packet, not the output.
+    assert ".output.pdf" not in os.listdir(os.path.join(gw.state, "jobs", str(j["id"])))
     # The spool is empty and the packet lives on in the daemon's jobs/.
     assert gw.incoming_names() == []
     r = gw.roictl("verify-log", check=0)
