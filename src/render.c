@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1515,13 +1516,14 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 {
 	char	msg[512];
 	int	p[2], status;
-	pid_t	pid;
+	pid_t	pid, parent;
 	ssize_t	n, got = 0;
 
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "cannot be checked: %s", strerror(errno));
 		return -1;
 	}
+	parent = getpid();
 	if ((pid = fork()) == -1) {
 		snprintf(err, errlen, "cannot be checked: %s", strerror(errno));
 		close(p[0]);
@@ -1530,8 +1532,20 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 	}
 	if (pid == 0) {
 		struct rlimit	cpu = { 30, 31 };
+		int		hf, hp;
 
-		close(p[0]);
+		/* Dies with the caller, and holds nothing of it but the
+		 * document and the pipe (not the daemon's lock, socket or
+		 * database: a restart after a crash must not find them taken). */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+			_exit(1);
+		if ((hf = fcntl(fd, F_DUPFD, 1000)) == -1 ||
+		    (hp = fcntl(p[1], F_DUPFD, 1000)) == -1 ||
+		    dup2(hf, 3) == -1 || dup2(hp, 4) == -1)
+			_exit(1);
+		fd = 3;
+		p[1] = 4;
+		close_range(5, ~0U, 0);
 		setrlimit(RLIMIT_CPU, &cpu);
 		signal(SIGALRM, SIG_DFL);
 		alarm(30);
