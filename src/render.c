@@ -52,6 +52,9 @@ extern fz_document_handler img_document_handler;
 #define TEXT_LEADING	12.0
 #define TEXT_COLS	80
 #define FAX_THRESHOLD	160	/* gray below this is black */
+/* Opening a document at intake takes milliseconds; the daemon waits for it,
+ * so a file built to take longer is cut off (and refused) after this. */
+#define RENDER_PROBE_SECONDS	10
 
 /* ---- MuPDF with a memory cap ------------------------------------------ */
 
@@ -1531,7 +1534,7 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 		return -1;
 	}
 	if (pid == 0) {
-		struct rlimit	cpu = { 30, 31 };
+		struct rlimit	cpu = { RENDER_PROBE_SECONDS, RENDER_PROBE_SECONDS + 1 };
 		int		hf, hp;
 
 		/* Dies with the caller, and holds nothing of it but the
@@ -1548,7 +1551,7 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 		close_range(5, ~0U, 0);
 		setrlimit(RLIMIT_CPU, &cpu);
 		signal(SIGALRM, SIG_DFL);
-		alarm(30);
+		alarm(RENDER_PROBE_SECONDS);
 		msg[0] = '\0';
 		if (render_probe_here(fd, mime, o, msg, sizeof(msg)) == -1) {
 			(void)!write(p[1], msg, strlen(msg) + 1);
