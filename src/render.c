@@ -309,8 +309,10 @@ text_to_pdf(const unsigned char *text, size_t len, const struct render_opts *o,
 			if (page == NULL || newpage || y > TEXT_MARGIN + rows * TEXT_LEADING) {
 				if (page)
 					HPDF_Page_EndText(page);
-				if (i >= len && page != NULL)
+				if (i >= len && page != NULL) {
+					page = NULL;	/* its text is ended */
 					break;
+				}
 				page = HPDF_AddPage(pdf);
 				HPDF_Page_SetWidth(page, (HPDF_REAL)o->paper_w);
 				HPDF_Page_SetHeight(page, (HPDF_REAL)o->paper_h);
@@ -343,6 +345,8 @@ text_to_pdf(const unsigned char *text, size_t len, const struct render_opts *o,
 			col++;
 		}
 	}
+	if (page)
+		HPDF_Page_EndText(page);
 	buf_free(&line);
 	if (hs.error == HPDF_OK)
 		HPDF_SaveToStream(pdf);
