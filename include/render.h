@@ -68,6 +68,8 @@ struct render_result {
 	size_t			 nred;
 	char			 err[512];	/* why rendering failed */
 	int			 tempfail;	/* the failure may pass (I/O), not the packet's fault */
+	int			 admin;		/* the configuration's fault (template, font):
+						 * for an administrator, not the packet's */
 };
 
 struct config;

@@ -244,6 +244,27 @@ intake_check_policy(const struct manifest *m, struct errlist *errs)
 	recipient_free(&r);
 }
 
+/* A cover sheet template the manifest names must exist. */
+static void
+intake_check_template(const struct manifest *m, struct errlist *errs)
+{
+	char	path[PATH_MAX];
+
+	if (m->cover_template == NULL)
+		return;
+	for (const char *p = m->cover_template; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
+			errlist_add(errs, "cover_sheet.template \"%.64s\": a template "
+			    "name is letters, digits, '-' and '_'", m->cover_template);
+			return;
+		}
+	snprintf(path, sizeof(path), "%s/%s.tpl", rg->conf->template_dir,
+	    m->cover_template);
+	if (access(path, R_OK) == -1)
+		errlist_add(errs, "cover_sheet.template \"%.64s\": there is no such "
+		    "cover sheet template (%s)", m->cover_template, strerror(errno));
+}
+
 int
 intake_check(int dirfd, struct manifest **mp, struct errlist *errs)
 {
@@ -268,6 +289,7 @@ intake_check(int dirfd, struct manifest **mp, struct errlist *errs)
 	if (missing && errs->n == (size_t)missing)
 		goto incomplete;
 	intake_check_policy(m, errs);
+	intake_check_template(m, errs);
 	if (errs->n > 0) {
 		manifest_free(m);
 		return -1;

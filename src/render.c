@@ -1349,8 +1349,10 @@ render_packet(const struct manifest *mf, int dirfd, const char *outname,
 
 	memset(res, 0, sizeof(*res));
 	if ((tpl = cover_load(c->template_path, o->font_dir, res->err,
-	    sizeof(res->err))) == NULL)
+	    sizeof(res->err))) == NULL) {
+		res->admin = 1;
 		return -1;
+	}
 	memset(&w, 0, sizeof(w));
 	w.o = o;
 	if ((w.pdf = HPDF_NewEx(hpdf_error, NULL, NULL, 0, &w.hs)) == NULL) {
@@ -1398,8 +1400,9 @@ render_packet(const struct manifest *mf, int dirfd, const char *outname,
 	free(r.bx.b);
 	if (rv == 0) {
 		cover_fields(mf, c, w.pages, fbuf, fields, &nf);
-		rv = cover_draw(tpl, w.pdf, cover, fields, nf, res->err,
-		    sizeof(res->err));
+		if ((rv = cover_draw(tpl, w.pdf, cover, fields, nf, res->err,
+		    sizeof(res->err))) == -1)
+			res->admin = 1;
 	}
 	if (rv == 0 && (rv = save(&w, dirfd, outname, res)) == 0)
 		res->pages = w.pages;
@@ -1438,6 +1441,12 @@ render_check_templates(const struct config *c, char *err, size_t errlen)
 			found = 1;
 	}
 	closedir(d);
+	snprintf(path, sizeof(path), "%s/DejaVuSansMono.ttf", c->font_dir);
+	if (rv == 0 && access(path, R_OK) == -1) {
+		snprintf(err, errlen, "font_dir: %s (plain-text documents are set "
+		    "in it) cannot be read: %s", path, strerror(errno));
+		rv = -1;
+	}
 	if (rv == 0 && !found) {
 		snprintf(err, errlen, "cover_template %s: there is no %s/%s.tpl",
 		    c->cover_template, c->template_dir, c->cover_template);

@@ -81,24 +81,47 @@ worker_send(int chan, const struct worker_msg *m)
 static sigjmp_buf	worker_job_end;
 
 static void __attribute__((noreturn))
+worker_vfail(int chan, enum transport_status st, int hold, const char *fmt,
+    va_list ap)
+{
+	struct worker_msg	m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = WMSG_RESULT;
+	m.status = st;
+	m.receipt.hold = (uint8_t)hold;
+	vsnprintf(m.error, sizeof(m.error), fmt, ap);
+	strlcpy_(m.receipt.detail, m.error, sizeof(m.receipt.detail));
+	worker_send(chan, &m);
+	siglongjmp(worker_job_end, 1);
+}
+
+static void __attribute__((noreturn))
 worker_fail(int chan, enum transport_status st, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static void
 worker_fail(int chan, enum transport_status st, const char *fmt, ...)
 {
-	struct worker_msg	m;
-	va_list			ap;
+	va_list	ap;
 
-	memset(&m, 0, sizeof(m));
-	m.type = WMSG_RESULT;
-	m.status = st;
 	va_start(ap, fmt);
-	vsnprintf(m.error, sizeof(m.error), fmt, ap);
-	va_end(ap);
-	strlcpy_(m.receipt.detail, m.error, sizeof(m.receipt.detail));
-	worker_send(chan, &m);
-	siglongjmp(worker_job_end, 1);
+	worker_vfail(chan, st, 0, fmt, ap);
+}
+
+/* Nothing is wrong with the packet, but it cannot go until an
+ * administrator fixes what is (a template, a font): held, not failed. */
+static void __attribute__((noreturn))
+worker_hold(int chan, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+worker_hold(int chan, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	worker_vfail(chan, TRANSPORT_PERMFAIL, TRANSPORT_HOLD_JOB, fmt, ap);
 }
 
 /* Open every document again and check it against the manifest. */
@@ -191,6 +214,9 @@ worker_render(int chan, const struct job *j, const struct manifest *mf,
 	if (render_packet(mf, WORKER_JOBDIR_FD, WORKER_OUTPUT, &opts, &cover,
 	    &res) == -1) {
 		render_result_free(&res);
+		if (res.admin)
+			worker_hold(chan, "%s; held until an administrator fixes it "
+			    "and releases the job", res.err);
 		worker_fail(chan, res.tempfail ? TRANSPORT_TEMPFAIL :
 		    TRANSPORT_PERMFAIL, "%s", res.err);
 	}

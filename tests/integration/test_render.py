@@ -565,6 +565,45 @@ def test_template_error_stops_the_daemon_from_starting(gateway_factory, tmp_path
     assert r.returncode == 0, r.stderr
 
 
+def test_unknown_template_is_refused_at_intake(gw):
+    p = Packet("ROI-TPL-UNKNOWN")
+    p.manifest["cover_sheet"]["template"] = "fancy"
+    gw.drop(p)
+    wait_rejected(gw, p.packet_id)
+    wait_for("the reason", lambda: os.path.exists(
+        os.path.join(gw.rejected, p.packet_id, "REASON.txt")))
+    assert ('cover_sheet.template "fancy": there is no such cover sheet template'
+            in gw.reason(p.packet_id))
+
+
+def test_template_gone_after_acceptance_holds_the_job(gateway_factory, tmp_path):
+    """The packet is fine; the administrator's template is not: the job is
+    held (not failed, which would lose the packet_id) and goes once the
+    template is back and the job released."""
+    tpl = tmp_path / "templates"
+    tpl.mkdir()
+    shutil.copy(os.path.join(TEMPLATES, "default.tpl"), tpl / "default.tpl")
+    shutil.copy(os.path.join(TEMPLATES, "default.tpl"), tpl / "clinic.tpl")
+    gw = started(gateway_factory, daemon={"template_dir": str(tpl)})
+    gw.stop()
+    # Accepted (committed), then the daemon dies before the job is rendered.
+    gw.start(env={"ROIGATE_TEST_CRASH": "intake_after_commit"})
+    p = Packet("ROI-TPL-GONE")
+    p.manifest["cover_sheet"]["template"] = "clinic"
+    gw.drop(p)
+    assert gw.wait_exit() == -9
+    os.unlink(tpl / "clinic.tpl")
+    gw.start()
+    j = wait_state(gw, "ROI-TPL-GONE", ("held", "delivered", "failed"))
+    assert j["state"] == "held"
+    err = gw.job(j["id"])["job"]["last_error"]
+    assert f"template {tpl}/clinic.tpl: cannot be read" in err
+    assert "held until an administrator fixes it" in err
+    shutil.copy(os.path.join(TEMPLATES, "default.tpl"), tpl / "clinic.tpl")
+    gw.roictl("release", str(j["id"]), check=0)
+    wait_state(gw, "ROI-TPL-GONE", "delivered")
+
+
 def test_bomb_fails_in_the_worker_and_others_are_delivered(gateway_factory):
     gw = started(gateway_factory, render={"max_image_pixels": "50000000", "timeout": "20s"},
                  queue={"job_timeout": "60s"},
