@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <iconv.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,8 +66,9 @@ struct cover_line {
 };
 
 struct cover_font {
-	char	 name[32];
-	char	*path;
+	char		 name[32];
+	char		*path;
+	const char	*std;	/* its standard PDF font, for the predeclared ones */
 };
 
 struct cover_template {
@@ -153,6 +155,7 @@ font_set(struct cover_template *t, const char *name, const char *dir,
 	} else
 		free(t->fonts[i].path);
 	t->fonts[i].path = xstrdup(path);
+	t->fonts[i].std = NULL;		/* an administrator's font is always embedded */
 }
 
 /* Next whitespace-separated word of *s, NUL-terminated in place. */
@@ -283,6 +286,9 @@ cover_load(const char *path, const char *font_dir, char *err, size_t errlen)
 	font_set(t, "regular", font_dir, "DejaVuSans.ttf");
 	font_set(t, "bold", font_dir, "DejaVuSans-Bold.ttf");
 	font_set(t, "mono", font_dir, "DejaVuSansMono.ttf");
+	t->fonts[0].std = "Helvetica";
+	t->fonts[1].std = "Helvetica-Bold";
+	t->fonts[2].std = "Courier";
 	buf_init(&b);
 	while (rv == 0 && (len = getline(&line, &cap, f)) != -1) {
 		lineno++;
@@ -379,6 +385,52 @@ flatten(char *s)
 			*s = ' ';
 }
 
+/* s in Windows-1252 (the standard fonts' WinAnsiEncoding), or NULL if
+ * it has a character that encoding lacks. */
+static char *
+to_winansi(const char *s)
+{
+	iconv_t	 cd = iconv_open("CP1252", "UTF-8");
+	size_t	 inleft = strlen(s), outleft = inleft + 1;
+	char	*out, *in = (char *)s, *o;
+
+	if (cd == (iconv_t)-1)
+		return NULL;
+	o = out = xmalloc(outleft);
+	if (iconv(cd, &in, &inleft, &o, &outleft) == (size_t)-1) {
+		free(out);
+		out = NULL;
+	} else
+		*o = '\0';
+	iconv_close(cd);
+	return out;
+}
+
+/*
+ * Can every text the template draws be set in the standard PDF fonts
+ * (Helvetica, Courier: Windows-1252)?  Then the predeclared fonts need not
+ * be embedded (a cover of a few KB instead of about 180); a name like
+ * Nguyễn needs DejaVu, embedded.
+ */
+static int
+all_winansi(const struct cover_template *t, const struct cover_field *fields,
+    size_t nfields)
+{
+	int	ok = 1;
+
+	for (size_t i = 0; ok && i < t->n; i++) {
+		char *s, *w;
+
+		if (t->l[i].op != OP_TEXT && t->l[i].op != OP_WRAP)
+			continue;
+		s = expand(t->l[i].text, fields, nfields);
+		ok = (w = to_winansi(s)) != NULL;
+		free(w);
+		free(s);
+	}
+	return ok;
+}
+
 /* Words of text onto lines no wider than width; each line drawn at y,
  * y + 1.25 size, ... (points from the top). */
 static void
@@ -438,11 +490,13 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
     const struct cover_field *fields, size_t nfields, char *err, size_t errlen)
 {
 	HPDF_Font	 font[COVER_MAX_FONTS];
+	int		 winansi[COVER_MAX_FONTS], std;
 	double		 ph = HPDF_Page_GetHeight(page);
 	char		*s;
 	int		 rv = 0;
 
 	HPDF_UseUTFEncodings(pdf);
+	std = all_winansi(t, fields, nfields);
 	for (size_t i = 0; i < t->nfonts; i++) {
 		const char	*name = NULL;
 		int		 used = 0;
@@ -451,14 +505,18 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 		for (size_t k = 0; k < t->n; k++)
 			used |= (t->l[k].op == OP_TEXT || t->l[k].op == OP_WRAP) &&
 			    t->l[k].font == (int)i;
-		if (used)
-			name = HPDF_LoadTTFontFromFile(pdf, t->fonts[i].path, HPDF_TRUE);
-
-		font[i] = name ? HPDF_GetFont(pdf, name, "UTF-8") : NULL;
-		if (font[i] == NULL) {
-			HPDF_ResetError(pdf);
+		winansi[i] = std && t->fonts[i].std != NULL;
+		if (!used)
 			font[i] = NULL;
-		}
+		else if (winansi[i])
+			font[i] = HPDF_GetFont(pdf, t->fonts[i].std, "WinAnsiEncoding");
+		else if ((name = HPDF_LoadTTFontFromFile(pdf, t->fonts[i].path,
+		    HPDF_TRUE)) != NULL)
+			font[i] = HPDF_GetFont(pdf, name, "UTF-8");
+		else
+			font[i] = NULL;
+		if (font[i] == NULL)
+			HPDF_ResetError(pdf);
 	}
 	for (size_t i = 0; rv == 0 && i < t->n; i++) {
 		const struct cover_line *cl = &t->l[i];
@@ -479,6 +537,12 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 				    t->fonts[cl->font].path);
 			s = expand(cl->text, fields, nfields);
 			flatten(s);
+			if (winansi[cl->font]) {
+				char *w = to_winansi(s);	/* all_winansi() said it can */
+
+				free(s);
+				s = w ? w : xstrdup("");
+			}
 			HPDF_Page_SetGrayFill(page, 0);
 			HPDF_Page_BeginText(page);
 			if (cl->op == OP_TEXT) {

@@ -345,6 +345,10 @@ def test_cover_sheet_shows_every_field(tmp_path):
         assert words in " ".join(cover.split()), words
     # Never the patient on the cover.
     assert "Testpatient" not in cover and "TEST-000123" not in cover
+    # Nguyễn needs more than Windows-1252: DejaVu is embedded.
+    fonts = subprocess.run(["pdffonts", out], capture_output=True, text=True,
+                           check=True).stdout
+    assert "DejaVuSans" in fonts and "Helvetica" not in fonts
     info = subprocess.run(["pdfinfo", out], capture_output=True, text=True).stdout
     assert "612 x 792 pts (letter)" in info and "Pages:           2" in info
     assert images(out)[0][:3] == (1, 200, 60)        # the logo
@@ -354,12 +358,17 @@ def test_cover_sheet_shows_every_field(tmp_path):
 def test_cover_without_part2_or_urgency_leaves_them_out(tmp_path):
     folder = str(tmp_path / "p")
     cover_packet(folder, part2=False, urgent=False)
-    render(folder)
+    render(folder, "--to", "Dr. Zoë Example")
     cover = subprocess.run(["pdftotext", "-f", "1", "-l", "1",
                             os.path.join(folder, "preview.pdf"), "-"],
                            capture_output=True, text=True).stdout
     assert "42 CFR" not in cover and "URGENT" not in cover
-    assert "CONFIDENTIALITY NOTICE" in cover
+    assert "CONFIDENTIALITY NOTICE" in cover and "Dr. Zoë Example" in cover
+    # Every word fits Windows-1252 ("Zoë" too): the standard fonts, nothing
+    # embedded.
+    fonts = subprocess.run(["pdffonts", os.path.join(folder, "preview.pdf")],
+                           capture_output=True, text=True, check=True).stdout
+    assert "Helvetica" in fonts and "DejaVu" not in fonts
 
 
 @pytest.mark.parametrize("line,words", [
