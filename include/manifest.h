@@ -6,6 +6,7 @@
 #ifndef MANIFEST_H
 #define MANIFEST_H
 
+#include <regex.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,6 +52,10 @@ struct redact_rect {
 	int	 page;		/* 1-based */
 	double	 x, y, w, h;	/* points from top-left (PDF) or pixels (images) */
 };
+
+/* How a pattern's regular expression is compiled (regcomp flags): POSIX
+ * extended, matched within a line; named patterns add REG_ICASE. */
+#define REDACT_REGEX_FLAGS	(REG_EXTENDED | REG_NEWLINE)
 
 struct redact_pattern {
 	char	*name;		/* ssn, mrn, phone, email, dob, or NULL for regex */

@@ -6,6 +6,7 @@
  * all errors are reported at once.  See docs/manifest.md.
  */
 #include <ctype.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +127,8 @@ valid_packet_id(const char *s)
 
 /* Field access with error reporting.  path is the object's own path. */
 struct ctx {
-	struct errlist	*errs;
+	struct errlist		*errs;
+	const struct manifest	*m;	/* what is parsed so far */
 };
 
 static const char *
@@ -367,6 +369,30 @@ parse_redact(struct ctx *c, json_t *r, const char *path, struct document *d)
 				    "(ssn, mrn, phone, email, dob, patient_name)", p, name);
 				continue;
 			}
+			/* The patient's identifiers come from the manifest. */
+			if (strcmp(name, "dob") == 0 && c->m->patient_dob == NULL) {
+				errlist_add(c->errs, "%s.name: dob looks for the patient's "
+				    "date of birth: give patient.dob", p);
+				continue;
+			}
+		} else {
+			regex_t	re;
+			char	why[128];
+			int	rc;
+
+			/* Compiled here with the flags the renderer uses, so that a
+			 * bad one is refused at intake, not after acceptance. */
+			if ((rc = regcomp(&re, regex, REDACT_REGEX_FLAGS)) != 0) {
+				regerror(rc, &re, why, sizeof(why));
+				errlist_add(c->errs, "%s.regex: \"%.60s\" is not a valid "
+				    "regular expression (%s)", p, regex, why);
+				continue;
+			}
+			regfree(&re);
+		}
+		if (expect < -1) {
+			errlist_add(c->errs, "%s.expect: must be 0 or more", p);
+			continue;
 		}
 		rp->name = name ? xstrdup(name) : NULL;
 		rp->regex = regex ? xstrdup(regex) : NULL;
@@ -546,7 +572,7 @@ struct manifest *
 manifest_parse(const char *text, size_t len, struct errlist *errs)
 {
 	struct manifest	*m;
-	struct ctx	 c = { errs };
+	struct ctx	 c = { errs, NULL };
 	json_error_t	 jerr;
 	json_t		*root, *ver;
 	size_t		 before = errs->n;
@@ -580,6 +606,7 @@ manifest_parse(const char *text, size_t len, struct errlist *errs)
 	}
 	m = xcalloc(1, sizeof(*m));
 	m->version = MANIFEST_VERSION;
+	c.m = m;
 	parse_top(&c, root, m);
 	json_decref(root);
 	if (errs->n > before) {

@@ -640,7 +640,7 @@ patterns_compile(const struct manifest *mf, const struct document *d,
 			}
 		} else
 			buf_addstr(&b, rp->regex);
-		rc = regcomp(&p[i].re, buf_cstr(&b), REG_EXTENDED | REG_NEWLINE |
+		rc = regcomp(&p[i].re, buf_cstr(&b), REDACT_REGEX_FLAGS |
 		    (icase ? REG_ICASE : 0));
 		buf_free(&b);
 		if (rc != 0) {

@@ -574,6 +574,26 @@ def test_template_error_stops_the_daemon_from_starting(gateway_factory, tmp_path
     assert r.returncode == 0, r.stderr
 
 
+def test_bad_redaction_pattern_is_refused_at_intake(gw):
+    """A regex that does not compile, or a dob pattern with no date of birth
+    to look for, is refused before the packet is taken: found only by the
+    worker, it would fail the job and use up the packet_id."""
+    p = Packet("ROI-BAD-REGEX")
+    p.manifest["documents"][0]["redact"] = {"patterns": [{"regex": "CLM-[0-9"}]}
+    p.manifest["documents"][1]["redact"] = {"patterns": [{"name": "dob"}]}
+    del p.manifest["patient"]["dob"]
+    gw.drop(p)
+    wait_rejected(gw, p.packet_id)
+    wait_for("the reason", lambda: os.path.exists(
+        os.path.join(gw.rejected, p.packet_id, "REASON.txt")))
+    reason = gw.reason(p.packet_id)
+    assert ('documents[0].patterns[0].regex: "CLM-[0-9" is not a valid regular '
+            'expression') in reason
+    assert ("documents[1].patterns[0].name: dob looks for the patient's date of "
+            "birth: give patient.dob") in reason
+    assert gw.job_by_packet(p.packet_id) is None
+
+
 def test_unknown_template_is_refused_at_intake(gw):
     p = Packet("ROI-TPL-UNKNOWN")
     p.manifest["cover_sheet"]["template"] = "fancy"

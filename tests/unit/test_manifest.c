@@ -99,6 +99,13 @@ test_errors_table(void **state)
 		    "documents[0].rects[0]: must be {page (from 1)" },
 		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"shoe_size\"}]}",
 		    NULL, NULL, "\"shoe_size\" is not a named pattern" },
+		/* What the renderer would only find after acceptance. */
+		{ "documents.0.redact", "{\"patterns\": [{\"regex\": \"CLM-[0-9\"}]}",
+		    NULL, NULL, "documents[0].patterns[0].regex: \"CLM-[0-9\" is not a "
+		    "valid regular expression" },
+		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"ssn\", "
+		    "\"expect\": -2}]}", NULL, NULL,
+		    "documents[0].patterns[0].expect: must be 0 or more" },
 		{ "colour", "\"blue\"", NULL, NULL, "colour: unknown field" },
 		/* Every problem at once, not just the first. */
 		{ "packet_id", NULL, "basis", "\"curiosity\"", "packet_id: missing" },
@@ -124,6 +131,22 @@ test_errors_table(void **state)
 		errlist_free(&errs);
 		free(text);
 	}
+}
+
+/* A dob pattern without the date it looks for is refused (one error). */
+static void
+test_dob_pattern_needs_the_dob(void **state)
+{
+	struct errlist	 errs = { NULL, 0 };
+	char		*text = sample_text("documents.0.redact",
+	    "{\"patterns\": [{\"name\": \"dob\"}]}", "patient.dob", NULL);
+
+	assert_null(manifest_parse(text, strlen(text), &errs));
+	assert_int_equal(errs.n, 1);
+	assert_string_equal(errs.msg[0], "documents[0].patterns[0].name: dob looks "
+	    "for the patient's date of birth: give patient.dob");
+	errlist_free(&errs);
+	free(text);
 }
 
 static void
@@ -206,6 +229,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sample_parses),
 		cmocka_unit_test(test_errors_table),
+		cmocka_unit_test(test_dob_pattern_needs_the_dob),
 		cmocka_unit_test(test_not_json_table),
 		cmocka_unit_test(test_oversized_and_too_many),
 		cmocka_unit_test(test_packet_id_table),
