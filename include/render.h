@@ -101,6 +101,11 @@ int	render_probe(int fd, const char *mime, const struct render_opts *opts,
 int	render_probe_here(int fd, const char *mime, const struct render_opts *opts,
 	    char *err, size_t errlen);
 
+/* The file of cover sheet template name (NULL: [render] cover_template):
+ * template_dir/NAME.tpl.  0, or -1 with the reason in err. */
+int	render_template_path(const struct config *, const char *name, char *path,
+	    size_t len, char *err, size_t errlen);
+
 /* Every template in template_dir parses, its fonts can be read, and the
  * default cover_template is among them (roigated -n, start, reload). */
 int	render_check_templates(const struct config *, char *err, size_t errlen);

@@ -127,7 +127,6 @@ intake_check_entries(int dirfd, const struct manifest *m, struct errlist *errs)
 	closedir(d);
 }
 
-/* Check one document: size, hash, type.  Adds to errs; sets *missing. */
 /*
  * libmagic only reads headers (a 9-byte "%PDF-1.4" is a PDF to it): open
  * the document with the reader that will render it, in a child process
@@ -145,6 +144,7 @@ intake_probe_document(int fd, const struct document *doc, const char *mime,
 		errlist_add(errs, "document %s %s", doc->file, why);
 }
 
+/* Check one document: size, hash, type.  Adds to errs; sets *missing. */
 static void
 intake_check_document(int dirfd, const struct document *doc, int64_t *total,
     struct errlist *errs, int *missing)
@@ -248,19 +248,14 @@ intake_check_policy(const struct manifest *m, struct errlist *errs)
 static void
 intake_check_template(const struct manifest *m, struct errlist *errs)
 {
-	char	path[PATH_MAX];
+	char	path[PATH_MAX], why[200];
 
 	if (m->cover_template == NULL)
 		return;
-	for (const char *p = m->cover_template; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
-			errlist_add(errs, "cover_sheet.template \"%.64s\": a template "
-			    "name is letters, digits, '-' and '_'", m->cover_template);
-			return;
-		}
-	snprintf(path, sizeof(path), "%s/%s.tpl", rg->conf->template_dir,
-	    m->cover_template);
-	if (access(path, R_OK) == -1)
+	if (render_template_path(rg->conf, m->cover_template, path, sizeof(path),
+	    why, sizeof(why)) == -1)
+		errlist_add(errs, "%s", why);
+	else if (access(path, R_OK) == -1)
 		errlist_add(errs, "cover_sheet.template \"%.64s\": there is no such "
 		    "cover sheet template (%s)", m->cover_template, strerror(errno));
 }

@@ -14,6 +14,7 @@
  * Plain text documents are first typeset into a PDF (DejaVu Sans Mono,
  * the output paper, 54 pt margins) so that they take the same path.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1410,6 +1411,25 @@ render_packet(const struct manifest *mf, int dirfd, const char *outname,
 	free(w.bits);
 	cover_free(tpl);
 	return rv;
+}
+
+int
+render_template_path(const struct config *c, const char *name, char *path,
+    size_t len, char *err, size_t errlen)
+{
+	if (name == NULL)
+		name = c->cover_template;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
+			snprintf(err, errlen, "cover_sheet.template \"%.64s\": a "
+			    "template name is letters, digits, '-' and '_'", name);
+			return -1;
+		}
+	if ((size_t)snprintf(path, len, "%s/%s.tpl", c->template_dir, name) >= len) {
+		snprintf(err, errlen, "cover_sheet.template \"%.64s\": too long", name);
+		return -1;
+	}
+	return 0;
 }
 
 int

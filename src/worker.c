@@ -11,7 +11,6 @@
  * file descriptor and talks to the daemon over a SOCK_SEQPACKET pair with
  * fixed-size messages.  It dies with the daemon (PR_SET_PDEATHSIG).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -158,22 +157,6 @@ worker_open_documents(int chan, const struct manifest *mf, struct worker_output 
 	}
 }
 
-/* The cover sheet template a packet names: NAME.tpl in template_dir. */
-static void
-worker_template(int chan, const struct manifest *mf, char *path, size_t len)
-{
-	const char	*name = mf->cover_template ? mf->cover_template :
-			    rg->conf->cover_template;
-
-	for (const char *p = name; *p; p++)
-		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
-			worker_fail(chan, TRANSPORT_PERMFAIL, "cover sheet template "
-			    "\"%.64s\": a name is letters, digits, '-' and '_'", name);
-	if ((size_t)snprintf(path, len, "%s/%s.tpl", rg->conf->template_dir, name) >= len)
-		worker_fail(chan, TRANSPORT_PERMFAIL, "cover sheet template name too "
-		    "long");
-}
-
 /*
  * Render the packet into one PDF (src/render.c) and make it the one file
  * the transport sends.  Each redaction applied goes to the daemon, which
@@ -189,14 +172,16 @@ worker_render(int chan, const struct job *j, const struct manifest *mf,
 	struct render_result	 res;
 	struct worker_msg	 m;
 	struct stat		 st;
-	char			 tpl[4096];
+	char			 tpl[4096], why[200];
 	int			 fd;
 
 	/* The documents were checked against their hashes; render reads them
 	 * again by name from the job's private folder. */
 	worker_output_close(o);
 	render_opts_from_config(rg->conf, ti->profile, &opts);
-	worker_template(chan, mf, tpl, sizeof(tpl));
+	if (render_template_path(rg->conf, mf->cover_template, tpl, sizeof(tpl),
+	    why, sizeof(why)) == -1)
+		worker_fail(chan, TRANSPORT_PERMFAIL, "%s", why);
 	memset(&cover, 0, sizeof(cover));
 	cover.template_path = tpl;
 	cover.org_name = rg->conf->organization;
