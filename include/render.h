@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store.h"
+
 struct manifest;
 
 enum render_profile {
@@ -51,20 +53,12 @@ struct render_cover {
 	int64_t		 now;		/* seconds since the epoch */
 };
 
-/* One redaction applied: the document (1-based), page, box in points from
- * the page's top-left, and the pattern's name ("rect" for a rectangle,
- * "regex" for a regular expression).  Never the text that was covered. */
-struct render_redaction {
-	int	doc;
-	int	page;
-	double	x, y, w, h;
-	char	pattern[24];
-};
-
 struct render_result {
 	int			 pages;		/* output pages, cover included */
 	char			 sha256[65];
-	struct render_redaction	*red;
+	struct store_redaction	*red;		/* each box applied, as the job records it:
+						 * "rect", a pattern's name or "regex";
+						 * never the text covered */
 	size_t			 nred;
 	char			 err[512];	/* why rendering failed */
 	int			 tempfail;	/* the failure may pass (I/O), not the packet's fault */

@@ -60,7 +60,7 @@ struct run {
 	uint32_t		 pages;
 	char			 sha256[65];
 	struct store_redaction	*red;			/* what the worker reported */
-	size_t			 nred;
+	size_t			 nred, redcap;
 	struct run		*next;
 };
 
@@ -215,10 +215,18 @@ run_free(struct run *r)
 
 /*
  * Keep what is sent: archive/JOB-ATTEMPT.pdf, a hard link to the output
- * in the job's folder (same file system), readable by the daemon's user
- * only.  Files older than archive_retention are removed by
+ * in the job's folder (same file system; the renderer made it readable by
+ * the daemon's user only).  Files older than archive_retention are removed by
  * queue_archive_expire().  -1 (and nothing is sent) if it cannot be kept.
  */
+/* The worker's rendered output in job id's folder. */
+static void
+queue_output_path(int64_t id, char *path, size_t len)
+{
+	snprintf(path, len, "%s/jobs/%lld/%s", rg->conf->state_dir, (long long)id,
+	    WORKER_OUTPUT);
+}
+
 static int
 queue_archive(struct run *r)
 {
@@ -226,12 +234,11 @@ queue_archive(struct run *r)
 
 	if (rg->conf->archive_retention_ms == 0)
 		return 0;
-	snprintf(from, sizeof(from), "%s/jobs/%lld/%s", rg->conf->state_dir,
-	    (long long)r->job.id, WORKER_OUTPUT);
+	queue_output_path(r->job.id, from, sizeof(from));
 	snprintf(to, sizeof(to), "%s/archive/%lld-%d.pdf", rg->conf->state_dir,
 	    (long long)r->job.id, r->job.attempts + 1);
 	(void)unlink(to);	/* an attempt cut off before it was logged */
-	if (chmod(from, 0600) == -1 || link(from, to) == -1) {
+	if (link(from, to) == -1) {
 		log_warn("job %lld: cannot keep a copy of the output in archive/; "
 		    "not sending", (long long)r->job.id);
 		daemon_problem(PROBLEM_QUEUE, "cannot write to %s/archive: %s",
@@ -251,8 +258,7 @@ queue_drop_output(int64_t id)
 {
 	char	path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/jobs/%lld/%s", rg->conf->state_dir,
-	    (long long)id, WORKER_OUTPUT);
+	queue_output_path(id, path, sizeof(path));
 	if (unlink(path) == -1 && errno != ENOENT)
 		log_warn("job %lld: cannot remove %s", (long long)id, path);
 }
@@ -279,7 +285,8 @@ queue_rendered(struct run *r, const struct worker_msg *m)
 	rv = store_begin(rg->store);
 	if (rv == 0)
 		rv = store_redactions_set(rg->store, r->job.id, r->job.attempts + 1,
-		    r->red, r->nred);
+		    r->red, r->nred < QUEUE_MAX_REDACTIONS ? r->nred :
+		    QUEUE_MAX_REDACTIONS);
 	if (rv == 0)
 		rv = queue_log(r, "attempt", NULL, NULL);
 	if (rv == 0)
@@ -317,10 +324,20 @@ queue_chan_read(int fd, uint32_t events, void *arg)
 	m.error[sizeof(m.error) - 1] = '\0';
 	m.sha256[sizeof(m.sha256) - 1] = '\0';
 	if (m.type == WMSG_REDACTION && r->mode == WORKER_DELIVER &&
-	    !r->logged_attempt && r->nred < QUEUE_MAX_REDACTIONS) {
-		m.red.pattern[sizeof(m.red.pattern) - 1] = '\0';
-		r->red = xreallocarray(r->red, r->nred + 1, sizeof(*r->red));
-		r->red[r->nred++] = m.red;
+	    !r->logged_attempt) {
+		if (r->nred == QUEUE_MAX_REDACTIONS) {
+			log_warnx("job %lld: more than %d redactions; the job's record "
+			    "lists the first %d", (long long)r->job.id,
+			    QUEUE_MAX_REDACTIONS, QUEUE_MAX_REDACTIONS);
+			r->nred++;	/* said once */
+		} else if (r->nred < QUEUE_MAX_REDACTIONS) {
+			if (r->nred == r->redcap) {
+				r->redcap = r->redcap ? r->redcap * 2 : 64;
+				r->red = xreallocarray(r->red, r->redcap, sizeof(*r->red));
+			}
+			m.red.pattern[sizeof(m.red.pattern) - 1] = '\0';
+			r->red[r->nred++] = m.red;
+		}
 	} else if (m.type == WMSG_RENDERED && r->mode == WORKER_DELIVER &&
 	    !r->logged_attempt)
 		queue_rendered(r, &m);

@@ -479,7 +479,6 @@ open_doc(fz_context *ctx, int fd, const char *mime_or_name,
 struct image_dev {
 	fz_device	super;
 	int		w, h;		/* the largest image, in pixels */
-	fz_matrix	ctm;
 };
 
 static void
@@ -492,12 +491,11 @@ note_image(fz_context *ctx, fz_device *dev, fz_image *img, fz_matrix ctm,
 	if ((int64_t)img->w * img->h > (int64_t)d->w * d->h) {
 		d->w = img->w;
 		d->h = img->h;
-		d->ctm = ctm;
 	}
 }
 
 static void
-largest_image(fz_context *ctx, fz_display_list *list, int *w, int *h, fz_matrix *ctm)
+largest_image(fz_context *ctx, fz_display_list *list, int *w, int *h)
 {
 	struct image_dev *d = fz_new_derived_device(ctx, struct image_dev);
 
@@ -510,7 +508,6 @@ largest_image(fz_context *ctx, fz_display_list *list, int *w, int *h, fz_matrix 
 	fz_always(ctx) {
 		*w = d->w;
 		*h = d->h;
-		*ctm = d->ctm;
 		fz_drop_device(ctx, &d->super);
 	}
 	fz_catch(ctx)
@@ -1015,7 +1012,7 @@ raster(fz_context *ctx, fz_display_list *list, fz_rect bounds,
 static void
 record(struct render_result *res, int doc, int page, const struct box *b)
 {
-	struct render_redaction *r;
+	struct store_redaction *r;
 
 	res->red = xreallocarray(res->red, res->nred + 1, sizeof(*res->red));
 	r = &res->red[res->nred++];
@@ -1032,20 +1029,19 @@ record(struct render_result *res, int doc, int page, const struct box *b)
  * its patterns find. */
 static void
 page_boxes(fz_context *ctx, fz_display_list *list, fz_rect bounds, enum doc_kind kind,
-    const struct document *d, int pno, struct pattern *pat,
+    const struct document *d, int docno, int pno, struct pattern *pat,
     const struct render_opts *o, struct boxes *bx, struct render_result *res)
 {
 	double	sx = 1, sy = 1;
 
 	bx->n = 0;
 	if (kind != KIND_TEXT) {
-		int		w, h;
-		fz_matrix	m;
+		int	w, h;
 
 		/* A scan's size in pixels (rectangles on images are in pixels),
 		 * and the decompression bomb's: an image of billions of pixels
 		 * in a few megabytes of file is refused before it is decoded. */
-		largest_image(ctx, list, &w, &h, &m);
+		largest_image(ctx, list, &w, &h);
 		if (o->max_pixels > 0 && (int64_t)w * h > o->max_pixels) {
 			char why[160];	/* fz_throw knows no %lld */
 
@@ -1074,7 +1070,7 @@ page_boxes(fz_context *ctx, fz_display_list *list, fz_rect bounds, enum doc_kind
 	if (d->npatterns > 0 && kind != KIND_IMAGE)
 		search_page(ctx, list, bounds, pat, d->npatterns, bx);
 	for (size_t i = 0; i < bx->n; i++)
-		record(res, 0, pno, &bx->b[i]);
+		record(res, docno, pno, &bx->b[i]);
 }
 
 /* ---- the packet -------------------------------------------------------------- */
@@ -1145,7 +1141,6 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 				    n == 1 ? "" : "s");
 		for (pno = 1; pno <= n; pno++) {
 			fz_rect bounds;
-			size_t before = r->res->nred;
 
 			if (render_timed_out)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "timed out");
@@ -1157,10 +1152,8 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 			list = record_page(ctx, page, bounds);
 			if (render_timed_out)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "timed out");
-			page_boxes(ctx, list, bounds, op->kind, d, pno, pat, r->o,
-			    &r->bx, r->res);
-			for (size_t i = before; i < r->res->nred; i++)
-				r->res->red[i].doc = docno;
+			page_boxes(ctx, list, bounds, op->kind, d, docno, pno, pat,
+			    r->o, &r->bx, r->res);
 			pix = raster(ctx, list, bounds, &r->bx, r->o);
 			if (render_timed_out)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "timed out");
@@ -1319,8 +1312,9 @@ save(struct out *w, int dirfd, const char *name, struct render_result *res)
 		return fail(res, "cannot write the output PDF (libhpdf error 0x%04x, "
 		    "detail %u)", (unsigned)w->hs.error, (unsigned)w->hs.detail);
 	}
+	/* What was sent, with the patient's records in it: its owner only. */
 	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
-	    fsync(fd) == -1 || fsync(dirfd) == -1 ||
+	    fchmod(fd, 0600) == -1 || fsync(fd) == -1 || fsync(dirfd) == -1 ||
 	    sha256_fd(fd, res->sha256, NULL) == -1) {
 		res->tempfail = 1;
 		if (fd != -1)
@@ -1513,12 +1507,11 @@ render_probe_here(int fd, const char *mime, const struct render_opts *o,
 	fz_try(ctx) {
 		n = fz_count_pages(ctx, op.doc);
 		if (n >= 1 && (o->max_pages <= 0 || n <= o->max_pages)) {
-			int		w, h;
-			fz_matrix	mm;
+			int	w, h;
 
 			page = fz_load_page(ctx, op.doc, 0);
 			list = record_page(ctx, page, fz_bound_page(ctx, page));
-			largest_image(ctx, list, &w, &h, &mm);
+			largest_image(ctx, list, &w, &h);
 			if (o->max_pixels > 0 && (int64_t)w * h > o->max_pixels) {
 				snprintf(err, errlen, "holds an image of %d x %d "
 				    "pixels, over the limit of %lld pixels", w, h,

@@ -208,13 +208,7 @@ worker_render(int chan, const struct job *j, const struct manifest *mf,
 	for (size_t i = 0; i < res.nred; i++) {
 		memset(&m, 0, sizeof(m));
 		m.type = WMSG_REDACTION;
-		m.red.doc = res.red[i].doc;
-		m.red.page = res.red[i].page;
-		m.red.x = res.red[i].x;
-		m.red.y = res.red[i].y;
-		m.red.w = res.red[i].w;
-		m.red.h = res.red[i].h;
-		strlcpy_(m.red.pattern, res.red[i].pattern, sizeof(m.red.pattern));
+		m.red = res.red[i];
 		worker_send(chan, &m);
 	}
 	render_result_free(&res);
