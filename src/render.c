@@ -1202,7 +1202,7 @@ render_doc(struct doc_run *r, const struct document *d, int docno, int fd)
 
 		if (rp->expect >= 0 && pat[i].found != rp->expect)
 			rv = fail(r->res, "document %.100s: pattern %s was expected %d "
-			    "time%s and found %d time%s: check what the clerk marked",
+			    "time%s and found %d time%s: check the redactions marked for it",
 			    d->file, rp->name ? rp->name : "(regex)", rp->expect,
 			    rp->expect == 1 ? "" : "s", pat[i].found,
 			    pat[i].found == 1 ? "" : "s");

@@ -202,8 +202,13 @@ worker_render(int chan, const struct job *j, const struct manifest *mf,
 		if (res.admin)
 			worker_hold(chan, "%s; held until an administrator fixes it "
 			    "and releases the job", res.err);
-		worker_fail(chan, res.tempfail ? TRANSPORT_TEMPFAIL :
-		    TRANSPORT_PERMFAIL, "%s", res.err);
+		if (res.tempfail)
+			worker_fail(chan, TRANSPORT_TEMPFAIL, "%s", res.err);
+		/* The packet itself: it cannot go as it is, and its packet_id is
+		 * used up; say what the clerk does next. */
+		worker_fail(chan, TRANSPORT_PERMFAIL, "%s. Nothing was sent: correct "
+		    "the packet (or get a good copy of the document) and send it "
+		    "again under a new packet_id", res.err);
 	}
 	for (size_t i = 0; i < res.nred; i++) {
 		memset(&m, 0, sizeof(m));

@@ -273,7 +273,7 @@ def test_expectation_not_met_fails_with_a_reason(tmp_path):
     r = render(folder, ok=False)
     assert r.returncode == 65
     assert ("document lab.pdf: pattern ssn was expected 2 times and found 1 "
-            "time: check what the clerk marked") in r.stderr
+            "time: check the redactions marked for it") in r.stderr
     assert SSN not in r.stderr
     assert not os.path.exists(os.path.join(folder, "preview.pdf"))
 
@@ -286,7 +286,7 @@ def test_rectangle_past_the_last_page_fails_with_a_reason(tmp_path):
     r = render(folder, ok=False)
     assert r.returncode == 65
     assert ("document lab.pdf: a redaction rectangle is on page 3 but it has 1 "
-            "page: check what the clerk marked") in r.stderr
+            "page: check the redactions marked for it") in r.stderr
 
 
 def test_text_is_typeset_in_utf8_with_page_breaks(tmp_path):
@@ -683,8 +683,11 @@ def test_expectation_not_met_fails_the_job(gw):
     gw.drop(p)
     j = wait_state(gw, "ROI-REDACT-2", ("failed", "held", "delivered"))
     assert j["state"] == "failed"
-    assert "pattern ssn was expected 1 time and found 0 times" in \
-        gw.job(j["id"])["job"]["last_error"]
+    err = gw.job(j["id"])["job"]["last_error"]
+    assert "pattern ssn was expected 1 time and found 0 times" in err
+    # What the clerk does next.
+    assert ("Nothing was sent: correct the packet (or get a good copy of the "
+            "document) and send it again under a new packet_id") in err
     assert not os.path.exists(os.path.join(gw.outbox, "records-desk", "ROI-REDACT-2"))
 
 
