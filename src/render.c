@@ -1137,7 +1137,7 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 			if (d->rects[i].page > n)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "roigate: a redaction "
 				    "rectangle is on page %d but it has %d page%s: check "
-				    "what the clerk marked", d->rects[i].page, n,
+				    "the redactions marked for it", d->rects[i].page, n,
 				    n == 1 ? "" : "s");
 		for (pno = 1; pno <= n; pno++) {
 			fz_rect bounds;
