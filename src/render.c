@@ -1547,7 +1547,10 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 	int	p[2], status;
 	pid_t	pid, parent;
 	ssize_t	n, got = 0;
+	const char *m;
 
+	if (kind_of(mime, &m) == KIND_TEXT)
+		return 0;	/* any bytes can be typeset: no reader to try */
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "cannot be checked: %s", strerror(errno));
 		return -1;
