@@ -1,7 +1,7 @@
 /*
  * Packet intake shared by the spool folder and socket submission:
- * validate a packet folder, then accept it durably into jobs/ID.
- * Runs in the daemon.
+ * validate a packet folder, copy what it lists into a daemon-owned
+ * staging folder, then accept that durably as jobs/ID.  Runs in the daemon.
  */
 #ifndef INTAKE_H
 #define INTAKE_H
@@ -12,26 +12,46 @@ struct manifest;
 struct errlist;
 struct policy_magic;
 
+/* A folder of jobs/ being filled: ".stage-PID-N", 0700, ours alone. */
+struct intake_stage {
+	char	name[64];
+	int	fd;		/* -1 once accepted or discarded */
+};
+
 /* Once at start-up: the jobs/ folder and the libmagic handle. */
 void	intake_init(int jobs_dirfd, struct policy_magic *);
 
-/*
- * Validate a packet folder (dirfd open on it).  0: acceptable (*mp set);
- * 1: incomplete, still waiting for files (reasons in errs); -1: must be
- * rejected (reasons in errs).
- */
-int	intake_check(int dirfd, struct manifest **mp, struct errlist *errs);
+/* Make a new staging folder; -1 with err. */
+int	intake_stage_open(struct intake_stage *, char *err, size_t errlen);
+/* Remove a staging folder that was not accepted. */
+void	intake_stage_discard(struct intake_stage *);
 
 /*
- * Accept a validated packet: rename srcdirfd/name to jobs/ID, fsync both
- * folders, then commit the job.  0 and *id, or -1 with err (the packet is
- * then back where it was).
+ * Validate a packet folder (dirfd open on it).  With stagefd != -1 each
+ * listed document and the manifest are copied into that staging folder
+ * first, and the copies are what is checked (hashes, types, the reader);
+ * with -1 the folder is a staging folder already.  0: acceptable (*mp
+ * set); 1: incomplete, still waiting for files (reasons in errs); -1: must
+ * be rejected (reasons in errs); 2: the packet is job *same already, with
+ * the very same manifest and documents (*mp set: nothing to take again).
  */
-int	intake_accept(int srcdirfd, const char *name, const struct manifest *m,
+int	intake_check(int dirfd, int stagefd, struct manifest **mp,
+	    struct errlist *errs, int64_t *same);
+
+/*
+ * Accept a validated staging folder: in one transaction take the next job
+ * id, rename the folder to jobs/ID (fsynced), insert the job and commit.
+ * 0 and *id; or -1 with err, nothing taken (the folder stays staged).
+ */
+int	intake_accept(struct intake_stage *, const struct manifest *m,
 	    const char *source, const char *actor, int64_t *id, char *err,
 	    size_t errlen);
 
-/* After a crash: commit or reject folders in jobs/ that have no job row. */
-void	intake_recover(int rejected_dirfd);
+/* At start: remove staging folders and jobs/ID folders with no job row
+ * (their acceptance was interrupted: the packet is still at its source). */
+void	intake_recover(void);
+
+/* Is name a reason file roigate writes (REASON.txt, REASON.N.txt)? */
+int	intake_reason_file(const char *name);
 
 #endif

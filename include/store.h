@@ -165,6 +165,10 @@ int	store_rollback(struct store *);
 
 /* Reserve a job id (its own committed transaction). */
 int	store_reserve_job_id(struct store *, int64_t *id);
+/* The same inside a transaction the caller holds. */
+int	store_next_job_id(struct store *, int64_t *id);
+/* The stored manifest text of job id: 1 and *text (free it), 0, -1. */
+int	store_job_manifest(struct store *, int64_t id, char **text);
 /* Insert a job with the id, state and fields in j, plus its first events. */
 int	store_job_insert(struct store *, const struct job *j, const char *actor,
 	    const char *reason);

@@ -72,7 +72,16 @@ int	 fsync_dirfd_at(int dirfd, const char *name);
 /* Write data to dir/name atomically: O_EXCL temp, fsync, rename, fsync dir. */
 int	 write_file_atomic(int dirfd, const char *name, const void *, size_t,
 	    mode_t mode);
+/* Create dir/name with O_EXCL (never over a file someone else made), fsync. */
+int	 write_file_excl(int dirfd, const char *name, const void *, size_t,
+	    mode_t mode);
+/* Copy in to out by reflink, copy_file_range or read/write; bytes or -1.
+ * More than cap means the file grew past cap. */
+off_t	 copy_fd(int in, int out, off_t cap);
 int	 read_file_fd(int fd, size_t max, struct buf *out);
+/* Remove dir/name and the files in it (one level, nothing followed); a
+ * folder already gone is success. */
+int	 remove_dir_at(int dirfd, const char *name);
 /* Create a directory and its parents, mode for the ones created. */
 int	 mkdir_p(const char *path, mode_t mode);
 ssize_t	 write_all(int fd, const void *, size_t);

@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "config.h"
 #include "intake.h"
 #include "log.h"
@@ -51,19 +53,31 @@ intake_open(int dirfd, const char *name, int64_t cap, struct stat *st,
 {
 	int	fd;
 
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC |
+	    O_NOCTTY);
 	if (fd == -1) {
 		if (errno == ENOENT)
 			*missing = 1;
 		else if (errno == ELOOP)
 			errlist_add(errs, "%s is a symbolic link: copy the file itself "
 			    "into the packet", name);
+		else if (errno == ENAMETOOLONG)
+			errlist_add(errs, "%.100s...: the file name is longer than 255 "
+			    "bytes", name);
+		else if (errno == ENXIO)
+			errlist_add(errs, "%s is not a regular file (it is a socket): "
+			    "copy the document itself into the packet", name);
 		else
 			errlist_add(errs, "%s cannot be opened: %s", name, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, st) == -1 || !S_ISREG(st->st_mode)) {
-		errlist_add(errs, "%s is not a regular file", name);
+		errlist_add(errs, "%s is not a regular file (it is %s): copy the "
+		    "document itself into the packet", name,
+		    S_ISDIR(st->st_mode) ? "a folder" : S_ISFIFO(st->st_mode) ?
+		    "a named pipe" : S_ISSOCK(st->st_mode) ? "a socket" :
+		    S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? "a device" :
+		    "not a file");
 		goto fail;
 	}
 	if (st->st_nlink > 1) {
@@ -91,7 +105,23 @@ intake_listed(const struct manifest *m, const char *name)
 	return 0;
 }
 
-/* Every entry of the folder must be the manifest or a listed document. */
+int
+intake_reason_file(const char *name)
+{
+	const char	*p;
+
+	/* REASON.txt, or REASON.N.txt when a clerk's own REASON.txt was there. */
+	if (strncmp(name, "REASON.", 7) != 0)
+		return 0;
+	for (p = name + 7; *p >= '0' && *p <= '9'; p++)
+		;
+	if (p > name + 7 && *p == '.')
+		p++;
+	return strcmp(p, "txt") == 0;
+}
+
+/* Every entry of the folder must be the manifest or a listed document
+ * (or a reason file roigate wrote when it refused the packet before). */
 static void
 intake_check_entries(int dirfd, const struct manifest *m, struct errlist *errs)
 {
@@ -109,7 +139,11 @@ intake_check_entries(int dirfd, const struct manifest *m, struct errlist *errs)
 	while ((de = readdir(d)) != NULL) {
 		const char *n = de->d_name;
 		if (!strcmp(n, ".") || !strcmp(n, "..") ||
-		    !strcmp(n, "manifest.json") || !strcmp(n, "REASON.txt"))
+		    !strcmp(n, "manifest.json"))
+			continue;
+		if (intake_listed(m, n))
+			;
+		else if (intake_reason_file(n))
 			continue;
 		if (++count > rg->conf->max_files) {
 			errlist_add(errs, "the packet holds more than %d files",
@@ -144,17 +178,54 @@ intake_probe_document(int fd, const struct document *doc, const char *mime,
 		errlist_add(errs, "document %s %s", doc->file, why);
 }
 
-/* Check one document: size, hash, type.  Adds to errs; sets *missing. */
+/*
+ * Copy the document open as in into the staging folder: the daemon's own
+ * file (0600), fsynced.  From here on only the copy is read: what a clerk
+ * does to the original (a descriptor kept open, a rewrite) cannot reach it.
+ * The copy's descriptor, or -1 with the reason.
+ */
+static int
+intake_copy_document(int in, int stagefd, const char *name, struct errlist *errs)
+{
+	off_t	n;
+	int	out;
+
+	out = openat(stagefd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (out == -1) {
+		errlist_add(errs, "document %s cannot be stored: %s", name,
+		    strerror(errno));
+		return -1;
+	}
+	if ((n = copy_fd(in, out, rg->conf->max_file_size)) == -1 || fsync(out) == -1) {
+		errlist_add(errs, "document %s cannot be copied: %s", name,
+		    strerror(errno));
+		goto fail;
+	}
+	if (n > rg->conf->max_file_size) {
+		errlist_add(errs, "document %s grew past the limit of %lld bytes "
+		    "while it was copied", name, (long long)rg->conf->max_file_size);
+		goto fail;
+	}
+	return out;
+fail:
+	close(out);
+	return -1;
+}
+
+/* Check one document: size, hash, type.  Adds to errs; sets *missing.
+ * With stagefd != -1 the document is copied there first, and the checks
+ * are made on the copy. */
 static void
-intake_check_document(int dirfd, const struct document *doc, int64_t *total,
-    struct errlist *errs, int *missing)
+intake_check_document(int dirfd, int stagefd, const struct document *doc,
+    int64_t *total, struct errlist *errs, int *missing)
 {
 	struct errlist	 terrs = { NULL, 0 };
 	struct stat	 st;
 	char		 head[INTAKE_SNIFF], hex[65];
 	const char	*mime;
 	ssize_t		 n;
-	int		 fd, absent = 0;
+	int		 fd, copy, absent = 0;
 
 	fd = intake_open(dirfd, doc->file, rg->conf->max_file_size, &st, errs, &absent);
 	if (fd == -1) {
@@ -164,14 +235,25 @@ intake_check_document(int dirfd, const struct document *doc, int64_t *total,
 		}
 		return;
 	}
-	*total += st.st_size;
+	if (st.st_size == 0) {
+		errlist_add(errs, "document %s is empty", doc->file);
+		close(fd);
+		return;
+	}
+	if (stagefd != -1) {
+		copy = intake_copy_document(fd, stagefd, doc->file, errs);
+		close(fd);
+		if ((fd = copy) == -1)
+			return;
+	}
 	if ((n = pread(fd, head, sizeof(head), 0)) == -1 ||
-	    sha256_fd(fd, hex, NULL) == -1) {
+	    sha256_fd(fd, hex, &st.st_size) == -1) {
 		errlist_add(errs, "document %s cannot be read: %s", doc->file,
 		    strerror(errno));
 		close(fd);
 		return;
 	}
+	*total += st.st_size;
 	if (strcmp(hex, doc->sha256) != 0)
 		errlist_add(errs, "document %s: SHA-256 does not match the manifest",
 		    doc->file);
@@ -184,14 +266,45 @@ intake_check_document(int dirfd, const struct document *doc, int64_t *total,
 	close(fd);
 }
 
+/*
+ * Is the manifest's text complete?  1: one whole JSON value (what it is is
+ * for the parser to say); 0: a JSON object cut off, most likely still
+ * being copied (wait for the rest).  A text that is not JSON at all, or
+ * one value with more after it, is complete: it is refused at once.
+ */
+static int
+intake_manifest_complete(const char *text, size_t len)
+{
+	json_error_t	 e;
+	json_t		*v;
+	size_t		 i = 0;
+
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		i = 3;		/* a UTF-8 byte-order mark (Notepad) */
+	while (i < len && isspace((unsigned char)text[i]))
+		i++;
+	if (i == len)
+		return 0;	/* empty: nothing written yet */
+	if (text[i] != '{')
+		return 1;
+	v = json_loadb(text + i, len - i, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &e);
+	if (v != NULL) {
+		json_decref(v);
+		return 1;
+	}
+	return json_error_code(&e) != json_error_premature_end_of_input;
+}
+
+/* Read manifest.json; its text (raw, as stored) into *text. */
 static struct manifest *
-intake_read_manifest(int dirfd, struct errlist *errs, int *missing)
+intake_read_manifest(int dirfd, struct errlist *errs, int *missing, char **text)
 {
 	struct manifest	*m;
 	struct stat	 st;
 	struct buf	 b;
 	int		 fd;
 
+	*text = NULL;
 	fd = intake_open(dirfd, "manifest.json", MANIFEST_MAX_SIZE, &st, errs, missing);
 	if (fd == -1)
 		return NULL;
@@ -203,12 +316,7 @@ intake_read_manifest(int dirfd, struct errlist *errs, int *missing)
 		return NULL;
 	}
 	close(fd);
-	/* A manifest that stops before its closing brace (empty, or cut off)
-	 * is most likely still being copied: wait for the rest. */
-	size_t len = b.len;
-	while (len > 0 && isspace((unsigned char)b.data[len - 1]))
-		len--;
-	if (len == 0 || b.data[len - 1] != '}') {
+	if (!intake_manifest_complete(b.data ? b.data : "", b.len)) {
 		errlist_add(errs, "manifest.json is incomplete (it ends before its "
 		    "closing brace)");
 		buf_free(&b);
@@ -216,21 +324,70 @@ intake_read_manifest(int dirfd, struct errlist *errs, int *missing)
 		return NULL;
 	}
 	m = manifest_parse(buf_cstr(&b), b.len, errs);
-	buf_free(&b);
+	if (m != NULL)
+		*text = buf_cstr(&b);
+	else
+		buf_free(&b);
 	return m;
 }
 
-/* Release rules that need the daemon's state: duplicates, the directory. */
+/*
+ * Where a spool packet came from: its folder and its manifest.json, as the
+ * file system knows them (device, inodes, the manifest's change time).  Kept
+ * in jobs/ID/.origin, so that a folder left in incoming/ after its job was
+ * committed (the daemon died before it removed it) is known for the same
+ * folder, and not refused as a second packet with the same packet_id.
+ */
+static int
+intake_origin(int dirfd, char *out, size_t len)
+{
+	struct stat	d, f;
+
+	if (fstat(dirfd, &d) == -1 || fstatat(dirfd, "manifest.json", &f,
+	    AT_SYMLINK_NOFOLLOW) == -1)
+		return -1;
+	return bsnprintf(out, len, "%llu %llu %llu %lld.%09ld\n",
+	    (unsigned long long)d.st_dev, (unsigned long long)d.st_ino,
+	    (unsigned long long)f.st_ino, (long long)f.st_ctim.tv_sec,
+	    f.st_ctim.tv_nsec);
+}
+
+static int
+intake_same_origin(int64_t id, const char *origin)
+{
+	char	path[48], b[128];
+	ssize_t	n;
+	int	fd;
+
+	snprintf(path, sizeof(path), "%lld/.origin", (long long)id);
+	if ((fd = openat(jobs_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return 0;
+	n = read(fd, b, sizeof(b) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	b[n] = '\0';
+	return strcmp(b, origin) == 0;
+}
+
+/* Release rules that need the daemon's state: duplicates, the directory.
+ * *same: the packet is job N already, the very folder it was taken from
+ * (left in incoming/ when the daemon died before removing it). */
 static void
-intake_check_policy(const struct manifest *m, struct errlist *errs)
+intake_check_policy(const struct manifest *m, const char *text,
+    const char *origin, struct errlist *errs, int64_t *same)
 {
 	struct recipient	r;
 	struct policy_ctx	ctx;
 	int64_t			id, at;
-	char			when[32];
+	char			when[32], *stored = NULL;
 	int			found;
 
 	if (store_job_by_packet(rg->store, m->packet_id, &id, &at) == 1) {
+		if (origin && store_job_manifest(rg->store, id, &stored) == 1 &&
+		    strcmp(stored, text) == 0 && intake_same_origin(id, origin))
+			*same = id;
+		free(stored);
 		time_iso(at, when, sizeof(when));
 		errlist_add(errs, "packet_id %.64s was already accepted as job %lld "
 		    "on %s: a packet is never sent twice; give a new release a new "
@@ -260,22 +417,43 @@ intake_check_template(const struct manifest *m, struct errlist *errs)
 		    "cover sheet template (%s)", m->cover_template, strerror(errno));
 }
 
+/* Are all the documents there?  Nothing is copied while one is missing. */
+static int
+intake_all_arrived(int dirfd, const struct manifest *m)
+{
+	struct stat	st;
+
+	for (size_t i = 0; i < m->ndocs; i++)
+		if (fstatat(dirfd, m->docs[i].file, &st, AT_SYMLINK_NOFOLLOW) == -1 &&
+		    errno == ENOENT)
+			return 0;
+	return 1;
+}
+
 int
-intake_check(int dirfd, struct manifest **mp, struct errlist *errs)
+intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
+    int64_t *same)
 {
 	struct manifest	*m;
+	char		*text = NULL, origin[128] = "";
 	int64_t		 total = 0;
-	int		 missing = 0;
+	int		 missing = 0, waiting = 0;
 
 	*mp = NULL;
-	if ((m = intake_read_manifest(dirfd, errs, &missing)) == NULL) {
+	*same = 0;
+	if ((m = intake_read_manifest(dirfd, errs, &missing, &text)) == NULL) {
 		if (missing && errs->n == 0)
 			errlist_add(errs, "manifest.json has not arrived");
 		return missing ? 1 : -1;
 	}
 	intake_check_entries(dirfd, m, errs);
+	if (errs->n == 0 && stagefd != -1 && !intake_all_arrived(dirfd, m)) {
+		stagefd = -1;	/* the check below says what is missing */
+		waiting = 1;
+	}
 	for (size_t i = 0; i < m->ndocs; i++)
-		intake_check_document(dirfd, &m->docs[i], &total, errs, &missing);
+		intake_check_document(dirfd, stagefd, &m->docs[i], &total, errs,
+		    &missing);
 	if (total > rg->conf->max_packet_size)
 		errlist_add(errs, "the documents add up to %lld bytes, over the "
 		    "packet limit of %lld bytes", (long long)total,
@@ -283,8 +461,22 @@ intake_check(int dirfd, struct manifest **mp, struct errlist *errs)
 	/* Wait for what is missing unless something is wrong already. */
 	if (missing && errs->n == (size_t)missing)
 		goto incomplete;
-	intake_check_policy(m, errs);
+	if (waiting && errs->n == 0)
+		goto incomplete;	/* it arrived meanwhile: copy it next time */
+	if (stagefd != -1 && intake_origin(dirfd, origin, sizeof(origin)) == -1)
+		origin[0] = '\0';
+	intake_check_policy(m, text, origin[0] ? origin : NULL, errs, same);
 	intake_check_template(m, errs);
+	if (errs->n == 0 && stagefd != -1 && (write_file_excl(stagefd,
+	    "manifest.json", text, strlen(text), 0600) == -1 || (origin[0] &&
+	    write_file_excl(stagefd, ".origin", origin, strlen(origin), 0600) == -1)))
+		errlist_add(errs, "the manifest cannot be stored: %s", strerror(errno));
+	free(text);
+	if (*same && errs->n == 1) {
+		*mp = m;	/* nothing else is wrong with it: it is job *same */
+		return 2;
+	}
+	*same = 0;
 	if (errs->n > 0) {
 		manifest_free(m);
 		return -1;
@@ -292,46 +484,57 @@ intake_check(int dirfd, struct manifest **mp, struct errlist *errs)
 	*mp = m;
 	return 0;
 incomplete:
+	free(text);
 	manifest_free(m);
 	return 1;
 }
 
-/* The manifest text as it now lies in jobs/ID. */
-static char *
-intake_manifest_text(int dirfd)
+int
+intake_stage_open(struct intake_stage *sg, char *err, size_t errlen)
 {
-	struct buf	b;
-	int		fd;
+	static unsigned	seq;
 
-	buf_init(&b);
-	if ((fd = openat(dirfd, "manifest.json", O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1)
-		return NULL;
-	if (read_file_fd(fd, MANIFEST_MAX_SIZE, &b) == -1) {
-		close(fd);
-		buf_free(&b);
-		return NULL;
+	snprintf(sg->name, sizeof(sg->name), ".stage-%d-%u", (int)getpid(), ++seq);
+	(void)remove_dir_at(jobs_fd, sg->name);	/* a left-over of an earlier run */
+	if (mkdirat(jobs_fd, sg->name, 0700) == -1 ||
+	    (sg->fd = openat(jobs_fd, sg->name, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		bsnprintf(err, errlen, "cannot create a folder in %s/jobs: %s",
+		    rg->conf->state_dir, strerror(errno));
+		(void)unlinkat(jobs_fd, sg->name, AT_REMOVEDIR);
+		sg->fd = -1;
+		return -1;
 	}
-	close(fd);
-	return buf_cstr(&b);
+	return 0;
 }
 
-/* Commit the job row for a packet already in jobs/ID. */
+void
+intake_stage_discard(struct intake_stage *sg)
+{
+	if (sg->fd == -1)
+		return;
+	close(sg->fd);
+	sg->fd = -1;
+	if (remove_dir_at(jobs_fd, sg->name) == -1)
+		log_warn("cannot remove jobs/%s", sg->name);
+}
+
+/* The job row for a staged packet (inside the caller's transaction). */
 static int
-intake_commit(int64_t id, const struct manifest *m, const char *source,
-    const char *actor, char *err, size_t errlen)
+intake_insert(int64_t id, const struct manifest *m, int stagefd,
+    const char *source, const char *actor, char *err, size_t errlen)
 {
 	struct recipient	 r;
 	struct job		 j;
-	char			 name[32];
-	int			 dfd, rv = -1;
+	struct buf		 b;
+	int			 fd, rv = -1;
 
 	memset(&j, 0, sizeof(j));
 	memset(&r, 0, sizeof(r));
-	snprintf(name, sizeof(name), "%lld", (long long)id);
-	if ((dfd = openat(jobs_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1 || (j.manifest = intake_manifest_text(dfd)) == NULL) {
-		bsnprintf(err, errlen, "cannot read jobs/%s/manifest.json: %s", name,
+	buf_init(&b);
+	if ((fd = openat(stagefd, "manifest.json", O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 || read_file_fd(fd, MANIFEST_MAX_SIZE, &b) == -1) {
+		bsnprintf(err, errlen, "cannot read the stored manifest: %s",
 		    strerror(errno));
 		goto done;
 	}
@@ -348,114 +551,83 @@ intake_commit(int64_t id, const struct manifest *m, const char *source,
 	j.patient_name = m->patient_name;
 	j.request_ref = m->request_id;
 	j.source = (char *)source;
+	j.manifest = buf_cstr(&b);
 	j.created_at = j.updated_at = j.next_at = now_wall();
 	j.pages = -1;
-	rv = store_begin(rg->store);
-	if (rv == 0)
-		rv = store_job_insert(rg->store, &j, actor,
-		    strcmp(source, "socket") == 0 ? "packet submitted over the socket" :
-		    "packet taken from the spool folder");
-	if (rv == 0)
-		rv = store_commit(rg->store);
-	if (rv == -1) {
+	if ((rv = store_job_insert(rg->store, &j, actor,
+	    strcmp(source, "socket") == 0 ? "packet submitted over the socket" :
+	    "packet taken from the spool folder")) == -1)
 		bsnprintf(err, errlen, "database: %.200s", store_errmsg(rg->store));
-		store_rollback(rg->store);
-	}
 done:
-	if (dfd != -1)
-		close(dfd);
-	free(j.manifest);
+	if (fd != -1)
+		close(fd);
+	buf_free(&b);
 	recipient_free(&r);
 	return rv;
 }
 
 int
-intake_accept(int srcdirfd, const char *name, const struct manifest *m,
+intake_accept(struct intake_stage *sg, const struct manifest *m,
     const char *source, const char *actor, int64_t *id, char *err,
     size_t errlen)
 {
 	char	target[32];
 
-	if (store_reserve_job_id(rg->store, id) == -1) {
+	/*
+	 * The id, the folder's name and the row in one transaction: a packet
+	 * that cannot be taken uses up no job number.  The folder is renamed
+	 * to jobs/ID and that made durable before the commit; a crash before
+	 * the commit leaves a jobs/ID without a row, which intake_recover()
+	 * removes (the original is still in incoming/, or the client, told
+	 * nothing, sends again).
+	 */
+	if (fsync(sg->fd) == -1) {
+		bsnprintf(err, errlen, "fsync: %s", strerror(errno));
+		return -1;
+	}
+	if (store_begin(rg->store) == -1 || store_next_job_id(rg->store, id) == -1) {
 		bsnprintf(err, errlen, "database: %.200s", store_errmsg(rg->store));
+		store_rollback(rg->store);
 		return -1;
 	}
 	snprintf(target, sizeof(target), "%lld", (long long)*id);
-	if (renameat2(srcdirfd, name, jobs_fd, target, RENAME_NOREPLACE) == -1) {
-		bsnprintf(err, errlen, "cannot move the packet into jobs/: %s",
+	(void)remove_dir_at(jobs_fd, target);	/* an orphan of a crash */
+	if (renameat2(jobs_fd, sg->name, jobs_fd, target, RENAME_NOREPLACE) == -1) {
+		bsnprintf(err, errlen, "cannot name jobs/%s: %s", target,
 		    strerror(errno));
+		store_rollback(rg->store);
 		return -1;
 	}
-	/* The new name must be durable before the job exists. */
-	if (fsync(jobs_fd) == -1 || fsync(srcdirfd) == -1) {
+	if (fsync(jobs_fd) == -1) {
 		bsnprintf(err, errlen, "fsync: %s", strerror(errno));
 		goto undo;
 	}
 	test_crashpoint("intake_after_rename");
-	if (intake_commit(*id, m, source, actor, err, errlen) == -1)
+	if (intake_insert(*id, m, sg->fd, source, actor, err, errlen) == -1)
 		goto undo;
+	if (store_commit(rg->store) == -1) {
+		bsnprintf(err, errlen, "database: %.200s", store_errmsg(rg->store));
+		goto undo;
+	}
+	close(sg->fd);
+	sg->fd = -1;
 	test_crashpoint("intake_after_commit");
 	return 0;
 undo:
-	/* Put the packet back where it came from, to be tried again. */
-	if (renameat2(jobs_fd, target, srcdirfd, name, RENAME_NOREPLACE) == 0) {
-		fsync(srcdirfd);
-		fsync(jobs_fd);
-	} else
-		log_warn("packet left in jobs/%s; it is recovered at the next start",
-		    target);
+	store_rollback(rg->store);
+	if (renameat2(jobs_fd, target, jobs_fd, sg->name, RENAME_NOREPLACE) == -1)
+		log_warn("jobs/%s is left without a job; it is removed at the next "
+		    "start", target);
 	return -1;
 }
 
-static void
-intake_recover_one(const char *name, int rejected_dirfd)
-{
-	struct errlist	 errs = { NULL, 0 };
-	struct manifest	*m = NULL;
-	char		*end, err[512], target[NAME_MAX + 1];
-	long long	 id;
-	int		 fd, rv;
-
-	id = strtoll(name, &end, 10);
-	if (*end != '\0' || id <= 0 || store_job_exists(rg->store, id) != 0)
-		return;
-	if ((fd = openat(jobs_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1)
-		return;
-	rv = intake_check(fd, &m, &errs);
-	close(fd);
-	if (rv == 0 && intake_commit(id, m, "spool", "recovery", err,
-	    sizeof(err)) == 0) {
-		log_info("recovered job %lld after a restart during intake", id);
-		manifest_free(m);
-		return;
-	}
-	manifest_free(m);
-	/* Not acceptable any more: to rejected/, with the reasons. */
-	snprintf(target, sizeof(target), "recovered-%lld", id);
-	if (errs.n == 0)
-		errlist_add(&errs, "the packet could not be recovered after a restart");
-	fd = openat(jobs_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd != -1) {
-		char *text = errlist_join(&errs, "\n- ");
-		struct buf b;
-		buf_init(&b);
-		buf_printf(&b, "roigate did not accept this packet.\n\n- %s\n", text);
-		(void)write_file_atomic(fd, "REASON.txt", b.data, b.len, 0644);
-		buf_free(&b);
-		free(text);
-		close(fd);
-	}
-	if (renameat2(jobs_fd, name, rejected_dirfd, target, RENAME_NOREPLACE) == 0)
-		fsync(rejected_dirfd);
-	errlist_free(&errs);
-}
-
 void
-intake_recover(int rejected_dirfd)
+intake_recover(void)
 {
 	DIR		*d;
 	struct dirent	*de;
+	char		*end;
+	long long	 id;
 	int		 fd;
 
 	if ((fd = dup(jobs_fd)) == -1 || (d = fdopendir(fd)) == NULL) {
@@ -463,8 +635,19 @@ intake_recover(int rejected_dirfd)
 			close(fd);
 		return;
 	}
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			intake_recover_one(de->d_name, rejected_dirfd);
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".stage-", 7) == 0) {
+			(void)remove_dir_at(jobs_fd, de->d_name);
+			continue;
+		}
+		id = strtoll(de->d_name, &end, 10);
+		if (*end != '\0' || id <= 0 || store_job_exists(rg->store, id) != 0)
+			continue;
+		/* Renamed, then the daemon died before the commit: only our copy. */
+		if (remove_dir_at(jobs_fd, de->d_name) == 0)
+			log_info("removed jobs/%s, a copy whose acceptance was "
+			    "interrupted; the packet is taken again", de->d_name);
+	}
 	closedir(d);
+	fsync(jobs_fd);
 }

@@ -17,14 +17,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <linux/fs.h>
 
 #include "config.h"
 #include "log.h"
@@ -48,6 +52,9 @@ struct packet {
 	int64_t		 last_change;	/* monotonic ms */
 	int		 waiting;	/* incomplete: next look on an event,
 					 * the rescan or the deadline */
+	int64_t		 blocked_until;	/* may not be taken: look again then */
+	int64_t		 backoff;	/* ms, doubling while it stays so */
+	char		*blocked;	/* why, as last said */
 	struct packet	*next;
 };
 
@@ -60,6 +67,7 @@ static struct policy_magic	*magic;
 static int			 stopped;
 
 static void	spool_schedule(void);
+static void	spool_blocked_changed(void);
 
 static struct packet *
 packet_find(const char *name)
@@ -82,6 +90,9 @@ packet_forget(struct packet *p)
 		}
 	if (p->wd != -1)
 		inotify_rm_watch(ino_fd, p->wd);
+	if (p->blocked)
+		spool_blocked_changed();
+	free(p->blocked);
 	free(p->name);
 	free(p);
 }
@@ -110,6 +121,7 @@ packet_touch(const char *name)
 		    IN_ONLYDIR | IN_DONT_FOLLOW);
 	p->last_change = now_ms();
 	p->waiting = 0;
+	p->blocked_until = 0;	/* changed: perhaps fixed; look again */
 }
 
 static void
@@ -172,6 +184,7 @@ spool_inotify(int fd, uint32_t events, void *arg)
 				if (p->wd == ev->wd) {
 					p->last_change = now_ms();
 					p->waiting = 0;
+					p->blocked_until = 0;
 					if (ev->mask & IN_IGNORED)
 						p->wd = -1;
 				}
@@ -196,19 +209,39 @@ spool_reason_text(const struct errlist *errs)
 	return buf_cstr(&b);
 }
 
-/* Move incoming/NAME to rejected/NAME (or NAME.1, ...) with its reasons. */
+/* Write the reasons into the packet folder as REASON.txt, or REASON.N.txt
+ * when a file of that name is there already: never over someone's file. */
 static void
+spool_write_reason(int fd, const char *text)
+{
+	char	name[32];
+
+	for (int i = 0; i < 100; i++) {
+		if (i == 0)
+			strlcpy_(name, "REASON.txt", sizeof(name));
+		else
+			snprintf(name, sizeof(name), "REASON.%d.txt", i);
+		if (write_file_excl(fd, name, text, strlen(text), 0644) == 0)
+			return;
+		if (errno != EEXIST)
+			break;
+	}
+	log_warn("spool: cannot write the reasons into a refused packet");
+}
+
+/* Move incoming/NAME to rejected/NAME (or NAME.1, ...) with its reasons.
+ * -1: it cannot be moved (errno), and stays where it is. */
+static int
 spool_reject(const char *name, int is_dir, const struct errlist *errs)
 {
 	char	 target[NAME_MAX + 1], rname[NAME_MAX + 16];
 	char	*text = spool_reason_text(errs);
-	int	 fd, i;
+	int	 fd, i, rv = -1;
 
 	if (is_dir && (fd = openat(incoming_fd, name, O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC)) != -1) {
 		/* Written before the move: a crash leaves it in incoming, to retry. */
-		if (write_file_atomic(fd, "REASON.txt", text, strlen(text), 0644) == -1)
-			log_warn("spool: cannot write REASON.txt in %.100s", name);
+		spool_write_reason(fd, text);
 		close(fd);
 	}
 	for (i = 0; i < 10000; i++) {
@@ -217,32 +250,248 @@ spool_reject(const char *name, int is_dir, const struct errlist *errs)
 		else if (bsnprintf(target, sizeof(target), "%.200s.%d", name, i) == -1)
 			break;
 		if (renameat2(incoming_fd, name, rejected_fd, target,
-		    RENAME_NOREPLACE) == 0)
+		    RENAME_NOREPLACE) == 0) {
+			rv = 0;
 			break;
-		if (errno != EEXIST) {
-			daemon_problem(PROBLEM_SPOOL, "cannot move a packet to "
-			    "rejected/: %s", strerror(errno));
-			free(text);
-			return;
 		}
+		if (errno != EEXIST)
+			break;
+	}
+	if (rv == -1) {
+		int saved = errno;
+		free(text);
+		errno = saved;
+		return -1;
 	}
 	fsync(rejected_fd);
 	fsync(incoming_fd);
-	if (!is_dir && bsnprintf(rname, sizeof(rname), "%s.REASON.txt", target) != -1 &&
-	    write_file_atomic(rejected_fd, rname, text, strlen(text), 0644) == -1)
-		log_warn("spool: cannot write %.100s", rname);
+	if (!is_dir) {
+		if (bsnprintf(rname, sizeof(rname), "%s.REASON.txt", target) == -1 ||
+		    write_file_excl(rejected_fd, rname, text, strlen(text), 0644) == -1)
+			log_warn("spool: cannot write %.100s", rname);
+	}
 	log_info("spool: packet rejected (%zu reason%s), moved to rejected/",
 	    errs->n, errs->n == 1 ? "" : "s");
 	log_debug("spool: rejected %.100s: %.200s", name, errs->n ? errs->msg[0] : "");
 	free(text);
+	return 0;
+}
+
+/* The one line of "roictl status" about folders that cannot be taken. */
+static void
+spool_blocked_changed(void)
+{
+	struct packet	*first = NULL;
+	int		 n = 0;
+
+	for (struct packet *p = packets; p; p = p->next)
+		if (p->blocked) {
+			n++;
+			if (first == NULL)
+				first = p;
+		}
+	if (n == 0) {
+		daemon_problem_clear(PROBLEM_SPOOL);
+		return;
+	}
+	if (n == 1)
+		daemon_problem(PROBLEM_SPOOL, "%s", first->blocked);
+	else
+		daemon_problem(PROBLEM_SPOOL, "%d folders in incoming/ cannot be "
+		    "taken; the first: %s", n, first->blocked);
+}
+
+/*
+ * The folder may not be taken now: leave it where it is, say why once
+ * (a log line and a problem in "roictl status"), and look again on a
+ * backoff, or as soon as something in it changes.
+ */
+static void
+spool_block(struct packet *p, const char *why)
+{
+	if (p->blocked == NULL || strcmp(p->blocked, why) != 0) {
+		free(p->blocked);
+		p->blocked = xstrdup(why);
+		p->backoff = 0;
+		spool_blocked_changed();
+	}
+	p->backoff = p->backoff ? p->backoff * 2 : 5000;
+	if (p->backoff > 300000)
+		p->backoff = 300000;
+	p->blocked_until = now_ms() + p->backoff;
+}
+
+static void
+spool_unblock(struct packet *p)
+{
+	if (p->blocked == NULL)
+		return;
+	free(p->blocked);
+	p->blocked = NULL;
+	p->backoff = 0;
+	p->blocked_until = 0;
+	spool_blocked_changed();
+}
+
+/* "incoming/NAME (owner clerk1, mode 0755)" */
+static void
+spool_describe(const char *name, const struct stat *st, char *out, size_t len)
+{
+	struct passwd	*pw = getpwuid(st->st_uid);
+
+	if (pw)
+		snprintf(out, len, "incoming/%.100s (owner %.32s, mode %04o)", name,
+		    pw->pw_name, (unsigned)(st->st_mode & 07777));
+	else
+		snprintf(out, len, "incoming/%.100s (owner uid %u, mode %04o)", name,
+		    (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777));
+}
+
+/* May roigated remove what is in this folder, and the folder, once it has
+ * copied it?  If not, why, in words for the administrator. */
+static int
+spool_removable(const char *name, int fd, const struct stat *st, char *why,
+    size_t len)
+{
+	struct stat	 in;
+	char		 who[200];
+	unsigned	 flags = 0;
+
+	spool_describe(name, st, who, sizeof(who));
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 &&
+	    (flags & (FS_IMMUTABLE_FL | FS_APPEND_FL))) {
+		snprintf(why, len, "%s is marked %s (chattr): roigate cannot remove "
+		    "it after taking it, so it is left alone; remove the attribute "
+		    "with chattr -%c", who, flags & FS_IMMUTABLE_FL ? "immutable" :
+		    "append-only", flags & FS_IMMUTABLE_FL ? 'i' : 'a');
+		return 0;
+	}
+	if (faccessat(incoming_fd, name, W_OK | X_OK, AT_EACCESS) == -1) {
+		snprintf(why, len, "%s may not be changed by roigate (%s): it cannot "
+		    "remove the packet after taking it, so it is left alone; give "
+		    "group roigate write access (see docs/operations.md: a setgid "
+		    "incoming/ with a default ACL, or a Samba share with force "
+		    "group), or submit with roictl submit", who, strerror(errno));
+		return 0;
+	}
+	if (fstat(incoming_fd, &in) == 0 && (in.st_mode & S_ISVTX) &&
+	    st->st_uid != geteuid() && in.st_uid != geteuid() && geteuid() != 0) {
+		snprintf(why, len, "%s belongs to another user and incoming/ has the "
+		    "sticky bit: roigate cannot remove it; clear the sticky bit "
+		    "(chmod o-t, g-t)", who);
+		return 0;
+	}
+	return 1;
+}
+
+/* Remove the original of a packet roigated has copied and committed. */
+static int
+spool_remove_original(const char *name, const struct manifest *m)
+{
+	int	fd, rv = 0;
+
+	if ((fd = openat(incoming_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	for (size_t i = 0; i < m->ndocs; i++)
+		if (unlinkat(fd, m->docs[i].file, 0) == -1 && errno != ENOENT)
+			rv = -1;
+	if (unlinkat(fd, "manifest.json", 0) == -1 && errno != ENOENT)
+		rv = -1;
+	close(fd);
+	/* Reason files of an earlier refusal go with it (they are ours). */
+	if (rv == 0 && remove_dir_at(incoming_fd, name) == -1)
+		rv = -1;
+	fsync(incoming_fd);
+	return rv;
 }
 
 static int64_t
 packet_due(const struct packet *p)
 {
+	if (p->blocked_until)
+		return p->blocked_until;
 	if (p->waiting)
 		return p->first_seen + rg->conf->incomplete_timeout_ms;
 	return p->last_change + rg->conf->settle_ms;
+}
+
+/* Copy, check and take a packet folder (fd open on it).  1: keep looking. */
+static int
+spool_take(struct packet *p, int fd)
+{
+	struct errlist		 errs = { NULL, 0 };
+	struct intake_stage	 sg;
+	struct manifest		*m = NULL;
+	char			 err[512], why[700];
+	int64_t			 id, same;
+	int			 rv;
+
+	if (intake_stage_open(&sg, err, sizeof(err)) == -1) {
+		snprintf(why, sizeof(why), "packets cannot be taken: %.400s", err);
+		spool_block(p, why);
+		return 1;
+	}
+	rv = intake_check(fd, sg.fd, &m, &errs, &same);
+	if (rv == 1) {
+		intake_stage_discard(&sg);
+		if (now_ms() - p->first_seen < rg->conf->incomplete_timeout_ms) {
+			errlist_free(&errs);
+			return 1;
+		}
+		errlist_add(&errs, "the packet was still incomplete after %lld "
+		    "seconds", (long long)(rg->conf->incomplete_timeout_ms / 1000));
+		rv = -1;
+	}
+	if (rv == 2) {
+		/* Taken before (a restart came between the commit and the
+		 * removal, or it was dropped again unchanged): only remove it. */
+		intake_stage_discard(&sg);
+		errlist_free(&errs);
+		rv = spool_remove_original(p->name, m);
+		manifest_free(m);
+		if (rv == 0) {
+			log_info("spool: packet already accepted as job %lld; its copy "
+			    "in incoming/ was removed", (long long)same);
+			return 0;
+		}
+		snprintf(why, sizeof(why), "job %lld was taken, but its folder "
+		    "incoming/%.100s cannot be removed: %s", (long long)same, p->name,
+		    strerror(errno));
+		spool_block(p, why);
+		return 1;
+	}
+	if (rv == -1) {
+		intake_stage_discard(&sg);
+		rv = spool_reject(p->name, 1, &errs);
+		errlist_free(&errs);
+		if (rv == 0)
+			return 0;
+		snprintf(why, sizeof(why), "a refused packet cannot be moved to "
+		    "rejected/ (%s): incoming/%.100s; give group roigate write access "
+		    "to it", strerror(errno), p->name);
+		spool_block(p, why);
+		return 1;
+	}
+	if (intake_accept(&sg, m, "spool", "spool", &id, err, sizeof(err)) == -1) {
+		intake_stage_discard(&sg);
+		manifest_free(m);
+		snprintf(why, sizeof(why), "cannot accept packets: %.400s", err);
+		spool_block(p, why);
+		return 1;
+	}
+	log_info("spool: packet accepted as job %lld", (long long)id);
+	if (spool_remove_original(p->name, m) == -1) {
+		/* Taken all the same: the next look finds it is job id. */
+		snprintf(why, sizeof(why), "job %lld was taken, but its folder "
+		    "incoming/%.100s cannot be removed: %s", (long long)id, p->name,
+		    strerror(errno));
+		spool_block(p, why);
+		manifest_free(m);
+		return 1;
+	}
+	manifest_free(m);
+	return 0;
 }
 
 /* Read one settled entry of incoming/.  1: keep waiting; 0: done with it. */
@@ -250,10 +499,8 @@ static int
 spool_process(struct packet *p)
 {
 	struct errlist	 errs = { NULL, 0 };
-	struct manifest	*m = NULL;
 	struct stat	 st;
-	char		 err[512];
-	int64_t		 id;
+	char		 why[700];
 	int		 fd, rv;
 
 	if (fstatat(incoming_fd, p->name, &st, AT_SYMLINK_NOFOLLOW) == -1)
@@ -262,38 +509,34 @@ spool_process(struct packet *p)
 		errlist_add(&errs, "%s is %s, not a packet folder: drop a folder "
 		    "holding manifest.json and its documents", p->name,
 		    S_ISLNK(st.st_mode) ? "a symbolic link" : "a single file");
-		spool_reject(p->name, 0, &errs);
+		rv = spool_reject(p->name, 0, &errs);
 		errlist_free(&errs);
+		if (rv == -1) {
+			snprintf(why, sizeof(why), "incoming/%.100s cannot be moved to "
+			    "rejected/: %s", p->name, strerror(errno));
+			spool_block(p, why);
+			return 1;
+		}
 		return 0;
 	}
 	if ((fd = openat(incoming_fd, p->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1)
-		return 0;
-	rv = intake_check(fd, &m, &errs);
-	close(fd);
-	if (rv == 1 && now_ms() - p->first_seen < rg->conf->incomplete_timeout_ms) {
-		errlist_free(&errs);
+	    O_CLOEXEC)) == -1) {
+		snprintf(why, sizeof(why), "incoming/%.100s cannot be opened: %s",
+		    p->name, strerror(errno));
+		spool_block(p, why);
 		return 1;
 	}
-	if (rv == 1)
-		errlist_add(&errs, "the packet was still incomplete after %lld "
-		    "seconds", (long long)(rg->conf->incomplete_timeout_ms / 1000));
-	if (rv != 0) {
-		spool_reject(p->name, 1, &errs);
-		errlist_free(&errs);
-		return 0;
+	if (fstat(fd, &st) == 0 && !spool_removable(p->name, fd, &st, why,
+	    sizeof(why))) {
+		close(fd);
+		spool_block(p, why);
+		return 1;
 	}
-	if (intake_accept(incoming_fd, p->name, m, "spool", "spool", &id, err,
-	    sizeof(err)) == -1) {
-		log_warnx("spool: cannot accept a packet: %s", err);
-		daemon_problem(PROBLEM_SPOOL, "cannot accept packets: %.200s", err);
-		manifest_free(m);
-		return 1;	/* retried at the next rescan */
-	}
-	daemon_problem_clear(PROBLEM_SPOOL);
-	log_info("spool: packet accepted as job %lld", (long long)id);
-	manifest_free(m);
-	return 0;
+	rv = spool_take(p, fd);
+	close(fd);
+	if (rv == 0)
+		spool_unblock(p);
+	return rv;
 }
 
 static void
@@ -312,7 +555,7 @@ spool_settle(void *arg)
 		if (spool_process(p) == 0) {
 			packet_forget(p);
 			accepted++;
-		} else
+		} else if (p->blocked_until == 0)
 			p->waiting = 1;
 	}
 	if (accepted)
@@ -355,19 +598,11 @@ spool_open_dir(const char *base, const char *sub, mode_t mode)
 int
 spool_init(void)
 {
-	struct stat	a, b;
 	char		path[PATH_MAX];
 
 	incoming_fd = spool_open_dir(rg->conf->spool_dir, "incoming", 0750);
 	rejected_fd = spool_open_dir(rg->conf->spool_dir, "rejected", 0750);
 	jobs_fd = spool_open_dir(rg->conf->state_dir, "jobs", 0700);
-	/* Acceptance is a rename: both must be on one file system. */
-	if (fstat(incoming_fd, &a) == -1 || fstat(jobs_fd, &b) == -1)
-		fatal("fstat");
-	if (a.st_dev != b.st_dev)
-		fatalx("%s/incoming and %s/jobs are on different file systems; "
-		    "packets are accepted by rename, so put them on one",
-		    rg->conf->spool_dir, rg->conf->state_dir);
 	if ((ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) == -1)
 		fatal("inotify_init1");
 	snprintf(path, sizeof(path), "%s/incoming", rg->conf->spool_dir);
@@ -377,7 +612,7 @@ spool_init(void)
 	if ((magic = policy_magic_open()) == NULL)
 		fatalx("cannot load libmagic's database");
 	intake_init(jobs_fd, magic);
-	intake_recover(rejected_fd);
+	intake_recover();
 	ino_lf = loop_fd_add(ino_fd, EPOLLIN, spool_inotify, NULL);
 	settle_timer = loop_timer_new(spool_settle, NULL);
 	rescan_timer = loop_timer_new(spool_rescan_timer, NULL);

@@ -314,13 +314,11 @@ store_rollback(struct store *s)
 }
 
 int
-store_reserve_job_id(struct store *s, int64_t *id)
+store_next_job_id(struct store *s, int64_t *id)
 {
 	sqlite3_stmt	*st;
 	int		 rv = -1;
 
-	if (store_begin(s) == -1)
-		return -1;
 	st = prep(s, "UPDATE counters SET value = value + 1 WHERE name = 'job_id' "
 	    "RETURNING value");
 	if (st && sqlite3_step(st) == SQLITE_ROW) {
@@ -329,10 +327,37 @@ store_reserve_job_id(struct store *s, int64_t *id)
 	} else if (st)
 		seterr(s);
 	sqlite3_finalize(st);
-	if (rv == 0 && store_commit(s) == 0)
+	return rv;
+}
+
+int
+store_reserve_job_id(struct store *s, int64_t *id)
+{
+	if (store_begin(s) == -1)
+		return -1;
+	if (store_next_job_id(s, id) == 0 && store_commit(s) == 0)
 		return 0;
 	store_rollback(s);
 	return -1;
+}
+
+int
+store_job_manifest(struct store *s, int64_t id, char **text)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT manifest FROM jobs WHERE id = ?");
+	int		 rc;
+
+	*text = NULL;
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*text = dupcol(st, 0);
+	else if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 static int

@@ -2,9 +2,9 @@
  * Socket submission (daemon).  The records system passes the manifest as
  * JSON and every document as a file descriptor (SCM_RIGHTS), never as a
  * path the daemon would open with its own rights.  Each descriptor is
- * copied into a fresh staging folder under STATE/submit/ (on the same file
- * system as jobs/), fsynced, and the folder then goes through the very
- * intake a spool packet does: same validation, same durable acceptance.
+ * copied into a fresh staging folder of jobs/, fsynced, and the folder then
+ * goes through the very intake a spool packet does: same validation, same
+ * durable acceptance.
  * The reply is sent only after the job is committed.
  *
  * Only regular files (including memfds) are taken: a pipe or socket could
@@ -28,30 +28,6 @@
 #include "submit.h"
 #include "util.h"
 
-static int	submit_fd = -1;
-
-/* Remove a staging folder (one level of files we wrote ourselves). */
-static void
-submit_remove(const char *name)
-{
-	DIR		*d;
-	struct dirent	*de;
-	int		 fd;
-
-	if ((fd = openat(submit_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1)
-		return;
-	if ((d = fdopendir(fd)) == NULL) {
-		close(fd);
-		return;
-	}
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			(void)unlinkat(fd, de->d_name, 0);
-	closedir(d);
-	(void)unlinkat(submit_fd, name, AT_REMOVEDIR);
-}
-
 int
 submit_init(void)
 {
@@ -60,21 +36,20 @@ submit_init(void)
 	struct dirent	*de;
 	int		 fd;
 
+	/* Earlier versions staged submissions in STATE/submit/: whatever is
+	 * left there never got a reply, so its client still holds it. */
 	if (bsnprintf(path, sizeof(path), "%s/submit", rg->conf->state_dir) == -1 ||
-	    mkdir_p(path, 0700) == -1 ||
-	    (submit_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		log_warn("cannot open %s", path);
-		return -1;
-	}
-	/* Staging folders of submissions that never got a reply: the client
-	 * was told nothing, so it still holds the packet and will retry. */
-	if ((fd = dup(submit_fd)) != -1 && (d = fdopendir(fd)) != NULL) {
-		while ((de = readdir(d)) != NULL)
-			if (strncmp(de->d_name, "s.", 2) == 0)
-				submit_remove(de->d_name);
-		closedir(d);
-	} else if (fd != -1)
+	    (fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return 0;
+	if ((d = fdopendir(fd)) == NULL) {
 		close(fd);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "s.", 2) == 0)
+			(void)remove_dir_at(dirfd(d), de->d_name);
+	closedir(d);
+	(void)rmdir(path);
 	return 0;
 }
 
@@ -83,9 +58,7 @@ static int
 submit_copy(int dirfd, const char *name, int in, struct errlist *errs)
 {
 	struct stat	st;
-	char		b[65536];
-	ssize_t		n;
-	off_t		off = 0;
+	off_t		n;
 	int		out;
 
 	if (!valid_filename(name) || strcmp(name, "manifest.json") == 0) {
@@ -110,18 +83,12 @@ submit_copy(int dirfd, const char *name, int in, struct errlist *errs)
 		    "passed twice" : strerror(errno));
 		return -1;
 	}
-	while (off <= rg->conf->max_file_size &&
-	    (n = pread(in, b, sizeof(b), off)) != 0) {
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 || write_all(out, b, (size_t)n) == -1) {
-			errlist_add(errs, "%s: cannot copy: %s", name, strerror(errno));
-			close(out);
-			return -1;
-		}
-		off += n;
+	if ((n = copy_fd(in, out, rg->conf->max_file_size)) == -1) {
+		errlist_add(errs, "%s: cannot copy: %s", name, strerror(errno));
+		close(out);
+		return -1;
 	}
-	if (off > rg->conf->max_file_size) {
+	if (n > rg->conf->max_file_size) {
 		errlist_add(errs, "%s grew past the limit of %lld bytes while it was "
 		    "copied", name, (long long)rg->conf->max_file_size);
 		close(out);
@@ -170,24 +137,22 @@ int
 submit_packet(json_t *manifest, const char *const *names, const int *fds,
     size_t nfds, const char *actor, int64_t *id, struct errlist *errs)
 {
-	static unsigned	 seq;
-	struct manifest	*m = NULL;
-	char		 name[64], err[512];
-	int		 dirfd = -1, rv = -1;
+	struct intake_stage	 sg;
+	struct manifest		*m = NULL;
+	char			 err[512];
+	int64_t			 same;
+	int			 rv = -1;
 
-	snprintf(name, sizeof(name), "s.%lld.%d.%u", (long long)now_wall(),
-	    (int)getpid(), ++seq);
-	if (mkdirat(submit_fd, name, 0700) == -1 ||
-	    (dirfd = openat(submit_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1) {
-		errlist_add(errs, "cannot create a staging folder: %s", strerror(errno));
-		goto done;
+	if (intake_stage_open(&sg, err, sizeof(err)) == -1) {
+		errlist_add(errs, "%s", err);
+		return -1;
 	}
-	if (submit_stage(dirfd, manifest, names, fds, nfds, errs) == -1)
+	if (submit_stage(sg.fd, manifest, names, fds, nfds, errs) == -1)
 		goto done;
-	switch (intake_check(dirfd, &m, errs)) {
+	switch (intake_check(sg.fd, -1, &m, errs, &same)) {
 	case 0:
 		break;
+	case 2:	/* the very same packet: it is job same, not a new one */
 	case 1:	/* over the socket nothing arrives later */
 		errlist_add(errs, "every document listed in the manifest must be "
 		    "passed with the request");
@@ -195,17 +160,13 @@ submit_packet(json_t *manifest, const char *const *names, const int *fds,
 	default:
 		goto done;
 	}
-	if (intake_accept(submit_fd, name, m, "socket", actor, id, err,
-	    sizeof(err)) == -1) {
+	if (intake_accept(&sg, m, "socket", actor, id, err, sizeof(err)) == -1) {
 		errlist_add(errs, "the packet could not be stored: %s", err);
 		goto done;
 	}
 	rv = 0;
 done:
-	if (dirfd != -1)
-		close(dirfd);
-	if (rv == -1)
-		submit_remove(name);
+	intake_stage_discard(&sg);
 	manifest_free(m);
 	return rv;
 }

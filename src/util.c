@@ -4,6 +4,7 @@
  * SHA-256 (OpenSSL EVP), and file I/O that fsyncs what it writes.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include <linux/fs.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -573,6 +577,99 @@ fail:
 	(void)unlinkat(dirfd, tmp, 0);
 	errno = saved;
 	return -1;
+}
+
+int
+write_file_excl(int dirfd, const char *name, const void *p, size_t n,
+    mode_t mode)
+{
+	int	fd, saved;
+
+	fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, mode);
+	if (fd == -1)
+		return -1;
+	if (write_all(fd, p, n) == -1 || fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		(void)unlinkat(dirfd, name, 0);
+		errno = saved;
+		return -1;
+	}
+	if (close(fd) == -1 || fsync(dirfd) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Copy in (from offset 0) to out (empty, at offset 0): a reflink where the
+ * file system shares extents (ioctl FICLONE: instant, no data moved), else
+ * copy_file_range (in the kernel), else read and write.  Stops after cap + 1
+ * bytes so that a file growing while it is copied is noticed.  Returns the
+ * bytes copied, or -1 with errno.
+ */
+off_t
+copy_fd(int in, int out, off_t cap)
+{
+	struct stat	st;
+	char		b[65536];
+	off_t		off = 0, inoff = 0;
+	ssize_t		n;
+
+	if (fstat(in, &st) == 0 && st.st_size <= cap &&
+	    ioctl(out, FICLONE, in) == 0) {
+		/* The clone is of the file as it is now: check it is whole. */
+		if (fstat(out, &st) == -1)
+			return -1;
+		return st.st_size;
+	}
+	for (;;) {
+		n = copy_file_range(in, &inoff, out, NULL, (size_t)(cap + 1 - off), 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && off == 0 && (errno == EXDEV || errno == EINVAL ||
+		    errno == ENOSYS || errno == EOPNOTSUPP || errno == EBADF))
+			break;		/* not between these files: plain copy */
+		if (n == -1)
+			return -1;
+		if (n == 0)
+			return off;
+		off += n;
+		if (off > cap)
+			return off;
+	}
+	while (off <= cap && (n = pread(in, b, sizeof(b), off)) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 || write_all(out, b, (size_t)n) == -1)
+			return -1;
+		off += n;
+	}
+	return off;
+}
+
+int
+remove_dir_at(int dirfd, const char *name)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd, rv = 0;
+
+	if ((fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    unlinkat(fd, de->d_name, 0) == -1 && errno != ENOENT)
+			rv = -1;
+	closedir(d);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) == -1 && errno != ENOENT)
+		rv = -1;
+	return rv;
 }
 
 int
