@@ -30,6 +30,37 @@ EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_SOFTWARE, EX_NOPERM =
     0, 64, 65, 67, 69, 70, 77
 
 
+# The identities of an installed gateway, for tests that run it as installed:
+# the daemon's own user "roigate" (and its group), and an ROI clerk who is a
+# member of that group.  Numbers, not names: nothing is added to the machine.
+DAEMON_UID = 4100
+CLERK_UID = 4101
+
+
+def as_user_default():
+    """ROIGATE_TEST_AS_USER=1 runs every gateway of a test as installed."""
+    return os.environ.get("ROIGATE_TEST_AS_USER") == "1"
+
+
+def install_incoming(incoming, uid=DAEMON_UID):
+    """incoming/ as docs/operations.md sets it up for clerks: owned by the
+    daemon, setgid to its group, group-writable, and a default ACL that gives
+    the daemon's user and group full access to every folder and file a
+    clerk creates in it, whatever the clerk's umask."""
+    os.makedirs(incoming, exist_ok=True)
+    os.chown(incoming, uid, uid)
+    os.chmod(incoming, 0o2770)
+    subprocess.run(["setfacl", "-m", f"d:u:{uid}:rwx,d:g:{uid}:rwx,d:m:rwx",
+                    incoming], check=True)
+
+
+def as_clerk(*cmd, uid=CLERK_UID, umask="022"):
+    """Run a command as a clerk (member of the daemon's group)."""
+    return subprocess.run(["sh", "-c", f'umask {umask}; exec "$@"', "sh", *cmd],
+                          user=uid, group=uid, extra_groups=[DAEMON_UID],
+                          capture_output=True, text=True, check=True)
+
+
 def open_path(folder):
     """Let other users reach a folder below pytest's private tmp (o+rx on
     it and on every folder above it up to /tmp)."""
@@ -108,8 +139,11 @@ class Packet:
 class Gateway:
     """roigated on a private folder, with its own configuration."""
 
-    def __init__(self, root, **overrides):
+    def __init__(self, root, as_user=None, **overrides):
         self.root = root
+        # As installed: the daemon runs as its own user (not root), and
+        # packets belong to someone else (the test, or a clerk).
+        self.as_user = as_user_default() if as_user is None else as_user
         self.state = os.path.join(root, "state")
         self.spool = os.path.join(root, "spool")
         self.incoming = os.path.join(self.spool, "incoming")
@@ -152,6 +186,20 @@ class Gateway:
         for section, values in overrides.items():
             self.settings.setdefault(section.replace("_", " "), {}).update(values)
         self.write_conf()
+        if self.as_user:
+            self._install()
+
+    def _install(self):
+        """Folders as systemd-tmpfiles makes them for the roigate user."""
+        open_path(self.root)
+        for d in (self.root, self.state, self.spool, self.rejected,
+                  self.outbox, self.flaky_dir):
+            os.makedirs(d, exist_ok=True)
+            os.chown(d, DAEMON_UID, DAEMON_UID)
+        os.chmod(self.root, 0o755)
+        os.chmod(self.state, 0o700)
+        os.chmod(self.spool, 0o755)
+        install_incoming(self.incoming)
 
     def write_conf(self):
         with open(self.conf, "w") as f:
@@ -171,6 +219,10 @@ class Gateway:
             os.unlink(notify_path)
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(notify_path)
+        kw = {}
+        if self.as_user:
+            os.chmod(notify_path, 0o666)
+            kw = {"user": DAEMON_UID, "group": DAEMON_UID, "extra_groups": []}
         e = dict(os.environ)
         e.update(self.env)
         e.update(env or {})
@@ -178,7 +230,7 @@ class Gateway:
         self.logf = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [os.path.join(BUILD, "roigated"), "-f", self.conf],
-            stdout=self.logf, stderr=subprocess.STDOUT, env=e)
+            stdout=self.logf, stderr=subprocess.STDOUT, env=e, **kw)
         if wait:
             self.wait_notify("READY=1")
         return self.proc
@@ -303,10 +355,12 @@ class Gateway:
     # --- the spool --------------------------------------------------------
 
     def drop(self, packet, name=None):
-        """Write the packet beside incoming/ and rename it in at once, as a
-        careful clerk's copy script does."""
+        """Write the packet under a hidden name in incoming/ and rename it
+        to its own name at once, as a careful clerk's copy script does (a
+        name starting with '.' is not looked at; built inside incoming/, the
+        folder gets incoming/'s default ACL)."""
         name = name or packet.packet_id
-        tmp = os.path.join(self.spool, "." + name + ".building")
+        tmp = os.path.join(self.incoming, "." + name + ".building")
         packet.write(tmp)
         os.rename(tmp, os.path.join(self.incoming, name))
         return name
