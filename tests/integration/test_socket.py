@@ -282,16 +282,42 @@ def test_broken_frames_close_the_connection_not_the_daemon(gw):
     assert r["code"] == "bad_request" and "limit" in r["error"]
     assert read_frame(s) is None
     s.close()
-    # Zero-length frame.
+    # Zero-length frame: refused as empty, then closed.
     s = connect(gw)
     s.sendall(struct.pack(">I", 0))
     r = read_frame(s)
-    assert r is None or r["ok"] is False
+    assert r["ok"] is False and r["code"] == "bad_request", r
+    assert r["error"] == "frame of 0 bytes is empty", r
+    assert read_frame(s) is None
     s.close()
-    # Truncated: a header promising more than ever comes, then hang-up.
+    # Truncated: a header promising more than ever comes.  While it waits
+    # for the rest, another client is answered; when the sender stops
+    # sending (half-close), it gets an error reply and the connection is
+    # closed, and the audit log says so.
+    s = connect(gw)
+    s.sendall(struct.pack(">I", 1000) + b'{"v": 1, "op": "sta')
+    other = connect(gw)
+    other.sendall(frame({"v": 1, "id": 7, "op": "status"}))
+    r = read_frame(other)
+    assert r["ok"] is True and r["id"] == 7, r
+    other.close()
+    s.shutdown(socket.SHUT_WR)
+    r = read_frame(s)
+    assert r is not None, "no reply to a truncated frame"
+    assert r["ok"] is False and r["code"] == "bad_request", r
+    assert r["error"] == "connection closed mid-frame", r
+    assert read_frame(s) is None
+    s.close()
+    # The same with an outright hang-up: nobody to answer, but noted.
     s = connect(gw)
     s.sendall(struct.pack(">I", 1000) + b'{"v": 1, "op": "sta')
     s.close()
+
+    def mid_frame():
+        return [a for a in gw.jsonl("audit", "--limit", "20")
+                if (a["op"], a["outcome"], a["detail"]) ==
+                ("(bad frame)", "error", "connection closed mid-frame")]
+    wait_for("the hang-up in the audit log", lambda: len(mid_frame()) == 2)
     # Too many descriptors in one request.
     s = connect(gw)
     fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(70)]
