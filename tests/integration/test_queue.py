@@ -32,6 +32,7 @@ def test_tempfail_is_retried_with_backoff_then_delivered(gw):
 # (backoff_base, backoff_max, temporary failures, the waits between attempts)
 BACKOFF = [
     ("1s", "2s", 3, [1, 2, 2]),                 # base, doubled, capped
+    ("250ms", "1s", 4, [0.25, 0.5, 1, 1]),      # less than a second, too
 ]
 
 
