@@ -70,7 +70,8 @@ def _set(m, path, value):
      "documents[0].sha256: must be 64 hexadecimal characters"),
     ("documents.0.date", "14/10/2026",
      'documents[0].date: "14/10/2026" is not a date'),
-    ("documents.0.categories", ["gossip"], '"gossip" is not a special category'),
+    ("documents.0.categories", ["gossip"],
+     'documents[0].categories[0]: "gossip" is not a special category'),
     ("patient", None, "patient: missing"),
     ("documents", [], "documents: must list at least one document"),
 ])
