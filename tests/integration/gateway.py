@@ -386,6 +386,16 @@ class Gateway:
         with open(p) as f:
             return [line.split() for line in f if line.strip()]
 
+    def flaky_calls(self):
+        """Every call of the flaky transport: (job, packet_id, attempt,
+        CLOCK_MONOTONIC in seconds), as the transport itself saw it."""
+        p = os.path.join(self.flaky_dir, "calls")
+        if not os.path.exists(p):
+            return []
+        with open(p) as f:
+            return [(int(j), pid, int(a), int(ms) / 1000) for j, pid, a, ms in
+                    (line.split() for line in f if line.strip())]
+
     def db(self):
         """A read-only look at the store, as a test's witness."""
         return sqlite3.connect(f"file:{self.state}/roigate.db?mode=ro",

@@ -229,11 +229,20 @@ def test_plain_file_in_incoming_is_moved_aside_with_reason(gw):
               os.path.join(gw.incoming, "scan-0001.pdf"))
     # The file is moved first, then its reason written beside it.
     wait_rejected(gw, "scan-0001.pdf.REASON.txt")
-    assert "scan-0001.pdf" in gw.rejected_names()
-    text = gw.reason("scan-0001.pdf")
-    assert "folder" in text, text
+    # It went to rejected/ under its own name, its reason beside it, and
+    # nothing is left in incoming/.
+    assert gw.rejected_names() == ["scan-0001.pdf", "scan-0001.pdf.REASON.txt"]
+    assert gw.incoming_names() == []
+    assert not os.path.isdir(os.path.join(gw.rejected, "scan-0001.pdf"))
     with open(os.path.join(gw.rejected, "scan-0001.pdf")) as f:
         assert f.read() == "synthetic stray file\n"
+    # The reason says what is wrong with it: a single file, not a folder.
+    text = gw.reason("scan-0001.pdf")
+    assert ("- scan-0001.pdf is a single file, not a packet folder: drop a "
+            "folder holding manifest.json and its documents\n") in text, text
+    # Nothing else happened: no job, no disclosure.
+    assert gw.jobs() == []
+    assert gw.log_entries() == []
 
 
 def test_slow_copy_is_taken_only_when_complete(gw):

@@ -2,6 +2,8 @@
 or hang, and the operator's hold / release / retry / cancel."""
 import os
 
+import pytest
+
 from gateway import Packet, wait_for, wait_state
 
 
@@ -27,29 +29,31 @@ def test_tempfail_is_retried_with_backoff_then_delivered(gw):
     assert gw.flaky_deliveries()[0][2] == "3"      # delivered on attempt 3
 
 
-def test_backoff_doubles_up_to_its_cap(gateway_factory):
-    gw = gateway_factory(queue={"backoff_base": "1s", "backoff_max": "2s"})
+# (backoff_base, backoff_max, temporary failures, the waits between attempts)
+BACKOFF = [
+    ("1s", "2s", 3, [1, 2, 2]),                 # base, doubled, capped
+    ("250ms", "1s", 4, [0.25, 0.5, 1, 1]),      # less than a second, too
+]
+
+
+@pytest.mark.parametrize("base,cap,fails,waits", BACKOFF)
+def test_backoff_doubles_up_to_its_cap(gateway_factory, base, cap, fails, waits):
+    """When the attempts reached the transport (its own record of each
+    call), not the schedule the daemon wrote down: each wait is at least
+    the backoff (never early) and not much more (a worker's start and the
+    packet's rendering)."""
+    gw = gateway_factory(queue={"backoff_base": base, "backoff_max": cap})
     gw.start()
-    gw.add_recipient("busy-line", transport="flaky", address="tempfail:3")
+    gw.add_recipient("busy-line", transport="flaky", address=f"tempfail:{fails}")
     gw.drop(Packet("ROI-Q-BACKOFF", recipient="busy-line"))
-    waits = {}
-
-    def seen_all():
-        job = gw.job_by_packet("ROI-Q-BACKOFF")
-        full = job and gw.job(job["id"])["job"]   # one consistent look
-        if full and full["state"] == "deferred":
-            waits[full["attempts"]] = (_secs(full["next_at"]) -
-                                       _secs(full["updated_at"]))
-        return len(waits) == 3
-    wait_for("three deferrals", seen_all, timeout=30)
-    assert waits == {1: 1, 2: 2, 3: 2}      # base, doubled, capped
-    wait_state(gw, "ROI-Q-BACKOFF", "delivered")
-
-
-def _secs(iso):
-    import datetime
-    return int(datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp())
+    wait_state(gw, "ROI-Q-BACKOFF", "delivered", timeout=30)
+    calls = gw.flaky_calls()
+    assert [c[2] for c in calls] == list(range(1, fails + 2)), calls
+    got = [b[3] - a[3] for a, b in zip(calls, calls[1:])]
+    for i, (g, w) in enumerate(zip(got, waits)):
+        assert w - 0.05 <= g <= w + 0.5, (
+            f"wait {i + 1} was {g:.3f} s, want {w} s; all: {got}")
+    assert [d[2] for d in gw.flaky_deliveries()] == [str(fails + 1)]
 
 
 def test_permfail_ends_failed_with_reason_in_show(gw):

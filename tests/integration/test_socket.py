@@ -60,17 +60,21 @@ def connect(gw):
 
 @pytest.fixture
 def roles_gw(gateway_factory):
+    # A long backoff keeps the busy-line job deferred (holdable) throughout.
     g = gateway_factory(roles={
         "submit": f"uid:{SUBMIT} uid:{ME}",
         "operate": f"uid:{OPERATE} uid:{ME}",
         "audit": f"uid:{AUDIT} gid:{AUDITORS_GID} uid:{ME}",
         "admin": f"uid:{ADMIN} uid:{ME}",
-    })
+    }, queue={"backoff_base": "10m", "backoff_max": "10m"})
     g.start()
     g.open_to_others()
     g.add_recipient("records-desk")
+    g.add_recipient("busy-line", transport="flaky", address="tempfail:99")
     g.drop(Packet("ROI-S-SEED"))
     wait_state(g, "ROI-S-SEED", "delivered")
+    g.drop(Packet("ROI-S-WAIT", recipient="busy-line"))
+    wait_state(g, "ROI-S-WAIT", "deferred")
     yield g
 
 
@@ -84,55 +88,151 @@ def _packet_for(gw, who):
     return folder
 
 
-# (operation, the roles allowed)
+# What an allowed operation shows (its --json output: its lines, each a JSON
+# object) and did.
+def _status_ran(gw, out, ident):
+    [out] = out
+    assert set(out["states"]) == {
+        "queued", "rendering", "sending", "awaiting_confirmation", "deferred",
+        "delivered", "failed", "held", "cancelled"}
+    assert out["states"]["delivered"] >= 1          # ROI-S-SEED
+
+
+def _list_ran(gw, out, ident):
+    assert {"ROI-S-SEED", "ROI-S-WAIT"} <= {j["packet_id"] for j in out}
+
+
+def _show_ran(gw, out, ident):
+    [out] = out
+    assert out["job"]["id"] == 1 and out["job"]["packet_id"] == "ROI-S-SEED"
+
+
+def _hold_ran(gw, out, ident):
+    [out] = out
+    job = gw.job_by_packet("ROI-S-WAIT")
+    assert out == {"job": job["id"], "state": "held"}
+    assert job["state"] == "held"
+    last = gw.job(job["id"])["events"][-1]
+    assert (last["from"], last["to"]) == ("deferred", "held")
+    assert last["actor"] == f"uid {ident[0]}"
+
+
+def _hold_not_run(gw, ident):
+    # Still as it was: deferred until the operator (who comes second) holds it.
+    want = "deferred" if ident[0] == SUBMIT else "held"
+    assert gw.job_by_packet("ROI-S-WAIT")["state"] == want
+
+
+def _log_ran(gw, out, ident):
+    seed = [e["outcome"] for e in out if e["packet_id"] == "ROI-S-SEED"]
+    assert seed == ["attempt", "delivered"]
+
+
+def _verify_ran(gw, out, ident):
+    [out] = out
+    assert out == {"ok": True, "entries": len(gw.log_entries())}
+
+
+def _audit_ran(gw, out, ident):
+    assert out and all({"uid", "op", "outcome"} <= set(a) for a in out)
+
+
+def _recipients_ran(gw, out, ident):
+    assert {"records-desk", "busy-line"} <= {r["id"] for r in out}
+
+
+def _added(gw, out, ident):
+    [out] = out
+    rid = f"desk-{ident[0]}"
+    assert out["id"] == rid
+    r = gw.json("recipient", "show", rid)
+    assert (r["name"], r["address"], r["verified"]) == ("New Desk", "new-desk",
+                                                        False)
+
+
+def _not_added(gw, ident):
+    gw.roictl("recipient", "show", f"desk-{ident[0]}", check=67)
+
+
+def _submitted(gw, out, ident):
+    [out] = out
+    assert gw.job_by_packet("ROI-S-SUBMIT")["id"] == out["job"]
+
+
+# (operation, the roles allowed, the op as audited, its effect when allowed,
+#  the check that nothing happened when denied)
 MATRIX = [
-    (("status",), {"submit", "operate", "audit", "admin"}),
-    (("list",), {"operate", "audit", "admin"}),
-    (("show", "1"), {"submit", "operate", "audit", "admin"}),
-    (("hold", "1"), {"operate"}),
-    (("log",), {"audit"}),
-    (("verify-log",), {"audit"}),
-    (("audit",), {"audit"}),
-    (("recipient", "list"), {"operate", "audit", "admin"}),
+    (("status",), {"submit", "operate", "audit", "admin"}, "status",
+     _status_ran, None),
+    (("list",), {"operate", "audit", "admin"}, "list", _list_ran, None),
+    (("show", "1"), {"submit", "operate", "audit", "admin"}, "show",
+     _show_ran, None),
+    (("hold", "WAIT"), {"operate"}, "hold", _hold_ran, _hold_not_run),
+    (("log",), {"audit"}, "log", _log_ran, None),
+    (("verify-log",), {"audit"}, "verify-log", _verify_ran, None),
+    (("audit", "--limit", "5"), {"audit"}, "audit", _audit_ran, None),
+    (("recipient", "list"), {"operate", "audit", "admin"}, "recipient-list",
+     _recipients_ran, None),
     (("recipient", "add", "NEW", "--name", "New Desk", "--transport", "local",
-      "--address", "new-desk"), {"admin"}),
-    (("submit", "PACKET"), {"submit"}),
+      "--address", "new-desk"), {"admin"}, "recipient-add", _added,
+     _not_added),
+    (("submit", "PACKET"), {"submit"}, "submit", _submitted, None),
 ]
+
+
+def _audited_since(gw, last, uid):
+    """The audit rows after id last, of the caller uid only (the test's own
+    look at the audit log is audited too, under its own uid)."""
+    rows = gw.jsonl("audit", "--limit", "50")
+    return [a for a in rows if a["id"] > last and a["uid"] == uid]
 
 
 def test_each_role_allowed_and_denied_and_audited(roles_gw):
     gw = roles_gw
+    wait_job = gw.job_by_packet("ROI-S-WAIT")["id"]
+    last = max(a["id"] for a in gw.jsonl("audit", "--limit", "1"))
     for who, ident in WHO.items():
         role = who.split("-")[0]
-        for args, allowed in MATRIX:
-            args = tuple(a.replace("NEW", f"desk-{ident[0]}") for a in args)
+        for args, allowed, op, ran, not_run in MATRIX:
+            args = tuple(a.replace("NEW", f"desk-{ident[0]}")
+                         .replace("WAIT", str(wait_job)) for a in args)
             if args[0] == "submit":
                 args = ("submit", _packet_for(gw, who))
-            r = gw.roictl(*args, user=ident)
+            r = gw.roictl("--json", *args, user=ident)
+            rows = _audited_since(gw, last, ident[0])
+            last = max([last] + [a["id"] for a in rows])
             if role in allowed:
-                assert r.returncode != 77, (who, args, r.stderr)
-                assert r.returncode in (0, 65), (who, args, r.stderr)
+                # Allowed: it ran, and says so with exit 0.
+                assert r.returncode == 0, (who, args, r.returncode, r.stderr)
+                out = [json.loads(x) for x in r.stdout.splitlines() if x]
+                ran(gw, out, ident)
+                want = "ok"
             else:
+                # Denied: EX_NOPERM, a plain reason, and no effect.
                 assert r.returncode == 77, (who, args, r.returncode, r.stderr)
-                assert "permission denied" in r.stderr
-    # Every request is in the audit log with who asked and what happened.
-    audit = gw.jsonl("audit", "--limit", "1000")
-    for who, ident in WHO.items():
-        role = who.split("-")[0]
-        rows = [a for a in audit if a["uid"] == ident[0]]
-        ops = {}
-        for a in rows:
-            ops.setdefault(a["op"], set()).add(a["outcome"])
-        for args, allowed in MATRIX:
-            op = args[0] if args[0] != "recipient" else f"recipient-{args[1]}"
-            assert op in ops, (who, op, rows)
-            if role in allowed:
-                assert "denied" not in ops[op], (who, op, ops[op])
+                assert "permission denied" in r.stderr, r.stderr
+                if not_run:
+                    not_run(gw, ident)
+                want = "denied"
+            # One audit row for the request, with who asked and the outcome
+            # (recipient add also probes the new recipient: its own rows).
+            assert rows, (who, args, "not audited")
+            first, rest = rows[0], rows[1:]
+            assert (first["op"], first["outcome"], first["gid"]) == (
+                op, want, ident[1]), (who, args, rows)
+            if want == "denied":
+                assert first["detail"].startswith(
+                    f"permission denied: {op} needs the role"), first
+                assert rest == [], (who, args, rows)
             else:
-                assert ops[op] == {"denied"}, (who, op, ops[op])
+                probes = [] if op != "recipient-add" else [
+                    ("recipient-probe", "ok")] * len(rest)
+                assert [(a["op"], a["outcome"]) for a in rest] == probes, rows
     # The submitter's packet was accepted and delivered; nobody else's was.
     wait_state(gw, "ROI-S-SUBMIT", "delivered")
-    assert gw.job_by_packet("ROI-S-OPERATE") is None
+    for who in WHO:
+        if who != "submit":
+            assert gw.job_by_packet(f"ROI-S-{who.upper()}") is None, who
 
 
 def test_root_has_no_role_unless_configured(gateway_factory):
@@ -182,16 +282,42 @@ def test_broken_frames_close_the_connection_not_the_daemon(gw):
     assert r["code"] == "bad_request" and "limit" in r["error"]
     assert read_frame(s) is None
     s.close()
-    # Zero-length frame.
+    # Zero-length frame: refused as empty, then closed.
     s = connect(gw)
     s.sendall(struct.pack(">I", 0))
     r = read_frame(s)
-    assert r is None or r["ok"] is False
+    assert r["ok"] is False and r["code"] == "bad_request", r
+    assert r["error"] == "frame of 0 bytes is empty", r
+    assert read_frame(s) is None
     s.close()
-    # Truncated: a header promising more than ever comes, then hang-up.
+    # Truncated: a header promising more than ever comes.  While it waits
+    # for the rest, another client is answered; when the sender stops
+    # sending (half-close), it gets an error reply and the connection is
+    # closed, and the audit log says so.
+    s = connect(gw)
+    s.sendall(struct.pack(">I", 1000) + b'{"v": 1, "op": "sta')
+    other = connect(gw)
+    other.sendall(frame({"v": 1, "id": 7, "op": "status"}))
+    r = read_frame(other)
+    assert r["ok"] is True and r["id"] == 7, r
+    other.close()
+    s.shutdown(socket.SHUT_WR)
+    r = read_frame(s)
+    assert r is not None, "no reply to a truncated frame"
+    assert r["ok"] is False and r["code"] == "bad_request", r
+    assert r["error"] == "connection closed mid-frame", r
+    assert read_frame(s) is None
+    s.close()
+    # The same with an outright hang-up: nobody to answer, but noted.
     s = connect(gw)
     s.sendall(struct.pack(">I", 1000) + b'{"v": 1, "op": "sta')
     s.close()
+
+    def mid_frame():
+        return [a for a in gw.jsonl("audit", "--limit", "20")
+                if (a["op"], a["outcome"], a["detail"]) ==
+                ("(bad frame)", "error", "connection closed mid-frame")]
+    wait_for("the hang-up in the audit log", lambda: len(mid_frame()) == 2)
     # Too many descriptors in one request.
     s = connect(gw)
     fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(70)]

@@ -11,6 +11,8 @@
  *
  * Every delivery appends "JOB PACKET_ID ATTEMPT NFILES" to DIR/deliveries
  * (fsynced before OK is returned), so a test counts deliveries exactly.
+ * Every call, whatever its outcome, first appends "JOB PACKET_ID ATTEMPT
+ * MONOTONIC_MS" to DIR/calls, so a test sees when each attempt happened.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -93,6 +95,27 @@ record(struct flaky *f, const struct transport_message *m,
 	return TRANSPORT_OK;
 }
 
+/* When this attempt reached the transport (best effort: a test's witness). */
+static void
+record_call(struct flaky *f, const struct transport_message *m)
+{
+	struct timespec	now;
+	char		path[4096], line[512];
+	int		fd, n;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	snprintf(path, sizeof(path), "%s/calls", f->dir);
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) == -1)
+		return;
+	n = snprintf(line, sizeof(line), "%llu %s %d %lld\n",
+	    (unsigned long long)m->job_id, m->packet_id, m->attempt,
+	    (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	if (write(fd, line, n) != n) {
+		/* nothing to do: the test that reads the file will say */
+	}
+	close(fd);
+}
+
 static enum transport_status
 flaky_deliver(void *st, const struct transport_message *m,
     struct transport_receipt *r)
@@ -100,6 +123,8 @@ flaky_deliver(void *st, const struct transport_message *m,
 	struct flaky	*f = st;
 	const char	*a = m->recipient->address;
 	long		 n = 0, s = 0;
+
+	record_call(f, m);
 
 	if (strncmp(a, "slow:", 5) == 0) {
 		struct timespec ts;

@@ -286,34 +286,64 @@ test_state_names_table(void **state)
 	assert_int_equal(job_state_parse("lost", &s), -1);
 }
 
+/* The count of each state, the zero ones included, as `roictl status`
+ * shows them: every state the store names is one of the nine, named once,
+ * and a state it does not name has no job. */
 static void
 test_status_counts(void **state)
 {
+	/* Distinct counts, so that one state's jobs counted as another's show. */
+	static const enum job_state to[] = { JOB_QUEUED, JOB_DEFERRED,
+	    JOB_DEFERRED, JOB_DEFERRED, JOB_DELIVERED, JOB_DELIVERED, JOB_FAILED,
+	    JOB_HELD };
+	static const int64_t want[JOB_NSTATES] = {
+		[JOB_QUEUED] = 1, [JOB_RENDERING] = 0, [JOB_SENDING] = 0,
+		[JOB_AWAITING] = 0, [JOB_DEFERRED] = 3, [JOB_DELIVERED] = 2,
+		[JOB_FAILED] = 1, [JOB_HELD] = 1, [JOB_CANCELLED] = 0,
+	};
 	struct fixture		*f = *state;
-	struct job_update	 u = JOB_UPDATE_NONE;
 	struct store_status	 st;
-	int64_t			 a, b, c;
+	int64_t			 got[JOB_NSTATES] = { 0 }, id;
+	int			 named[JOB_NSTATES] = { 0 };
+	char			 pid[32];
 
-	add_job(f->s, "ROI-S-1", &a);
-	add_job(f->s, "ROI-S-2", &b);
-	add_job(f->s, "ROI-S-3", &c);
-	assert_int_equal(store_begin(f->s), 0);
-	assert_int_equal(store_job_set_state(f->s, a, JOB_DELIVERED, &u, "daemon",
-	    "ok"), 0);
-	u.last_error = "recipient refuses";
-	assert_int_equal(store_job_set_state(f->s, b, JOB_FAILED, &u, "daemon",
-	    "permfail"), 0);
-	assert_int_equal(store_commit(f->s), 0);
+	for (size_t i = 0; i < sizeof(to) / sizeof(to[0]); i++) {
+		struct job_update	u = JOB_UPDATE_NONE;
+
+		snprintf(pid, sizeof(pid), "ROI-S-%zu", i);
+		add_job(f->s, pid, &id);
+		if (to[i] == JOB_FAILED)
+			u.last_error = "recipient refuses";
+		if (to[i] == JOB_QUEUED)
+			continue;
+		assert_int_equal(store_begin(f->s), 0);
+		assert_int_equal(store_job_set_state(f->s, id, to[i], &u, "daemon",
+		    "test"), 0);
+		assert_int_equal(store_commit(f->s), 0);
+	}
 	assert_int_equal(store_status(f->s, now_wall(), &st), 0);
 	for (size_t i = 0; i < st.nby_state; i++) {
-		if (!strcmp(st.by_state[i].key, "queued") ||
-		    !strcmp(st.by_state[i].key, "delivered") ||
-		    !strcmp(st.by_state[i].key, "failed"))
-			assert_int_equal(st.by_state[i].count, 1);
+		enum job_state	s;
+
+		if (job_state_parse(st.by_state[i].key, &s) == -1)
+			fail_msg("status names a state \"%s\" roictl does not know",
+			    st.by_state[i].key);
+		if (named[s]++)
+			fail_msg("status names %s twice", st.by_state[i].key);
+		got[s] = st.by_state[i].count;
 	}
+	for (int s = 0; s < JOB_NSTATES; s++)
+		if (got[s] != want[s])
+			fail_msg("%s: %lld jobs, want %lld", job_state_name(s),
+			    (long long)got[s], (long long)want[s]);
+	/* Jobs in progress by transport: all but the final ones. */
+	assert_int_equal(st.nby_transport, 1);
+	assert_string_equal(st.by_transport[0].key, "local");
+	assert_int_equal(st.by_transport[0].count, 5);
 	assert_int_equal(st.oldest_queued_at, 1795000000);
-	assert_true(st.nlast_errors >= 1);
+	assert_int_equal(st.nlast_errors, 1);
 	assert_string_equal(st.last_errors[0].last_error, "recipient refuses");
+	assert_int_equal(st.last_errors[0].state, JOB_FAILED);
 	store_status_free(&st);
 }
 
