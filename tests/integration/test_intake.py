@@ -146,7 +146,8 @@ BAD = [
                           lambda p: p.files.update(
                               {"run.sh": b"#!/bin/sh\necho hi\n"}),
                           lambda p: p.files.pop("discharge-summary.txt")],
-     "document run.sh: type"),
+     "document run.sh: is not a PDF, TIFF, PNG, JPEG or text file: it looks "
+     "like a script (a program's text)"),
     ("path-escape", [m("documents.1.file", "../discharge-summary.txt")],
      'documents[1].file: "../discharge-summary.txt" must be a plain file name'),
     ("absolute-path", [m("documents.1.file", "/etc/passwd")],
