@@ -25,6 +25,10 @@ void	errlist_free(struct errlist *);
 /* All messages, one per line, into a newly allocated string. */
 char	*errlist_join(const struct errlist *, const char *sep);
 
+/* The first control character of UTF-8 text s other than tab: C0, DEL,
+ * and the C1 controls U+0080 to U+009F; or -1 if there is none. */
+int	text_control(const char *s);
+
 enum categories {
 	CAT_PSYCHOTHERAPY = 0x01,	/* "psychotherapy_notes" */
 	CAT_SUD_PART2 = 0x02,		/* "substance_use_part2" */

@@ -157,10 +157,7 @@ text_blank(const char *s)
 	return 1;
 }
 
-/* The first control character of s other than tab (C0, DEL, and the C1
- * controls U+0080 to U+009F, which are 0xC2 0x80-0x9F in UTF-8), or -1.
- * jansson has checked that s is UTF-8. */
-static int
+int
 text_control(const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {

@@ -177,6 +177,116 @@ policy_check(const struct manifest *m, const struct policy_ctx *ctx,
 	return errs->n > before ? -1 : 0;
 }
 
+int
+policy_recipient_text(const char *field, const char *s, int required,
+    struct errlist *e)
+{
+	int	ch;
+
+	if (s == NULL || strspn(s, " \t") == strlen(s)) {
+		if (!required && s == NULL)
+			return 0;
+		errlist_add(e, "%s: must not be empty", field);
+		return -1;
+	}
+	if (strlen(s) > 512) {
+		errlist_add(e, "%s: is longer than 512 bytes", field);
+		return -1;
+	}
+	if ((ch = text_control(s)) != -1) {
+		errlist_add(e, "%s: contains an invisible control character (U+%04X): "
+		    "type it again without it", field, (unsigned)ch);
+		return -1;
+	}
+	return 0;
+}
+
+/* sftp://USER@HOST[:PORT]/FOLDER, as transports/sftp.c reads it. */
+static int
+sftp_address_ok(const char *a)
+{
+	const char	*at, *slash, *colon, *end;
+	size_t		 n;
+	long		 port;
+
+	if (strncmp(a, "sftp://", 7) != 0)
+		return 0;
+	a += 7;
+	if ((slash = strchr(a, '/')) == NULL || (at = memchr(a, '@', (size_t)(slash
+	    - a))) == NULL || at == a || (size_t)(at - a) >= 128 ||
+	    memchr(a, ':', (size_t)(at - a)) != NULL)
+		return 0;
+	if ((colon = memchr(at + 1, ':', (size_t)(slash - at - 1))) != NULL) {
+		port = strtol(colon + 1, (char **)&end, 10);
+		if (end != slash || colon[1] == '+' || colon[1] == '-' ||
+		    port < 1 || port > 65535)
+			return 0;
+	} else
+		colon = slash;
+	if (colon == at + 1 || (size_t)(colon - at - 1) >= 256)
+		return 0;
+	n = strlen(slash);
+	return strcspn(a, " \t") == strlen(a) && n < 1024 &&
+	    strstr(slash, "/../") == NULL &&
+	    !(n >= 3 && strcmp(slash + n - 3, "/..") == 0);
+}
+
+/* name@domain.example: plain ASCII, no spaces, one '@'. */
+static int
+email_address_ok(const char *a)
+{
+	const char	*at = strchr(a, '@');
+	size_t		 n = strlen(a);
+
+	if (at == NULL || at == a || at - a > 64 || at[1] == '\0' || n > 254 ||
+	    strchr(at + 1, '@') != NULL || at[1] == '.' || a[n - 1] == '.')
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)a; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || strchr("<>()[],;:\\\"", *p))
+			return 0;
+	return 1;
+}
+
+/* E.164: '+', then 8 to 15 digits, the first not 0; the spaces, dots,
+ * dashes and brackets transports/faxapi.c skips may stand between. */
+static int
+fax_number_ok(const char *a)
+{
+	size_t	digits = 0;
+
+	if (*a++ != '+' || *a == '0')
+		return 0;
+	for (; *a; a++)
+		if (*a >= '0' && *a <= '9')
+			digits++;
+		else if (strchr(" .-()", *a) == NULL)
+			return 0;
+	return digits >= 8 && digits <= 15;
+}
+
+int
+policy_recipient_address(const char *backend, const char *a, struct errlist *e)
+{
+	if (policy_recipient_text("address", a, 1, e) == -1)
+		return -1;
+	if (strcmp(backend, "local") == 0 && !valid_filename(a))
+		errlist_add(e, "address: \"%.100s\" must be one plain folder name "
+		    "(no '/' or '\\', not starting with '.')", a);
+	else if (strcmp(backend, "sftp") == 0 && !sftp_address_ok(a))
+		errlist_add(e, "address: \"%.100s\" must look like "
+		    "sftp://USER@HOST[:PORT]/FOLDER (no spaces, no '..' folder)", a);
+	else if (strcmp(backend, "smime") == 0 && !email_address_ok(a))
+		errlist_add(e, "address: \"%.100s\" is not an e-mail address (like "
+		    "records@clinic.example)", a);
+	else if (strcmp(backend, "faxapi") == 0 && !fax_number_ok(a))
+		errlist_add(e, "address: \"%.40s\" is not a fax number in E.164 form "
+		    "(+, the country code and the number: 8 to 15 digits, like "
+		    "+15550100123)", a);
+	else
+		return 0;
+	return -1;
+}
+
 struct policy_magic {
 	magic_t	 mime;		/* "application/zip" */
 	magic_t	 words;		/* "Zip archive data, at least v2.0 to extract" */

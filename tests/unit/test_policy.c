@@ -237,12 +237,82 @@ test_document_types_table(void **state)
 	policy_magic_close(pm);
 }
 
+/* Recipient addresses, in the form each transport reads. */
+static void
+test_recipient_address_table(void **state)
+{
+	static const struct {
+		const char	*backend, *address;
+		const char	*want;	/* NULL: accepted; else part of the reason */
+	} cases[] = {
+		{ "local", "records-desk", NULL },
+		{ "local", "a/b", "must be one plain folder name" },
+		{ "local", "..", "must be one plain folder name" },
+		{ "local", ".desk", "must be one plain folder name" },
+		{ "local", "", "address: must not be empty" },
+		{ "local", "   ", "address: must not be empty" },
+		{ "local", "desk\x7f", "address: contains an invisible control "
+		    "character (U+007F)" },
+		{ "sftp", "sftp://roi@sftp.payer.example/inbound", NULL },
+		{ "sftp", "sftp://roi@127.0.0.1:2222/in/", NULL },
+		{ "sftp", "sftp://roi@host/", NULL },
+		{ "sftp", "sftp://host/inbound", "must look like "
+		    "sftp://USER@HOST[:PORT]/FOLDER" },
+		{ "sftp", "ftp://roi@host/in", "must look like sftp://" },
+		{ "sftp", "sftp://roi@host", "must look like sftp://" },
+		{ "sftp", "sftp://roi@host:0/in", "must look like sftp://" },
+		{ "sftp", "sftp://roi@host:99999/in", "must look like sftp://" },
+		{ "sftp", "sftp://roi@host:22x/in", "must look like sftp://" },
+		{ "sftp", "sftp://roi@:22/in", "must look like sftp://" },
+		{ "sftp", "sftp://roi@host/in/../etc", "must look like sftp://" },
+		{ "sftp", "sftp://roi@host/in/..", "must look like sftp://" },
+		{ "sftp", "sftp://roi@host/in box", "must look like sftp://" },
+		{ "smime", "dr.ada@clinic.test", NULL },
+		{ "smime", "records+roi@clinic.example", NULL },
+		{ "smime", "clinic.test", "is not an e-mail address" },
+		{ "smime", "@clinic.test", "is not an e-mail address" },
+		{ "smime", "ada@", "is not an e-mail address" },
+		{ "smime", "ada@@clinic.test", "is not an e-mail address" },
+		{ "smime", "ada smith@clinic.test", "is not an e-mail address" },
+		{ "smime", "Ada <ada@clinic.test>", "is not an e-mail address" },
+		{ "smime", "ada@clinic.test\xc2\x85", "control character (U+0085)" },
+		{ "faxapi", "+15550100123", NULL },
+		{ "faxapi", "+1 (555) 010-0123", NULL },
+		{ "faxapi", "+4930123456", NULL },
+		{ "faxapi", "5550100123", "is not a fax number in E.164 form" },
+		{ "faxapi", "+1555", "is not a fax number in E.164 form" },
+		{ "faxapi", "+1234567890123456", "is not a fax number in E.164 form" },
+		{ "faxapi", "+05550100123", "is not a fax number in E.164 form" },
+		{ "faxapi", "555-0001 ext 7", "is not a fax number in E.164 form" },
+		{ "flaky", "tempfail:2", NULL },
+		{ "flaky", "tempfail\t2", NULL },
+		{ "flaky", "x\x1b", "control character (U+001B)" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct errlist	 errs = { NULL, 0 };
+		int		 rv = policy_recipient_address(cases[i].backend,
+		    cases[i].address, &errs);
+
+		if (cases[i].want == NULL && rv != 0)
+			fail_msg("%s %s: refused: %s", cases[i].backend,
+			    cases[i].address, errs.msg[0]);
+		if (cases[i].want != NULL && (rv != -1 || errs.n != 1 ||
+		    strstr(errs.msg[0], cases[i].want) == NULL))
+			fail_msg("%s %s: got \"%s\", want \"%s\"", cases[i].backend,
+			    cases[i].address, errs.n ? errs.msg[0] : "(accepted)",
+			    cases[i].want);
+		errlist_free(&errs);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decisions_table),
 		cmocka_unit_test(test_document_types_table),
+		cmocka_unit_test(test_recipient_address_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
