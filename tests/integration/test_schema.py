@@ -40,6 +40,16 @@ def _set(m, path, value):
     ("documents.0.file", ".hidden"), ("documents.0.sha256", "abc"),
     ("documents.0.date", "14/10/2026"), ("documents.0.categories", ["gossip"]),
     ("patient", None), ("documents", []),
+    # Issue 18: refused by the parser, so by the schema too.
+    ("approval.by", ""), ("approval.by", "   "),
+    ("authorization.signed_by", ""),
+    ("documents.0.redact", {"patterns": [{"name": "ssn", "expect": -1}]}),
+    ("cover_sheet.urgent", "yes"),
+    ("patient.name", "Zo\u007fe"), ("patient.name", "Zo\u0085e"),
+    ("documents.0.description", "x\u009f"),
+    ("documents", {"file": "labs.pdf"}),
+    ("documents.0.file", "a" * 252 + ".pdf"),
+    ("documents.0.file", "a\\b.pdf"),
 ])
 def test_schema_refuses_what_the_parser_refuses(path, value):
     m = copy.deepcopy(sample_manifest())
@@ -49,3 +59,14 @@ def test_schema_refuses_what_the_parser_refuses(path, value):
         _set(m, path, value)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(SCHEMA).validate(m)
+
+
+@pytest.mark.parametrize("path,value", [
+    ("patient.name", "Zo\u00eb\tTest\u00a0Patient"), ("cover_sheet.urgent", True),
+    ("documents.0.file", "a" * 251 + ".pdf"),
+    ("documents.0.redact", {"patterns": [{"name": "ssn", "expect": 0}]}),
+])
+def test_schema_accepts_what_the_parser_accepts(path, value):
+    m = copy.deepcopy(sample_manifest())
+    _set(m, path, value)
+    jsonschema.Draft202012Validator(SCHEMA).validate(m)
