@@ -25,6 +25,10 @@ void	errlist_free(struct errlist *);
 /* All messages, one per line, into a newly allocated string. */
 char	*errlist_join(const struct errlist *, const char *sep);
 
+/* The first control character of UTF-8 text s other than tab: C0, DEL,
+ * and the C1 controls U+0080 to U+009F; or -1 if there is none. */
+int	text_control(const char *s);
+
 enum categories {
 	CAT_PSYCHOTHERAPY = 0x01,	/* "psychotherapy_notes" */
 	CAT_SUD_PART2 = 0x02,		/* "substance_use_part2" */
@@ -60,7 +64,7 @@ struct redact_rect {
 struct redact_pattern {
 	char	*name;		/* ssn, mrn, phone, email, dob, or NULL for regex */
 	char	*regex;		/* NULL for a named pattern */
-	int	 expect;	/* -1: no expectation */
+	int	 expect;	/* -1: no expectation (a written -1 is refused) */
 };
 
 struct document {
@@ -120,8 +124,21 @@ struct manifest {
 	int			 cover_urgent;
 };
 
-/* Parse JSON text.  NULL with errors appended on failure. */
+/* Parse JSON text (a UTF-8 byte-order mark at its start is skipped).
+ * NULL with errors appended on failure, each in words for a clerk. */
 struct manifest	*manifest_parse(const char *json, size_t len, struct errlist *errs);
+/*
+ * Is the manifest text read so far complete, so that manifest_parse's
+ * verdict on it is final?  0 ("still being copied: wait") only while more
+ * bytes at its end could still make it a manifest: empty or only white
+ * space (after an optional byte-order mark), or the start of a JSON object
+ * cut short, even in the middle of a word, number, escape or UTF-8
+ * character; NUL bytes at the very end are ignored (a copier may size the
+ * file first).  1 for everything else, which manifest_parse accepts or
+ * refuses at once: a whole object, an object with more text after it, a
+ * list, string or number, text that is not JSON, a NUL inside.
+ */
+int		 manifest_text_complete(const char *text, size_t len);
 void		 manifest_free(struct manifest *);
 /* Does s look like a packet id: 1-64 of [A-Za-z0-9._-], not starting with '.'? */
 int		 valid_packet_id(const char *s);

@@ -23,6 +23,17 @@ struct policy_ctx {
 int	policy_check(const struct manifest *, const struct policy_ctx *,
 	    struct errlist *errs);
 
+/* A recipient directory entry, checked when an administrator adds it.
+ * field: a name, organization or parameter value (field names it in the
+ * reason) must hold no control characters, and a required one must not be
+ * blank.  address: the form backend ("local", "sftp", "smime", "faxapi")
+ * can deliver to; other backends only refuse control characters.  Each
+ * 0, or -1 with the reason appended. */
+int	policy_recipient_text(const char *field, const char *s, int required,
+	    struct errlist *errs);
+int	policy_recipient_address(const char *backend, const char *address,
+	    struct errlist *errs);
+
 /* Document type sniffing: libmagic on the first 64 KiB. */
 struct magic_set;
 struct policy_magic;

@@ -5,6 +5,7 @@
  * writes the audit entry.  Reads go to the store; changes to jobs go
  * through the queue (src/queue.c), never straight to the database.
  */
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "control_ops.h"
 #include "disclosure.h"
 #include "manifest.h"
+#include "policy.h"
 #include "probe.h"
 #include "queue.h"
 #include "roigated.h"
@@ -166,6 +168,24 @@ collect_job(const struct job *j, void *arg)
 	return 0;
 }
 
+/* "limit": absent (0: every row), or a whole number from 1. */
+static int
+arg_limit(json_t *req, int *limit, struct op_result *r)
+{
+	json_t	*v = json_object_get(req, "limit");
+
+	*limit = 0;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > INT_MAX) {
+		fail(r, "bad_request", "limit: must be a whole number, 1 or more");
+		return -1;
+	}
+	*limit = (int)json_integer_value(v);
+	return 0;
+}
+
 static void
 op_list(const struct peer *p, json_t *req, const int *fds, size_t nfds,
     struct op_result *r)
@@ -174,8 +194,12 @@ op_list(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	const char	*tr = json_string_value(json_object_get(req, "transport"));
 	json_t		*jobs = json_array();
 	enum job_state	 s = JOB_QUEUED;
-	int		 limit = (int)json_integer_value(json_object_get(req, "limit"));
+	int		 limit;
 
+	if (arg_limit(req, &limit, r) == -1) {
+		json_decref(jobs);
+		return;
+	}
 	if (state && job_state_parse(state, &s) == -1) {
 		fail(r, "bad_request", "state: \"%.40s\" is not a job state", state);
 		json_decref(jobs);
@@ -379,9 +403,9 @@ op_audit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 {
 	json_t	*entries = json_array();
 	int64_t	 since;
-	int	 limit = (int)json_integer_value(json_object_get(req, "limit"));
+	int	 limit;
 
-	if (arg_time(req, "since", &since, r) == -1 ||
+	if (arg_limit(req, &limit, r) == -1 || arg_time(req, "since", &since, r) == -1 ||
 	    store_audit_iter(rg->store, since, limit, collect_audit, entries) == -1) {
 		if (r->code == NULL)
 			fail(r, "unavailable", "cannot read the audit log");
@@ -418,14 +442,52 @@ valid_recipient_id(const char *s)
 	return 1;
 }
 
+/*
+ * What an administrator adds must be deliverable and printable: the
+ * address in the form its transport reads (checked now, not at the first
+ * send), no control characters in what reaches a cover sheet or a log.
+ */
+static int
+recipient_add_check(json_t *req, const struct recipient *rc,
+    const char *backend, struct op_result *r)
+{
+	struct errlist	 e = { NULL, 0 };
+	json_t		*params = json_object_get(req, "params"), *v;
+	const char	*k;
+	char		 field[64], *all;
+
+	policy_recipient_text("name", rc->name, 1, &e);
+	policy_recipient_text("organization", rc->organization, 0, &e);
+	if (rc->address)
+		policy_recipient_address(backend, rc->address, &e);
+	else
+		errlist_add(&e, "address: must not be empty");
+	if (params && !json_is_object(params))
+		errlist_add(&e, "params: must be an object of strings");
+	json_object_foreach(params, k, v) {
+		snprintf(field, sizeof(field), "params.%.40s", k);
+		if (!json_is_string(v))
+			errlist_add(&e, "%s: must be a string", field);
+		else
+			policy_recipient_text(field, json_string_value(v), 0, &e);
+	}
+	if (e.n == 0)
+		return 0;
+	all = errlist_join(&e, "; ");
+	fail(r, "bad_request", "%s", all);
+	free(all);
+	errlist_free(&e);
+	return -1;
+}
+
 static void
 op_recipient_add(const struct peer *p, json_t *req, const int *fds, size_t nfds,
     struct op_result *r)
 {
-	struct recipient	 rc;
-	json_t			*params = json_object_get(req, "params"), *v;
-	const char		*k;
-	char			*ptext;
+	struct recipient		 rc;
+	struct transport_instance	*ti;
+	json_t				*params = json_object_get(req, "params");
+	char				*ptext;
 
 	memset(&rc, 0, sizeof(rc));
 	rc.id = (char *)json_string_value(json_object_get(req, "recipient"));
@@ -439,26 +501,15 @@ op_recipient_add(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		return;
 	}
 	snprintf(r->target, sizeof(r->target), "recipient %s", rc.id);
-	if (rc.name == NULL || rc.address == NULL || rc.transport == NULL ||
-	    !*rc.name || !*rc.address) {
-		fail(r, "bad_request", "name, transport and address are required");
-		return;
-	}
-	if (transport_find(rc.transport) == NULL) {
+	if (rc.transport == NULL || (ti = transport_find(rc.transport)) == NULL) {
 		fail(r, "bad_request", "transport \"%.64s\" is not configured in "
-		    "roigate.conf", rc.transport);
+		    "roigate.conf", rc.transport ? rc.transport : "");
 		return;
 	}
-	if (params && !json_is_object(params)) {
-		fail(r, "bad_request", "params: must be an object of strings");
+	if (recipient_add_check(req, &rc, ti->backend->name, r) == -1)
 		return;
-	}
-	json_object_foreach(params, k, v)
-		if (!json_is_string(v)) {
-			fail(r, "bad_request", "params.%.40s: must be a string", k);
-			return;
-		}
-	ptext = json_dumps(params ? params : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
+	ptext = params ? json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS) :
+	    xstrdup("{}");
 	rc.params = ptext;
 	if (store_recipient_add(rg->store, &rc) == -1) {
 		struct recipient old;

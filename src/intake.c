@@ -22,8 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "config.h"
 #include "intake.h"
 #include "log.h"
@@ -266,35 +264,6 @@ intake_check_document(int dirfd, int stagefd, const struct document *doc,
 	close(fd);
 }
 
-/*
- * Is the manifest's text complete?  1: one whole JSON value (what it is is
- * for the parser to say); 0: a JSON object cut off, most likely still
- * being copied (wait for the rest).  A text that is not JSON at all, or
- * one value with more after it, is complete: it is refused at once.
- */
-static int
-intake_manifest_complete(const char *text, size_t len)
-{
-	json_error_t	 e;
-	json_t		*v;
-	size_t		 i = 0;
-
-	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
-		i = 3;		/* a UTF-8 byte-order mark (Notepad) */
-	while (i < len && isspace((unsigned char)text[i]))
-		i++;
-	if (i == len)
-		return 0;	/* empty: nothing written yet */
-	if (text[i] != '{')
-		return 1;
-	v = json_loadb(text + i, len - i, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &e);
-	if (v != NULL) {
-		json_decref(v);
-		return 1;
-	}
-	return json_error_code(&e) != json_error_premature_end_of_input;
-}
-
 /* Read manifest.json; its text (raw, as stored) into *text. */
 static struct manifest *
 intake_read_manifest(int dirfd, struct errlist *errs, int *missing, char **text)
@@ -316,7 +285,7 @@ intake_read_manifest(int dirfd, struct errlist *errs, int *missing, char **text)
 		return NULL;
 	}
 	close(fd);
-	if (!intake_manifest_complete(b.data ? b.data : "", b.len)) {
+	if (!manifest_text_complete(b.data ? b.data : "", b.len)) {
 		errlist_add(errs, "manifest.json is incomplete (it ends before its "
 		    "closing brace)");
 		buf_free(&b);

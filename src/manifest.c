@@ -18,6 +18,9 @@
 #include "util.h"
 
 #define MANIFEST_MAX_STRING	512
+#define MANIFEST_MAX_FILENAME	255	/* NAME_MAX */
+#define MANIFEST_MAX_EXPECT	100000
+#define MANIFEST_MAX_PAGE	1000000
 
 void
 errlist_add(struct errlist *e, const char *fmt, ...)
@@ -131,40 +134,92 @@ struct ctx {
 	const struct manifest	*m;	/* what is parsed so far */
 };
 
+/* "path.key", or "key" at the top: the field as a clerk finds it. */
+static void
+field_path(char *buf, size_t len, const char *path, const char *key)
+{
+	snprintf(buf, len, "%s%s%s", path, path[0] ? "." : "", key);
+}
+
+/* Is s only spaces (space, tab, no-break space U+00A0)? */
+static int
+text_blank(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == ' ' || *p == '\t')
+			continue;
+		if (p[0] == 0xc2 && p[1] == 0xa0) {
+			p++;
+			continue;
+		}
+		return 0;
+	}
+	return 1;
+}
+
+int
+text_control(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return *p;
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			return p[1];
+	}
+	return -1;
+}
+
+/* 0 if s may stand in the field named f, -1 with the reason added.  Every
+ * string of the manifest passes here: what it says ends up in the
+ * disclosure log, on a cover sheet or in a file name. */
+static int
+check_text(struct ctx *c, const char *f, const char *s, size_t max)
+{
+	int	ch;
+
+	if (strlen(s) > max) {
+		errlist_add(c->errs, "%s: is longer than %zu bytes", f, max);
+		return -1;
+	}
+	if (text_blank(s)) {
+		errlist_add(c->errs, "%s: must not be empty or only spaces", f);
+		return -1;
+	}
+	if ((ch = text_control(s)) != -1) {
+		errlist_add(c->errs, "%s: contains an invisible control character "
+		    "(U+%04X): type the text again without it", f, (unsigned)ch);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *
+get_str_max(struct ctx *c, json_t *obj, const char *path, const char *key,
+    int required, size_t max)
+{
+	json_t		*v = json_object_get(obj, key);
+	const char	*s;
+	char		 f[128];
+
+	field_path(f, sizeof(f), path, key);
+	if (v == NULL || json_is_null(v)) {
+		if (required)
+			errlist_add(c->errs, "%s: missing", f);
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		errlist_add(c->errs, "%s: must be a string", f);
+		return NULL;
+	}
+	s = json_string_value(v);
+	return check_text(c, f, s, max) == 0 ? s : NULL;
+}
+
 static const char *
 get_str(struct ctx *c, json_t *obj, const char *path, const char *key,
     int required)
 {
-	json_t		*v = json_object_get(obj, key);
-	const char	*s;
-	const char	*dot = path[0] ? "." : "";
-
-	if (v == NULL || json_is_null(v)) {
-		if (required)
-			errlist_add(c->errs, "%s%s%s: missing", path, dot, key);
-		return NULL;
-	}
-	if (!json_is_string(v)) {
-		errlist_add(c->errs, "%s%s%s: must be a string", path, dot, key);
-		return NULL;
-	}
-	s = json_string_value(v);
-	if (strlen(s) > MANIFEST_MAX_STRING) {
-		errlist_add(c->errs, "%s%s%s: longer than %d characters", path, dot,
-		    key, MANIFEST_MAX_STRING);
-		return NULL;
-	}
-	if (required && *s == '\0') {
-		errlist_add(c->errs, "%s%s%s: must not be empty", path, dot, key);
-		return NULL;
-	}
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p < 0x20 && *p != '\t') {
-			errlist_add(c->errs, "%s%s%s: contains control characters",
-			    path, dot, key);
-			return NULL;
-		}
-	return s;
+	return get_str_max(c, obj, path, key, required, MANIFEST_MAX_STRING);
 }
 
 static char *
@@ -176,37 +231,40 @@ dup_str(struct ctx *c, json_t *obj, const char *path, const char *key,
 	return s ? xstrdup(s) : NULL;
 }
 
+/* A date (YYYY-MM-DD) or a date and time (RFC 3339), checked by parse. */
 static char *
-dup_date(struct ctx *c, json_t *obj, const char *path, const char *key,
-    int required, int64_t *days)
+dup_when(struct ctx *c, json_t *obj, const char *path, const char *key,
+    int required, int (*parse)(const char *, int64_t *), int64_t *out,
+    const char *form)
 {
 	const char	*s = get_str(c, obj, path, key, required);
+	char		 f[128];
+	int64_t		 t;
 
 	if (s == NULL)
 		return NULL;
-	if (date_parse(s, days) == -1) {
-		errlist_add(c->errs, "%s.%s: \"%.40s\" is not a date (use YYYY-MM-DD)",
-		    path, key, s);
+	if (parse(s, out ? out : &t) == -1) {
+		field_path(f, sizeof(f), path, key);
+		errlist_add(c->errs, "%s: \"%.40s\" is not a %s", f, s, form);
 		return NULL;
 	}
 	return xstrdup(s);
 }
 
 static char *
+dup_date(struct ctx *c, json_t *obj, const char *path, const char *key,
+    int required, int64_t *days)
+{
+	return dup_when(c, obj, path, key, required, date_parse, days,
+	    "date (use YYYY-MM-DD)");
+}
+
+static char *
 dup_time(struct ctx *c, json_t *obj, const char *path, const char *key,
     int required)
 {
-	const char	*s = get_str(c, obj, path, key, required);
-	int64_t		 t;
-
-	if (s == NULL)
-		return NULL;
-	if (datetime_parse(s, &t) == -1) {
-		errlist_add(c->errs, "%s%s%s: \"%.40s\" is not a date and time (use "
-		    "2026-11-24T09:30:00Z)", path, path[0] ? "." : "", key, s);
-		return NULL;
-	}
-	return xstrdup(s);
+	return dup_when(c, obj, path, key, required, datetime_parse, NULL,
+	    "date and time (use 2026-11-24T09:30:00Z)");
 }
 
 static json_t *
@@ -214,15 +272,16 @@ get_obj(struct ctx *c, json_t *obj, const char *path, const char *key,
     int required)
 {
 	json_t	*v = json_object_get(obj, key);
+	char	 f[128];
 
+	field_path(f, sizeof(f), path, key);
 	if (v == NULL || json_is_null(v)) {
 		if (required)
-			errlist_add(c->errs, "%s%s%s: missing", path, path[0] ? "." : "", key);
+			errlist_add(c->errs, "%s: missing", f);
 		return NULL;
 	}
 	if (!json_is_object(v)) {
-		errlist_add(c->errs, "%s%s%s: must be an object", path,
-		    path[0] ? "." : "", key);
+		errlist_add(c->errs, "%s: must be an object", f);
 		return NULL;
 	}
 	return v;
@@ -234,43 +293,87 @@ check_keys(struct ctx *c, json_t *obj, const char *path, const char *const *allo
 {
 	const char	*k;
 	json_t		*v;
+	char		 f[128];
 
 	json_object_foreach(obj, k, v) {
 		size_t i;
 		for (i = 0; allowed[i]; i++)
 			if (strcmp(k, allowed[i]) == 0)
 				break;
-		if (allowed[i] == NULL)
-			errlist_add(c->errs, "%s%s%.60s: unknown field (check the "
-			    "spelling against docs/manifest.md)", path,
-			    path[0] ? "." : "", k);
+		if (allowed[i] == NULL) {
+			if (text_control(k) != -1)
+				k = "(a name with control characters)";
+			snprintf(f, sizeof(f), "%s%s%.60s", path, path[0] ? "." : "", k);
+			errlist_add(c->errs, "%s: unknown field (check the spelling "
+			    "against docs/manifest.md)", f);
+		}
 	}
 	(void)v;
 }
 
-static unsigned
-parse_categories(struct ctx *c, json_t *arr, const char *path)
+/*
+ * Each string of the list arr (the field path), checked as text; fn is
+ * called with each that passes.  0, or -1 if arr is not a list.
+ */
+static int
+each_text(struct ctx *c, json_t *arr, const char *path,
+    void (*fn)(struct ctx *, const char *f, const char *s, void *), void *arg)
 {
-	unsigned	 bits = 0, b;
-	size_t		 i;
-	json_t		*v;
+	char	 f[128];
+	size_t	 i;
+	json_t	*v;
 
-	if (arr == NULL)
-		return 0;
 	if (!json_is_array(arr)) {
 		errlist_add(c->errs, "%s: must be a list", path);
-		return 0;
+		return -1;
 	}
 	json_array_foreach(arr, i, v) {
-		if (!json_is_string(v) || category_parse(json_string_value(v), &b) == -1)
-			errlist_add(c->errs, "%s[%zu]: \"%.40s\" is not a special category "
-			    "(use psychotherapy_notes, substance_use_part2, hiv, genetic, "
-			    "mental_health)", path, i, json_is_string(v) ?
-			    json_string_value(v) : "?");
-		else
-			bits |= b;
+		snprintf(f, sizeof(f), "%s[%zu]", path, i);
+		if (!json_is_string(v))
+			errlist_add(c->errs, "%s: must be a string", f);
+		else if (check_text(c, f, json_string_value(v),
+		    MANIFEST_MAX_STRING) == 0)
+			fn(c, f, json_string_value(v), arg);
 	}
+	return 0;
+}
+
+static void
+add_category(struct ctx *c, const char *f, const char *s, void *arg)
+{
+	unsigned	*bits = arg, b;
+
+	if (category_parse(s, &b) == -1)
+		errlist_add(c->errs, "%s: \"%.40s\" is not a special category "
+		    "(use psychotherapy_notes, substance_use_part2, hiv, genetic, "
+		    "mental_health)", f, s);
+	else
+		*bits |= b;
+}
+
+/* obj.categories: a list of special categories, as CAT_* bits. */
+static unsigned
+parse_categories(struct ctx *c, json_t *obj, const char *path)
+{
+	json_t		*arr = json_object_get(obj, "categories");
+	unsigned	 bits = 0;
+	char		 f[128];
+
+	if (arr == NULL || json_is_null(arr))
+		return 0;
+	field_path(f, sizeof(f), path, "categories");
+	each_text(c, arr, f, add_category, &bits);
 	return bits;
+}
+
+static void
+add_scope_type(struct ctx *c, const char *f, const char *s, void *arg)
+{
+	struct authorization	*au = arg;
+
+	(void)c;
+	(void)f;
+	au->scope_types[au->nscope_types++] = xstrdup(s);
 }
 
 static void
@@ -281,8 +384,7 @@ parse_authorization(struct ctx *c, json_t *a, struct manifest *m)
 	static const char *const skeys[] = { "document_types", "from", "to",
 	    "categories", NULL };
 	struct authorization	*au = xcalloc(1, sizeof(*au));
-	json_t			*scope, *types, *v;
-	size_t			 i;
+	json_t			*scope, *types;
 
 	m->authorization = au;
 	check_keys(c, a, "authorization", keys);
@@ -297,107 +399,163 @@ parse_authorization(struct ctx *c, json_t *a, struct manifest *m)
 		return;
 	check_keys(c, scope, "authorization.scope", skeys);
 	types = json_object_get(scope, "document_types");
-	if (!json_is_array(types) || json_array_size(types) == 0)
+	if (json_is_array(types) && json_array_size(types) > 0) {
+		au->scope_types = xcalloc(json_array_size(types), sizeof(char *));
+		each_text(c, types, "authorization.scope.document_types",
+		    add_scope_type, au);
+	} else
 		errlist_add(c->errs, "authorization.scope.document_types: must list "
 		    "the document types the authorization covers");
-	else {
-		au->scope_types = xcalloc(json_array_size(types), sizeof(char *));
-		json_array_foreach(types, i, v) {
-			if (!json_is_string(v))
-				errlist_add(c->errs, "authorization.scope.document_types[%zu]: "
-				    "must be a string", i);
-			else
-				au->scope_types[au->nscope_types++] =
-				    xstrdup(json_string_value(v));
-		}
-	}
 	au->scope_from = dup_date(c, scope, "authorization.scope", "from", 0,
 	    &au->scope_from_days);
 	au->scope_to = dup_date(c, scope, "authorization.scope", "to", 0,
 	    &au->scope_to_days);
-	au->scope_categories = parse_categories(c, json_object_get(scope,
-	    "categories"), "authorization.scope.categories");
+	au->scope_categories = parse_categories(c, scope, "authorization.scope");
 }
 
+/* redact.rects: each {page, x, y, w, h}, inside the page's first quadrant. */
+static void
+parse_rects(struct ctx *c, json_t *rects, const char *path, struct document *d)
+{
+	json_int_t	 page;
+	json_t		*v;
+	size_t		 i;
+
+	if (!json_is_array(rects)) {
+		errlist_add(c->errs, "%s.rects: must be a list", path);
+		return;
+	}
+	d->rects = xcalloc(json_array_size(rects) + 1, sizeof(*d->rects));
+	json_array_foreach(rects, i, v) {
+		struct redact_rect *rr = &d->rects[d->nrects];
+		if (json_unpack(v, "{s:I, s:F, s:F, s:F, s:F !}", "page", &page,
+		    "x", &rr->x, "y", &rr->y, "w", &rr->w, "h", &rr->h) == -1 ||
+		    page < 1 || page > MANIFEST_MAX_PAGE || rr->w <= 0 ||
+		    rr->h <= 0 || rr->x < 0 || rr->y < 0) {
+			errlist_add(c->errs, "%s.rects[%zu]: must be {page (from 1), x, "
+			    "y, w, h} with positive width and height", path, i);
+			continue;
+		}
+		rr->page = (int)page;
+		d->nrects++;
+	}
+}
+
+/* A pattern's name (a known one) or regex (one the renderer can compile). */
+static int
+check_pattern(struct ctx *c, const char *p, const char *name, const char *regex)
+{
+	static const char *const named[] = { "ssn", "mrn", "phone", "email", "dob",
+	    "patient_name", NULL };
+	regex_t		 re;
+	char		 why[128];
+	size_t		 k;
+	int		 rc;
+
+	if (name) {
+		for (k = 0; named[k] && strcmp(named[k], name); k++)
+			;
+		if (named[k] == NULL) {
+			errlist_add(c->errs, "%s.name: \"%.40s\" is not a named pattern "
+			    "(ssn, mrn, phone, email, dob, patient_name)", p, name);
+			return -1;
+		}
+		/* The patient's identifiers come from the manifest. */
+		if (strcmp(name, "dob") == 0 && c->m->patient_dob == NULL) {
+			errlist_add(c->errs, "%s.name: dob looks for the patient's "
+			    "date of birth: give patient.dob", p);
+			return -1;
+		}
+		return 0;
+	}
+	/* Compiled here with the flags the renderer uses, so that a bad one is
+	 * refused at intake, not after acceptance. */
+	if ((rc = regcomp(&re, regex, REDACT_REGEX_FLAGS)) != 0) {
+		regerror(rc, &re, why, sizeof(why));
+		errlist_add(c->errs, "%s.regex: \"%.60s\" is not a valid regular "
+		    "expression (%s)", p, regex, why);
+		return -1;
+	}
+	regfree(&re);
+	return 0;
+}
+
+/*
+ * expect, if given: how many times the pattern must match.  The struct's
+ * -1 ("no expectation") is never read from the packet: a written -1 is
+ * refused like any other negative count.
+ */
+static int
+parse_expect(struct ctx *c, json_t *v, const char *p, int *expect)
+{
+	json_t	*e = json_object_get(v, "expect");
+
+	*expect = -1;
+	if (e == NULL || json_is_null(e))
+		return 0;
+	if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+	    json_integer_value(e) > MANIFEST_MAX_EXPECT) {
+		errlist_add(c->errs, "%s.expect: must be a whole number from 0 to %d "
+		    "(how many times the pattern must be found)", p,
+		    MANIFEST_MAX_EXPECT);
+		return -1;
+	}
+	*expect = (int)json_integer_value(e);
+	return 0;
+}
+
+static void
+parse_pattern(struct ctx *c, json_t *v, const char *p, struct document *d)
+{
+	static const char *const keys[] = { "name", "regex", "expect", NULL };
+	struct redact_pattern	*rp = &d->patterns[d->npatterns];
+	const char		*name, *regex;
+	size_t			 before = c->errs->n;
+	int			 expect;
+
+	if (!json_is_object(v)) {
+		errlist_add(c->errs, "%s: must be {name or regex, expect (optional)}", p);
+		return;
+	}
+	check_keys(c, v, p, keys);
+	name = get_str(c, v, p, "name", 0);
+	regex = get_str(c, v, p, "regex", 0);
+	if (c->errs->n == before && (name == NULL) == (regex == NULL)) {
+		errlist_add(c->errs, "%s: give a name or a regex (one of the two)", p);
+		return;
+	}
+	if (c->errs->n > before || check_pattern(c, p, name, regex) == -1 ||
+	    parse_expect(c, v, p, &expect) == -1)
+		return;
+	rp->name = name ? xstrdup(name) : NULL;
+	rp->regex = regex ? xstrdup(regex) : NULL;
+	rp->expect = expect;
+	d->npatterns++;
+}
+
+/* documents[i].redact; path is "documents[i].redact". */
 static void
 parse_redact(struct ctx *c, json_t *r, const char *path, struct document *d)
 {
 	static const char *const keys[] = { "rects", "patterns", NULL };
-	static const char *const named[] = { "ssn", "mrn", "phone", "email", "dob",
-	    "patient_name", NULL };
 	json_t	*rects = json_object_get(r, "rects"), *pats, *v;
 	char	 p[96];
 	size_t	 i;
 
 	check_keys(c, r, path, keys);
-	if (rects && json_is_array(rects)) {
-		d->rects = xcalloc(json_array_size(rects) + 1, sizeof(*d->rects));
-		json_array_foreach(rects, i, v) {
-			struct redact_rect *rr = &d->rects[d->nrects];
-			if (json_unpack(v, "{s:i, s:F, s:F, s:F, s:F !}", "page", &rr->page,
-			    "x", &rr->x, "y", &rr->y, "w", &rr->w, "h", &rr->h) == -1 ||
-			    rr->page < 1 || rr->w <= 0 || rr->h <= 0 || rr->x < 0 || rr->y < 0)
-				errlist_add(c->errs, "%s.rects[%zu]: must be {page (from 1), x, "
-				    "y, w, h} with positive width and height", path, i);
-			else
-				d->nrects++;
-		}
-	} else if (rects)
-		errlist_add(c->errs, "%s.rects: must be a list", path);
+	if (rects && !json_is_null(rects))
+		parse_rects(c, rects, path, d);
 	pats = json_object_get(r, "patterns");
-	if (pats && !json_is_array(pats)) {
+	if (pats == NULL || json_is_null(pats))
+		return;
+	if (!json_is_array(pats)) {
 		errlist_add(c->errs, "%s.patterns: must be a list", path);
 		return;
 	}
 	d->patterns = xcalloc(json_array_size(pats) + 1, sizeof(*d->patterns));
 	json_array_foreach(pats, i, v) {
-		struct redact_pattern *rp = &d->patterns[d->npatterns];
-		const char *name = NULL, *regex = NULL;
-		json_int_t expect = -1;
 		snprintf(p, sizeof(p), "%s.patterns[%zu]", path, i);
-		if (json_unpack(v, "{s?s, s?s, s?I !}", "name", &name, "regex", &regex,
-		    "expect", &expect) == -1 || (name == NULL) == (regex == NULL)) {
-			errlist_add(c->errs, "%s: must be {name or regex, expect (optional)}", p);
-			continue;
-		}
-		if (name) {
-			size_t k;
-			for (k = 0; named[k] && strcmp(named[k], name); k++)
-				;
-			if (named[k] == NULL) {
-				errlist_add(c->errs, "%s.name: \"%.40s\" is not a named pattern "
-				    "(ssn, mrn, phone, email, dob, patient_name)", p, name);
-				continue;
-			}
-			/* The patient's identifiers come from the manifest. */
-			if (strcmp(name, "dob") == 0 && c->m->patient_dob == NULL) {
-				errlist_add(c->errs, "%s.name: dob looks for the patient's "
-				    "date of birth: give patient.dob", p);
-				continue;
-			}
-		} else {
-			regex_t	re;
-			char	why[128];
-			int	rc;
-
-			/* Compiled here with the flags the renderer uses, so that a
-			 * bad one is refused at intake, not after acceptance. */
-			if ((rc = regcomp(&re, regex, REDACT_REGEX_FLAGS)) != 0) {
-				regerror(rc, &re, why, sizeof(why));
-				errlist_add(c->errs, "%s.regex: \"%.60s\" is not a valid "
-				    "regular expression (%s)", p, regex, why);
-				continue;
-			}
-			regfree(&re);
-		}
-		if (expect < -1) {
-			errlist_add(c->errs, "%s.expect: must be 0 or more", p);
-			continue;
-		}
-		rp->name = name ? xstrdup(name) : NULL;
-		rp->regex = regex ? xstrdup(regex) : NULL;
-		rp->expect = (int)expect;
-		d->npatterns++;
+		parse_pattern(c, v, p, d);
 	}
 }
 
@@ -412,6 +570,28 @@ valid_sha256(const char *s)
 	return 1;
 }
 
+/* documents[i].file: a plain name in the packet folder, listed once. */
+static char *
+parse_file(struct ctx *c, json_t *o, const char *path, const struct manifest *m)
+{
+	const char	*file;
+
+	if ((file = get_str_max(c, o, path, "file", 1, MANIFEST_MAX_FILENAME)) == NULL)
+		return NULL;
+	if (!valid_filename(file) || strcmp(file, "manifest.json") == 0 ||
+	    strcmp(file, "REASON.txt") == 0) {
+		errlist_add(c->errs, "%s.file: \"%.100s\" must be a plain file name in "
+		    "the packet folder (no '/' or '\\', not starting with '.', not "
+		    "manifest.json or REASON.txt)", path, file);
+		return NULL;
+	}
+	for (size_t k = 0; k + 1 < m->ndocs; k++)
+		if (m->docs[k].file && strcmp(m->docs[k].file, file) == 0)
+			errlist_add(c->errs, "%s.file: \"%.100s\" is listed twice", path,
+			    file);
+	return xstrdup(file);
+}
+
 static void
 parse_document(struct ctx *c, json_t *o, size_t i, struct manifest *m)
 {
@@ -419,7 +599,7 @@ parse_document(struct ctx *c, json_t *o, size_t i, struct manifest *m)
 	    "description", "categories", "redact", NULL };
 	struct document	*d = &m->docs[m->ndocs++];
 	const char	*sha;
-	char		 path[32];
+	char		 path[32], rpath[48];
 	json_t		*r;
 
 	snprintf(path, sizeof(path), "documents[%zu]", i);
@@ -428,19 +608,7 @@ parse_document(struct ctx *c, json_t *o, size_t i, struct manifest *m)
 		return;
 	}
 	check_keys(c, o, path, keys);
-	d->file = dup_str(c, o, path, "file", 1);
-	if (d->file && (!valid_filename(d->file) ||
-	    !strcmp(d->file, "manifest.json") || !strcmp(d->file, "REASON.txt"))) {
-		errlist_add(c->errs, "%s.file: \"%.100s\" must be a plain file name in "
-		    "the packet folder (no '/', not starting with '.', not "
-		    "manifest.json or REASON.txt)", path, d->file);
-		free(d->file);
-		d->file = NULL;
-	}
-	for (size_t k = 0; d->file && k + 1 < m->ndocs; k++)
-		if (m->docs[k].file && strcmp(m->docs[k].file, d->file) == 0)
-			errlist_add(c->errs, "%s.file: \"%.100s\" is listed twice", path,
-			    d->file);
+	d->file = parse_file(c, o, path, m);
 	if ((sha = get_str(c, o, path, "sha256", 1)) != NULL) {
 		if (!valid_sha256(sha))
 			errlist_add(c->errs, "%s.sha256: must be 64 hexadecimal characters",
@@ -452,9 +620,10 @@ parse_document(struct ctx *c, json_t *o, size_t i, struct manifest *m)
 	d->type = dup_str(c, o, path, "type", 1);
 	d->date = dup_date(c, o, path, "date", 1, &d->date_days);
 	d->description = dup_str(c, o, path, "description", 0);
-	d->categories = parse_categories(c, json_object_get(o, "categories"), path);
+	d->categories = parse_categories(c, o, path);
+	snprintf(rpath, sizeof(rpath), "%s.redact", path);
 	if ((r = get_obj(c, o, path, "redact", 0)) != NULL)
-		parse_redact(c, r, path, d);
+		parse_redact(c, r, rpath, d);
 }
 
 static void
@@ -520,41 +689,36 @@ parse_basis(struct ctx *c, json_t *root, struct manifest *m)
 }
 
 static void
-parse_top(struct ctx *c, json_t *root, struct manifest *m)
+parse_cover(struct ctx *c, json_t *cs, struct manifest *m)
 {
-	static const char *const keys[] = { "version", "packet_id", "created_at",
-	    "patient", "request", "basis", "authorization", "approval", "recipient",
-	    "documents", "cover_sheet", NULL };
-	static const char *const akeys[] = { "by", "at", NULL };
-	static const char *const ckeys[] = { "template", "note", "urgent", NULL };
-	json_t	*a, *cs, *docs, *v;
+	static const char *const keys[] = { "template", "note", "urgent", NULL };
+	json_t	*u = json_object_get(cs, "urgent");
+
+	check_keys(c, cs, "cover_sheet", keys);
+	m->cover_template = dup_str(c, cs, "cover_sheet", "template", 0);
+	m->cover_note = dup_str(c, cs, "cover_sheet", "note", 0);
+	/* "yes" must not read as "not urgent". */
+	if (u && !json_is_null(u) && !json_is_boolean(u))
+		errlist_add(c->errs, "cover_sheet.urgent: must be true or false "
+		    "(without quotes)");
+	m->cover_urgent = json_is_true(u);
+}
+
+static void
+parse_documents(struct ctx *c, json_t *docs, struct manifest *m)
+{
+	json_t	*v;
 	size_t	 i;
 
-	check_keys(c, root, "", keys);
-	m->packet_id = dup_str(c, root, "", "packet_id", 1);
-	if (m->packet_id && !valid_packet_id(m->packet_id))
-		errlist_add(c->errs, "packet_id: \"%.64s\" must be 1 to 64 letters, "
-		    "digits, '.', '_' or '-', not starting with '.'", m->packet_id);
-	m->created_at = dup_time(c, root, "", "created_at", 0);
-	parse_patient_request(c, root, m);
-	parse_basis(c, root, m);
-	if ((a = get_obj(c, root, "", "authorization", 0)) != NULL)
-		parse_authorization(c, a, m);
-	/* Approval is checked by policy, so that its absence reads plainly. */
-	if ((a = get_obj(c, root, "", "approval", 0)) != NULL) {
-		check_keys(c, a, "approval", akeys);
-		m->approval_by = dup_str(c, a, "approval", "by", 0);
-		m->approval_at = dup_time(c, a, "approval", "at", 0);
+	if (docs == NULL || json_is_null(docs)) {
+		errlist_add(c->errs, "documents: missing");
+		return;
 	}
-	m->recipient = dup_str(c, root, "", "recipient", 1);
-	if ((cs = get_obj(c, root, "", "cover_sheet", 0)) != NULL) {
-		check_keys(c, cs, "cover_sheet", ckeys);
-		m->cover_template = dup_str(c, cs, "cover_sheet", "template", 0);
-		m->cover_note = dup_str(c, cs, "cover_sheet", "note", 0);
-		m->cover_urgent = json_is_true(json_object_get(cs, "urgent"));
+	if (!json_is_array(docs)) {
+		errlist_add(c->errs, "documents: must be a list");
+		return;
 	}
-	docs = json_object_get(root, "documents");
-	if (!json_is_array(docs) || json_array_size(docs) == 0) {
+	if (json_array_size(docs) == 0) {
 		errlist_add(c->errs, "documents: must list at least one document");
 		return;
 	}
@@ -568,12 +732,207 @@ parse_top(struct ctx *c, json_t *root, struct manifest *m)
 		parse_document(c, v, i, m);
 }
 
+static void
+parse_top(struct ctx *c, json_t *root, struct manifest *m)
+{
+	static const char *const keys[] = { "version", "packet_id", "created_at",
+	    "patient", "request", "basis", "authorization", "approval", "recipient",
+	    "documents", "cover_sheet", NULL };
+	static const char *const akeys[] = { "by", "at", NULL };
+	json_t	*a, *cs;
+
+	check_keys(c, root, "", keys);
+	m->packet_id = dup_str(c, root, "", "packet_id", 1);
+	if (m->packet_id && !valid_packet_id(m->packet_id))
+		errlist_add(c->errs, "packet_id: \"%.64s\" must be 1 to 64 letters, "
+		    "digits, '.', '_' or '-', not starting with '.'", m->packet_id);
+	m->created_at = dup_time(c, root, "", "created_at", 0);
+	parse_patient_request(c, root, m);
+	parse_basis(c, root, m);
+	if ((a = get_obj(c, root, "", "authorization", 0)) != NULL)
+		parse_authorization(c, a, m);
+	/* Approval is checked by policy, so that its absence reads plainly;
+	 * a blank approval.by is refused here, as every blank string is. */
+	if ((a = get_obj(c, root, "", "approval", 0)) != NULL) {
+		check_keys(c, a, "approval", akeys);
+		m->approval_by = dup_str(c, a, "approval", "by", 0);
+		m->approval_at = dup_time(c, a, "approval", "at", 0);
+	}
+	m->recipient = dup_str(c, root, "", "recipient", 1);
+	if ((cs = get_obj(c, root, "", "cover_sheet", 0)) != NULL)
+		parse_cover(c, cs, m);
+	parse_documents(c, json_object_get(root, "documents"), m);
+}
+
+/* jansson's reasons, in words a clerk can act on: first match wins. */
+static const struct {
+	enum json_error_code	 code;
+	const char		*jansson;	/* part of its text, or NULL: any */
+	const char		*words;
+} json_words[] = {
+	{ json_error_end_of_input_expected, NULL,
+	    "has text after the closing brace: remove it" },
+	{ json_error_premature_end_of_input, NULL, "ends before its closing brace "
+	    "(a '}', ']' or '\"' is missing, or the file was cut short)" },
+	{ json_error_null_character, NULL, "contains a NUL character (\\u0000)" },
+	{ json_error_invalid_utf8, NULL, "is not UTF-8 text: save it as UTF-8" },
+	{ json_error_duplicate_key, NULL,
+	    "the same field is given twice in one object: keep one" },
+	{ json_error_numeric_overflow, NULL, "a number is too large" },
+	{ json_error_stack_overflow, NULL, "is nested too deeply" },
+	{ json_error_invalid_syntax, "control character", "a string holds a "
+	    "control character (a tab or line break inside quotes?): write \\t "
+	    "or \\n, or remove it" },
+	{ json_error_invalid_syntax, "unexpected newline", "a string runs over a "
+	    "line break: close its quote on the same line, or write \\n" },
+	{ json_error_invalid_syntax, "invalid escape", "a backslash starts no "
+	    "valid escape (write \\\\ for a backslash)" },
+	{ json_error_invalid_syntax, "invalid Unicode", "a \\u escape is not a "
+	    "valid character" },
+	{ json_error_invalid_syntax, "invalid token", "holds something that is "
+	    "not JSON (text needs double quotes; true, false and null are "
+	    "lower-case)" },
+	{ json_error_invalid_syntax, "':' expected",
+	    "a ':' is missing after a field name" },
+	{ json_error_invalid_syntax, "string or '}' expected", "a field name in "
+	    "double quotes is expected here (a comma too many before '}'?)" },
+	{ json_error_invalid_syntax, "'}' expected", "a ',' or '}' is missing" },
+	{ json_error_invalid_syntax, "']' expected", "a ',' or ']' is missing" },
+};
+
+static const char *
+json_reason(const json_error_t *jerr)
+{
+	for (size_t i = 0; i < sizeof(json_words) / sizeof(json_words[0]); i++)
+		if (json_words[i].code == json_error_code(jerr) &&
+		    (json_words[i].jansson == NULL ||
+		    strstr(jerr->text, json_words[i].jansson) != NULL))
+			return json_words[i].words;
+	return "is not valid JSON here (check for a missing comma, quote or brace)";
+}
+
+/* The length of a UTF-8 byte-order mark at the start (Windows Notepad
+ * writes one), or 0. */
+static size_t
+skip_bom(const char *text, size_t len)
+{
+	return len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+}
+
+/* The first byte from off on that is not JSON white space, or len. */
+static size_t
+skip_space(const char *text, size_t len, size_t off)
+{
+	while (off < len && strchr(" \t\r\n", text[off]) != NULL && text[off])
+		off++;
+	return off;
+}
+
+/* What a JSON value that is not an object is, from its first byte. */
+static const char *
+json_kind(char ch)
+{
+	if (ch == '[')
+		return "a list ([...])";
+	if (ch == '"')
+		return "a string";
+	if (ch == '-' || (ch >= '0' && ch <= '9'))
+		return "a number";
+	if (ch == 't' || ch == 'f')
+		return "true or false";
+	if (ch == 'n')
+		return "null";
+	return NULL;
+}
+
+/* len without a UTF-8 character cut in half at its end. */
+static size_t
+utf8_whole(const char *text, size_t len)
+{
+	size_t		i = len, need;
+	unsigned char	ch;
+
+	while (i > 0 && len - i < 3 && ((unsigned char)text[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0 || (ch = (unsigned char)text[i - 1]) < 0xc0)
+		return len;
+	need = ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : 2;
+	return len - (i - 1) < need ? i - 1 : len;
+}
+
+int
+manifest_text_complete(const char *text, size_t len)
+{
+	json_error_t	 jerr;
+	json_t		*root;
+	size_t		 off;
+
+	/* A copier may size the file first and fill it in afterwards. */
+	while (len > 0 && text[len - 1] == '\0')
+		len--;
+	off = skip_space(text, len, skip_bom(text, len));
+	if (off == len)
+		return 0;
+	if (text[off] != '{' || memchr(text, '\0', len) != NULL)
+		return 1;
+	len = utf8_whole(text, len);
+	root = json_loadb(text + off, len - off, JSON_DISABLE_EOF_CHECK |
+	    JSON_ALLOW_NUL, &jerr);
+	if (root != NULL) {
+		json_decref(root);
+		return 1;
+	}
+	if (json_error_code(&jerr) == json_error_premature_end_of_input)
+		return 0;
+	/* A word, number or escape cut at the last byte: "tru", "1e", "\u00". */
+	return !(json_error_code(&jerr) == json_error_invalid_syntax &&
+	    (size_t)jerr.position >= len - off &&
+	    (strstr(jerr.text, "invalid token") || strstr(jerr.text, "invalid escape")));
+}
+
+/* The manifest's JSON object, or NULL with the reason in words. */
+static json_t *
+manifest_load(const char *text, size_t len, struct errlist *errs)
+{
+	const char	*kind, *nul;
+	json_error_t	 jerr;
+	json_t		*root;
+	size_t		 off = skip_bom(text, len), first, line = 1;
+
+	text += off;
+	len -= off;
+	if ((first = skip_space(text, len, 0)) == len) {
+		errlist_add(errs, "manifest.json is empty");
+		return NULL;
+	}
+	if (text[first] != '{') {
+		if ((kind = json_kind(text[first])) != NULL)
+			errlist_add(errs, "manifest.json must be one JSON object "
+			    "({...}), not %s", kind);
+		else
+			errlist_add(errs, "manifest.json must be one JSON object "
+			    "({...}), but it does not start with '{'");
+		return NULL;
+	}
+	/* jansson would take a NUL byte for the end of the text. */
+	if ((nul = memchr(text, '\0', len)) != NULL) {
+		for (const char *p = text; p < nul; p++)
+			line += *p == '\n';
+		errlist_add(errs, "manifest.json, line %zu: contains a NUL character "
+		    "(\\u0000)", line);
+		return NULL;
+	}
+	if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		errlist_add(errs, "manifest.json, line %d, column %d: %s", jerr.line,
+		    jerr.column, json_reason(&jerr));
+	return root;
+}
+
 struct manifest *
 manifest_parse(const char *text, size_t len, struct errlist *errs)
 {
 	struct manifest	*m;
 	struct ctx	 c = { errs, NULL };
-	json_error_t	 jerr;
 	json_t		*root, *ver;
 	size_t		 before = errs->n;
 
@@ -582,17 +941,8 @@ manifest_parse(const char *text, size_t len, struct errlist *errs)
 		    MANIFEST_MAX_SIZE);
 		return NULL;
 	}
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (root == NULL) {
-		errlist_add(errs, "manifest.json is not valid JSON (line %d, column "
-		    "%d: %.100s)", jerr.line, jerr.column, jerr.text);
+	if ((root = manifest_load(text, len, errs)) == NULL)
 		return NULL;
-	}
-	if (!json_is_object(root)) {
-		errlist_add(errs, "manifest.json must hold one JSON object");
-		json_decref(root);
-		return NULL;
-	}
 	ver = json_object_get(root, "version");
 	if (!json_is_integer(ver) || json_integer_value(ver) != MANIFEST_VERSION) {
 		if (json_is_integer(ver))

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -193,6 +194,24 @@ cmd_status(struct roigate *rg, int argc, char **argv)
 	return 0;
 }
 
+/* --limit N: a whole number of rows, 1 or more, into args. */
+static int
+limit_arg(const char *s, json_t *args)
+{
+	char		*end;
+	long long	 n;
+
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno || n < 1 || n > INT_MAX) {
+		fprintf(stderr, "roictl: --limit \"%.40s\": give a whole number of "
+		    "rows, 1 or more\n", s);
+		return -1;
+	}
+	json_object_set_new(args, "limit", json_integer(n));
+	return 0;
+}
+
 static int
 cmd_list(struct roigate *rg, int argc, char **argv)
 {
@@ -212,9 +231,7 @@ cmd_list(struct roigate *rg, int argc, char **argv)
 			json_object_set_new(args, "state", json_string(optarg));
 		else if (ch == 't')
 			json_object_set_new(args, "transport", json_string(optarg));
-		else if (ch == 'l')
-			json_object_set_new(args, "limit", json_integer(atoi(optarg)));
-		else {
+		else if (ch != 'l' || limit_arg(optarg, args) == -1) {
 			json_decref(args);
 			return EX_USAGE;
 		}
@@ -452,9 +469,7 @@ cmd_audit(struct roigate *rg, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 's')
 			json_object_set_new(args, "since", json_string(optarg));
-		else if (ch == 'l')
-			json_object_set_new(args, "limit", json_integer(atoi(optarg)));
-		else {
+		else if (ch != 'l' || limit_arg(optarg, args) == -1) {
 			json_decref(args);
 			return EX_USAGE;
 		}

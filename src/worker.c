@@ -50,6 +50,17 @@ struct worker_output {
 	char			 sha256[65];
 };
 
+/* What a job parsed: the manifest (PHI) and the recipient's parameters.
+ * Kept where worker_main frees it after every job, also when
+ * worker_fail() jumps out of the middle of one. */
+struct worker_parsed {
+	struct manifest		*mf;
+	struct transport_param	*params;
+	size_t			 nparams;
+	struct errlist		 errs;
+	char			*why;	/* errs joined, for the daemon */
+};
+
 static const char *
 worker_content_type(const char *name)
 {
@@ -280,14 +291,38 @@ worker_params(const char *json, size_t *n)
 }
 
 static void
-worker_recipient(const struct recipient *r, struct transport_recipient *tr)
+worker_params_free(struct transport_param *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)p[i].key);
+		free((char *)p[i].value);
+	}
+	free(p);
+}
+
+/* tr points into r and into wp, which owns the parameters. */
+static void
+worker_recipient(const struct recipient *r, struct transport_recipient *tr,
+    struct worker_parsed *wp)
 {
 	memset(tr, 0, sizeof(*tr));
 	tr->id = r->id;
 	tr->name = r->name;
 	tr->organization = r->organization;
 	tr->address = r->address;
-	tr->params = worker_params(r->params, &tr->nparams);
+	wp->params = worker_params(r->params, &wp->nparams);
+	tr->params = wp->params;
+	tr->nparams = wp->nparams;
+}
+
+static void
+worker_parsed_free(struct worker_parsed *wp)
+{
+	manifest_free(wp->mf);
+	worker_params_free(wp->params, wp->nparams);
+	errlist_free(&wp->errs);
+	free(wp->why);
+	memset(wp, 0, sizeof(*wp));
 }
 
 /* One job: check, render, wait for the daemon's go, send; the result goes
@@ -295,10 +330,9 @@ worker_recipient(const struct recipient *r, struct transport_recipient *tr)
 static void
 worker_job(const struct job *j, enum worker_mode mode,
     struct transport_instance *ti, const struct recipient *r,
-    struct worker_output *out)
+    struct worker_output *out, struct worker_parsed *wp)
 {
 	struct manifest			*mf;
-	struct errlist			 errs = { NULL, 0 };
 	struct policy_ctx		 pctx;
 	struct transport_recipient	 tr;
 	struct transport_message	 msg;
@@ -306,20 +340,20 @@ worker_job(const struct job *j, enum worker_mode mode,
 	char				 go;
 	int				 chan = WORKER_CHAN_FD;
 
-	mf = manifest_parse(j->manifest, strlen(j->manifest), &errs);
+	mf = wp->mf = manifest_parse(j->manifest, strlen(j->manifest), &wp->errs);
 	if (mf == NULL)
 		worker_fail(chan, TRANSPORT_PERMFAIL, "stored manifest no longer "
-		    "parses: %.200s", errs.n ? errs.msg[0] : "unknown error");
-	worker_recipient(r, &tr);
+		    "parses: %.200s", wp->errs.n ? wp->errs.msg[0] : "unknown error");
+	worker_recipient(r, &tr, wp);
 
 	if (mode == WORKER_DELIVER) {
 		/* Checked again right before sending: time passes in a queue. */
 		pctx.today = now_wall() / 86400;
 		pctx.recipient = r;
-		if (policy_check(mf, &pctx, &errs) == -1) {
-			char *all = errlist_join(&errs, "; ");
+		if (policy_check(mf, &pctx, &wp->errs) == -1) {
+			wp->why = errlist_join(&wp->errs, "; ");
 			worker_fail(chan, TRANSPORT_PERMFAIL, "no longer releasable: "
-			    "%.400s", all);
+			    "%.400s", wp->why);
 		}
 		worker_open_documents(chan, mf, out);
 		worker_render(chan, j, mf, ti, r, out);
@@ -447,6 +481,7 @@ worker_main(const struct job *first, enum worker_mode mode,
     struct transport_instance *ti, const struct recipient *r)
 {
 	static struct worker_output	 out;
+	static struct worker_parsed	 parsed;
 	static struct job		 next;
 	static const struct job		*j;
 	char				 err[TRANSPORT_DETAIL_MAX] = "";
@@ -461,8 +496,9 @@ worker_main(const struct job *first, enum worker_mode mode,
 	for (;;) {
 		memset(&out, 0, sizeof(out));
 		if (sigsetjmp(worker_job_end, 1) == 0)
-			worker_job(j, mode, ti, r, &out);
+			worker_job(j, mode, ti, r, &out, &parsed);
 		worker_output_close(&out);
+		worker_parsed_free(&parsed);
 		if (!worker_next_job(&next))
 			break;
 		j = &next;
@@ -498,11 +534,13 @@ static void __attribute__((noreturn))
 worker_probe_main(struct transport_instance *ti, const struct recipient *r)
 {
 	struct transport_recipient	tr;
+	struct worker_parsed		wp;
 	struct worker_probe_msg		m;
 	char				err[TRANSPORT_DETAIL_MAX] = "";
 
 	memset(&m, 0, sizeof(m));
-	worker_recipient(r, &tr);
+	memset(&wp, 0, sizeof(wp));
+	worker_recipient(r, &tr, &wp);
 	if (ti->backend->init(ti->state, err, sizeof(err)) == -1)
 		snprintf(m.probe.detail, sizeof(m.probe.detail), "transport %s could "
 		    "not start: %.300s", ti->name, err);
@@ -512,6 +550,7 @@ worker_probe_main(struct transport_instance *ti, const struct recipient *r)
 	m.probe.value[sizeof(m.probe.value) - 1] = '\0';
 	m.probe.detail[sizeof(m.probe.detail) - 1] = '\0';
 	(void)!write(WORKER_CHAN_FD, &m, sizeof(m));
+	worker_parsed_free(&wp);
 	ti->backend->shutdown(ti->state);
 	_exit(0);
 }

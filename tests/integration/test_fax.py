@@ -211,14 +211,14 @@ def test_hanging_server_times_out_as_tempfail(tmp_path, pki, api):
 
 
 def test_number_not_in_e164_is_never_dialled(tmp_path, pki, api):
+    """Refused when it is added, so no packet can be queued for it."""
     gw = fax_gateway(tmp_path, pki, api)
     try:
-        add_fax(gw, "fax", "555-0001 ext 7")
-        gw.drop(Packet("ROI-FAX-BADNO", recipient="fax"))
-        j = wait_state(gw, "ROI-FAX-BADNO", ("delivered", "failed", "held"))
-        assert j["state"] == "held"
-        assert "is not a fax number in E.164 form" in gw.job(j["id"])["job"][
-            "last_error"]
+        r = gw.roictl("recipient", "add", "fax", "--name", "Fax (synthetic)",
+                      "--transport", "faxapi", "--address", "555-0001 ext 7")
+        assert r.returncode == 65, r
+        assert "is not a fax number in E.164 form" in r.stderr
+        assert gw.call("recipient-show", recipient="fax")["code"] == "not_found"
         assert api.requests() == []
     finally:
         gw.stop()

@@ -146,7 +146,8 @@ BAD = [
                           lambda p: p.files.update(
                               {"run.sh": b"#!/bin/sh\necho hi\n"}),
                           lambda p: p.files.pop("discharge-summary.txt")],
-     "document run.sh: type"),
+     "document run.sh: is not a PDF, TIFF, PNG, JPEG or text file: it looks "
+     "like a script (a program's text)"),
     ("path-escape", [m("documents.1.file", "../discharge-summary.txt")],
      'documents[1].file: "../discharge-summary.txt" must be a plain file name'),
     ("absolute-path", [m("documents.1.file", "/etc/passwd")],
@@ -159,7 +160,8 @@ BAD = [
     ("subfolder", [extra(_subfolder)], "more is a folder"),
     ("too-big", [files("discharge-summary.txt", b"synthetic text\n" * 80000)],
      "discharge-summary.txt is 1200000 bytes, over the limit of 1048576 bytes"),
-    ("bad-json", [extra(_bad_json)], "manifest.json is not valid JSON (line 2"),
+    ("bad-json", [extra(_bad_json)], "manifest.json, line 2, column 6: a field "
+     "name in double quotes is expected here"),
     ("wrong-type", [m("packet_id", 12345)], "packet_id: must be a string"),
     ("wrong-version", [m("version", 2)], "version: 2 is not supported"),
     ("bad-date", [m("documents.0.date", "14/10/2026")],

@@ -583,9 +583,9 @@ def test_bad_redaction_pattern_is_refused_at_intake(gw):
     gw.drop(p)
     wait_rejected(gw, p.packet_id)
     reason = gw.reason(p.packet_id)
-    assert ('documents[0].patterns[0].regex: "CLM-[0-9" is not a valid regular '
+    assert ('documents[0].redact.patterns[0].regex: "CLM-[0-9" is not a valid regular '
             'expression') in reason
-    assert ("documents[1].patterns[0].name: dob looks for the patient's date of "
+    assert ("documents[1].redact.patterns[0].name: dob looks for the patient's date of "
             "birth: give patient.dob") in reason
     assert gw.job_by_packet(p.packet_id) is None
 

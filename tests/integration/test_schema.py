@@ -74,6 +74,19 @@ def _set(m, path, value):
      'documents[0].categories[0]: "gossip" is not a special category'),
     ("patient", None, "patient: missing"),
     ("documents", [], "documents: must list at least one document"),
+    # Issue 18: refused by the parser, so by the schema too.
+    ("approval.by", "", "approval.by:"), ("approval.by", "   ", "approval.by:"),
+    ("authorization.signed_by", "", "authorization.signed_by:"),
+    ("documents.0.redact", {"patterns": [{"name": "ssn", "expect": -1}]},
+     "documents[0].redact.patterns[0].expect:"),
+    ("cover_sheet.urgent", "yes", "cover_sheet.urgent:"),
+    ("patient.name", "Zo\u007fe", "patient.name: contains an invisible control"),
+    ("patient.name", "Zo\u0085e", "patient.name: contains an invisible control"),
+    ("documents.0.description", "x\u009f", "documents[0].description:"),
+    ("documents", {"file": "labs.pdf"}, "documents: must be a list"),
+    ("documents.0.file", "a" * 252 + ".pdf",
+     "documents[0].file: is longer than 255 bytes"),
+    ("documents.0.file", "a\\b.pdf", "documents[0].file:"),
 ])
 def test_schema_refuses_what_the_parser_refuses(tmp_path, path, value, reason):
     m = copy.deepcopy(sample_manifest())
@@ -86,3 +99,14 @@ def test_schema_refuses_what_the_parser_refuses(tmp_path, path, value, reason):
     assert any(reason in r for r in reasons), reasons
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(SCHEMA).validate(m)
+
+
+@pytest.mark.parametrize("path,value", [
+    ("patient.name", "Zo\u00eb\tTest\u00a0Patient"), ("cover_sheet.urgent", True),
+    ("documents.0.file", "a" * 251 + ".pdf"),
+    ("documents.0.redact", {"patterns": [{"name": "ssn", "expect": 0}]}),
+])
+def test_schema_accepts_what_the_parser_accepts(path, value):
+    m = copy.deepcopy(sample_manifest())
+    _set(m, path, value)
+    jsonschema.Draft202012Validator(SCHEMA).validate(m)

@@ -63,7 +63,7 @@ test_errors_table(void **state)
 		{ "patient", "[]", NULL, NULL, "patient: must be an object" },
 		{ "patient.mrn", NULL, NULL, NULL, "patient.mrn: missing" },
 		{ "patient.name", "\"Zo\\u0007e\"", NULL, NULL,
-		    "patient.name: contains control characters" },
+		    "patient.name: contains an invisible control character" },
 		{ "patient.dob", "\"1984-02-30\"", NULL, NULL,
 		    "patient.dob: \"1984-02-30\" is not a date" },
 		{ "request.requester.kind", "\"neighbour\"", NULL, NULL,
@@ -96,16 +96,16 @@ test_errors_table(void **state)
 		    "documents[0].colour: unknown field" },
 		{ "documents.0.redact", "{\"rects\": [{\"page\": 0, \"x\": 1, \"y\": 1, "
 		    "\"w\": 1, \"h\": 1}]}", NULL, NULL,
-		    "documents[0].rects[0]: must be {page (from 1)" },
+		    "documents[0].redact.rects[0]: must be {page (from 1)" },
 		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"shoe_size\"}]}",
 		    NULL, NULL, "\"shoe_size\" is not a named pattern" },
 		/* What the renderer would only find after acceptance. */
 		{ "documents.0.redact", "{\"patterns\": [{\"regex\": \"CLM-[0-9\"}]}",
-		    NULL, NULL, "documents[0].patterns[0].regex: \"CLM-[0-9\" is not a "
+		    NULL, NULL, "documents[0].redact.patterns[0].regex: \"CLM-[0-9\" is not a "
 		    "valid regular expression" },
 		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"ssn\", "
 		    "\"expect\": -2}]}", NULL, NULL,
-		    "documents[0].patterns[0].expect: must be 0 or more" },
+		    "documents[0].redact.patterns[0].expect: must be a whole number" },
 		{ "colour", "\"blue\"", NULL, NULL, "colour: unknown field" },
 		/* Every problem at once, not just the first. */
 		{ "packet_id", NULL, "basis", "\"curiosity\"", "packet_id: missing" },
@@ -133,6 +133,157 @@ test_errors_table(void **state)
 	}
 }
 
+#define CTRL(f, u) f ": contains an invisible control character (U+" u "): " \
+	    "type the text again without it"
+#define EXPECT(i) "documents[0].redact.patterns[" i "].expect: must be a whole " \
+	    "number from 0 to 100000 (how many times the pattern must be found)"
+#define BLANK(f) f ": must not be empty or only spaces"
+#define RECT(i) "documents[0].redact.rects[" i "]: must be {page (from 1), x, " \
+	    "y, w, h} with positive width and height"
+
+/* Issue 18: inputs once sent although bad, each refused with its exact
+ * reason (want is one of the errors); and their good neighbours. */
+static void
+test_refusals_table(void **state)
+{
+	static const struct {
+		const char	*path, *value;
+		const char	*want;	/* NULL: parses */
+	} cases[] = {
+		{ "approval.by", "\"\"", BLANK("approval.by") },
+		{ "approval.by", "\"   \"", BLANK("approval.by") },
+		{ "approval.by", "\"\\u00a0\\t \"", BLANK("approval.by") },
+		{ "authorization.signed_by", "\"\"", BLANK("authorization.signed_by") },
+		{ "request.requester.name", "\"\\t\"", BLANK("request.requester.name") },
+		{ "documents.0.description", "\"\"", BLANK("documents[0].description") },
+		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"ssn\", "
+		    "\"expect\": -1}]}", EXPECT("0") },
+		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"ssn\"}, "
+		    "{\"name\": \"mrn\", \"expect\": -7}]}", EXPECT("1") },
+		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"ssn\", "
+		    "\"expect\": \"2\"}]}", EXPECT("0") },
+		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"ssn\", "
+		    "\"expect\": 1.5}]}", EXPECT("0") },
+		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"ssn\", "
+		    "\"expect\": 4294967297}]}", EXPECT("0") },
+		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"ssn\", "
+		    "\"expect\": 0}]}", NULL },
+		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"ssn\", "
+		    "\"regex\": \"x\"}]}", "documents[0].redact.patterns[0]: give a "
+		    "name or a regex (one of the two)" },
+		{ "documents.0.redact", "{\"patterns\": [\"ssn\"]}",
+		    "documents[0].redact.patterns[0]: must be {name or regex, expect "
+		    "(optional)}" },
+		{ "documents.0.redact", "{\"patterns\": [{\"name\": \"ssn\", "
+		    "\"colour\": 1}]}", "documents[0].redact.patterns[0].colour: "
+		    "unknown field (check the spelling against docs/manifest.md)" },
+		{ "documents.0.redact", "{\"patterns\": [{\"regex\": \"A\\u0090\"}]}",
+		    CTRL("documents[0].redact.patterns[0].regex", "0090") },
+		{ "documents.0.redact", "{\"patterns\": {\"name\": \"ssn\"}}",
+		    "documents[0].redact.patterns: must be a list" },
+		{ "documents.0.redact", "{\"rects\": [{\"page\": 1, \"x\": 0, \"y\": 0, "
+		    "\"w\": 1, \"h\": 1}, {\"page\": 1, \"x\": 0, \"y\": 0, \"w\": 0, "
+		    "\"h\": 1}]}", RECT("1") },
+		{ "documents.0.redact", "{\"rects\": [{\"page\": 4294967297, \"x\": 0, "
+		    "\"y\": 0, \"w\": 1, \"h\": 1}]}", RECT("0") },
+		{ "documents.0.redact", "{\"rects\": {\"page\": 1}}",
+		    "documents[0].redact.rects: must be a list" },
+		{ "cover_sheet.urgent", "\"yes\"", "cover_sheet.urgent: must be true "
+		    "or false (without quotes)" },
+		{ "cover_sheet.urgent", "\"true\"", "cover_sheet.urgent: must be true "
+		    "or false (without quotes)" },
+		{ "cover_sheet.urgent", "1", "cover_sheet.urgent: must be true or "
+		    "false (without quotes)" },
+		{ "cover_sheet.urgent", "true", NULL },
+		{ "patient.name", "\"Zo\\u007fe\"", CTRL("patient.name", "007F") },
+		{ "patient.name", "\"Zo\\u0080e\"", CTRL("patient.name", "0080") },
+		{ "request.requester.organization", "\"Clinic\\u0085\"",
+		    CTRL("request.requester.organization", "0085") },
+		{ "documents.0.description", "\"HbA1c\\u009f\"",
+		    CTRL("documents[0].description", "009F") },
+		{ "cover_sheet.note", "\"\\u009bcall\"", CTRL("cover_sheet.note", "009B") },
+		{ "approval.by", "\"J. Clerk\\u0007\"", CTRL("approval.by", "0007") },
+		{ "authorization.scope.document_types", "[\"lab\", \"imaging\\u0080\"]",
+		    CTRL("authorization.scope.document_types[1]", "0080") },
+		{ "authorization.scope.document_types", "[\"lab\", 7]",
+		    "authorization.scope.document_types[1]: must be a string" },
+		/* Tab, no-break space and letters beyond ASCII are text. */
+		{ "patient.name", "\"Zo\\u00eb\\tTest\\u00a0Patient\"", NULL },
+		{ "documents.0.categories", "[\"hiv\", \"gossip\"]",
+		    "documents[0].categories[1]: \"gossip\" is not a special category "
+		    "(use psychotherapy_notes, substance_use_part2, hiv, genetic, "
+		    "mental_health)" },
+		{ "documents.0.categories", "[7]",
+		    "documents[0].categories[0]: must be a string" },
+		{ "documents.0.categories", "\"hiv\"",
+		    "documents[0].categories: must be a list" },
+		{ "authorization.scope.categories", "[\"hiv\", \"gossip\"]",
+		    "authorization.scope.categories[1]: \"gossip\" is not a special "
+		    "category (use psychotherapy_notes, substance_use_part2, hiv, "
+		    "genetic, mental_health)" },
+		{ "documents", "{\"file\": \"labs.pdf\"}", "documents: must be a list" },
+		{ "documents", "\"labs.pdf\"", "documents: must be a list" },
+		{ "documents", NULL, "documents: missing" },
+		{ "documents.0.file", "\"a\\\\b.pdf\"", "documents[0].file: \"a\\b.pdf\" "
+		    "must be a plain file name in the packet folder (no '/' or '\\', "
+		    "not starting with '.', not manifest.json or REASON.txt)" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct errlist	 errs = { NULL, 0 };
+		char		*text = sample_text(cases[i].path, cases[i].value,
+		    NULL, NULL);
+		struct manifest	*m = manifest_parse(text, strlen(text), &errs);
+		char		*all = errlist_join(&errs, " | ");
+		size_t		 k;
+
+		for (k = 0; k < errs.n && cases[i].want; k++)
+			if (strcmp(errs.msg[k], cases[i].want) == 0)
+				break;
+		if (cases[i].want == NULL && m == NULL)
+			fail_msg("case %zu (%s): refused: %s", i, cases[i].path, all);
+		if (cases[i].want && (m != NULL || k == errs.n))
+			fail_msg("case %zu (%s): got \"%s\", want \"%s\"", i,
+			    cases[i].path, all, cases[i].want);
+		free(all);
+		manifest_free(m);
+		errlist_free(&errs);
+		free(text);
+	}
+}
+
+/* A file name the file system cannot hold is refused by its length. */
+static void
+test_long_file_name(void **state)
+{
+	static const size_t	 lens[] = { 251, 252, 600 };	/* + ".pdf" */
+
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		struct errlist	 errs = { NULL, 0 };
+		char		 name[700], value[710], *text;
+		struct manifest	*m;
+
+		memset(name, 'a', lens[i]);
+		strcpy(name + lens[i], ".pdf");
+		snprintf(value, sizeof(value), "\"%s\"", name);
+		text = sample_text("documents.0.file", value, NULL, NULL);
+		m = manifest_parse(text, strlen(text), &errs);
+		if (lens[i] + 4 <= 255) {
+			if (m == NULL)
+				fail_msg("%zu bytes: %s", lens[i] + 4, errs.msg[0]);
+			assert_string_equal(m->docs[0].file, name);
+		} else {
+			assert_null(m);
+			assert_int_equal(errs.n, 1);
+			assert_string_equal(errs.msg[0],
+			    "documents[0].file: is longer than 255 bytes");
+		}
+		manifest_free(m);
+		errlist_free(&errs);
+		free(text);
+	}
+}
+
 /* A dob pattern without the date it looks for is refused (one error). */
 static void
 test_dob_pattern_needs_the_dob(void **state)
@@ -143,35 +294,135 @@ test_dob_pattern_needs_the_dob(void **state)
 
 	assert_null(manifest_parse(text, strlen(text), &errs));
 	assert_int_equal(errs.n, 1);
-	assert_string_equal(errs.msg[0], "documents[0].patterns[0].name: dob looks "
+	assert_string_equal(errs.msg[0], "documents[0].redact.patterns[0].name: dob looks "
 	    "for the patient's date of birth: give patient.dob");
 	errlist_free(&errs);
 	free(text);
 }
 
+/* Text that is not one JSON object: the reason in words, never jansson's. */
 static void
 test_not_json_table(void **state)
 {
 	static const struct {
 		const char	*text;
-		const char	*want;
+		size_t		 len;	/* 0: strlen */
+		const char	*want;	/* the one error, exactly */
 	} cases[] = {
-		{ "", "manifest.json is not valid JSON" },
-		{ "{\"version\": 1,", "manifest.json is not valid JSON (line 1" },
-		{ "[1, 2]", "manifest.json must hold one JSON object" },
-		{ "{\"version\": 1, \"version\": 1}", "not valid JSON" },
+		{ "", 0, "manifest.json is empty" },
+		{ " \n\t", 0, "manifest.json is empty" },
+		{ "\xef\xbb\xbf", 0, "manifest.json is empty" },
+		{ "{\"version\": 1,", 0, "manifest.json, line 1, column 14: ends "
+		    "before its closing brace (a '}', ']' or '\"' is missing, or the "
+		    "file was cut short)" },
+		{ "{\"version\": 1,}", 0, "manifest.json, line 1, column 15: a field "
+		    "name in double quotes is expected here (a comma too many before "
+		    "'}'?)" },
+		{ "{\"version\": 1 \"a\": 2}", 0, "manifest.json, line 1, column "
+		    "17: a ',' or '}' is missing" },
+		{ "{\"packet_id\": \"ROI", 0, "manifest.json, line 1, column 18: ends "
+		    "before its closing brace (a '}', ']' or '\"' is missing, or the "
+		    "file was cut short)" },
+		{ "[1, 2]", 0, "manifest.json must be one JSON object ({...}), not a "
+		    "list ([...])" },
+		{ "  \"ROI-1\"", 0, "manifest.json must be one JSON object ({...}), "
+		    "not a string" },
+		{ "42", 0, "manifest.json must be one JSON object ({...}), not a number" },
+		{ "true", 0, "manifest.json must be one JSON object ({...}), not true "
+		    "or false" },
+		{ "null", 0, "manifest.json must be one JSON object ({...}), not null" },
+		{ "PK\003\004", 0, "manifest.json must be one JSON object ({...}), "
+		    "but it does not start with '{'" },
+		{ "{\"version\": 1} x", 0, "manifest.json, line 1, column 16: has "
+		    "text after the closing brace: remove it" },
+		{ "{\"version\": 1}\n{\"version\": 1}", 0, "manifest.json, line 2, "
+		    "column 1: has text after the closing brace: remove it" },
+		{ "{\"version\": 1, \"version\": 1}", 0, "manifest.json, line 1, "
+		    "column 24: the same field is given twice in one object: keep one" },
+		{ "{\"version\": 1, \"a\": \"x\\u0000y\"}", 0, "manifest.json, line 1, "
+		    "column 30: contains a NUL character (\\u0000)" },
+		{ "{\"version\": 1,\n\"a\": \"x\0y\"}", 25, "manifest.json, line 2: "
+		    "contains a NUL character (\\u0000)" },
+		{ "{\"version\": 1, \"a\": \"\xff\"}", 0, "manifest.json, line 1, "
+		    "column 21: is not UTF-8 text: save it as UTF-8" },
+		{ "{\"version\": 1, \"a\": \"x\ty\"}", 0, "manifest.json, line 1, "
+		    "column 22: a string holds a control character (a tab or line "
+		    "break inside quotes?): write \\t or \\n, or remove it" },
+		{ "{\"version\": 1, \"a\": \"C:\\temp\\x\"}", 0, "manifest.json, line "
+		    "1, column 30: a backslash starts no valid escape (write \\\\ for "
+		    "a backslash)" },
+		{ "{\"version\": 1, \"urgent\": yes}", 0, "manifest.json, line 1, "
+		    "column 28: holds something that is not JSON (text needs double "
+		    "quotes; true, false and null are lower-case)" },
+		{ "{\"version\" 1}", 0, "manifest.json, line 1, column 12: a ':' is "
+		    "missing after a field name" },
+		{ "{\"version\": 1, \"a\": [1 2]}", 0, "manifest.json, line 1, "
+		    "column 24: a ',' or ']' is missing" },
+		{ "{\"version\": 1e999}", 0, "manifest.json, line 1, column 17: a "
+		    "number is too large" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct errlist	 errs = { NULL, 0 };
-		struct manifest	*m = manifest_parse(cases[i].text,
-		    strlen(cases[i].text), &errs);
+		size_t		 len = cases[i].len ? cases[i].len : strlen(cases[i].text);
+		struct manifest	*m = manifest_parse(cases[i].text, len, &errs);
 
 		assert_null(m);
-		assert_true(errs.n >= 1);
-		if (strstr(errs.msg[0], cases[i].want) == NULL)
-			fail_msg("case %zu: got \"%s\"", i, errs.msg[0]);
+		if (errs.n != 1 || strcmp(errs.msg[0], cases[i].want) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i,
+			    errs.n ? errs.msg[0] : "(none)", cases[i].want);
 		errlist_free(&errs);
+	}
+}
+
+/* Windows Notepad starts a UTF-8 file with a byte-order mark. */
+static void
+test_bom_is_accepted(void **state)
+{
+	struct errlist	 errs = { NULL, 0 };
+	char		*text = sample_text(NULL, NULL, NULL, NULL), *bom;
+	struct manifest	*m;
+
+	if (asprintf(&bom, "\xef\xbb\xbf%s", text) == -1)
+		abort();
+	m = manifest_parse(bom, strlen(bom), &errs);
+	if (m == NULL)
+		fail_msg("%s", errs.msg[0]);
+	assert_string_equal(m->packet_id, "ROI-2026-000123");
+	manifest_free(m);
+	free(bom);
+	free(text);
+}
+
+/* Still being copied (0), or complete: its verdict is final (1). */
+static void
+test_text_complete_table(void **state)
+{
+	static const struct {
+		const char	*text;
+		size_t		 len;	/* 0: strlen */
+		int		 complete;
+	} cases[] = {
+		{ "", 0, 0 }, { "  \n", 0, 0 }, { "\xef\xbb\xbf", 0, 0 },
+		{ "{", 0, 0 }, { "\xef\xbb\xbf {\"version\": 1,", 0, 0 },
+		{ "{\"packet_id\": \"RO", 0, 0 }, { "{\"a\": [1, 2", 0, 0 },
+		{ "{\"a\": tru", 0, 0 }, { "{\"a\": -", 0, 0 }, { "{\"a\": 1e", 0, 0 },
+		{ "{\"a\": \"x\\u00", 0, 0 },
+		{ "{\"a\": \"Zo\xc3", 0, 0 },		/* cut inside a letter */
+		{ "{\"a\": 1,\0\0\0\0", 12, 0 },	/* sized first, filled later */
+		{ "{}", 0, 1 }, { "{\"a\": 1}\n", 0, 1 }, { "\xef\xbb\xbf{}", 0, 1 },
+		{ "{} x", 0, 1 }, { "{}{", 0, 1 }, { "{}\0\0", 4, 1 },
+		{ "[1, 2]", 0, 1 }, { "[1, 2", 0, 1 }, { "\"x\"", 0, 1 }, { "42", 0, 1 },
+		{ "PK\003\004", 0, 1 }, { "{\"a\": [1 2]", 0, 1 },
+		{ "{\"a\": x y", 0, 1 }, { "{\"a\":\0 1}", 9, 1 },
+		{ "{\"a\": \"\xff\"", 0, 1 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].text);
+		if (manifest_text_complete(cases[i].text, len) != cases[i].complete)
+			fail_msg("case %zu (%.20s): want %d", i, cases[i].text,
+			    cases[i].complete);
 	}
 }
 
@@ -231,6 +482,10 @@ main(void)
 		cmocka_unit_test(test_errors_table),
 		cmocka_unit_test(test_dob_pattern_needs_the_dob),
 		cmocka_unit_test(test_not_json_table),
+		cmocka_unit_test(test_bom_is_accepted),
+		cmocka_unit_test(test_text_complete_table),
+		cmocka_unit_test(test_refusals_table),
+		cmocka_unit_test(test_long_file_name),
 		cmocka_unit_test(test_oversized_and_too_many),
 		cmocka_unit_test(test_packet_id_table),
 	};
