@@ -145,45 +145,39 @@ smime_config(void *p, const char *key, const char *value, char *err, size_t errl
 	return -1;
 }
 
-/* A secret file: regular, the daemon's own, nobody else may read it. */
-static int
-check_secret(const char *what, const char *path, char *err, size_t errlen)
+/* The signing key, read as a secret (see read_secret_file). */
+static EVP_PKEY *
+load_key(const char *path, char *err, size_t errlen)
 {
-	struct stat	sb;
+	char		 pem[32768];
+	size_t		 len;
+	EVP_PKEY	*key = NULL;
+	BIO		*b;
 
-	if (stat(path, &sb) == -1) {
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode) || sb.st_uid != geteuid() || (sb.st_mode & 077)) {
-		snprintf(err, errlen, "%s %s must be a file of the daemon's user that "
-		    "nobody else may read (mode %04o; run chmod 600 %s)", what, path,
-		    (unsigned)(sb.st_mode & 07777), path);
-		return -1;
-	}
-	return 0;
+	if (read_secret_file("key", path, "private key", pem, sizeof(pem), &len,
+	    err, errlen) == -1)
+		return NULL;
+	if ((b = BIO_new_mem_buf(pem, (int)len)) != NULL)
+		key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	BIO_free(b);
+	OPENSSL_cleanse(pem, sizeof(pem));
+	if (key == NULL)
+		snprintf(err, errlen, "key %s: not a PEM private key (without a "
+		    "passphrase)", path);
+	return key;
 }
 
 static int
 load_identity(struct smime_state *st, char *err, size_t errlen)
 {
 	FILE	*fp;
-	char	 line[600], *colon;
 
-	if (check_secret("key", st->key_file, err, errlen) == -1)
+	if ((st->key = load_key(st->key_file, err, errlen)) == NULL)
 		return -1;
+	/* The certificate is public: no secret's checks. */
 	if ((fp = fopen(st->cert_file, "re")) == NULL ||
 	    (st->cert = PEM_read_X509(fp, NULL, NULL, NULL)) == NULL) {
 		snprintf(err, errlen, "cert %s: not a PEM certificate", st->cert_file);
-		if (fp)
-			fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	if ((fp = fopen(st->key_file, "re")) == NULL ||
-	    (st->key = PEM_read_PrivateKey(fp, NULL, NULL, NULL)) == NULL) {
-		snprintf(err, errlen, "key %s: not a PEM private key (without a "
-		    "passphrase)", st->key_file);
 		if (fp)
 			fclose(fp);
 		return -1;
@@ -196,24 +190,8 @@ load_identity(struct smime_state *st, char *err, size_t errlen)
 	}
 	if (st->auth_file == NULL)
 		return 0;
-	if (check_secret("auth_file", st->auth_file, err, errlen) == -1)
-		return -1;
-	if ((fp = fopen(st->auth_file, "re")) == NULL ||
-	    fgets(line, sizeof(line), fp) == NULL ||
-	    (colon = strchr(line, ':')) == NULL) {
-		snprintf(err, errlen, "auth_file %s must hold one line USER:PASSWORD",
-		    st->auth_file);
-		if (fp)
-			fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	line[strcspn(line, "\r\n")] = '\0';
-	*colon = '\0';
-	strlcpy_(st->user, line, sizeof(st->user));
-	strlcpy_(st->pass, colon + 1, sizeof(st->pass));
-	explicit_bzero(line, sizeof(line));
-	return 0;
+	return read_secret_pair("auth_file", st->auth_file, st->user,
+	    sizeof(st->user), st->pass, sizeof(st->pass), err, errlen);
 }
 
 static int
