@@ -253,11 +253,11 @@ audit_refused(const struct peer *p, const char *op, const char *outcome,
 	struct refusals	*r;
 	int		 i;
 
+	op = op ? op : "(no operation)";
 	if (strcmp(outcome, "denied") != 0 && p->roles != 0) {
 		audit(p, op, "", outcome, reason);
 		return;
 	}
-	op = op ? op : "(none)";
 	r = refusal_window(p, op, outcome, reason);
 	r->count++;
 	for (i = 0; i < REFUSAL_OPS && r->ops[i].count; i++)

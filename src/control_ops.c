@@ -377,8 +377,8 @@ log_read_target(const struct disclosure_filter *f, json_t *entries,
     struct op_result *r)
 {
 	json_t		*e;
-	json_int_t	 last = 0, job;
-	size_t		 i, n = 0, len, skipped = 0;
+	json_int_t	 seen[16], job;
+	size_t		 i, k, n = 0, len, skipped = 0;
 
 	if (f->job_id > 0) {
 		snprintf(r->target, sizeof(r->target), "job %lld", (long long)f->job_id);
@@ -386,9 +386,13 @@ log_read_target(const struct disclosure_filter *f, json_t *entries,
 	}
 	len = (size_t)snprintf(r->target, sizeof(r->target), "jobs");
 	json_array_foreach(entries, i, e) {
-		if ((job = json_integer_value(json_object_get(e, "job"))) == last)
-			continue;
-		last = job;
+		job = json_integer_value(json_object_get(e, "job"));
+		for (k = 0; k < n && k < 16 && seen[k] != job; k++)
+			;
+		if (k < n && k < 16)
+			continue;	/* named already */
+		if (n < 16)
+			seen[n] = job;
 		/* Room for this number and a "+N" at the end. */
 		if (len + 24 < sizeof(r->target))
 			len += (size_t)snprintf(r->target + len, sizeof(r->target) - len,
