@@ -199,6 +199,13 @@ int	store_jobs_list(struct store *, int state, const char *transport,
 	    int limit, store_job_cb, void *);
 /* 1 if a job with this id exists (any state). */
 int	store_job_exists(struct store *, int64_t id);
+/* Who submitted a job over the socket (migration 4): record it; 1 if
+ * job id was submitted by uid, 0 if not (or by the spool, or no such job);
+ * the jobs uid submitted, as store_jobs_list. */
+int	store_job_set_submitter(struct store *, int64_t id, int64_t uid);
+int	store_job_submitted_by(struct store *, int64_t id, int64_t uid);
+int	store_jobs_list_by(struct store *, int64_t uid, int state,
+	    const char *transport, int limit, store_job_cb, void *);
 
 typedef int (*store_event_cb)(const struct job_event *, void *arg);
 int	store_job_events(struct store *, int64_t id, store_event_cb, void *);

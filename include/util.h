@@ -82,6 +82,16 @@ int	 read_file_fd(int fd, size_t max, struct buf *out);
 /* Remove dir/name and the files in it (one level, nothing followed); a
  * folder already gone is success. */
 int	 remove_dir_at(int dirfd, const char *name);
+/* A secret file (key, password) whole into buf (NUL-terminated, *len
+ * bytes): opened with O_NOFOLLOW, then fstat on that descriptor: regular,
+ * owned by the daemon's user or root, no group or other permission.
+ * -1 with err naming the file, what is wrong and the fix ("what" is the
+ * configuration key, "noun" what the file holds).  Wipe buf after use. */
+int	 read_secret_file(const char *what, const char *path, const char *noun,
+	    char *buf, size_t bufsize, size_t *len, char *err, size_t errlen);
+/* One line "USER:SECRET" from a secret file, split; -1 with err. */
+int	 read_secret_pair(const char *what, const char *path, char *user,
+	    size_t ulen, char *secret, size_t slen, char *err, size_t errlen);
 /* Create a directory and its parents, mode for the ones created. */
 int	 mkdir_p(const char *path, mode_t mode);
 ssize_t	 write_all(int fd, const void *, size_t);

@@ -112,7 +112,7 @@ client_error(struct client *c, json_t *id, const char *code, const char *msg)
 }
 
 static void
-audit(const struct peer *p, const char *op, const char *target,
+audit_at(const struct peer *p, int64_t at, const char *op, const char *target,
     const char *outcome, const char *detail)
 {
 	struct audit_entry	a;
@@ -120,7 +120,7 @@ audit(const struct peer *p, const char *op, const char *target,
 
 	memset(&a, 0, sizeof(a));
 	roles_format(p->roles, roles, sizeof(roles));
-	a.at = now_wall();
+	a.at = at;
 	a.uid = p->uid;
 	a.gid = p->gid;
 	a.pid = p->pid;
@@ -132,6 +132,144 @@ audit(const struct peer *p, const char *op, const char *target,
 	if (store_audit_add(rg->store, &a) == -1)
 		daemon_problem(PROBLEM_CONTROL, "cannot write the audit log: %.200s",
 		    store_errmsg(rg->store));
+}
+
+static void
+audit(const struct peer *p, const char *op, const char *target,
+    const char *outcome, const char *detail)
+{
+	audit_at(p, now_wall(), op, target, outcome, detail);
+}
+
+/*
+ * Refusals are counted, not each written out: a caller may send thousands
+ * of refused requests a second, and a row for each would fill the disk
+ * and bury what matters.  The first refusal from a uid opens a window of
+ * a minute; every refusal in it is counted, by operation, and one row is
+ * written when the window closes (its timer) or the daemon stops: how
+ * many, which operations, and the first reason.  A refusal is a request
+ * denied for want of a role, or anything a caller with no role at all
+ * sends (bad frames and unknown operations included).
+ */
+#define REFUSAL_WINDOW_MS	60000
+#define REFUSAL_OPS		8	/* named in the row; the rest are "other" */
+#define REFUSAL_MAX_UIDS	256	/* windows open at once */
+
+struct refusal_op {
+	char		name[24];
+	unsigned	count;
+};
+
+struct refusals {
+	struct peer		 peer;		/* who sent the first one */
+	struct loop_timer	*timer;
+	int64_t			 first_at;
+	unsigned		 count;
+	char			 op[24];	/* the first one's */
+	char			 outcome[12];
+	char			 reason[256];
+	struct refusal_op	 ops[REFUSAL_OPS];
+	unsigned		 other;
+	struct refusals		*next;
+};
+
+static struct refusals	*refusals;
+static int		 nrefusals;
+
+static void
+refusal_row(const struct refusals *r)
+{
+	char	detail[640], ops[320] = "";
+	size_t	n = 0;
+
+	if (r->count == 1) {
+		audit_at(&r->peer, r->first_at, r->op, "", r->outcome, r->reason);
+		return;
+	}
+	for (int i = 0; i < REFUSAL_OPS && r->ops[i].count && n < sizeof(ops); i++)
+		n += (size_t)snprintf(ops + n, sizeof(ops) - n, "%s%s %u",
+		    i ? ", " : "", r->ops[i].name, r->ops[i].count);
+	if (r->other && n < sizeof(ops))
+		snprintf(ops + n, sizeof(ops) - n, ", other %u", r->other);
+	snprintf(detail, sizeof(detail), "%u refused requests in %lld s (%s); the "
+	    "first: %s", r->count, (long long)(now_wall() - r->first_at + 1), ops,
+	    r->reason);
+	audit_at(&r->peer, r->first_at, r->op, "", r->outcome, detail);
+}
+
+/* Write the window's row and close it. */
+static void
+refusal_flush(struct refusals *r)
+{
+	struct refusals	**pp;
+
+	for (pp = &refusals; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	nrefusals--;
+	refusal_row(r);
+	loop_timer_free(r->timer);
+	free(r);
+}
+
+static void
+refusal_timer(void *arg)
+{
+	refusal_flush(arg);
+}
+
+static struct refusals *
+refusal_window(const struct peer *p, const char *op, const char *outcome,
+    const char *reason)
+{
+	struct refusals	*r, *last = NULL;
+
+	for (r = refusals; r; last = r, r = r->next)
+		if (r->peer.uid == p->uid)
+			return r;
+	if (nrefusals >= REFUSAL_MAX_UIDS && last)
+		refusal_flush(last);	/* the oldest: new ones go in front */
+	r = xcalloc(1, sizeof(*r));
+	r->peer = *p;
+	r->first_at = now_wall();
+	strlcpy_(r->op, op, sizeof(r->op));
+	strlcpy_(r->outcome, outcome, sizeof(r->outcome));
+	strlcpy_(r->reason, reason, sizeof(r->reason));
+	r->timer = loop_timer_new(refusal_timer, r);
+	loop_timer_set(r->timer, REFUSAL_WINDOW_MS);
+	r->next = refusals;
+	refusals = r;
+	nrefusals++;
+	return r;
+}
+
+/* Audit one request that was not carried out: counted if a refusal. */
+static void
+audit_refused(const struct peer *p, const char *op, const char *outcome,
+    const char *reason)
+{
+	struct refusals	*r;
+	int		 i;
+
+	op = op ? op : "(no operation)";
+	if (strcmp(outcome, "denied") != 0 && p->roles != 0) {
+		audit(p, op, "", outcome, reason);
+		return;
+	}
+	r = refusal_window(p, op, outcome, reason);
+	r->count++;
+	for (i = 0; i < REFUSAL_OPS && r->ops[i].count; i++)
+		if (strncmp(r->ops[i].name, op, sizeof(r->ops[i].name) - 1) == 0)
+			break;
+	if (i == REFUSAL_OPS) {
+		r->other++;
+		return;
+	}
+	if (r->ops[i].count == 0)
+		strlcpy_(r->ops[i].name, op, sizeof(r->ops[i].name));
+	r->ops[i].count++;
 }
 
 /* One complete frame: decode, authorize, run, answer, audit. */
@@ -146,7 +284,7 @@ client_request(struct client *c)
 
 	req = proto_decode(c->pr.body, c->pr.want, err, sizeof(err));
 	if (req == NULL) {
-		audit(&c->peer, "(bad request)", "", "error", err);
+		audit_refused(&c->peer, "(bad request)", "error", err);
 		client_error(c, NULL, "bad_request", err);
 		return;
 	}
@@ -154,14 +292,14 @@ client_request(struct client *c)
 	name = json_string_value(json_object_get(req, "op"));
 	if ((op = control_op_find(name)) == NULL) {
 		snprintf(err, sizeof(err), "unknown operation \"%.60s\"", name);
-		audit(&c->peer, name, "", "error", err);
+		audit_refused(&c->peer, name, "error", err);
 		client_error(c, id, "bad_request", err);
 		goto done;
 	}
 	if (!(c->peer.roles & op->roles)) {
 		snprintf(err, sizeof(err), "permission denied: %s needs the role %s "
 		    "(given in [roles] of roigate.conf)", op->name, op->role_words);
-		audit(&c->peer, op->name, "", "denied", err);
+		audit_refused(&c->peer, op->name, "denied", err);
 		client_error(c, id, "denied", err);
 		goto done;
 	}
@@ -207,7 +345,7 @@ client_read(struct client *c)
 		}
 		if (rv == -1) {
 			/* Framing is lost: answer once, then hang up. */
-			audit(&c->peer, "(bad frame)", "", "error", err);
+			audit_refused(&c->peer, "(bad frame)", "error", err);
 			client_error(c, NULL, "bad_request", err);
 			c->closing = 1;
 			return;
@@ -215,7 +353,7 @@ client_read(struct client *c)
 		if (c->pr.fds_overflow) {
 			snprintf(err, sizeof(err), "too many file descriptors (at most %d "
 			    "per request)", PROTO_MAX_FDS);
-			audit(&c->peer, "(bad frame)", "", "error", err);
+			audit_refused(&c->peer, "(bad frame)", "error", err);
 			client_error(c, NULL, "bad_request", err);
 			c->closing = 1;
 			return;
@@ -270,7 +408,7 @@ client_idle(void *arg)
 	struct client	*c = arg;
 
 	log_debug("control: closing an idle client (uid %u)", (unsigned)c->peer.uid);
-	audit(&c->peer, "(idle)", "", "error", "closed: idle or too slow");
+	audit_refused(&c->peer, "(idle)", "error", "closed: idle or too slow");
 	client_free(c);
 }
 
@@ -407,6 +545,8 @@ control_stop(void)
 	(void)unlink(rg->conf->socket_path);
 	while (clients)
 		client_free(clients);
+	while (refusals)
+		refusal_flush(refusals);
 }
 
 void

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "control_ops.h"
 #include "disclosure.h"
+#include "log.h"
 #include "manifest.h"
 #include "policy.h"
 #include "probe.h"
@@ -113,6 +114,31 @@ job_summary(const struct job *j)
 	    "last_error", j->last_error && j->last_error[0] ? j->last_error : NULL);
 }
 
+#define READERS	(ROLE_OPERATE | ROLE_AUDIT | ROLE_ADMIN)
+
+/*
+ * Least privilege: a caller with only the submit role (the records
+ * system) sees the jobs its own uid submitted, and of them only what it
+ * needs to follow one: its state and, when it stopped, why.  Patient
+ * details, recipients and the log are for operate, audit and admin.
+ */
+static int
+sees_all_jobs(const struct peer *p)
+{
+	return (p->roles & READERS) != 0;
+}
+
+static json_t *
+job_brief(const struct job *j)
+{
+	return json_pack("{s:I, s:s?, s:s, s:i, s:o, s:o, s:o, s:s?}",
+	    "id", (json_int_t)j->id, "packet_id", j->packet_id,
+	    "state", job_state_name(j->state), "attempts", j->attempts,
+	    "created_at", jtime(j->created_at), "updated_at", jtime(j->updated_at),
+	    "next_at", job_state_final(j->state) ? json_null() : jtime(j->next_at),
+	    "last_error", j->last_error && j->last_error[0] ? j->last_error : NULL);
+}
+
 static void
 op_status(const struct peer *p, json_t *req, const int *fds, size_t nfds,
     struct op_result *r)
@@ -145,7 +171,8 @@ op_status(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	for (int i = 0; i < PROBLEM_MAX; i++)
 		if (rg->problem[i][0])
 			json_array_append_new(problems, json_string(rg->problem[i]));
-	for (size_t i = 0; i < st.nlast_errors; i++)
+	/* Other callers' jobs' errors are not a submitter's to read. */
+	for (size_t i = 0; sees_all_jobs(p) && i < st.nlast_errors; i++)
 		json_array_append_new(errs, json_pack("{s:I, s:s, s:s, s:o}",
 		    "job", (json_int_t)st.last_errors[i].id,
 		    "state", job_state_name(st.last_errors[i].state),
@@ -186,6 +213,13 @@ arg_limit(json_t *req, int *limit, struct op_result *r)
 	return 0;
 }
 
+static int
+collect_job_brief(const struct job *j, void *arg)
+{
+	json_array_append_new(arg, job_brief(j));
+	return 0;
+}
+
 static void
 op_list(const struct peer *p, json_t *req, const int *fds, size_t nfds,
     struct op_result *r)
@@ -205,8 +239,9 @@ op_list(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		json_decref(jobs);
 		return;
 	}
-	if (store_jobs_list(rg->store, state ? (int)s : -1, tr, limit, collect_job,
-	    jobs) == -1) {
+	if ((sees_all_jobs(p) ? store_jobs_list(rg->store, state ? (int)s : -1, tr,
+	    limit, collect_job, jobs) : store_jobs_list_by(rg->store, p->uid,
+	    state ? (int)s : -1, tr, limit, collect_job_brief, jobs)) == -1) {
 		fail(r, "unavailable", "cannot read the queue: %.200s",
 		    store_errmsg(rg->store));
 		json_decref(jobs);
@@ -267,11 +302,21 @@ op_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	int64_t			 id;
 	int			 rv;
 
-	if (arg_job(req, &id, r) == -1 ||
+	if (arg_job(req, &id, r) == -1 || (!sees_all_jobs(p) &&
+	    store_job_submitted_by(rg->store, id, p->uid) != 1) ||
 	    (rv = store_job_get(rg->store, id, &j)) != 1) {
+		/* Someone else's job is "not found" to a submitter: even
+		 * whether it exists is not theirs to know. */
 		if (r->code == NULL)
 			fail(r, "not_found", "no job %lld", (long long)id);
 		json_decref(events), json_decref(disc), json_decref(red);
+		return;
+	}
+	if (!sees_all_jobs(p)) {
+		r->result = json_pack("{s:o}", "job", job_brief(&j));
+		snprintf(r->detail, sizeof(r->detail), "state only (submitter)");
+		json_decref(events), json_decref(disc), json_decref(red);
+		job_free(&j);
 		return;
 	}
 	store_job_redactions(rg->store, id, collect_redaction, red);
@@ -290,6 +335,9 @@ op_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	json_object_set_new(job, "pages", j.pages >= 0 ? json_integer(j.pages) :
 	    json_null());
 	json_object_set_new(job, "sent_at", jtime(j.sent_at));
+	/* The audit row (target "job N") says what was read. */
+	snprintf(r->detail, sizeof(r->detail), "patient details, %zu events, %zu "
+	    "disclosure log entries", json_array_size(events), json_array_size(disc));
 	r->result = json_pack("{s:o, s:o, s:o, s:o}", "job", job, "events", events,
 	    "disclosures", disc, "redactions", red);
 	job_free(&j);
@@ -343,6 +391,46 @@ op_cancel(const struct peer *p, json_t *q, const int *f, size_t n, struct op_res
 	job_command(p, q, queue_cancel, r);
 }
 
+/*
+ * What a read of the disclosure log is audited as: the jobs whose entries
+ * were read (their patient is found from the job, so the audit log names
+ * whose records were seen without holding an MRN itself).
+ */
+static void
+log_read_target(const struct disclosure_filter *f, json_t *entries,
+    struct op_result *r)
+{
+	json_t		*e;
+	json_int_t	 seen[16], job;
+	size_t		 i, k, n = 0, len, skipped = 0;
+
+	if (f->job_id > 0) {
+		snprintf(r->target, sizeof(r->target), "job %lld", (long long)f->job_id);
+		return;
+	}
+	len = (size_t)snprintf(r->target, sizeof(r->target), "jobs");
+	json_array_foreach(entries, i, e) {
+		job = json_integer_value(json_object_get(e, "job"));
+		for (k = 0; k < n && k < 16 && seen[k] != job; k++)
+			;
+		if (k < n && k < 16)
+			continue;	/* named already */
+		if (n < 16)
+			seen[n] = job;
+		/* Room for this number and a "+N" at the end. */
+		if (len + 24 < sizeof(r->target))
+			len += (size_t)snprintf(r->target + len, sizeof(r->target) - len,
+			    " %lld", (long long)job);
+		else
+			skipped++;
+		n++;
+	}
+	if (n == 0)
+		snprintf(r->target, sizeof(r->target), "no jobs");
+	else if (skipped)
+		snprintf(r->target + len, sizeof(r->target) - len, " +%zu", skipped);
+}
+
 static void
 op_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
     struct op_result *r)
@@ -365,6 +453,7 @@ op_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		json_decref(entries);
 		return;
 	}
+	log_read_target(&f, entries, r);
 	snprintf(r->detail, sizeof(r->detail), "%zu entries%s", json_array_size(entries),
 	    f.mrn ? " for one patient" : "");
 	r->result = json_pack("{s:o}", "entries", entries);
@@ -714,6 +803,12 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		snprintf(r->detail, sizeof(r->detail), "refused");
 	} else {
 		snprintf(r->target, sizeof(r->target), "job %lld", (long long)id);
+		/* A second commit: should it fail (or the daemon die first), the
+		 * job has no submitter and its submitter cannot see it; operate
+		 * still can.  Failing closed is the safe side. */
+		if (store_job_set_submitter(rg->store, id, p->uid) == -1)
+			log_warnx("job %lld: cannot record its submitter: %.200s",
+			    (long long)id, store_errmsg(rg->store));
 		r->result = json_pack("{s:I, s:s}", "job", (json_int_t)id, "state",
 		    "queued");
 		queue_kick();
@@ -723,12 +818,11 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 }
 
 #define ANYROLE	(ROLE_SUBMIT | ROLE_OPERATE | ROLE_AUDIT | ROLE_ADMIN)
-#define READERS	(ROLE_OPERATE | ROLE_AUDIT | ROLE_ADMIN)
 
 static const struct op_def ops[] = {
 	{ "submit", ROLE_SUBMIT, "submit", op_submit },
 	{ "status", ANYROLE, "submit, operate, audit or admin", op_status },
-	{ "list", READERS, "operate, audit or admin", op_list },
+	{ "list", READERS | ROLE_SUBMIT, "submit, operate, audit or admin", op_list },
 	{ "show", READERS | ROLE_SUBMIT, "submit, operate, audit or admin", op_show },
 	{ "hold", ROLE_OPERATE, "operate", op_hold },
 	{ "release", ROLE_OPERATE, "operate", op_release },

@@ -107,6 +107,16 @@ static const char *const migrations[] = {
 	" doc INTEGER NOT NULL, page INTEGER NOT NULL, x REAL NOT NULL,"
 	" y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL, pattern TEXT NOT NULL);"
 	"CREATE INDEX redactions_job ON redactions(job_id);",
+
+	/* 4: the uid that submitted a job over the socket (NULL for the
+	 * spool), so that a submit-only caller sees its own jobs and no one
+	 * else's.  Jobs from before are filled in from their "accepted"
+	 * event, whose actor is "uid N (name)". */
+	"ALTER TABLE jobs ADD COLUMN submit_uid INTEGER;"
+	"UPDATE jobs SET submit_uid = (SELECT CAST(substr(e.actor, 5) AS INTEGER)"
+	" FROM job_events e WHERE e.job_id = jobs.id AND e.to_state = 'accepted'"
+	" AND e.actor LIKE 'uid %' ORDER BY e.id LIMIT 1) WHERE source = 'socket';"
+	"CREATE INDEX jobs_submit_uid ON jobs(submit_uid) WHERE submit_uid IS NOT NULL;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -687,6 +697,54 @@ store_jobs_list(struct store *s, int state, const char *transport, int limit,
 	bind_text(st, 1, state >= 0 ? job_state_name((enum job_state)state) : NULL);
 	bind_text(st, 2, transport);
 	sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
+	return jobs_query(s, st, cb, arg);
+}
+
+/* The submitter of a job; jobs from the spool have none. */
+int
+store_job_set_submitter(struct store *s, int64_t id, int64_t uid)
+{
+	sqlite3_stmt	*st = prep(s, "UPDATE jobs SET submit_uid = ? WHERE id = ?");
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int64(st, 2, id);
+	return step_done(s, st);
+}
+
+int
+store_job_submitted_by(struct store *s, int64_t id, int64_t uid)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT 1 FROM jobs WHERE id = ? AND "
+	    "submit_uid = ?");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, uid);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_jobs_list_by(struct store *s, int64_t uid, int state,
+    const char *transport, int limit, store_job_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT " JOB_COLS " FROM jobs"
+	    " WHERE submit_uid = ?4 AND (?1 IS NULL OR state = ?1)"
+	    " AND (?2 IS NULL OR transport = ?2) ORDER BY id DESC LIMIT ?3");
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, state >= 0 ? job_state_name((enum job_state)state) : NULL);
+	bind_text(st, 2, transport);
+	sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
+	sqlite3_bind_int64(st, 4, uid);
 	return jobs_query(s, st, cb, arg);
 }
 

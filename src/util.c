@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -692,6 +693,124 @@ read_file_fd(int fd, size_t max, struct buf *out)
 		}
 		buf_add(out, b, (size_t)n);
 	}
+}
+
+/* Why a secret file may not be used, into err; 0 if it may. */
+static int
+secret_unfit(const struct stat *sb, const char *what, const char *path,
+    const char *noun, size_t max, char *err, size_t errlen)
+{
+	if (!S_ISREG(sb->st_mode))
+		snprintf(err, errlen, "%s %s is not a regular file", what, path);
+	else if (sb->st_uid != geteuid() && sb->st_uid != 0)
+		snprintf(err, errlen, "%s %s belongs to uid %u, not to the daemon's "
+		    "user (uid %u) or root; run chown %u %s", what, path,
+		    (unsigned)sb->st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
+		    path);
+	else if (sb->st_mode & 077)
+		snprintf(err, errlen, "%s %s has mode %04o: others may read the %s; "
+		    "run chmod 600 %s (nobody else may read or change a secret)",
+		    what, path, (unsigned)(sb->st_mode & 07777), noun, path);
+	else if ((uintmax_t)sb->st_size >= max)
+		snprintf(err, errlen, "%s %s is too large for a %s (%jd bytes)", what,
+		    path, noun, (intmax_t)sb->st_size);
+	else
+		return 0;
+	return -1;
+}
+
+/*
+ * Read a secret (a private key, a password) whole into buf, NUL-terminated.
+ * The file is opened without following a symbolic link, and judged with
+ * fstat on the descriptor that is then read, so there is no window between
+ * checking one file and reading another: a regular file of the daemon's
+ * user or root that nobody else may read or write.  On failure err says
+ * what is wrong and the fix, and buf is wiped; on success the caller wipes
+ * it after use.
+ */
+int
+read_secret_file(const char *what, const char *path, const char *noun,
+    char *buf, size_t bufsize, size_t *len, char *err, size_t errlen)
+{
+	struct stat	sb;
+	size_t		got = 0;
+	ssize_t		n;
+	int		fd, rv = -1;
+
+	/* O_NONBLOCK: a FIFO put in the file's place must not hang us. */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC)) == -1) {
+		if (errno == ELOOP)
+			snprintf(err, errlen, "%s %s is a symbolic link; name the file "
+			    "itself (a link can be turned to another file)", what, path);
+		else
+			snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		goto fail;
+	}
+	if (secret_unfit(&sb, what, path, noun, bufsize, err, errlen) == -1)
+		goto fail;
+	while (got < bufsize - 1) {
+		if ((n = read(fd, buf + got, bufsize - 1 - got)) == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got == bufsize - 1) {
+		snprintf(err, errlen, "%s %s grew while it was read", what, path);
+		goto fail;
+	}
+	buf[got] = '\0';
+	*len = got;
+	rv = 0;
+fail:
+	close(fd);
+	if (rv == -1)
+		explicit_bzero(buf, bufsize);
+	return rv;
+}
+
+/* A secret file of one line "USER:SECRET" (an API key and secret, an SMTP
+ * login), read as read_secret_file reads. */
+int
+read_secret_pair(const char *what, const char *path, char *user, size_t ulen,
+    char *secret, size_t slen, char *err, size_t errlen)
+{
+	char	buf[1024], *colon;
+	size_t	len;
+	int	rv = -1;
+
+	if (read_secret_file(what, path, "secret", buf, sizeof(buf), &len, err,
+	    errlen) == -1)
+		return -1;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if ((colon = strchr(buf, ':')) == NULL || colon == buf) {
+		snprintf(err, errlen, "%s %s must hold one line USER:SECRET", what,
+		    path);
+		goto fail;
+	}
+	*colon = '\0';
+	if (strlcpy_(user, buf, ulen) >= ulen ||
+	    strlcpy_(secret, colon + 1, slen) >= slen) {
+		snprintf(err, errlen, "%s %s: the line is too long", what, path);
+		goto fail;
+	}
+	rv = 0;
+fail:
+	explicit_bzero(buf, sizeof(buf));
+	if (rv == -1) {
+		explicit_bzero(user, ulen);
+		explicit_bzero(secret, slen);
+	}
+	return rv;
 }
 
 int

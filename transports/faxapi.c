@@ -177,37 +177,8 @@ fax_config(void *p, const char *key, const char *value, char *err, size_t errlen
 static int
 load_credentials(struct fax_state *st, char *err, size_t errlen)
 {
-	struct stat	 sb;
-	FILE		*fp;
-	char		 line[600], *colon;
-
-	if (stat(st->credentials, &sb) == -1) {
-		snprintf(err, errlen, "credentials %s: %s", st->credentials,
-		    strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode) || sb.st_uid != geteuid() || (sb.st_mode & 077)) {
-		snprintf(err, errlen, "credentials %s must be a file of the daemon's "
-		    "user that nobody else may read (mode %04o; run chmod 600 %s)",
-		    st->credentials, (unsigned)(sb.st_mode & 07777), st->credentials);
-		return -1;
-	}
-	if ((fp = fopen(st->credentials, "re")) == NULL ||
-	    fgets(line, sizeof(line), fp) == NULL ||
-	    (colon = strchr(line, ':')) == NULL) {
-		snprintf(err, errlen, "credentials %s must hold one line KEY:SECRET",
-		    st->credentials);
-		if (fp)
-			fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	line[strcspn(line, "\r\n")] = '\0';
-	*colon = '\0';
-	strlcpy_(st->user, line, sizeof(st->user));
-	strlcpy_(st->secret, colon + 1, sizeof(st->secret));
-	explicit_bzero(line, sizeof(line));
-	return 0;
+	return read_secret_pair("credentials", st->credentials, st->user,
+	    sizeof(st->user), st->secret, sizeof(st->secret), err, errlen);
 }
 
 static int

@@ -159,43 +159,21 @@ sftpt_config(void *p, const char *key, const char *value, char *err, size_t errl
 	return -1;
 }
 
-/* The private key must be the daemon's own secret: a regular file owned
- * by the daemon's user that nobody else may read or change. */
-static int
-check_identity(const char *path, char *err, size_t errlen)
-{
-	struct stat	sb;
-
-	if (stat(path, &sb) == -1) {
-		snprintf(err, errlen, "identity %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "identity %s is not a regular file", path);
-		return -1;
-	}
-	if (sb.st_uid != geteuid()) {
-		snprintf(err, errlen, "identity %s belongs to uid %u, not to the "
-		    "daemon's user (uid %u)", path, (unsigned)sb.st_uid,
-		    (unsigned)geteuid());
-		return -1;
-	}
-	if (sb.st_mode & 077) {
-		snprintf(err, errlen, "identity %s has mode %04o: others may read "
-		    "the private key; run chmod 600 %s", path,
-		    (unsigned)(sb.st_mode & 07777), path);
-		return -1;
-	}
-	return 0;
-}
-
+/* The private key, read as a secret (see read_secret_file): the daemon's
+ * own, that nobody else may read or change. */
 static int
 load_key(struct sftp_state *st, ssh_key *key, char *err, size_t errlen)
 {
-	if (check_identity(st->identity, err, errlen) == -1)
+	char	text[32768];
+	size_t	len;
+	int	rc;
+
+	if (read_secret_file("identity", st->identity, "private key", text,
+	    sizeof(text), &len, err, errlen) == -1)
 		return -1;
-	if (ssh_pki_import_privkey_file(st->identity, NULL, NULL, NULL, key) !=
-	    SSH_OK) {
+	rc = ssh_pki_import_privkey_base64(text, NULL, NULL, NULL, key);
+	explicit_bzero(text, sizeof(text));
+	if (rc != SSH_OK) {
 		snprintf(err, errlen, "identity %s is not a private key libssh can "
 		    "read without a passphrase (ed25519 or RSA)", st->identity);
 		return -1;

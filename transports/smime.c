@@ -7,7 +7,9 @@
  * output file as a base64 attachment), signed with the gateway's
  * certificate (detached, multipart/signed), then encrypted for the
  * recipient's certificate (CMS EnvelopedData, AES-256-CBC, RSA key
- * transport), CRLF line endings throughout.  Each stage is streamed
+ * transport: PKCS#1 v1.5, or RSAES-OAEP with key_transport=rsa-oaep),
+ * CRLF line endings throughout.  The signature advertises only AES in its
+ * SMIMECapabilities.  Each stage is streamed
  * through an unlinked temporary file, so a 50 MB output is never held in
  * memory more than a buffer at a time.
  *
@@ -16,6 +18,9 @@
  *	cert		the recipient's certificate (PEM; roictl reads it from
  *			a file with --param cert=@FILE)
  *	mdn		yes: ask for a disposition notification (Direct)
+ *	key_transport	rsa-pkcs1 (default) or rsa-oaep
+ *	cert_sha256	the certificate's fingerprint, pinned at verification;
+ *			every send compares it (a changed cert is held)
  * The certificate is checked when the recipient is verified (probe) and
  * again before each send: validity dates, an RSA key of 2048 bits or
  * more, key usage allowing key encipherment, extended key usage allowing
@@ -35,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +51,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -145,45 +152,39 @@ smime_config(void *p, const char *key, const char *value, char *err, size_t errl
 	return -1;
 }
 
-/* A secret file: regular, the daemon's own, nobody else may read it. */
-static int
-check_secret(const char *what, const char *path, char *err, size_t errlen)
+/* The signing key, read as a secret (see read_secret_file). */
+static EVP_PKEY *
+load_key(const char *path, char *err, size_t errlen)
 {
-	struct stat	sb;
+	char		 pem[32768];
+	size_t		 len;
+	EVP_PKEY	*key = NULL;
+	BIO		*b;
 
-	if (stat(path, &sb) == -1) {
-		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(sb.st_mode) || sb.st_uid != geteuid() || (sb.st_mode & 077)) {
-		snprintf(err, errlen, "%s %s must be a file of the daemon's user that "
-		    "nobody else may read (mode %04o; run chmod 600 %s)", what, path,
-		    (unsigned)(sb.st_mode & 07777), path);
-		return -1;
-	}
-	return 0;
+	if (read_secret_file("key", path, "private key", pem, sizeof(pem), &len,
+	    err, errlen) == -1)
+		return NULL;
+	if ((b = BIO_new_mem_buf(pem, (int)len)) != NULL)
+		key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	BIO_free(b);
+	OPENSSL_cleanse(pem, sizeof(pem));
+	if (key == NULL)
+		snprintf(err, errlen, "key %s: not a PEM private key (without a "
+		    "passphrase)", path);
+	return key;
 }
 
 static int
 load_identity(struct smime_state *st, char *err, size_t errlen)
 {
 	FILE	*fp;
-	char	 line[600], *colon;
 
-	if (check_secret("key", st->key_file, err, errlen) == -1)
+	if ((st->key = load_key(st->key_file, err, errlen)) == NULL)
 		return -1;
+	/* The certificate is public: no secret's checks. */
 	if ((fp = fopen(st->cert_file, "re")) == NULL ||
 	    (st->cert = PEM_read_X509(fp, NULL, NULL, NULL)) == NULL) {
 		snprintf(err, errlen, "cert %s: not a PEM certificate", st->cert_file);
-		if (fp)
-			fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	if ((fp = fopen(st->key_file, "re")) == NULL ||
-	    (st->key = PEM_read_PrivateKey(fp, NULL, NULL, NULL)) == NULL) {
-		snprintf(err, errlen, "key %s: not a PEM private key (without a "
-		    "passphrase)", st->key_file);
 		if (fp)
 			fclose(fp);
 		return -1;
@@ -196,24 +197,8 @@ load_identity(struct smime_state *st, char *err, size_t errlen)
 	}
 	if (st->auth_file == NULL)
 		return 0;
-	if (check_secret("auth_file", st->auth_file, err, errlen) == -1)
-		return -1;
-	if ((fp = fopen(st->auth_file, "re")) == NULL ||
-	    fgets(line, sizeof(line), fp) == NULL ||
-	    (colon = strchr(line, ':')) == NULL) {
-		snprintf(err, errlen, "auth_file %s must hold one line USER:PASSWORD",
-		    st->auth_file);
-		if (fp)
-			fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	line[strcspn(line, "\r\n")] = '\0';
-	*colon = '\0';
-	strlcpy_(st->user, line, sizeof(st->user));
-	strlcpy_(st->pass, colon + 1, sizeof(st->pass));
-	explicit_bzero(line, sizeof(line));
-	return 0;
+	return read_secret_pair("auth_file", st->auth_file, st->user,
+	    sizeof(st->user), st->pass, sizeof(st->pass), err, errlen);
 }
 
 static int
@@ -266,6 +251,47 @@ param(const struct transport_recipient *rc, const char *key)
 	return NULL;
 }
 
+/* The recipient's key transport: RSA PKCS#1 v1.5 (the default, which
+ * every client reads) or RSAES-OAEP (key_transport=rsa-oaep). */
+static int
+key_transport(const struct transport_recipient *rc, int *oaep, char *err,
+    size_t errlen)
+{
+	const char	*kt = param(rc, "key_transport");
+
+	*oaep = kt && strcmp(kt, "rsa-oaep") == 0;
+	if (kt == NULL || *oaep || strcmp(kt, "rsa-pkcs1") == 0)
+		return 0;
+	snprintf(err, errlen, "recipient %s: key_transport \"%.40s\" is neither "
+	    "rsa-pkcs1 nor rsa-oaep", rc->id, kt);
+	return -1;
+}
+
+/*
+ * The certificate on file must be the one an administrator verified: its
+ * SHA-256 was pinned (cert_sha256) at verification.  One that changed
+ * since is refused, whoever changed it.
+ */
+static int
+cert_pin_ok(const struct transport_recipient *rc, const char *fpr, char *err,
+    size_t errlen)
+{
+	const char	*pin = param(rc, "cert_sha256");
+
+	if (pin == NULL)
+		snprintf(err, errlen, "recipient %s has no pinned certificate "
+		    "(cert_sha256); verify it with roictl recipient verify %s",
+		    rc->id, rc->id);
+	else if (strcasecmp(pin, fpr) != 0)
+		snprintf(err, errlen, "recipient %s: the certificate on file (%s) is "
+		    "not the one verified (%s); it changed after verification: "
+		    "confirm it with the recipient, then verify again", rc->id, fpr,
+		    pin);
+	else
+		return 1;
+	return 0;
+}
+
 /*
  * The recipient's certificate, checked; NULL with the reason in err.
  */
@@ -279,6 +305,7 @@ recipient_cert(struct smime_state *st, const struct transport_recipient *rc,
 	EVP_PKEY	*pk;
 	BIO		*b;
 	X509		*c = NULL;
+	int		 oaep;
 
 	if (pem == NULL) {
 		snprintf(err, errlen, "recipient %s has no certificate on file (add "
@@ -322,7 +349,7 @@ recipient_cert(struct smime_state *st, const struct transport_recipient *rc,
 	else if (X509_check_email(c, rc->address, 0, 0) != 1)
 		snprintf(err, errlen, "recipient %s: certificate %s is not for %s",
 		    rc->id, fpr, rc->address);
-	else
+	else if (key_transport(rc, &oaep, err, errlen) == 0)
 		err[0] = '\0';
 	if (err[0] == '\0' && st->anchors) {
 		X509_STORE	*store = X509_STORE_new();
@@ -506,12 +533,68 @@ fd_bio(int fd)
 	return BIO_push(buf, b);
 }
 
+/*
+ * A SignedData to be finished by streaming.  OpenSSL's default
+ * SMIMECapabilities attribute lists 3DES, RC2 and DES among others: a
+ * reply must not be invited in those, so the attribute lists only the
+ * ciphers we accept (strongest first).
+ */
+static CMS_ContentInfo *
+sign_partial(struct smime_state *st, int flags)
+{
+	STACK_OF(X509_ALGOR)	*caps = sk_X509_ALGOR_new_null();
+	CMS_ContentInfo		*cms;
+	CMS_SignerInfo		*si;
+
+	if (caps == NULL || (cms = CMS_sign(NULL, NULL, NULL, NULL,
+	    flags | CMS_PARTIAL)) == NULL) {
+		sk_X509_ALGOR_free(caps);
+		return NULL;
+	}
+	if ((si = CMS_add1_signer(cms, st->cert, st->key, EVP_sha256(),
+	    flags | CMS_NOSMIMECAP)) == NULL ||
+	    PKCS7_simple_smimecap(caps, NID_aes_256_cbc, -1) != 1 ||
+	    PKCS7_simple_smimecap(caps, NID_aes_128_cbc, -1) != 1 ||
+	    CMS_add_smimecap(si, caps) != 1) {
+		CMS_ContentInfo_free(cms);
+		cms = NULL;
+	}
+	sk_X509_ALGOR_pop_free(caps, X509_ALGOR_free);
+	return cms;
+}
+
+/* An EnvelopedData for the recipient (AES-256-CBC), its key transported
+ * with RSA PKCS#1 v1.5 or, if the recipient asks, RSAES-OAEP (SHA-256,
+ * MGF1 with SHA-256); finished by streaming. */
+static CMS_ContentInfo *
+encrypt_partial(X509 *rcert, int oaep, int flags)
+{
+	CMS_ContentInfo		*cms;
+	CMS_RecipientInfo	*ri;
+	EVP_PKEY_CTX		*pctx;
+
+	if ((cms = CMS_encrypt(NULL, NULL, EVP_aes_256_cbc(),
+	    flags | CMS_PARTIAL)) == NULL)
+		return NULL;
+	if ((ri = CMS_add1_recipient_cert(cms, rcert, flags |
+	    (oaep ? CMS_KEY_PARAM : 0))) == NULL)
+		goto fail;
+	if (oaep && ((pctx = CMS_RecipientInfo_get0_pkey_ctx(ri)) == NULL ||
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_OAEP_PADDING) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_oaep_md(pctx, EVP_sha256()) <= 0 ||
+	    EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) <= 0))
+		goto fail;
+	return cms;
+fail:
+	CMS_ContentInfo_free(cms);
+	return NULL;
+}
+
 /* Sign (detached) the inner MIME entity, then encrypt the signed one. */
 static int
-sign_and_encrypt(struct smime_state *st, X509 *rcert, struct msg *mm, char *err,
-    size_t errlen)
+sign_and_encrypt(struct smime_state *st, X509 *rcert, int oaep, struct msg *mm,
+    char *err, size_t errlen)
 {
-	STACK_OF(X509)	*recips = sk_X509_new_null();
 	CMS_ContentInfo	*cms = NULL;
 	BIO		*in = NULL, *out = NULL;
 	int		 flags = CMS_STREAM | CMS_BINARY, rv = -1, signed_raw;
@@ -521,7 +604,7 @@ sign_and_encrypt(struct smime_state *st, X509 *rcert, struct msg *mm, char *err,
 	in = fd_bio(mm->inner);
 	out = fd_bio(signed_raw);
 	if (in == NULL || out == NULL ||
-	    (cms = CMS_sign(st->cert, st->key, NULL, in, flags | CMS_DETACHED)) == NULL ||
+	    (cms = sign_partial(st, flags | CMS_DETACHED)) == NULL ||
 	    SMIME_write_CMS(out, cms, in, flags | CMS_DETACHED) != 1 ||
 	    BIO_flush(out) != 1)
 		goto fail;
@@ -535,9 +618,8 @@ sign_and_encrypt(struct smime_state *st, X509 *rcert, struct msg *mm, char *err,
 		goto fail;
 	in = fd_bio(mm->sign);
 	out = fd_bio(mm->env);
-	sk_X509_push(recips, rcert);
 	if (in == NULL || out == NULL ||
-	    (cms = CMS_encrypt(recips, in, EVP_aes_256_cbc(), flags)) == NULL ||
+	    (cms = encrypt_partial(rcert, oaep, flags)) == NULL ||
 	    SMIME_write_CMS(out, cms, in, flags) != 1 || BIO_flush(out) != 1)
 		goto fail;
 	rv = 0;
@@ -550,7 +632,6 @@ fail:
 	CMS_ContentInfo_free(cms);
 	BIO_free_all(in);
 	BIO_free_all(out);
-	sk_X509_free(recips);
 	if (signed_raw != -1)
 		close(signed_raw);
 	return rv;
@@ -583,6 +664,7 @@ build_message(struct smime_state *st, const struct transport_message *m,
 	time_t		 now = time(NULL);
 	struct tm	 tm;
 	const char	*mdn = param(rc, "mdn");
+	int		 oaep;
 
 	RAND_bytes(r, sizeof(r));
 	snprintf(boundary, sizeof(boundary), "roigate-%02x%02x%02x%02x%02x%02x%02x%02x",
@@ -608,7 +690,8 @@ build_message(struct smime_state *st, const struct transport_message *m,
 			return -1;
 		}
 	if (fd_printf(mm->inner, "\r\n--%s--\r\n", boundary) == -1 ||
-	    sign_and_encrypt(st, rcert, mm, err, errlen) == -1)
+	    key_transport(rc, &oaep, err, errlen) == -1 ||
+	    sign_and_encrypt(st, rcert, oaep, mm, err, errlen) == -1)
 		return -1;
 	/* The envelope's headers, then the encrypted entity, all CRLF. */
 	gmtime_r(&now, &tm);
@@ -775,6 +858,11 @@ smime_deliver(void *p, const struct transport_message *m,
 		rv = fail(r, TRANSPORT_PERMFAIL, "%s", err);
 		r->hold = 1;
 		return rv;
+	}
+	if (!cert_pin_ok(m->recipient, mm.fpr, err, sizeof(err))) {
+		rv = fail(r, TRANSPORT_PERMFAIL, "%s", err);
+		r->hold = 1;
+		goto done;
 	}
 	if ((mm.inner = tmpfile_fd()) == -1 || (mm.sign = tmpfile_fd()) == -1 ||
 	    (mm.env = tmpfile_fd()) == -1 || (mm.out = tmpfile_fd()) == -1) {

@@ -4,6 +4,8 @@ import datetime
 import email
 import hashlib
 import os
+import re
+import sqlite3
 import subprocess
 import time
 
@@ -342,5 +344,92 @@ def test_fifty_megabyte_output_is_sent_whole(tmp_path, pki, smtpd):
         assert len(data) > 40 * 1024 * 1024
         assert hashlib.sha256(data).hexdigest() == \
             gw.job(j["id"])["job"]["output_sha256"]
+    finally:
+        gw.stop()
+
+
+def test_certificate_changed_after_verification_is_held_unsent(tmp_path, pki,
+                                                               smtpd):
+    swapped = pki.ca.issue("dr-ada-swapped", email="dr.ada@clinic.test")
+    gw = smime_gateway(tmp_path, pki, smtpd.port)
+    try:
+        add_recipient(gw, "dr-ada", "dr.ada@clinic.test", pki.recipient[0])
+        pinned = gw.json("recipient", "show", "dr-ada")["params"]["cert_sha256"]
+        # Someone puts another certificate in the entry behind the daemon
+        # (the directory entry itself, as the store holds it).
+        with open(swapped[0]) as f:
+            pem = f.read()
+        db = sqlite3.connect(os.path.join(gw.state, "roigate.db"))
+        with db:
+            db.execute("UPDATE recipients SET params = json_set(params, "
+                       "'$.cert', ?) WHERE id = 'dr-ada'", (pem,))
+        db.close()
+        before = len(smtpd.connections())
+        gw.drop(one_doc_packet("ROI-MAIL-SWAP", "dr-ada"))
+        j = wait_state(gw, "ROI-MAIL-SWAP", ("held", "failed", "delivered"))
+        assert j["state"] == "held"
+        err = gw.job(j["id"])["job"]["last_error"]
+        assert "is not the one verified" in err and pinned in err
+        assert len(smtpd.connections()) == before
+        assert smtpd.messages() == []
+    finally:
+        gw.stop()
+
+
+def cms_print(data, inform="SMIME"):
+    return openssl("cms", "-cmsout", "-print", "-inform", inform,
+                   input=data).decode()
+
+
+def capabilities(printed):
+    """The algorithms in the SMIMECapabilities attribute of a printed
+    SignedData."""
+    at = printed.index("object: S/MIME Capabilities")
+    block = printed[at:printed.index("object:", at + 1)]
+    return re.findall(r"OBJECT\s+:([\w-]+)", block)
+
+
+def test_signature_advertises_only_aes_and_oaep_is_used_when_asked(
+        tmp_path, pki, smtpd):
+    gw = smime_gateway(tmp_path, pki, smtpd.port)
+    try:
+        add_recipient(gw, "dr-ada", "dr.ada@clinic.test", pki.recipient[0])
+        gw.roictl("recipient", "add", "dr-ada-oaep", "--name", "Ada (OAEP)",
+                  "--transport", "smime", "--address", "dr.ada@clinic.test",
+                  "--param", f"cert=@{pki.recipient[0]}",
+                  "--param", "key_transport=rsa-oaep", check=0)
+        gw.roictl("recipient", "verify", "dr-ada-oaep", "--yes", check=0)
+        gw.drop(one_doc_packet("ROI-MAIL-CAPS", "dr-ada"))
+        wait_state(gw, "ROI-MAIL-CAPS", "delivered")
+        gw.drop(one_doc_packet("ROI-MAIL-OAEP", "dr-ada-oaep"))
+        wait_state(gw, "ROI-MAIL-OAEP", "delivered")
+        plain, oaep = (open(os.path.join(smtpd.store, n), "rb").read()
+                       for n in ("1.eml", "2.eml"))
+        # Key transport: PKCS#1 v1.5 by default, RSAES-OAEP when asked.
+        assert "rsaEncryption" in cms_print(plain)
+        printed = cms_print(oaep)
+        assert "rsaesOaep" in printed and "rsaEncryption" not in \
+            printed.split("keyEncryptionAlgorithm", 1)[1].split("encryptedKey")[0]
+        for raw in (plain, oaep):
+            signed = openssl("cms", "-decrypt", "-recip", pki.recipient[0],
+                             "-inkey", pki.recipient[1], input=raw)
+            openssl("cms", "-verify", "-CAfile", pki.ca.pem, input=signed)
+            assert capabilities(cms_print(signed)) == ["aes-256-cbc",
+                                                       "aes-128-cbc"]
+    finally:
+        gw.stop()
+
+
+def test_unknown_key_transport_is_refused_at_verification(tmp_path, pki, smtpd):
+    gw = smime_gateway(tmp_path, pki, smtpd.port)
+    try:
+        gw.roictl("recipient", "add", "odd", "--name", "Odd", "--transport",
+                  "smime", "--address", "dr.ada@clinic.test",
+                  "--param", f"cert=@{pki.recipient[0]}",
+                  "--param", "key_transport=rsa-md5")
+        r = gw.roictl("recipient", "verify", "odd", "--yes")
+        assert r.returncode == 69
+        assert 'key_transport "rsa-md5" is neither rsa-pkcs1 nor rsa-oaep' in \
+            r.stderr
     finally:
         gw.stop()

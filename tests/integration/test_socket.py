@@ -5,6 +5,7 @@ import array
 import json
 import os
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -99,6 +100,10 @@ def _status_ran(gw, out, ident):
 
 
 def _list_ran(gw, out, ident):
+    if ident[0] == SUBMIT:
+        # A submitter sees only its own jobs (none yet: it submits last).
+        assert out == []
+        return
     assert {"ROI-S-SEED", "ROI-S-WAIT"} <= {j["packet_id"] for j in out}
 
 
@@ -164,7 +169,7 @@ def _submitted(gw, out, ident):
 MATRIX = [
     (("status",), {"submit", "operate", "audit", "admin"}, "status",
      _status_ran, None),
-    (("list",), {"operate", "audit", "admin"}, "list", _list_ran, None),
+    (("list",), {"submit", "operate", "audit", "admin"}, "list", _list_ran, None),
     (("show", "1"), {"submit", "operate", "audit", "admin"}, "show",
      _show_ran, None),
     (("hold", "WAIT"), {"operate"}, "hold", _hold_ran, _hold_not_run),
@@ -202,37 +207,178 @@ def test_each_role_allowed_and_denied_and_audited(roles_gw):
             rows = _audited_since(gw, last, ident[0])
             last = max([last] + [a["id"] for a in rows])
             if role in allowed:
-                # Allowed: it ran, and says so with exit 0.
-                assert r.returncode == 0, (who, args, r.returncode, r.stderr)
-                out = [json.loads(x) for x in r.stdout.splitlines() if x]
-                ran(gw, out, ident)
-                want = "ok"
+                # Allowed: it ran, and says so with exit 0.  Job 1 came
+                # from the spool: nobody's, so a submitter is told it does
+                # not exist.
+                if (role, args[0]) == ("submit", "show"):
+                    assert r.returncode == 67, (who, args, r.returncode, r.stderr)
+                    assert "no job 1" in r.stderr, r.stderr
+                else:
+                    assert r.returncode == 0, (who, args, r.returncode, r.stderr)
+                    out = [json.loads(x) for x in r.stdout.splitlines() if x]
+                    ran(gw, out, ident)
+                # One audit row for the request, with who asked and the
+                # outcome (recipient add also probes the new recipient).
+                assert rows, (who, args, "not audited")
+                first, rest = rows[0], rows[1:]
+                assert (first["op"], first["gid"]) == (op, ident[1]), rows
+                assert first["outcome"] == ("error" if (role, args[0]) == (
+                    "submit", "show") else "ok"), rows
+                probes = [] if op != "recipient-add" else [
+                    ("recipient-probe", "ok")] * len(rest)
+                assert [(a["op"], a["outcome"]) for a in rest] == probes, rows
             else:
-                # Denied: EX_NOPERM, a plain reason, and no effect.
+                # Denied: EX_NOPERM, a plain reason, and no effect; counted
+                # in one row per uid and minute, written at its end.
                 assert r.returncode == 77, (who, args, r.returncode, r.stderr)
                 assert "permission denied" in r.stderr, r.stderr
                 if not_run:
                     not_run(gw, ident)
-                want = "denied"
-            # One audit row for the request, with who asked and the outcome
-            # (recipient add also probes the new recipient: its own rows).
-            assert rows, (who, args, "not audited")
-            first, rest = rows[0], rows[1:]
-            assert (first["op"], first["outcome"], first["gid"]) == (
-                op, want, ident[1]), (who, args, rows)
-            if want == "denied":
-                assert first["detail"].startswith(
-                    f"permission denied: {op} needs the role"), first
-                assert rest == [], (who, args, rows)
-            else:
-                probes = [] if op != "recipient-add" else [
-                    ("recipient-probe", "ok")] * len(rest)
-                assert [(a["op"], a["outcome"]) for a in rest] == probes, rows
+                assert rows == [], (who, args, rows)
     # The submitter's packet was accepted and delivered; nobody else's was.
     wait_state(gw, "ROI-S-SUBMIT", "delivered")
     for who in WHO:
         if who != "submit":
             assert gw.job_by_packet(f"ROI-S-{who.upper()}") is None, who
+    # The refused requests of each uid in one counted row, written when its
+    # minute ends or, here, when the daemon stops.
+    assert gw.stop() == 0
+    audit = audit_rows(gw)
+    for who, ident in WHO.items():
+        role = who.split("-")[0]
+        denied = [a for a in audit if a["uid"] == ident[0] and
+                  a["outcome"] == "denied"]
+        assert len(denied) == 1, (who, denied)
+        assert "permission denied" in denied[0]["detail"], denied
+        for args, allowed, op, ran, not_run in MATRIX:
+            if role not in allowed:
+                assert op in denied[0]["detail"], (who, op, denied)
+
+
+def audit_rows(gw):
+    """The audit table as the daemon left it (read after it stopped)."""
+    with gw.db() as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM audit ORDER BY id")]
+
+
+def test_submitter_sees_only_its_own_jobs_and_only_their_state(gateway_factory):
+    other = 4011
+    gw = gateway_factory(roles={
+        "submit": f"uid:{SUBMIT} uid:{other}", "operate": f"uid:{ME}",
+        "audit": f"uid:{ME}", "admin": f"uid:{ME}"})
+    gw.start()
+    gw.open_to_others()
+    gw.add_recipient("records-desk")
+    gw.drop(Packet("ROI-S-SPOOL"))          # from the spool: nobody's
+    r = gw.roictl("submit", _packet_for(gw, "submit"), user=WHO["submit"],
+                  check=0)
+    mine = int(r.stdout.split()[-1])
+    wait_state(gw, "ROI-S-SUBMIT", "delivered")
+    spool = wait_state(gw, "ROI-S-SPOOL", "delivered")["id"]
+
+    def ask(uid, op, **args):
+        return run_as(gw, uid, {"v": 1, "id": 1, "op": op, **args})
+
+    jobs = ask(SUBMIT, "list")["result"]["jobs"]
+    assert [j["id"] for j in jobs] == [mine]
+    assert set(jobs[0]) == {"id", "packet_id", "state", "attempts",
+                            "created_at", "updated_at", "next_at",
+                            "last_error"}
+    shown = ask(SUBMIT, "show", job=mine)["result"]
+    assert list(shown) == ["job"] and shown["job"]["state"] == "delivered"
+    for phi in ("mrn", "patient_name", "recipient", "recipient_id", "source"):
+        assert phi not in shown["job"]
+    # Others' jobs do not exist for a submitter, nor its jobs for another.
+    for uid, job in ((SUBMIT, spool), (other, mine), (SUBMIT, 99999)):
+        r = ask(uid, "show", job=job)
+        assert r["ok"] is False and r["code"] == "not_found", r
+        assert r["error"] == f"no job {job}"
+    assert ask(other, "list")["result"]["jobs"] == []
+    assert ask(SUBMIT, "status")["result"]["last_errors"] == []
+    assert ask(SUBMIT, "log")["code"] == "denied"
+    # Operators see everything; each read of patient details or the log
+    # is audited with what was read.
+    full = gw.json("show", str(mine))
+    assert full["job"]["patient_name"] and full["events"]
+    gw.log_entries("--job", str(mine))
+    gw.log_entries()
+    assert gw.stop() == 0
+    rows = audit_rows(gw)
+    shows = [a for a in rows if a["op"] == "show" and a["uid"] == ME]
+    assert shows[-1]["target"] == f"job {mine}"
+    assert shows[-1]["detail"].startswith("patient details, ")
+    logs = [a for a in rows if a["op"] == "log" and a["uid"] == ME]
+    assert logs[0]["target"] == f"job {mine}"
+    assert set(logs[1]["target"].split()[1:]) == {str(mine), str(spool)}
+    sub = [a for a in rows if a["op"] == "show" and a["uid"] == SUBMIT
+           and a["outcome"] == "ok"]
+    assert sub[0]["target"] == f"job {mine}"
+    assert sub[0]["detail"] == "state only (submitter)"
+
+
+def test_refused_requests_are_counted_not_each_written(gw):
+    gw.open_to_others()
+    with gw.db() as db:
+        before = db.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+    n = 3000
+    flood = subprocess.run(
+        [sys.executable, "-c", FLOOD, gw.sock, str(n)], user=4009, group=4009,
+        extra_groups=[], capture_output=True, text=True, timeout=120)
+    assert flood.returncode == 0, flood.stderr
+    assert flood.stdout.split() == ["denied", str(n)], flood.stdout
+    with gw.db() as db:
+        during = db.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+    assert during - before <= 2, during - before
+    # The count is written when the minute ends, or at shutdown.
+    assert gw.stop() == 0
+    rows = [a for a in audit_rows(gw) if a["uid"] == 4009]
+    assert len(rows) == 1, rows
+    assert rows[0]["outcome"] == "denied" and rows[0]["op"] == "log"
+    assert rows[0]["detail"].startswith(f"{n} refused requests in ")
+    assert f"(log {n})" in rows[0]["detail"]
+    assert "the first: permission denied: log needs the role audit" in \
+        rows[0]["detail"]
+
+
+def run_as(gw, uid, req):
+    """One request from another uid (a child that drops to it)."""
+    r = subprocess.run([sys.executable, "-c", ONE, gw.sock, json.dumps(req)],
+                       user=uid, group=uid, extra_groups=[],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+ONE = r"""
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+body = sys.argv[2].encode()
+s.sendall(struct.pack(">I", len(body)) + body)
+n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+print(s.recv(n, socket.MSG_WAITALL).decode())
+"""
+
+# Sends N requests it may not make, as fast as the daemon answers; prints
+# the code of the answers and how many came.
+FLOOD = r"""
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+n = int(sys.argv[2])
+body = json.dumps({"v": 1, "id": 1, "op": "log"}).encode()
+codes = {}
+for i in range(0, n, 100):
+    k = min(100, n - i)
+    s.sendall((struct.pack(">I", len(body)) + body) * k)
+    for _ in range(k):
+        m = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+        c = json.loads(s.recv(m, socket.MSG_WAITALL))["code"]
+        codes[c] = codes.get(c, 0) + 1
+for c, k in codes.items():
+    print(c, k)
+"""
 
 
 def test_root_has_no_role_unless_configured(gateway_factory):
