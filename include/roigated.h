@@ -20,6 +20,7 @@ struct roigated {
 	 * plugin missing, database locked), by subsystem. */
 	char		 problem[PROBLEM_MAX][256];
 	int64_t		 started_at;
+	char		 instance[17];	/* the database's instance id (hex) */
 };
 
 extern struct roigated *rg;

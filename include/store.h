@@ -158,6 +158,12 @@ void		 store_close(struct store *);
 const char	*store_errmsg(struct store *);
 int		 store_schema_version(struct store *);
 
+/* PRAGMA quick_check: 0, or -1 with what SQLite found. */
+int	store_quick_check(struct store *, char *why, size_t whylen);
+/* The database's instance id: 16 hex digits, random, made with it. */
+#define STORE_INSTANCE_LEN	16
+int	store_instance_id(struct store *, char out[STORE_INSTANCE_LEN + 1]);
+
 /* Transactions: BEGIN IMMEDIATE / COMMIT / ROLLBACK.  0 / -1. */
 int	store_begin(struct store *);
 int	store_commit(struct store *);

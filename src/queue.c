@@ -214,7 +214,7 @@ run_free(struct run *r)
 }
 
 /*
- * Keep what is sent: archive/JOB-ATTEMPT.pdf, a hard link to the output
+ * Keep what is sent: archive/INSTANCE-JOB-ATTEMPT.pdf, a hard link to the output
  * in the job's folder (same file system; the renderer made it readable by
  * the daemon's user only).  Files older than archive_retention are removed by
  * queue_archive_expire().  -1 (and nothing is sent) if it cannot be kept.
@@ -227,25 +227,58 @@ queue_output_path(int64_t id, char *path, size_t len)
 	    WORKER_OUTPUT);
 }
 
+/* Are the files at a and b the same bytes? */
+static int
+same_file_content(const char *a, const char *b)
+{
+	char	ha[65], hb[65];
+	int	fa, fb, rv = 0;
+
+	fa = open(a, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fb = open(b, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fa != -1 && fb != -1 && sha256_fd(fa, ha, NULL) == 0 &&
+	    sha256_fd(fb, hb, NULL) == 0)
+		rv = strcmp(ha, hb) == 0;
+	if (fa != -1)
+		close(fa);
+	if (fb != -1)
+		close(fb);
+	return rv;
+}
+
 static int
 queue_archive(struct run *r)
 {
 	char	from[PATH_MAX], to[PATH_MAX];
+	int	n = 0;
 
 	if (rg->conf->archive_retention_ms == 0)
 		return 0;
 	queue_output_path(r->job.id, from, sizeof(from));
-	snprintf(to, sizeof(to), "%s/archive/%lld-%d.pdf", rg->conf->state_dir,
-	    (long long)r->job.id, r->job.attempts + 1);
-	(void)unlink(to);	/* an attempt cut off before it was logged */
-	if (link(from, to) == -1) {
-		log_warn("job %lld: cannot keep a copy of the output in archive/; "
-		    "not sending", (long long)r->job.id);
-		daemon_problem(PROBLEM_QUEUE, "cannot write to %s/archive: %s",
-		    rg->conf->state_dir, strerror(errno));
-		return -1;
+	/* Never over a copy already kept: one of this attempt, cut off before
+	 * it was logged, is the same bytes (a job renders the same on every
+	 * attempt); anything else gets a name of its own. */
+	for (;;) {
+		if (n == 0)
+			snprintf(to, sizeof(to), "%s/archive/%s-%lld-%d.pdf",
+			    rg->conf->state_dir, rg->instance, (long long)r->job.id,
+			    r->job.attempts + 1);
+		else
+			snprintf(to, sizeof(to), "%s/archive/%s-%lld-%d.%d.pdf",
+			    rg->conf->state_dir, rg->instance, (long long)r->job.id,
+			    r->job.attempts + 1, n);
+		if (link(from, to) == 0)
+			return 0;
+		if (errno != EEXIST || n++ > 100)
+			break;
+		if (same_file_content(from, to))
+			return 0;
 	}
-	return 0;
+	log_warn("job %lld: cannot keep a copy of the output in archive/; "
+	    "not sending", (long long)r->job.id);
+	daemon_problem(PROBLEM_QUEUE, "cannot write to %s/archive: %s",
+	    rg->conf->state_dir, strerror(errno));
+	return -1;
 }
 
 /*

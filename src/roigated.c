@@ -4,7 +4,9 @@
  * own the database, the spool and the control socket; jobs run in forked
  * workers (src/worker.c).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -42,11 +44,14 @@ static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: roigated [-dn] [-f file]\n"
+	    "usage: roigated [-dn] [-f file] [--init]\n"
 	    "  -f file  configuration file (default %s;\n"
 	    "           the embedded defaults are used if it does not exist)\n"
 	    "  -d       log at debug level (PHI may appear: never in production)\n"
-	    "  -n       check the configuration and exit\n", CONFIG_DEFAULT_PATH);
+	    "  -n       check the configuration and exit\n"
+	    "  --init   make a new database although the state folder holds an\n"
+	    "           earlier one's folders (they are moved to previous-DATE/)\n"
+	    "           and exit\n", CONFIG_DEFAULT_PATH);
 	exit(64);
 }
 
@@ -161,11 +166,94 @@ on_terminate(int signo, void *arg)
 	queue_drain(on_drained);
 }
 
-static void
-open_store(void)
+/* How many entries a folder of the state holds (0 if it is not there). */
+static int
+state_entries(const char *sub)
 {
-	char	path[PATH_MAX], err[512];
-	int	lockfd;
+	char		 path[PATH_MAX];
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	if (bsnprintf(path, sizeof(path), "%s/%s", rg->conf->state_dir, sub) == -1 ||
+	    (d = opendir(path)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * The database is the evidence of what was sent.  A new one is made only in
+ * a state folder that holds nothing of an earlier one: with job folders,
+ * archived outputs or delivered files there and the database missing or
+ * empty, something was lost, and a new database would restart the job
+ * numbers, forget every disclosure and reuse the archive's names.  With
+ * --init the administrator says to start anew: what is there is kept, moved
+ * aside into previous-DATE/.
+ */
+static void
+check_new_database(const char *dbpath, int init)
+{
+	static const char *const evidence[] = { "jobs", "archive", "outbox" };
+	char		 found[300] = "", from[PATH_MAX], to[PATH_MAX], when[32];
+	char		 prev[PATH_MAX];
+	struct stat	 st;
+	int		 n;
+
+	for (size_t i = 0; i < sizeof(evidence) / sizeof(evidence[0]); i++)
+		if ((n = state_entries(evidence[i])) > 0)
+			snprintf(found + strlen(found), sizeof(found) - strlen(found),
+			    "%s%s/ (%d entr%s)", found[0] ? ", " : "", evidence[i], n,
+			    n == 1 ? "y" : "ies");
+	if (bsnprintf(from, sizeof(from), "%s-wal", dbpath) != -1 &&
+	    stat(from, &st) == 0 && st.st_size > 0)
+		snprintf(found + strlen(found), sizeof(found) - strlen(found),
+		    "%sroigate.db-wal (%lld bytes)", found[0] ? ", " : "",
+		    (long long)st.st_size);
+	if (found[0] == '\0')
+		return;
+	if (!init)
+		fatalx("%s is missing or empty, but %s holds %s of the gateway's "
+		    "records: restore roigate.db from the backup (with its -wal file "
+		    "if there is one); roigated makes a new database only in an "
+		    "empty state folder, or when told to with roigated --init "
+		    "(which moves the old folders aside, kept)", dbpath,
+		    rg->conf->state_dir, found);
+	time_iso(now_wall(), when, sizeof(when));
+	if (bsnprintf(prev, sizeof(prev), "%s/previous-%s", rg->conf->state_dir,
+	    when) == -1 || mkdir_p(prev, 0700) == -1)
+		fatal("cannot create %s", prev);
+	for (size_t i = 0; i < sizeof(evidence) / sizeof(evidence[0]); i++) {
+		if (state_entries(evidence[i]) == 0)
+			continue;
+		if (bsnprintf(from, sizeof(from), "%s/%s", rg->conf->state_dir,
+		    evidence[i]) == -1 || bsnprintf(to, sizeof(to), "%s/%s", prev,
+		    evidence[i]) == -1 || rename(from, to) == -1)
+			fatal("cannot move %s to %s", from, to);
+		log_info("--init: %s kept as %s", from, to);
+	}
+	/* An old database's journal must not meet the new one. */
+	for (int i = 0; i < 2; i++) {
+		const char *sfx = i == 0 ? "-wal" : "-shm";
+		if (bsnprintf(from, sizeof(from), "%s%s", dbpath, sfx) == -1 ||
+		    bsnprintf(to, sizeof(to), "%s/roigate.db%s", prev, sfx) == -1)
+			fatalx("state_dir too long");
+		if (access(from, F_OK) == 0 && rename(from, to) == -1)
+			fatal("cannot move %s aside", from);
+	}
+	if (fsync_dir(rg->conf->state_dir) == -1)
+		fatal("fsync %s", rg->conf->state_dir);
+}
+
+static void
+open_store(int init)
+{
+	char		path[PATH_MAX], err[512];
+	struct stat	st;
+	int		lockfd;
 
 	if (mkdir_p(rg->conf->state_dir, 0700) == -1)
 		fatal("cannot create %s", rg->conf->state_dir);
@@ -180,8 +268,18 @@ open_store(void)
 		    rg->conf->state_dir);
 	if (bsnprintf(path, sizeof(path), "%s/roigate.db", rg->conf->state_dir) == -1)
 		fatalx("state_dir too long");
+	if (lstat(path, &st) == -1 || st.st_size == 0)
+		check_new_database(path, init);
+	else if (!S_ISREG(st.st_mode))
+		fatalx("%s is not a regular file", path);
 	if ((rg->store = store_open(path, err, sizeof(err))) == NULL)
-		fatalx("%s", err);
+		fatalx("%s: the database cannot be used: restore it from the backup",
+		    err);
+	if (store_quick_check(rg->store, err, sizeof(err)) == -1)
+		fatalx("%s is damaged (SQLite's quick_check: %s): restore it from the "
+		    "backup; nothing was changed", path, err);
+	if (store_instance_id(rg->store, rg->instance) == -1)
+		fatalx("%s: %s", path, store_errmsg(rg->store));
 	if (!store_disclosure_guarded(rg->store))
 		daemon_problem(PROBLEM_LOG, "the disclosure log's append-only "
 		    "triggers are missing: someone changed the database behind the "
@@ -192,10 +290,14 @@ int
 main(int argc, char *argv[])
 {
 	const char	*path = CONFIG_DEFAULT_PATH;
-	int		 ch, checkonly = 0, debug = 0, explicit = 0;
+	static const struct option longopts[] = {
+		{ "init", no_argument, NULL, 'I' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int		 ch, checkonly = 0, debug = 0, explicit = 0, init = 0;
 
 	log_init("roigated", LOG_INFO);
-	while ((ch = getopt(argc, argv, "df:n")) != -1) {
+	while ((ch = getopt_long(argc, argv, "df:n", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			debug = 1;
@@ -206,6 +308,9 @@ main(int argc, char *argv[])
 			break;
 		case 'n':
 			checkonly = 1;
+			break;
+		case 'I':
+			init = 1;
 			break;
 		default:
 			usage();
@@ -233,7 +338,13 @@ main(int argc, char *argv[])
 	loop_signal(SIGTERM, on_terminate, NULL);
 	loop_signal(SIGINT, on_terminate, NULL);
 	loop_signal(SIGHUP, on_reload, NULL);
-	open_store();
+	open_store(init);
+	if (init) {
+		printf("roigated: database ready in %s (instance %s)\n",
+		    rg->conf->state_dir, rg->instance);
+		store_close(rg->store);
+		return 0;
+	}
 	queue_init();
 	if (spool_init() == -1 || submit_init() == -1 || control_init() == -1)
 		fatalx("start-up failed");

@@ -117,6 +117,16 @@ static const char *const migrations[] = {
 	" FROM job_events e WHERE e.job_id = jobs.id AND e.to_state = 'accepted'"
 	" AND e.actor LIKE 'uid %' ORDER BY e.id LIMIT 1) WHERE source = 'socket';"
 	"CREATE INDEX jobs_submit_uid ON jobs(submit_uid) WHERE submit_uid IS NOT NULL;",
+
+	/* 5: facts about this database, fixed when it is made: its instance
+	 * id (random), which fax tags, archive names and outbox names carry,
+	 * so that nothing repeats across databases or gateways. */
+	"CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"INSERT INTO meta VALUES ('instance', lower(hex(randomblob(8))));"
+	"CREATE TRIGGER meta_no_update BEFORE UPDATE ON meta"
+	" BEGIN SELECT RAISE(ABORT, 'meta is written once'); END;"
+	"CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta"
+	" BEGIN SELECT RAISE(ABORT, 'meta is written once'); END;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -292,6 +302,52 @@ fail:
 	sqlite3_close(s->db);
 	free(s);
 	return NULL;
+}
+
+int
+store_quick_check(struct store *s, char *why, size_t whylen)
+{
+	sqlite3_stmt	*st = prep(s, "PRAGMA quick_check(5)");
+	const char	*v;
+	struct buf	 b;
+	int		 rc, rv;
+
+	if (st == NULL) {
+		bsnprintf(why, whylen, "%.300s", s->err);
+		return -1;
+	}
+	buf_init(&b);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((v = (const char *)sqlite3_column_text(st, 0)) != NULL &&
+		    strcmp(v, "ok") != 0)
+			buf_printf(&b, "%s%.200s", b.len ? "; " : "", v);
+	if (rc != SQLITE_DONE)
+		buf_printf(&b, "%s%.200s", b.len ? "; " : "", sqlite3_errmsg(s->db));
+	sqlite3_finalize(st);
+	rv = b.len ? -1 : 0;
+	if (rv == -1)
+		bsnprintf(why, whylen, "%s", buf_cstr(&b));
+	buf_free(&b);
+	return rv;
+}
+
+int
+store_instance_id(struct store *s, char out[STORE_INSTANCE_LEN + 1])
+{
+	sqlite3_stmt	*st = prep(s, "SELECT value FROM meta WHERE name = 'instance'");
+	const char	*v;
+	int		 rv = -1;
+
+	if (st && sqlite3_step(st) == SQLITE_ROW &&
+	    (v = (const char *)sqlite3_column_text(st, 0)) != NULL &&
+	    strlen(v) == STORE_INSTANCE_LEN && strspn(v, "0123456789abcdef") ==
+	    STORE_INSTANCE_LEN) {
+		memcpy(out, v, STORE_INSTANCE_LEN + 1);
+		rv = 0;
+	} else if (st)
+		snprintf(s->err, sizeof(s->err), "the database has no valid instance id");
+	sqlite3_finalize(st);
+	return rv;
 }
 
 void

@@ -263,6 +263,8 @@ worker_message(const struct job *j, const struct manifest *mf,
 	msg->nfiles = o->nfiles;
 	msg->pages = o->pages;
 	msg->attempt = j->attempts + 1;
+	msg->instance = rg->instance;
+	msg->accepted_at = j->created_at;
 }
 
 /* The recipient's params JSON object as key/value pairs. */

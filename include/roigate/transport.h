@@ -25,7 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define TRANSPORT_ABI_VERSION	2	/* 2: probe() */
+#define TRANSPORT_ABI_VERSION	3	/* 2: probe(); 3: message instance, accepted_at */
 #define TRANSPORT_SYMBOL	"roigate_transport"
 
 enum transport_status {
@@ -98,6 +98,11 @@ struct transport_message {
 	size_t				  nfiles;
 	uint32_t			  pages;	/* 0 when not counted yet */
 	int				  attempt;	/* 1 for the first attempt */
+	/* The gateway database's instance id (16 hex digits, random, made
+	 * with the database): with job_id and attempt it names this send
+	 * uniquely across databases and gateways (a fax tag, say). */
+	const char			 *instance;
+	int64_t				  accepted_at;	/* unix time the job was accepted */
 };
 
 /* What probe() found out about a recipient's destination. */

@@ -396,6 +396,17 @@ class Gateway:
             return [(int(j), pid, int(a), int(ms) / 1000) for j, pid, a, ms in
                     (line.split() for line in f if line.strip())]
 
+    def instance(self):
+        """The database's instance id (made with it, random)."""
+        with self.db() as db:
+            return db.execute("SELECT value FROM meta WHERE name = "
+                              "'instance'").fetchone()[0]
+
+    def archived(self, job_id, attempt):
+        """The archive's copy of what a job's attempt sent."""
+        return os.path.join(self.state, "archive",
+                            f"{self.instance()}-{job_id}-{attempt}.pdf")
+
     def db(self):
         """A read-only look at the store, as a test's witness."""
         return sqlite3.connect(f"file:{self.state}/roigate.db?mode=ro",

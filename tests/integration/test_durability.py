@@ -31,8 +31,7 @@ def _check_exactly_once(gw, packet):
     outcomes = [e["outcome"] for e in entries]
     # What arrived is what the log says was sent, and a copy of it is kept.
     assert entries[-1]["output_sha256"] == sent
-    with open(os.path.join(gw.state, "archive",
-                           f"{j['id']}-{j['attempts']}.pdf"), "rb") as f:
+    with open(gw.archived(j["id"], j["attempts"]), "rb") as f:
         assert sha256(f.read()) == sent
     # Every send was logged before it was made, and it ends delivered once.
     assert outcomes[0] == "attempt"

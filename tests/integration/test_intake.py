@@ -40,7 +40,7 @@ def test_good_packet_is_delivered_and_logged(gw):
     assert d["prev_hash"] == entries[0]["hash"]
     assert d["pages"] == 4 and d["output_sha256"] == output_sha
     # A copy of exactly what was sent, readable by the daemon's user only.
-    kept = os.path.join(gw.state, "archive", f"{j['id']}-1.pdf")
+    kept = gw.archived(j["id"], 1)
     assert os.stat(kept).st_mode & 0o777 == 0o600
     with open(kept, "rb") as f:
         assert sha256(f.read()) == output_sha

@@ -689,7 +689,7 @@ def test_archived_copies_expire_after_the_retention(gateway_factory):
     gw = started(gateway_factory, render={"archive_retention": "30d"})
     gw.drop(Packet("ROI-ARCHIVE-1"))
     j = wait_state(gw, "ROI-ARCHIVE-1", "delivered")
-    kept = os.path.join(gw.state, "archive", f"{j['id']}-1.pdf")
+    kept = gw.archived(j["id"], 1)
     assert os.path.exists(kept)
     gw.stop()
     old = os.path.getmtime(kept) - 31 * 86400         # as if sent a month ago

@@ -93,15 +93,41 @@ test_open_sets_wal_and_schema(void **state)
 	mode = raw_text(f->path, "PRAGMA journal_mode");
 	assert_string_equal(mode, "wal");
 	free(mode);
-	assert_int_equal(store_schema_version(f->s), 3);
+	assert_int_equal(store_schema_version(f->s), 5);
 	mode = raw_text(f->path, "PRAGMA user_version");
-	assert_string_equal(mode, "3");
+	assert_string_equal(mode, "5");
 	free(mode);
 	/* Opening again migrates nothing and keeps the version. */
 	again = store_open(f->path, err, sizeof(err));
 	assert_non_null(again);
-	assert_int_equal(store_schema_version(again), 3);
+	assert_int_equal(store_schema_version(again), 5);
 	store_close(again);
+}
+
+/* Each database is made with its own random instance id, kept for good. */
+static void
+test_instance_id_is_random_and_fixed(void **state)
+{
+	struct fixture	*f = *state;
+	char		 a[STORE_INSTANCE_LEN + 1], b[STORE_INSTANCE_LEN + 1];
+	char		 other[PATH_MAX], err[512];
+	struct store	*s2;
+
+	assert_int_equal(store_instance_id(f->s, a), 0);
+	assert_int_equal(strlen(a), 16);
+	assert_int_equal(strspn(a, "0123456789abcdef"), 16);
+	snprintf(other, sizeof(other), "%s.other", f->path);
+	assert_non_null(s2 = store_open(other, err, sizeof(err)));
+	assert_int_equal(store_instance_id(s2, b), 0);
+	assert_string_not_equal(a, b);
+	store_close(s2);
+	unlink(other);
+	/* Written once: an update or delete is refused. */
+	char *r = raw_text(f->path, "UPDATE meta SET value = 'x'");
+	free(r);
+	assert_int_equal(store_instance_id(f->s, b), 0);
+	assert_string_equal(a, b);
+	assert_int_equal(store_quick_check(f->s, err, sizeof(err)), 0);
 }
 
 static void
@@ -869,6 +895,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_sets_wal_and_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_instance_id_is_random_and_fixed,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_and_events, setup, teardown),
 		cmocka_unit_test(test_state_names_table),
 		cmocka_unit_test_setup_teardown(test_status_counts, setup, teardown),
