@@ -40,12 +40,13 @@ int	intake_check(int dirfd, int stagefd, struct manifest **mp,
 
 /*
  * Accept a validated staging folder: in one transaction take the next job
- * id, rename the folder to jobs/ID (fsynced), insert the job and commit.
+ * id, rename the folder to jobs/ID (fsynced), insert the job (with the
+ * uid that submitted it over the socket, or -1) and commit.
  * 0 and *id; or -1 with err, nothing taken (the folder stays staged).
  */
 int	intake_accept(struct intake_stage *, const struct manifest *m,
-	    const char *source, const char *actor, int64_t *id, char *err,
-	    size_t errlen);
+	    const char *source, const char *actor, int64_t submit_uid,
+	    int64_t *id, char *err, size_t errlen);
 
 /* At start: remove staging folders and jobs/ID folders with no job row
  * (their acceptance was interrupted: the packet is still at its source). */

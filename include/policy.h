@@ -29,6 +29,10 @@ int	policy_check(const struct manifest *, const struct policy_ctx *,
  * blank.  address: the form backend ("local", "sftp", "smime", "faxapi")
  * can deliver to; other backends only refuse control characters.  Each
  * 0, or -1 with the reason appended. */
+/* A recipient parameter's value: up to RECIPIENT_PARAM_MAX bytes, line
+ * breaks allowed (a PEM certificate), no other control characters. */
+#define RECIPIENT_PARAM_MAX	65536
+int	policy_recipient_param(const char *field, const char *s, struct errlist *);
 int	policy_recipient_text(const char *field, const char *s, int required,
 	    struct errlist *errs);
 int	policy_recipient_address(const char *backend, const char *address,

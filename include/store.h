@@ -42,7 +42,7 @@ struct job {
 	char		*manifest;	/* the manifest JSON as accepted */
 	int64_t		 created_at;	/* unix seconds */
 	int64_t		 updated_at;
-	int64_t		 next_at;	/* next attempt or poll, unix seconds */
+	int64_t		 next_at;	/* next attempt or poll, unix milliseconds */
 	int		 attempts;
 	char		*last_error;
 	char		*remote_id;
@@ -158,6 +158,12 @@ void		 store_close(struct store *);
 const char	*store_errmsg(struct store *);
 int		 store_schema_version(struct store *);
 
+/* How long a write waits for a lock another process holds before it fails
+ * (SQLITE_BUSY) and is retried by the caller on a backoff. */
+#define STORE_BUSY_MS	250
+/* 1 if the last error was the database being busy or locked, or full. */
+int	store_temporary_error(struct store *);
+
 /* PRAGMA quick_check: 0, or -1 with what SQLite found. */
 int	store_quick_check(struct store *, char *why, size_t whylen);
 /* The database's instance id: 16 hex digits, random, made with it. */
@@ -188,7 +194,7 @@ int	store_job_set_state(struct store *, int64_t id, enum job_state to,
 	    const struct job_update *u, const char *actor, const char *reason);
 
 typedef int (*store_job_cb)(const struct job *, void *arg);	/* non-zero stops */
-/* Jobs in queued/deferred/awaiting whose next_at <= now, oldest first. */
+/* Jobs in queued/deferred/awaiting whose next_at <= now (ms), oldest first. */
 int	store_jobs_due(struct store *, int64_t now, int limit, store_job_cb, void *);
 /* Move a job's next attempt or poll (no state change, no event). */
 int	store_job_set_next(struct store *, int64_t id, int64_t next_at);
@@ -197,7 +203,7 @@ int	store_job_set_next(struct store *, int64_t id, int64_t next_at);
  * worker that just finished one may take it: 1 found, 0 none, -1. */
 int	store_job_due_for(struct store *, int64_t now, const char *recipient_id,
 	    const char *transport, int awaiting, int64_t *id);
-/* Earliest next_at among queued/deferred/awaiting jobs: 1 found, 0 none. */
+/* Earliest next_at (ms) among queued/deferred/awaiting jobs: 1 found, 0 none. */
 int	store_next_due(struct store *, int64_t *at);
 int	store_jobs_in_state(struct store *, enum job_state, store_job_cb, void *);
 /* Listing: state < 0 any, transport NULL any; newest first, limit 0 = all. */

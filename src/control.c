@@ -111,6 +111,66 @@ client_error(struct client *c, json_t *id, const char *code, const char *msg)
 	json_decref(r);
 }
 
+/*
+ * Audit rows wait here, in order, while the database cannot take them
+ * (another process holds it locked, the disk is full): a request is
+ * answered at once all the same, and no row is lost unless the wait
+ * outgrows AUDIT_PENDING_MAX, which is then itself written down.
+ */
+#define AUDIT_PENDING_MAX	100000
+static struct audit_entry	*audit_pending;
+static size_t			 naudit_pending, audit_lost;
+static struct loop_timer	*audit_timer;
+
+static void
+audit_entry_free(struct audit_entry *a)
+{
+	free(a->role);
+	free(a->op);
+	free(a->target);
+	free(a->outcome);
+	free(a->detail);
+}
+
+/* Write what waits; 0 when nothing is left. */
+static int
+audit_flush(void)
+{
+	size_t	done = 0;
+
+	while (done < naudit_pending &&
+	    store_audit_add(rg->store, &audit_pending[done]) == 0)
+		audit_entry_free(&audit_pending[done++]);
+	memmove(audit_pending, audit_pending + done,
+	    (naudit_pending - done) * sizeof(*audit_pending));
+	naudit_pending -= done;
+	if (naudit_pending == 0 && audit_lost) {
+		char			 d[96];
+		struct audit_entry	 a = { .at = now_wall(), .uid = -1,
+		    .gid = -1, .pid = (int64_t)getpid(), .role = "", .op = "(audit)",
+		    .target = "", .outcome = "error", .detail = d };
+		snprintf(d, sizeof(d), "%zu audit rows were lost while the database "
+		    "was unavailable", audit_lost);
+		if (store_audit_add(rg->store, &a) == 0)
+			audit_lost = 0;
+	}
+	if (naudit_pending == 0 && audit_lost == 0) {
+		if (rg->problem[PROBLEM_CONTROL][0])
+			daemon_problem_clear(PROBLEM_CONTROL);
+		return 0;
+	}
+	daemon_problem(PROBLEM_CONTROL, "cannot write the audit log (%zu rows "
+	    "wait): %.200s", naudit_pending, store_errmsg(rg->store));
+	loop_timer_set(audit_timer, 1000);
+	return -1;
+}
+
+static void
+audit_flush_timer(void *arg)
+{
+	(void)audit_flush();
+}
+
 static void
 audit_at(const struct peer *p, int64_t at, const char *op, const char *target,
     const char *outcome, const char *detail)
@@ -129,9 +189,28 @@ audit_at(const struct peer *p, int64_t at, const char *op, const char *target,
 	a.target = (char *)(target ? target : "");
 	a.outcome = (char *)outcome;
 	a.detail = (char *)(detail ? detail : "");
-	if (store_audit_add(rg->store, &a) == -1)
-		daemon_problem(PROBLEM_CONTROL, "cannot write the audit log: %.200s",
-		    store_errmsg(rg->store));
+	if (naudit_pending == 0 && store_audit_add(rg->store, &a) == 0) {
+		if (rg->problem[PROBLEM_CONTROL][0])
+			daemon_problem_clear(PROBLEM_CONTROL);
+		return;
+	}
+	if (naudit_pending >= AUDIT_PENDING_MAX) {
+		audit_lost++;
+		return;
+	}
+	audit_pending = xreallocarray(audit_pending, naudit_pending + 1,
+	    sizeof(*audit_pending));
+	a.role = xstrdup(a.role);
+	a.op = xstrdup(a.op);
+	a.target = xstrdup(a.target);
+	a.outcome = xstrdup(a.outcome);
+	a.detail = xstrdup(a.detail);
+	audit_pending[naudit_pending++] = a;
+	if (naudit_pending == 1) {
+		daemon_problem(PROBLEM_CONTROL, "cannot write the audit log (rows "
+		    "wait): %.200s", store_errmsg(rg->store));
+		loop_timer_set(audit_timer, 1000);
+	}
 }
 
 static void
@@ -497,6 +576,7 @@ control_init(void)
 	const char		*path = rg->conf->socket_path;
 	char			 dir[sizeof(sun.sun_path)], *slash;
 
+	audit_timer = loop_timer_new(audit_flush_timer, NULL);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -547,6 +627,10 @@ control_stop(void)
 		client_free(clients);
 	while (refusals)
 		refusal_flush(refusals);
+	/* The last rows get one more chance; what cannot be written is said. */
+	if (audit_flush() == -1)
+		log_warnx("%zu audit rows could not be written: the database was "
+		    "unavailable", naudit_pending + audit_lost);
 }
 
 void

@@ -110,7 +110,7 @@ job_summary(const struct job *j)
 	    "state", job_state_name(j->state), "transport", j->transport,
 	    "recipient", j->recipient_id, "attempts", j->attempts,
 	    "created_at", jtime(j->created_at), "updated_at", jtime(j->updated_at),
-	    "next_at", job_state_final(j->state) ? json_null() : jtime(j->next_at),
+	    "next_at", job_state_final(j->state) ? json_null() : jtime(j->next_at / 1000),
 	    "last_error", j->last_error && j->last_error[0] ? j->last_error : NULL);
 }
 
@@ -135,7 +135,7 @@ job_brief(const struct job *j)
 	    "id", (json_int_t)j->id, "packet_id", j->packet_id,
 	    "state", job_state_name(j->state), "attempts", j->attempts,
 	    "created_at", jtime(j->created_at), "updated_at", jtime(j->updated_at),
-	    "next_at", job_state_final(j->state) ? json_null() : jtime(j->next_at),
+	    "next_at", job_state_final(j->state) ? json_null() : jtime(j->next_at / 1000),
 	    "last_error", j->last_error && j->last_error[0] ? j->last_error : NULL);
 }
 
@@ -558,7 +558,7 @@ recipient_add_check(json_t *req, const struct recipient *rc,
 		if (!json_is_string(v))
 			errlist_add(&e, "%s: must be a string", field);
 		else
-			policy_recipient_text(field, json_string_value(v), 0, &e);
+			policy_recipient_param(field, json_string_value(v), &e);
 	}
 	if (e.n == 0)
 		return 0;
@@ -782,6 +782,7 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	char		 actor[64];
 	int64_t		 id;
 	size_t		 i;
+	int		 rv;
 
 	if (!json_is_object(manifest) || !json_is_array(files) ||
 	    json_array_size(files) != nfds) {
@@ -794,7 +795,11 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	json_array_foreach(files, i, v)
 		names[i] = json_is_string(v) ? json_string_value(v) : "";
 	actor_name(p, actor, sizeof(actor));
-	if (submit_packet(manifest, names, fds, nfds, actor, &id, &errs) == -1) {
+	rv = submit_packet(manifest, names, fds, nfds, actor, p->uid, &id, &errs);
+	if (rv == -2)
+		fail(r, "unavailable", "%.400s", errs.n ? errs.msg[0] :
+		    "the packet cannot be taken now: send it again later");
+	else if (rv == -1) {
 		fail(r, "invalid", "the packet was not accepted (%zu reason%s)", errs.n,
 		    errs.n == 1 ? "" : "s");
 		r->reasons = json_array();
@@ -803,12 +808,6 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		snprintf(r->detail, sizeof(r->detail), "refused");
 	} else {
 		snprintf(r->target, sizeof(r->target), "job %lld", (long long)id);
-		/* A second commit: should it fail (or the daemon die first), the
-		 * job has no submitter and its submitter cannot see it; operate
-		 * still can.  Failing closed is the safe side. */
-		if (store_job_set_submitter(rg->store, id, p->uid) == -1)
-			log_warnx("job %lld: cannot record its submitter: %.200s",
-			    (long long)id, store_errmsg(rg->store));
 		r->result = json_pack("{s:I, s:s}", "job", (json_int_t)id, "state",
 		    "queued");
 		queue_kick();

@@ -521,7 +521,8 @@ intake_insert(int64_t id, const struct manifest *m, int stagefd,
 	j.request_ref = m->request_id;
 	j.source = (char *)source;
 	j.manifest = buf_cstr(&b);
-	j.created_at = j.updated_at = j.next_at = now_wall();
+	j.created_at = j.updated_at = now_wall();
+	j.next_at = now_wall_ms();
 	j.pages = -1;
 	if ((rv = store_job_insert(rg->store, &j, actor,
 	    strcmp(source, "socket") == 0 ? "packet submitted over the socket" :
@@ -537,8 +538,8 @@ done:
 
 int
 intake_accept(struct intake_stage *sg, const struct manifest *m,
-    const char *source, const char *actor, int64_t *id, char *err,
-    size_t errlen)
+    const char *source, const char *actor, int64_t submit_uid, int64_t *id,
+    char *err, size_t errlen)
 {
 	char	target[32];
 
@@ -574,6 +575,11 @@ intake_accept(struct intake_stage *sg, const struct manifest *m,
 	test_crashpoint("intake_after_rename");
 	if (intake_insert(*id, m, sg->fd, source, actor, err, errlen) == -1)
 		goto undo;
+	if (submit_uid >= 0 && store_job_set_submitter(rg->store, *id,
+	    submit_uid) == -1) {
+		bsnprintf(err, errlen, "database: %.200s", store_errmsg(rg->store));
+		goto undo;
+	}
 	if (store_commit(rg->store) == -1) {
 		bsnprintf(err, errlen, "database: %.200s", store_errmsg(rg->store));
 		goto undo;

@@ -104,7 +104,7 @@ code_of(const char *code)
 	static const struct { const char *name; int code; } codes[] = {
 		{ "denied", ROIGATE_E_DENIED }, { "bad_request", ROIGATE_E_INVALID },
 		{ "invalid", ROIGATE_E_INVALID }, { "not_found", ROIGATE_E_NOTFOUND },
-		{ "unavailable", ROIGATE_E_INTERNAL }, { "integrity", ROIGATE_E_INVALID },
+		{ "unavailable", ROIGATE_E_TEMPFAIL }, { "integrity", ROIGATE_E_INVALID },
 		{ "conflict", ROIGATE_E_INVALID },
 	};
 	for (size_t i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)

@@ -201,6 +201,28 @@ policy_recipient_text(const char *field, const char *s, int required,
 	return 0;
 }
 
+int
+policy_recipient_param(const char *field, const char *s, struct errlist *e)
+{
+	const unsigned char	*p;
+
+	if (strlen(s) > RECIPIENT_PARAM_MAX) {
+		errlist_add(e, "%s: is longer than %d bytes", field,
+		    RECIPIENT_PARAM_MAX);
+		return -1;
+	}
+	/* A certificate or key given with @FILE has its line breaks. */
+	for (p = (const unsigned char *)s; *p; p++)
+		if ((*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r') ||
+		    *p == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)) {
+			errlist_add(e, "%s: contains an invisible control character "
+			    "(U+%04X): type it again without it", field,
+			    (unsigned)(p[0] == 0xc2 ? p[1] : p[0]));
+			return -1;
+		}
+	return 0;
+}
+
 /* sftp://USER@HOST[:PORT]/FOLDER, as transports/sftp.c reads it. */
 static int
 sftp_address_ok(const char *a)

@@ -61,6 +61,14 @@ struct run {
 	char			 sha256[65];
 	struct store_redaction	*red;			/* what the worker reported */
 	size_t			 nred, redcap;
+	/* An outcome the database could not take yet (busy, full): kept
+	 * here and recorded again on a backoff, never lost or replaced. */
+	int			 pending;
+	enum transport_status	 pst;
+	struct transport_receipt prc;
+	char			*perr;
+	struct loop_timer	*retry;
+	int64_t			 retry_ms;
 	struct run		*next;
 };
 
@@ -81,7 +89,7 @@ static void			(*drained)(void);
 static void	queue_reap(int, void *);
 static void	queue_hold_transport(const char *, const char *);
 static int	queue_running_job(int64_t);
-static void	queue_finish(struct run *, enum transport_status,
+static int	queue_finish(struct run *, enum transport_status,
 		    const struct transport_receipt *, const char *);
 
 /* Remove archived outputs older than archive_retention; again hourly. */
@@ -206,6 +214,8 @@ run_free(struct run *r)
 	if (r->chan != -1)
 		close(r->chan);
 	loop_timer_free(r->timeout);
+	loop_timer_free(r->retry);
+	free(r->perr);
 	manifest_free(r->mf);
 	free(r->red);
 	job_free(&r->job);
@@ -392,30 +402,59 @@ queue_timeout(void *arg)
 }
 
 /* Defer without counting an attempt (our own trouble, not the transport's). */
-static void
+static int
 queue_postpone(const struct job *j, const char *why)
 {
 	struct job_update	u = JOB_UPDATE_NONE;
 
-	u.next_at = now_wall() + rg->conf->backoff_base_ms / 1000;
+	u.next_at = now_wall_ms() + rg->conf->backoff_base_ms;
 	u.last_error = why;
-	if (store_begin(rg->store) == 0)
-		queue_commit_or_rollback(store_job_set_state(rg->store, j->id,
-		    j->state == JOB_AWAITING ? JOB_AWAITING : JOB_DEFERRED, &u,
-		    "daemon", why));
+	if (store_begin(rg->store) == -1)
+		return -1;
+	return queue_commit_or_rollback(store_job_set_state(rg->store, j->id,
+	    j->state == JOB_AWAITING ? JOB_AWAITING : JOB_DEFERRED, &u,
+	    "daemon", why));
 }
 
 /* Set a job aside for an administrator, with the reason. */
-static void
+static int
 queue_hold_for_admin(const struct job *j, const char *why)
 {
 	struct job_update	u = JOB_UPDATE_NONE;
 
 	u.last_error = why;
 	log_warnx("job %lld held: %s", (long long)j->id, why);
-	if (store_begin(rg->store) == 0)
-		queue_commit_or_rollback(store_job_set_state(rg->store, j->id,
-		    JOB_HELD, &u, "daemon", why));
+	if (store_begin(rg->store) == -1)
+		return -1;
+	return queue_commit_or_rollback(store_job_set_state(rg->store, j->id,
+	    JOB_HELD, &u, "daemon", why));
+}
+
+/*
+ * Jobs that are due but cannot start for the daemon's own trouble (the
+ * database busy or full, fork failing) wait on a backoff, the cause a
+ * problem in "roictl status"; the loop never spins on them.
+ */
+static int64_t	start_backoff_ms, start_blocked_until;
+
+static void
+queue_cannot_start(const char *why)
+{
+	start_backoff_ms = start_backoff_ms ? start_backoff_ms * 2 : 1000;
+	if (start_backoff_ms > 60000)
+		start_backoff_ms = 60000;
+	start_blocked_until = now_ms() + start_backoff_ms;
+	daemon_problem(PROBLEM_QUEUE, "jobs cannot start: %.200s (trying again "
+	    "in %lld s)", why, (long long)(start_backoff_ms / 1000));
+}
+
+static void
+queue_can_start(void)
+{
+	if (start_backoff_ms == 0)
+		return;
+	start_backoff_ms = start_blocked_until = 0;
+	daemon_problem_clear(PROBLEM_QUEUE);
 }
 
 static int
@@ -448,7 +487,7 @@ queue_prepare(struct run *r, char *why, size_t whylen)
 /* A run for one due job, its recipient checked and its state moved on:
  * the run (counted in nruns) with *dirfd the job's folder, or NULL. */
 static struct run *
-queue_new_run(const struct job *j, int *dirfd)
+queue_new_run(const struct job *j, int *dirfd, int *stuck)
 {
 	struct run		*r = xcalloc(1, sizeof(*r));
 	char			 path[PATH_MAX], why[300];
@@ -459,14 +498,15 @@ queue_new_run(const struct job *j, int *dirfd)
 	nruns++;
 	r->job = *j;	/* take ownership of the members */
 	r->mode = j->state == JOB_AWAITING ? WORKER_POLL : WORKER_DELIVER;
+	*stuck = 0;
 	if (queue_prepare(r, why, sizeof(why)) == -1) {
-		queue_hold_for_admin(j, why);
+		*stuck = queue_hold_for_admin(j, why) == -1;
 		goto fail;
 	}
 	if ((r->ti = transport_find(r->rcpt.transport)) == NULL) {
 		daemon_problem(PROBLEM_TRANSPORT, "transport \"%.64s\" is not "
 		    "configured; jobs for it wait", r->rcpt.transport);
-		queue_postpone(j, "transport not configured");
+		*stuck = queue_postpone(j, "transport not configured") == -1;
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/jobs/%lld", rg->conf->state_dir,
@@ -474,7 +514,7 @@ queue_new_run(const struct job *j, int *dirfd)
 	if ((*dirfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		snprintf(why, sizeof(why), "job folder jobs/%lld cannot be opened: %s",
 		    (long long)j->id, strerror(errno));
-		queue_hold_for_admin(j, why);
+		*stuck = queue_hold_for_admin(j, why) == -1;
 		goto fail;
 	}
 	if (r->mode == WORKER_DELIVER) {
@@ -483,12 +523,14 @@ queue_new_run(const struct job *j, int *dirfd)
 		    store_job_set_state(rg->store, j->id, JOB_RENDERING, &u,
 		    "daemon", "worker started")) == -1) {
 			close(*dirfd);
+			*stuck = 1;
 			goto fail;
 		}
-	} else if (store_job_set_next(rg->store, j->id, now_wall() +
-	    rg->conf->job_timeout_ms / 1000 + 1) == -1) {
+	} else if (store_job_set_next(rg->store, j->id, now_wall_ms() +
+	    rg->conf->job_timeout_ms + 1000) == -1) {
 		/* A poll keeps its state: it is not due again while it runs. */
 		close(*dirfd);
+		*stuck = 1;
 		goto fail;
 	}
 	return r;
@@ -506,31 +548,45 @@ queue_watch(struct run *r)
 	loop_timer_set(r->timeout, rg->conf->job_timeout_ms);
 }
 
-/* Fork a worker for a prepared run. */
-static void
+/* Fork a worker for a prepared run.  -1: no worker (fork failed). */
+static int
 queue_spawn(struct run *r, int dirfd)
 {
 	r->pid = worker_start(&r->job, r->mode, r->ti, &r->rcpt, dirfd, &r->chan);
 	close(dirfd);
 	if (r->pid == -1) {
-		queue_postpone(&r->job, "cannot start a worker process");
+		char why[300];
+		snprintf(why, sizeof(why), "cannot start a worker process: %s",
+		    strerror(errno));
+		(void)queue_postpone(&r->job, why);
 		run_free(r);
-		return;
+		queue_cannot_start(why);
+		return -1;
 	}
 	queue_watch(r);
 	log_debug("job %lld: worker %d started (%s)", (long long)r->job.id,
 	    (int)r->pid, r->mode == WORKER_POLL ? "poll" : "deliver");
+	return 0;
 }
 
-/* Start a worker for one due job. */
-static void
+/* Start a worker for one due job.  -1: it could not even be set aside
+ * (the daemon's trouble): starting waits on the backoff. */
+static int
 queue_start(const struct job *j)
 {
 	struct run	*r;
-	int		 dirfd;
+	int		 dirfd, stuck;
 
-	if ((r = queue_new_run(j, &dirfd)) != NULL)
-		queue_spawn(r, dirfd);
+	if ((r = queue_new_run(j, &dirfd, &stuck)) != NULL)
+		return queue_spawn(r, dirfd);
+	if (stuck) {
+		char why[300];
+		snprintf(why, sizeof(why), "the database cannot be written: %.200s",
+		    store_errmsg(rg->store));
+		queue_cannot_start(why);
+		return -1;
+	}
+	return 0;
 }
 
 static int
@@ -553,18 +609,18 @@ queue_hand_on(struct run *r)
 	struct run	*n;
 	struct job	 j;
 	int64_t		 id;
-	int		 dirfd;
+	int		 dirfd, stuck;
 
 	if (rg->draining || r->gone || r->batch + 1 >= QUEUE_BATCH_MAX ||
-	    store_job_due_for(rg->store, now_wall(), r->rcpt.id, r->rcpt.transport,
+	    store_job_due_for(rg->store, now_wall_ms(), r->rcpt.id, r->rcpt.transport,
 	    r->mode == WORKER_POLL, &id) != 1 || store_job_get(rg->store, id, &j) != 1)
 		goto close;
-	if ((n = queue_new_run(&j, &dirfd)) == NULL)
+	if ((n = queue_new_run(&j, &dirfd, &stuck)) == NULL)
 		goto close;
 	if (n->mode != r->mode || n->ti != r->ti ||
 	    !same_recipient(&n->rcpt, &r->rcpt) ||
 	    worker_send_next(r->chan, &n->job, dirfd) == -1) {
-		queue_spawn(n, dirfd);		/* a fresh worker after all */
+		(void)queue_spawn(n, dirfd);	/* a fresh worker after all */
 		goto close;
 	}
 	close(dirfd);
@@ -612,11 +668,18 @@ queue_arm_wake(void)
 {
 	int64_t	at;
 
-	if (store_next_due(rg->store, &at) == 1) {
-		int64_t delay = (at - now_wall()) * 1000;
+	switch (store_next_due(rg->store, &at)) {
+	case 1: {
+		int64_t delay = at - now_wall_ms();
 		loop_timer_set(wake, delay < 0 ? 0 : delay);
-	} else
+		break;
+	}
+	case 0:
 		loop_timer_cancel(wake);
+		break;
+	default:	/* cannot read: look again soon, not at once */
+		loop_timer_set(wake, 1000);
+	}
 }
 
 static int
@@ -632,28 +695,40 @@ void
 queue_kick(void)
 {
 	struct due	due = { NULL, 0 };
-	int		free_slots;
+	int		free_slots, stuck = 0;
 
 	if (rg->draining)
 		return;
+	if (start_blocked_until > now_ms()) {
+		loop_timer_set(wake, start_blocked_until - now_ms());
+		return;
+	}
 	free_slots = rg->conf->workers - nruns;
 	/* Ask for more than the free slots: a job awaiting confirmation stays
 	 * due while its poll runs, and must not get a second worker. */
-	if (free_slots > 0 && store_jobs_due(rg->store, now_wall(), free_slots +
-	    nruns, queue_collect, &due) == -1)
+	if (free_slots > 0 && store_jobs_due(rg->store, now_wall_ms(), free_slots +
+	    nruns, queue_collect, &due) == -1) {
 		daemon_problem(PROBLEM_STORE, "cannot read the queue: %.200s",
 		    store_errmsg(rg->store));
-	for (size_t i = 0; i < due.n && nruns < rg->conf->workers; i++) {
+		queue_cannot_start("the queue cannot be read");
+		stuck = 1;
+	}
+	for (size_t i = 0; !stuck && i < due.n && nruns < rg->conf->workers; i++) {
 		struct job j;
 		if (queue_running_job(due.ids[i]))
 			continue;
-		if (store_job_get(rg->store, due.ids[i], &j) == 1)
-			queue_start(&j);	/* takes the members */
+		if (store_job_get(rg->store, due.ids[i], &j) == 1 &&
+		    queue_start(&j) == -1)	/* takes the members */
+			stuck = 1;
 	}
 	free(due.ids);
-	if (nruns < rg->conf->workers)
+	if (stuck)
+		loop_timer_set(wake, start_blocked_until - now_ms());
+	else if (nruns < rg->conf->workers) {
+		if (due.n)
+			queue_can_start();
 		queue_arm_wake();
-	else
+	} else
 		loop_timer_cancel(wake);
 }
 
@@ -672,8 +747,8 @@ queue_tempfail(struct run *r, const struct transport_receipt *rc,
 		return r->logged_attempt ? queue_log(r, "failed", why, rc->remote_id) : 0;
 	}
 	*to = JOB_DEFERRED;
-	u->next_at = now_wall() + backoff_delay(rg->conf->backoff_base_ms,
-	    rg->conf->backoff_max_ms, attempts, (int64_t)rc->retry_after * 1000) / 1000;
+	u->next_at = now_wall_ms() + backoff_delay(rg->conf->backoff_base_ms,
+	    rg->conf->backoff_max_ms, attempts, (int64_t)rc->retry_after * 1000);
 	return r->logged_attempt ? queue_log(r, "deferred", why, rc->remote_id) : 0;
 }
 
@@ -693,7 +768,7 @@ queue_ok(struct run *r, const struct transport_receipt *rc, struct job_update *u
 	*to = JOB_AWAITING;
 	if (r->mode == WORKER_DELIVER) {
 		u->sent_at = now_wall();
-		u->next_at = now_wall() + rg->conf->poll_base_ms / 1000;
+		u->next_at = now_wall_ms() + rg->conf->poll_base_ms;
 		return queue_log(r, "sent", rc->detail, rc->remote_id);
 	}
 	/* Still no final word from the remote side. */
@@ -703,13 +778,70 @@ queue_ok(struct run *r, const struct transport_receipt *rc, struct job_update *u
 		    "confirm_timeout: check with the provider before resending";
 		return 0;
 	}
-	u->next_at = now_wall() + backoff_delay(rg->conf->poll_base_ms,
-	    rg->conf->backoff_max_ms, r->job.attempts + 1, 0) / 1000;
+	u->next_at = now_wall_ms() + backoff_delay(rg->conf->poll_base_ms,
+	    rg->conf->backoff_max_ms, r->job.attempts + 1, 0);
 	return 0;
 }
 
 /* Record a worker's outcome: job state and disclosure entry, one transaction. */
 static void
+queue_check_drained(void)
+{
+	if (rg->draining && nruns == 0 && drained) {
+		void (*cb)(void) = drained;
+		loop_timer_cancel(grace);
+		drained = NULL;
+		cb();
+	}
+}
+
+static void
+queue_outcome_retry(void *arg)
+{
+	struct run	*r = arg;
+
+	(void)queue_finish(r, r->pst, &r->prc, r->perr);
+}
+
+/*
+ * The outcome of a send could not be written (the database busy or full).
+ * It is what happened, so it is kept and written again on a backoff: the
+ * job stays "sending" meanwhile and is not started again.  Its worker is
+ * let go (it has nothing more to say).  Should the daemon stop first,
+ * recovery finds the job "sending" and logs the attempt interrupted.
+ */
+static void
+queue_outcome_later(struct run *r, enum transport_status st,
+    const struct transport_receipt *rc, const char *error)
+{
+	if (!r->pending) {
+		r->pending = 1;
+		r->pst = st;
+		r->prc = *rc;
+		r->perr = error ? xstrdup(error) : NULL;
+		r->retry = loop_timer_new(queue_outcome_retry, r);
+		loop_timer_cancel(r->timeout);
+		if (r->lf) {
+			loop_fd_del(r->lf);
+			r->lf = NULL;
+		}
+		if (r->chan != -1) {
+			close(r->chan);
+			r->chan = -1;
+		}
+	}
+	r->retry_ms = r->retry_ms ? r->retry_ms * 2 : 500;
+	if (r->retry_ms > 30000)
+		r->retry_ms = 30000;
+	log_warnx("job %lld: cannot record the outcome now (%.200s); trying "
+	    "again in %lld ms", (long long)r->job.id, store_errmsg(rg->store),
+	    (long long)r->retry_ms);
+	loop_timer_set(r->retry, r->retry_ms);
+}
+
+/* Record an outcome.  0: recorded (r may be freed); -1: kept to be
+ * recorded later (r stays). */
+static int
 queue_finish(struct run *r, enum transport_status st,
     const struct transport_receipt *rc, const char *error)
 {
@@ -742,9 +874,9 @@ queue_finish(struct run *r, enum transport_status st,
 				/* The remote side gave up (busy, no answer): send again. */
 				to = JOB_DEFERRED;
 				u.remote_id = "";
-				u.next_at = now_wall() + backoff_delay(
+				u.next_at = now_wall_ms() + backoff_delay(
 				    rg->conf->backoff_base_ms, rg->conf->backoff_max_ms,
-				    r->job.attempts, (int64_t)rc->retry_after * 1000) / 1000;
+				    r->job.attempts, (int64_t)rc->retry_after * 1000);
 				rv = queue_log(r, "deferred", why, rc->remote_id);
 			} else
 				rv = queue_tempfail(r, rc, why, &u, &to);
@@ -756,25 +888,24 @@ queue_finish(struct run *r, enum transport_status st,
 	if (rv == 0)
 		rv = store_job_set_state(rg->store, r->job.id, to, &u, "daemon", reason);
 	if (queue_commit_or_rollback(rv) == -1) {
-		/* Left in "sending": recovery logs it interrupted and retries. */
-		log_warnx("job %lld: cannot record the outcome", (long long)r->job.id);
-		r->done = 1;
-		if (r->exited)
-			run_free(r);
-		return;
+		queue_outcome_later(r, st, rc, error);
+		return -1;
 	}
 	r->done = 1;
+	r->pending = 0;
 	if (r->mode == WORKER_DELIVER)
 		queue_drop_output(r->job.id);
 	log_info("job %lld: %s (%s)", (long long)r->job.id, job_state_name(to),
 	    transport_status_name(st));
 	if (st == TRANSPORT_PERMFAIL && rc->hold == TRANSPORT_HOLD_ALL)
 		queue_hold_transport(r->ti ? r->ti->name : r->rcpt.transport, why);
-	if (!r->exited)
+	if (!r->exited && r->chan != -1)
 		queue_hand_on(r);
 	if (r->exited)
 		run_free(r);
 	queue_kick();
+	queue_check_drained();
+	return 0;
 }
 
 struct held_ids {
@@ -827,7 +958,7 @@ queue_requeue_interrupted(struct run *r)
 	struct job_update	u = JOB_UPDATE_NONE;
 	int			rv;
 
-	u.next_at = now_wall();
+	u.next_at = now_wall_ms();
 	rv = store_begin(rg->store);
 	if (rv == 0 && r->logged_attempt)
 		rv = queue_log(r, "interrupted", "daemon shut down during the send; "
@@ -857,6 +988,8 @@ queue_exited(struct run *r, int status)
 		run_free(r);
 		return;
 	}
+	if (r->pending)
+		return;		/* its outcome is known; queue_outcome_retry ends it */
 	if (r->interrupted) {
 		queue_requeue_interrupted(r);
 		run_free(r);
@@ -891,23 +1024,31 @@ queue_reap(int signo, void *arg)
 	/* A worker slot is free only now that its process is gone. */
 	if (freed && !rg->draining)
 		queue_kick();
-	if (rg->draining && nruns == 0 && drained) {
-		loop_timer_cancel(grace);
-		void (*cb)(void) = drained;
-		drained = NULL;
-		cb();
-	}
+	queue_check_drained();
 }
 
 static void
 queue_grace_over(void *arg)
 {
-	for (struct run *r = runs; r; r = r->next) {
+	struct run	*r, *next;
+
+	for (r = runs; r; r = next) {
+		next = r->next;
+		if (r->pending) {
+			/* A last try; else recovery logs the attempt interrupted. */
+			if (queue_finish(r, r->pst, &r->prc, r->perr) == -1 &&
+			    r->exited)
+				run_free(r);
+			continue;
+		}
+		if (r->exited)
+			continue;
 		log_warnx("job %lld: still running at the end of the shutdown grace "
 		    "period; stopping it and requeueing", (long long)r->job.id);
 		r->interrupted = 1;
 		kill(r->pid, SIGKILL);
 	}
+	queue_check_drained();
 }
 
 void
@@ -942,7 +1083,7 @@ queue_recover_one(const struct job *j, void *arg)
 	int			 rv;
 
 	memset(&r, 0, sizeof(r));
-	u.next_at = now_wall();
+	u.next_at = now_wall_ms();
 	rv = store_begin(rg->store);
 	if (rv == 0 && j->state == JOB_SENDING) {
 		/* The send may or may not have happened: log that, then retry. */
@@ -1051,7 +1192,7 @@ queue_release(int64_t id, const char *actor, char *err, size_t errlen)
 {
 	struct job_update	u = JOB_UPDATE_NONE;
 
-	u.next_at = now_wall();
+	u.next_at = now_wall_ms();
 	return queue_command(id, S(JOB_HELD), JOB_QUEUED, &u, actor,
 	    "only held jobs can be released", err, errlen);
 }
@@ -1062,7 +1203,7 @@ queue_retry(int64_t id, const char *actor, char *err, size_t errlen)
 	struct job_update	u = JOB_UPDATE_NONE;
 
 	/* A new round of attempts, starting now. */
-	u.next_at = now_wall();
+	u.next_at = now_wall_ms();
 	u.attempts = 0;
 	u.last_error = "";
 	return queue_command(id, S(JOB_DEFERRED) | S(JOB_FAILED), JOB_QUEUED, &u,

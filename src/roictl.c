@@ -65,7 +65,8 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  -h, --help          this text; `roictl COMMAND --help` for one command\n"
 "\n"
 "Exit status: 0 ok, 64 usage, 65 refused or integrity error, 67 not found,\n"
-"69 daemon unavailable, 70 internal error, 77 permission denied.\n";
+"69 daemon unavailable, 70 internal error, 75 try again later (database busy,\n"
+"disk full: nothing was taken), 77 permission denied.\n";
 
 static int
 exit_code(int rv)
@@ -83,6 +84,8 @@ exit_code(int rv)
 		return EX_NOUSER;
 	case ROIGATE_E_SYSTEM:
 		return EX_OSERR;
+	case ROIGATE_E_TEMPFAIL:
+		return EX_TEMPFAIL;
 	default:
 		return EX_SOFTWARE;
 	}

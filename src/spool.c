@@ -473,7 +473,7 @@ spool_take(struct packet *p, int fd)
 		spool_block(p, why);
 		return 1;
 	}
-	if (intake_accept(&sg, m, "spool", "spool", &id, err, sizeof(err)) == -1) {
+	if (intake_accept(&sg, m, "spool", "spool", -1, &id, err, sizeof(err)) == -1) {
 		intake_stage_discard(&sg);
 		manifest_free(m);
 		snprintf(why, sizeof(why), "cannot accept packets: %.400s", err);

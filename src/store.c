@@ -25,6 +25,7 @@
 struct store {
 	sqlite3	*db;
 	char	 err[512];
+	int	 code;		/* SQLite's primary result code of err */
 };
 
 /* The triggers that keep the disclosure log append-only, as created; the
@@ -127,6 +128,10 @@ static const char *const migrations[] = {
 	" BEGIN SELECT RAISE(ABORT, 'meta is written once'); END;"
 	"CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta"
 	" BEGIN SELECT RAISE(ABORT, 'meta is written once'); END;",
+
+	/* 6: a job's next attempt in milliseconds (a backoff of 250 ms is
+	 * waited, not rounded to no wait or to a second). */
+	"UPDATE jobs SET next_at = next_at * 1000;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -172,6 +177,15 @@ static void
 seterr(struct store *s)
 {
 	strlcpy_(s->err, sqlite3_errmsg(s->db), sizeof(s->err));
+	s->code = sqlite3_errcode(s->db) & 0xff;
+}
+
+int
+store_temporary_error(struct store *s)
+{
+	return s->code == SQLITE_BUSY || s->code == SQLITE_LOCKED ||
+	    s->code == SQLITE_FULL || s->code == SQLITE_IOERR ||
+	    s->code == SQLITE_CANTOPEN || s->code == SQLITE_NOMEM;
 }
 
 const char *
@@ -187,6 +201,7 @@ exec(struct store *s, const char *sql)
 
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
 		strlcpy_(s->err, msg ? msg : "unknown error", sizeof(s->err));
+		s->code = sqlite3_errcode(s->db) & 0xff;
 		sqlite3_free(msg);
 		return -1;
 	}
@@ -290,7 +305,9 @@ store_open(const char *path, char *err, size_t errlen)
 		    sqlite3_errmsg(s->db) : "cannot open");
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, 5000);
+	/* Short: the daemon's one thread must keep answering while another
+	 * process holds the database; a busy write is retried later. */
+	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
 	if (exec(s, "PRAGMA journal_mode=WAL") == -1 ||
 	    exec(s, "PRAGMA synchronous=FULL") == -1 ||
 	    exec(s, "PRAGMA foreign_keys=ON") == -1 || store_migrate(s) == -1) {

@@ -135,7 +135,8 @@ submit_stage(int dirfd, json_t *manifest, const char *const *names,
 
 int
 submit_packet(json_t *manifest, const char *const *names, const int *fds,
-    size_t nfds, const char *actor, int64_t *id, struct errlist *errs)
+    size_t nfds, const char *actor, int64_t submit_uid, int64_t *id,
+    struct errlist *errs)
 {
 	struct intake_stage	 sg;
 	struct manifest		*m = NULL;
@@ -145,7 +146,7 @@ submit_packet(json_t *manifest, const char *const *names, const int *fds,
 
 	if (intake_stage_open(&sg, err, sizeof(err)) == -1) {
 		errlist_add(errs, "%s", err);
-		return -1;
+		return -2;
 	}
 	if (submit_stage(sg.fd, manifest, names, fds, nfds, errs) == -1)
 		goto done;
@@ -160,8 +161,11 @@ submit_packet(json_t *manifest, const char *const *names, const int *fds,
 	default:
 		goto done;
 	}
-	if (intake_accept(&sg, m, "socket", actor, id, err, sizeof(err)) == -1) {
-		errlist_add(errs, "the packet could not be stored: %s", err);
+	if (intake_accept(&sg, m, "socket", actor, submit_uid, id, err, sizeof(err)) == -1) {
+		/* Our trouble (database busy, disk full), not the packet's. */
+		errlist_add(errs, "the packet could not be stored now: %s; nothing "
+		    "was taken: send it again later", err);
+		rv = -2;
 		goto done;
 	}
 	rv = 0;

@@ -33,8 +33,10 @@ enum roigate_error {
 	ROIGATE_E_INVALID = -3,		/* the packet or request was refused */
 	ROIGATE_E_NOTFOUND = -4,	/* no such job / recipient */
 	ROIGATE_E_PROTOCOL = -5,	/* the daemon's answer made no sense */
-	ROIGATE_E_INTERNAL = -6,	/* the daemon could not do it now */
+	ROIGATE_E_INTERNAL = -6,	/* the daemon failed to do it */
 	ROIGATE_E_SYSTEM = -7,		/* a local error (open, read): see err */
+	ROIGATE_E_TEMPFAIL = -8,	/* the daemon cannot do it now (database
+					 * busy, disk full): send it again later */
 };
 
 struct roigate;
