@@ -159,8 +159,8 @@ audit_flush(void)
 			daemon_problem_clear(PROBLEM_CONTROL);
 		return 0;
 	}
-	daemon_problem(PROBLEM_CONTROL, "cannot write the audit log (%zu rows "
-	    "wait): %.200s", naudit_pending, store_errmsg(rg->store));
+	daemon_problem(PROBLEM_CONTROL, "cannot write the audit log (its rows "
+	    "wait in memory): %.200s", store_errmsg(rg->store));
 	loop_timer_set(audit_timer, 1000);
 	return -1;
 }
@@ -207,8 +207,8 @@ audit_at(const struct peer *p, int64_t at, const char *op, const char *target,
 	a.detail = xstrdup(a.detail);
 	audit_pending[naudit_pending++] = a;
 	if (naudit_pending == 1) {
-		daemon_problem(PROBLEM_CONTROL, "cannot write the audit log (rows "
-		    "wait): %.200s", store_errmsg(rg->store));
+		daemon_problem(PROBLEM_CONTROL, "cannot write the audit log (its "
+		    "rows wait in memory): %.200s", store_errmsg(rg->store));
 		loop_timer_set(audit_timer, 1000);
 	}
 }

@@ -444,8 +444,8 @@ queue_cannot_start(const char *why)
 	if (start_backoff_ms > 60000)
 		start_backoff_ms = 60000;
 	start_blocked_until = now_ms() + start_backoff_ms;
-	daemon_problem(PROBLEM_QUEUE, "jobs cannot start: %.200s (trying again "
-	    "in %lld s)", why, (long long)(start_backoff_ms / 1000));
+	daemon_problem(PROBLEM_QUEUE, "jobs cannot start: %.200s (tried again "
+	    "on a backoff of up to a minute)", why);
 }
 
 static void
@@ -724,12 +724,13 @@ queue_kick(void)
 	free(due.ids);
 	if (stuck)
 		loop_timer_set(wake, start_blocked_until - now_ms());
-	else if (nruns < rg->conf->workers) {
-		if (due.n)
-			queue_can_start();
-		queue_arm_wake();
-	} else
-		loop_timer_cancel(wake);
+	else {
+		queue_can_start();
+		if (nruns < rg->conf->workers)
+			queue_arm_wake();
+		else
+			loop_timer_cancel(wake);
+	}
 }
 
 /* A TEMPFAIL: deferred with backoff, or failed when retrying is over. */
@@ -830,12 +831,16 @@ queue_outcome_later(struct run *r, enum transport_status st,
 			r->chan = -1;
 		}
 	}
+	if (r->retry_ms == 0)
+		log_warnx("job %lld: cannot record the outcome now (%.200s); it is "
+		    "kept and recorded as soon as the database takes it",
+		    (long long)r->job.id, store_errmsg(rg->store));
+	else
+		log_debug("job %lld: the outcome still cannot be recorded",
+		    (long long)r->job.id);
 	r->retry_ms = r->retry_ms ? r->retry_ms * 2 : 500;
 	if (r->retry_ms > 30000)
 		r->retry_ms = 30000;
-	log_warnx("job %lld: cannot record the outcome now (%.200s); trying "
-	    "again in %lld ms", (long long)r->job.id, store_errmsg(rg->store),
-	    (long long)r->retry_ms);
 	loop_timer_set(r->retry, r->retry_ms);
 }
 
