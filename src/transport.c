@@ -4,12 +4,17 @@
  * daemon at start-up and on reload; workers inherit the instances.
  */
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -32,6 +37,87 @@ transport_status_name(enum transport_status st)
 		return "permfail";
 	}
 	return "unknown";
+}
+
+/*
+ * A plugin file cut short (a copy that stopped, a disk that filled) maps
+ * pages past its end, and the first touch of them is a SIGBUS that no
+ * error path can catch.  So its ELF headers are read first, and every
+ * segment they name must lie inside the file.
+ */
+static int
+transport_check_file(const char *path, char *err, size_t errlen)
+{
+	Elf64_Ehdr	eh;
+	Elf64_Phdr	ph;
+	struct stat	st;
+	uint64_t	need = 0;
+	int		fd, rv = -1;
+
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		bsnprintf(err, errlen, "transport plugin %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(ph)) {
+		bsnprintf(err, errlen, "transport plugin %s is not a shared library "
+		    "(or is cut short): reinstall it", path);
+		goto done;
+	}
+	need = eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(ph);
+	for (int i = 0; i < eh.e_phnum && need <= (uint64_t)st.st_size; i++) {
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
+		    sizeof(ph))
+			break;
+		if (ph.p_type == PT_LOAD && ph.p_offset + ph.p_filesz > need)
+			need = ph.p_offset + ph.p_filesz;
+	}
+	if (eh.e_shnum && eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize > need)
+		need = eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize;
+	if (need > (uint64_t)st.st_size) {
+		bsnprintf(err, errlen, "transport plugin %s is cut short (%lld bytes, "
+		    "its headers need %llu): reinstall it", path,
+		    (long long)st.st_size, (unsigned long long)need);
+		goto done;
+	}
+	rv = 0;
+done:
+	close(fd);
+	return rv;
+}
+
+/* Load the plugin once in a child first: whatever its loading does (a
+ * crash in its constructors, a bad relocation), the daemon goes on. */
+static int
+transport_try_load(const char *path, char *err, size_t errlen)
+{
+	pid_t	pid;
+	int	status;
+
+	if ((pid = fork()) == -1) {
+		bsnprintf(err, errlen, "cannot try plugin %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		void *h;
+		close_range(3, ~0U, 0);
+		h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+		_exit(h && dlsym(h, TRANSPORT_SYMBOL) ? 0 : 1);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			bsnprintf(err, errlen, "cannot try plugin %s: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+	if (WIFSIGNALED(status)) {
+		bsnprintf(err, errlen, "transport plugin %s cannot be loaded: loading "
+		    "it crashed (%s): it is damaged; reinstall it", path,
+		    strsignal(WTERMSIG(status)));
+		return -1;
+	}
+	return 0;	/* a plain failure is told by dlopen() below */
 }
 
 /* Open dir/plugin.so and check that it is a transport of our ABI. */
@@ -59,6 +145,9 @@ transport_open(const struct config *c, const struct config_transport *ct,
 		    "refusing to load it", path);
 		return NULL;
 	}
+	if (transport_check_file(path, err, errlen) == -1 ||
+	    transport_try_load(path, err, errlen) == -1)
+		return NULL;
 	if ((dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		bsnprintf(err, errlen, "transport plugin %s: %s", path, dlerror());
 		return NULL;

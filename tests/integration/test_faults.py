@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from gateway import (EX_OK, Packet, wait_for, wait_state)
+from gateway import (BUILD, EX_OK, Packet, wait_for, wait_state)
 
 EX_TEMPFAIL = 75
 
@@ -169,3 +169,39 @@ def test_full_disk_sigterm_is_honoured(small_disk):
     gw.proc.wait(10)
     assert time.monotonic() - t < 5.0
     gw._closed()
+
+
+def _truncate_plugin(gw, name="faxapi.so", keep=4096):
+    path = os.path.join(gw.plugins, name)
+    with open(path, "rb") as f:
+        head = f.read(keep)
+    os.unlink(path)             # as a copy that stopped half-way leaves it
+    with open(path, "wb") as f:
+        f.write(head)
+    return path
+
+
+def test_a_truncated_plugin_is_refused_at_start_with_the_reason(gateway_factory):
+    gw = gateway_factory(transport_fax={"plugin": "faxapi"})
+    path = _truncate_plugin(gw)
+    r = subprocess.run([os.path.join(BUILD, "roigated"), "-f", gw.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, (r.returncode, r.stderr)     # not a SIGBUS
+    assert f"transport plugin {path} is cut short" in r.stderr, r.stderr
+    assert "reinstall it" in r.stderr
+    r = subprocess.run([os.path.join(BUILD, "roigated"), "-n", "-f", gw.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "is cut short" in r.stderr, r.stderr
+
+
+def test_a_truncated_plugin_at_reload_keeps_the_running_configuration(gw):
+    gw.settings["transport fax"] = {"plugin": "faxapi"}
+    gw.write_conf()
+    _truncate_plugin(gw)
+    gw.proc.send_signal(signal.SIGHUP)
+    gw.wait_notify("READY=1")
+    log = gw.log()
+    assert "is cut short" in log and "configuration not reloaded" in log, log
+    assert "configuration reloaded" not in log
+    gw.drop(Packet("ROI-F-RELOAD"))
+    wait_state(gw, "ROI-F-RELOAD", "delivered")
