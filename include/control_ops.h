@@ -27,7 +27,20 @@ struct op_result {
 	json_t		*reasons;	/* a list of strings (refused packet) */
 	char		 target[80];	/* job or recipient, for the audit log */
 	char		 detail[160];	/* for the audit log; never PHI */
+	/*
+	 * An operation that takes time (a submission's copy) answers later:
+	 * it sets deferred, keeps conn, and calls control_reply_later(conn,
+	 * result) when done; until then the connection reads nothing more.
+	 * Should the client go first, cancel(cancel_arg) is called instead.
+	 */
+	void		*conn;
+	int		 deferred;
+	void		(*cancel)(void *);
+	void		*cancel_arg;
 };
+
+/* The answer of a deferred operation (see struct op_result). */
+void	control_reply_later(void *conn, struct op_result *);
 
 struct op_def {
 	const char	*name;

@@ -14,17 +14,29 @@
 struct errlist;
 
 int	submit_init(void);	/* create STATE/submit; clean leftovers */
+/* How long the documents of one submission may take to copy. */
+#define SUBMIT_COPY_SECONDS	30
+
+struct submit;
+/* rv: 0 accepted as job id (durable); -1 refused (reasons in errs); -2 the
+ * daemon cannot take it now (database busy, disk full: send it again). */
+typedef void (*submit_done_cb)(void *arg, int rv, int64_t id,
+    struct errlist *errs);
+
 /*
- * manifest: the manifest object; names[i] is the file name of fds[i].
- * Copies each fd (a regular file; read from offset 0) into the staging
- * folder while hashing, then validates and accepts.  0 and *id when
- * accepted (durable); -1 with the reasons in errs when the packet is
- * refused; -2 when the daemon cannot take it now (database busy, disk
- * full: the client sends it again later).  The caller keeps and closes
- * the fds.
+ * Start a submission: manifest is the manifest object; names[i] the file
+ * name of fds[i].  The descriptors are copied into a staging folder of
+ * jobs/ by a child process (with a time limit), so that a slow file
+ * delays no one; the copy is then checked and accepted as a spool packet
+ * is, and done() told.  The caller keeps and closes the fds (the child has
+ * its own).  NULL: refused or failed at once (errs; *temporary for our own
+ * trouble), done() is not called.
  */
-int	submit_packet(json_t *manifest, const char *const *names, const int *fds,
-	    size_t nfds, const char *actor, int64_t submit_uid, int64_t *id,
-	    struct errlist *errs);
+struct submit	*submit_start(json_t *manifest, const char *const *names,
+		    const int *fds, size_t nfds, const char *actor,
+		    int64_t submit_uid, submit_done_cb done, void *arg,
+		    struct errlist *errs, int *temporary);
+/* The client is gone: stop, and take nothing. */
+void		 submit_cancel(struct submit *);
 
 #endif

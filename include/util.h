@@ -80,6 +80,8 @@ int	 write_file_excl(int dirfd, const char *name, const void *, size_t,
  * More than cap means the file grew past cap. */
 off_t	 copy_fd(int in, int out, off_t cap);
 int	 read_file_fd(int fd, size_t max, struct buf *out);
+/* In a child: close every descriptor from 3 up but those in keep. */
+void	 close_all_but(const int *keep, size_t n);
 /* Remove dir/name and the files in it (one level, nothing followed); a
  * folder already gone is success. */
 int	 remove_dir_at(int dirfd, const char *name);

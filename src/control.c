@@ -39,6 +39,11 @@ struct client {
 	size_t			 outoff;
 	int			 closing;	/* close once out is flushed */
 	struct peer		 peer;
+	/* A deferred operation runs: nothing more is read meanwhile. */
+	const struct op_def	*wait_op;
+	json_t			*wait_id;
+	void			(*wait_cancel)(void *);
+	void			*wait_arg;
 	struct client		*next;
 };
 
@@ -48,6 +53,8 @@ static struct client	*clients;
 static int		 nclients;
 
 static void	client_io(int, uint32_t, void *);
+static void	client_write(struct client *);
+static void	client_events(struct client *);
 
 static void
 client_free(struct client *c)
@@ -60,6 +67,9 @@ client_free(struct client *c)
 			break;
 		}
 	nclients--;
+	if (c->wait_op && c->wait_cancel)
+		c->wait_cancel(c->wait_arg);	/* nobody left to tell */
+	json_decref(c->wait_id);
 	loop_fd_del(c->lf);
 	loop_timer_free(c->idle);
 	proto_reader_reset(&c->pr);
@@ -72,7 +82,7 @@ client_free(struct client *c)
 static void
 client_events(struct client *c)
 {
-	uint32_t	ev = c->closing ? 0 : EPOLLIN;
+	uint32_t	ev = c->closing || c->wait_op ? 0 : EPOLLIN;
 
 	if (c->outoff < c->out.len)
 		ev |= EPOLLOUT;
@@ -351,13 +361,51 @@ audit_refused(const struct peer *p, const char *op, const char *outcome,
 	r->ops[i].count++;
 }
 
+/* Audit an operation's outcome and queue its answer. */
+static void
+client_reply(struct client *c, const struct op_def *op, json_t *id,
+    struct op_result *res)
+{
+	json_t	*reply;
+
+	audit(&c->peer, op->name, res->target, res->code ? "error" : "ok",
+	    res->code ? res->error : res->detail);
+	if (res->code) {
+		reply = json_pack("{s:i, s:O?, s:b, s:s, s:s}", "v", PROTO_VERSION,
+		    "id", id, "ok", 0, "code", res->code, "error", res->error);
+		if (res->reasons)
+			json_object_set(reply, "reasons", res->reasons);
+	} else
+		reply = json_pack("{s:i, s:O?, s:b, s:O}", "v", PROTO_VERSION, "id",
+		    id, "ok", 1, "result", res->result ? res->result : json_object());
+	client_send(c, reply);
+	json_decref(reply);
+	json_decref(res->result);
+	json_decref(res->reasons);
+}
+
+void
+control_reply_later(void *conn, struct op_result *res)
+{
+	struct client	*c = conn;
+
+	client_reply(c, c->wait_op, c->wait_id, res);
+	json_decref(c->wait_id);
+	c->wait_id = NULL;
+	c->wait_op = NULL;
+	c->wait_cancel = NULL;
+	loop_timer_set(c->idle, rg->conf->client_idle_ms);
+	client_write(c);
+	client_events(c);
+}
+
 /* One complete frame: decode, authorize, run, answer, audit. */
 static void
 client_request(struct client *c)
 {
 	struct op_result	 res;
 	const struct op_def	*op;
-	json_t			*req, *id, *reply;
+	json_t			*req, *id;
 	char			 err[256];
 	const char		*name;
 
@@ -383,6 +431,7 @@ client_request(struct client *c)
 		goto done;
 	}
 	memset(&res, 0, sizeof(res));
+	res.conn = c;
 	op->run(&c->peer, req, c->pr.fds, c->pr.nfds, &res);
 	/* Descriptors were used (or not) by the operation: close them now. */
 	for (size_t i = 0; i < c->pr.nfds; i++) {
@@ -390,20 +439,15 @@ client_request(struct client *c)
 		c->pr.fds[i] = -1;
 	}
 	c->pr.nfds = 0;
-	audit(&c->peer, op->name, res.target, res.code ? "error" : "ok",
-	    res.code ? res.error : res.detail);
-	if (res.code) {
-		reply = json_pack("{s:i, s:O?, s:b, s:s, s:s}", "v", PROTO_VERSION,
-		    "id", id, "ok", 0, "code", res.code, "error", res.error);
-		if (res.reasons)
-			json_object_set(reply, "reasons", res.reasons);
-	} else
-		reply = json_pack("{s:i, s:O?, s:b, s:O}", "v", PROTO_VERSION, "id",
-		    id, "ok", 1, "result", res.result ? res.result : json_object());
-	client_send(c, reply);
-	json_decref(reply);
-	json_decref(res.result);
-	json_decref(res.reasons);
+	if (res.deferred) {
+		c->wait_op = op;
+		c->wait_id = json_incref(id);
+		c->wait_cancel = res.cancel;
+		c->wait_arg = res.cancel_arg;
+		loop_timer_cancel(c->idle);	/* the operation has its own limit */
+		goto done;
+	}
+	client_reply(c, op, id, &res);
 done:
 	json_decref(req);
 }
@@ -439,6 +483,8 @@ client_read(struct client *c)
 		}
 		client_request(c);
 		proto_reader_reset(&c->pr);
+		if (c->wait_op)
+			return;		/* answered later; read on after that */
 		loop_timer_set(c->idle, rg->conf->client_idle_ms);
 		if (c->out.len - c->outoff > (size_t)rg->conf->max_frame * 4)
 			return;	/* let the client read before taking more */
@@ -471,7 +517,11 @@ client_io(int fd, uint32_t events, void *arg)
 {
 	struct client	*c = arg;
 
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+	if (c->wait_op && (events & (EPOLLHUP | EPOLLERR))) {
+		client_free(c);		/* gone while its operation ran */
+		return;
+	}
+	if (!c->wait_op && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		client_read(c);
 	client_write(c);
 	if (c->closing && c->outoff >= c->out.len) {

@@ -771,18 +771,56 @@ op_recipient_disable(const struct peer *p, json_t *q, const int *f, size_t n,
 	recipient_flag(p, q, 0, r);
 }
 
+/* A submission's outcome, in the answer's words. */
+static void
+submit_result(struct op_result *r, int rv, int64_t id, struct errlist *errs)
+{
+	if (rv == -2)
+		fail(r, "unavailable", "%.400s", errs->n ? errs->msg[0] :
+		    "the packet cannot be taken now: send it again later");
+	else if (rv == -1) {
+		fail(r, "invalid", "the packet was not accepted (%zu reason%s)",
+		    errs->n, errs->n == 1 ? "" : "s");
+		r->reasons = json_array();
+		for (size_t i = 0; i < errs->n; i++)
+			json_array_append_new(r->reasons, json_string(errs->msg[i]));
+		snprintf(r->detail, sizeof(r->detail), "refused");
+	} else {
+		snprintf(r->target, sizeof(r->target), "job %lld", (long long)id);
+		r->result = json_pack("{s:I, s:s}", "job", (json_int_t)id, "state",
+		    "queued");
+		queue_kick();
+	}
+}
+
+static void
+submit_answered(void *conn, int rv, int64_t id, struct errlist *errs)
+{
+	struct op_result	r;
+
+	memset(&r, 0, sizeof(r));
+	submit_result(&r, rv, id, errs);
+	control_reply_later(conn, &r);
+}
+
+static void
+submit_cancelled(void *arg)
+{
+	submit_cancel(arg);
+}
+
 static void
 op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
     struct op_result *r)
 {
 	struct errlist	 errs = { NULL, 0 };
+	struct submit	*sb;
 	json_t		*manifest = json_object_get(req, "manifest");
 	json_t		*files = json_object_get(req, "files"), *v;
 	const char	**names;
 	char		 actor[64];
-	int64_t		 id;
 	size_t		 i;
-	int		 rv;
+	int		 temporary;
 
 	if (!json_is_object(manifest) || !json_is_array(files) ||
 	    json_array_size(files) != nfds) {
@@ -795,23 +833,15 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	json_array_foreach(files, i, v)
 		names[i] = json_is_string(v) ? json_string_value(v) : "";
 	actor_name(p, actor, sizeof(actor));
-	rv = submit_packet(manifest, names, fds, nfds, actor, p->uid, &id, &errs);
-	if (rv == -2)
-		fail(r, "unavailable", "%.400s", errs.n ? errs.msg[0] :
-		    "the packet cannot be taken now: send it again later");
-	else if (rv == -1) {
-		fail(r, "invalid", "the packet was not accepted (%zu reason%s)", errs.n,
-		    errs.n == 1 ? "" : "s");
-		r->reasons = json_array();
-		for (i = 0; i < errs.n; i++)
-			json_array_append_new(r->reasons, json_string(errs.msg[i]));
-		snprintf(r->detail, sizeof(r->detail), "refused");
-	} else {
-		snprintf(r->target, sizeof(r->target), "job %lld", (long long)id);
-		r->result = json_pack("{s:I, s:s}", "job", (json_int_t)id, "state",
-		    "queued");
-		queue_kick();
-	}
+	/* Answered when the copy is checked and taken (submit_answered). */
+	sb = submit_start(manifest, names, fds, nfds, actor, p->uid,
+	    submit_answered, r->conn, &errs, &temporary);
+	if (sb != NULL) {
+		r->deferred = 1;
+		r->cancel = submit_cancelled;
+		r->cancel_arg = sb;
+	} else
+		submit_result(r, temporary ? -2 : -1, 0, &errs);
 	errlist_free(&errs);
 	free(names);
 }

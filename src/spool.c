@@ -277,28 +277,30 @@ spool_reject(const char *name, int is_dir, const struct errlist *errs)
 	return 0;
 }
 
-/* The one line of "roictl status" about folders that cannot be taken. */
+/* The one line of "roictl status" about folders that cannot be taken
+ * (each folder's reason is logged once, by spool_block). */
 static void
 spool_blocked_changed(void)
 {
-	struct packet	*first = NULL;
+	struct buf	 b;
 	int		 n = 0;
 
+	buf_init(&b);
 	for (struct packet *p = packets; p; p = p->next)
-		if (p->blocked) {
-			n++;
-			if (first == NULL)
-				first = p;
-		}
-	if (n == 0) {
-		daemon_problem_clear(PROBLEM_SPOOL);
-		return;
-	}
-	if (n == 1)
-		daemon_problem(PROBLEM_SPOOL, "%s", first->blocked);
-	else
-		daemon_problem(PROBLEM_SPOOL, "%d folders in incoming/ cannot be "
-		    "taken; the first: %s", n, first->blocked);
+		if (p->blocked && n++ < 4)
+			buf_printf(&b, "%sincoming/%.60s", n > 1 ? ", " : "", p->name);
+	if (n == 0)
+		rg->problem[PROBLEM_SPOOL][0] = '\0';
+	else if (n == 1) {
+		for (struct packet *p = packets; p; p = p->next)
+			if (p->blocked)
+				strlcpy_(rg->problem[PROBLEM_SPOOL], p->blocked,
+				    sizeof(rg->problem[PROBLEM_SPOOL]));
+	} else
+		snprintf(rg->problem[PROBLEM_SPOOL], sizeof(rg->problem[PROBLEM_SPOOL]),
+		    "%d folders in incoming/ cannot be taken: %s%s (the reasons are "
+		    "in the log)", n, buf_cstr(&b), n > 4 ? ", ..." : "");
+	buf_free(&b);
 }
 
 /*
@@ -310,6 +312,7 @@ static void
 spool_block(struct packet *p, const char *why)
 {
 	if (p->blocked == NULL || strcmp(p->blocked, why) != 0) {
+		log_warnx("spool: %s", why);
 		free(p->blocked);
 		p->blocked = xstrdup(why);
 		p->backoff = 0;
@@ -326,6 +329,7 @@ spool_unblock(struct packet *p)
 {
 	if (p->blocked == NULL)
 		return;
+	log_info("spool: resolved: incoming/%.100s can be taken now", p->name);
 	free(p->blocked);
 	p->blocked = NULL;
 	p->backoff = 0;

@@ -12,6 +12,9 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -23,7 +26,9 @@
 #include "config.h"
 #include "intake.h"
 #include "log.h"
+#include "loop.h"
 #include "manifest.h"
+#include "proto.h"
 #include "roigated.h"
 #include "submit.h"
 #include "util.h"
@@ -53,13 +58,12 @@ submit_init(void)
 	return 0;
 }
 
-/* Copy one passed descriptor into the staging folder. */
+/* A passed descriptor must be a regular file (or memfd) under the cap, and
+ * its name a plain file name: checked before any copying starts. */
 static int
-submit_copy(int dirfd, const char *name, int in, struct errlist *errs)
+submit_check_fd(const char *name, int in, struct errlist *errs)
 {
 	struct stat	st;
-	off_t		n;
-	int		out;
 
 	if (!valid_filename(name) || strcmp(name, "manifest.json") == 0) {
 		errlist_add(errs, "file name \"%.100s\" is not allowed: a plain name, "
@@ -67,8 +71,8 @@ submit_copy(int dirfd, const char *name, int in, struct errlist *errs)
 		return -1;
 	}
 	if (fstat(in, &st) == -1 || !S_ISREG(st.st_mode)) {
-		errlist_add(errs, "%s: pass a regular file (or memfd), not a pipe, "
-		    "socket or device", name);
+		errlist_add(errs, "%s is not a regular file: pass a file (or memfd), "
+		    "not a pipe, socket or device", name);
 		return -1;
 	}
 	if (st.st_size > rg->conf->max_file_size) {
@@ -76,6 +80,16 @@ submit_copy(int dirfd, const char *name, int in, struct errlist *errs)
 		    name, (long long)st.st_size, (long long)rg->conf->max_file_size);
 		return -1;
 	}
+	return 0;
+}
+
+/* Copy one passed descriptor into the staging folder (in the copy child). */
+static int
+submit_copy(int dirfd, const char *name, int in, struct errlist *errs)
+{
+	off_t	n;
+	int	out;
+
 	out = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, 0600);
 	if (out == -1) {
@@ -101,9 +115,10 @@ submit_copy(int dirfd, const char *name, int in, struct errlist *errs)
 	return 0;
 }
 
+/* Stage the manifest (the daemon's own serialisation of the request). */
 static int
-submit_stage(int dirfd, json_t *manifest, const char *const *names,
-    const int *fds, size_t nfds, struct errlist *errs)
+submit_stage_manifest(int dirfd, json_t *manifest, size_t nfds,
+    struct errlist *errs)
 {
 	char	*text;
 	int	 rv;
@@ -117,60 +132,210 @@ submit_stage(int dirfd, json_t *manifest, const char *const *names,
 		errlist_add(errs, "the manifest cannot be serialised");
 		return -1;
 	}
-	rv = write_file_atomic(dirfd, "manifest.json", text, strlen(text), 0600);
+	rv = write_file_excl(dirfd, "manifest.json", text, strlen(text), 0600);
 	free(text);
 	if (rv == -1) {
 		errlist_add(errs, "cannot store the manifest: %s", strerror(errno));
 		return -1;
 	}
-	for (size_t i = 0; i < nfds; i++)
-		if (submit_copy(dirfd, names[i], fds[i], errs) == -1)
-			return -1;
-	if (fsync(dirfd) == -1) {
-		errlist_add(errs, "cannot store the packet: %s", strerror(errno));
-		return -1;
-	}
 	return 0;
 }
 
-int
-submit_packet(json_t *manifest, const char *const *names, const int *fds,
-    size_t nfds, const char *actor, int64_t submit_uid, int64_t *id,
-    struct errlist *errs)
+/*
+ * In the copy child: copy every descriptor, fsync, and tell the daemon
+ * on the pipe: one status byte ('0' copied, '1' refused) and the reasons,
+ * one a line.
+ */
+static void __attribute__((noreturn))
+submit_child(int out, int dirfd, char *const *names, const int *fds, size_t n)
 {
-	struct intake_stage	 sg;
-	struct manifest		*m = NULL;
-	char			 err[512];
-	int64_t			 same;
-	int			 rv = -1;
+	struct errlist	 errs = { NULL, 0 };
+	char		*text;
+	char		 st = '0';
 
-	if (intake_stage_open(&sg, err, sizeof(err)) == -1) {
-		errlist_add(errs, "%s", err);
-		return -2;
-	}
-	if (submit_stage(sg.fd, manifest, names, fds, nfds, errs) == -1)
+	for (size_t i = 0; i < n && errs.n == 0; i++)
+		(void)submit_copy(dirfd, names[i], fds[i], &errs);
+	if (errs.n == 0 && fsync(dirfd) == -1)
+		errlist_add(&errs, "cannot store the packet: %s", strerror(errno));
+	if (errs.n)
+		st = '1';
+	text = errlist_join(&errs, "\n");
+	(void)!write(out, &st, 1);
+	(void)write_all(out, text, strlen(text));
+	_exit(0);
+}
+
+struct submit {
+	struct intake_stage	 sg;
+	pid_t			 pid;
+	int			 pipe;
+	struct loop_fd		*lf;
+	struct loop_timer	*timer;
+	struct buf		 said;
+	char			 actor[64];
+	int64_t			 uid;
+	submit_done_cb		 done;
+	void			*arg;
+};
+
+static void
+submit_free(struct submit *sb)
+{
+	if (sb->pid > 0)
+		kill(sb->pid, SIGKILL);		/* reaped by the daemon's SIGCHLD */
+	if (sb->lf)
+		loop_fd_del(sb->lf);
+	if (sb->pipe != -1)
+		close(sb->pipe);
+	loop_timer_free(sb->timer);
+	intake_stage_discard(&sb->sg);
+	buf_free(&sb->said);
+	free(sb);
+}
+
+/* The copy is done: check it as the intake checks a spool packet, accept. */
+static void
+submit_finish(struct submit *sb)
+{
+	struct errlist	 errs = { NULL, 0 };
+	struct manifest	*m = NULL;
+	char		 err[512], *line, *text;
+	int64_t		 id = 0, same;
+	int		 rv = -1;
+
+	sb->pid = 0;		/* it has said all; it exits by itself */
+	text = buf_cstr(&sb->said);
+	if (text[0] != '0') {
+		for (line = strtok(text[0] ? text + 1 : text, "\n"); line;
+		    line = strtok(NULL, "\n"))
+			errlist_add(&errs, "%s", line);
+		if (errs.n == 0)
+			errlist_add(&errs, "the documents could not be copied");
 		goto done;
-	switch (intake_check(sg.fd, -1, &m, errs, &same)) {
+	}
+	switch (intake_check(sb->sg.fd, -1, &m, &errs, &same)) {
 	case 0:
 		break;
 	case 2:	/* the very same packet: it is job same, not a new one */
 	case 1:	/* over the socket nothing arrives later */
-		errlist_add(errs, "every document listed in the manifest must be "
+		errlist_add(&errs, "every document listed in the manifest must be "
 		    "passed with the request");
 		goto done;
 	default:
 		goto done;
 	}
-	if (intake_accept(&sg, m, "socket", actor, submit_uid, id, err, sizeof(err)) == -1) {
+	if (intake_accept(&sb->sg, m, "socket", sb->actor, sb->uid, &id, err,
+	    sizeof(err)) == -1) {
 		/* Our trouble (database busy, disk full), not the packet's. */
-		errlist_add(errs, "the packet could not be stored now: %s; nothing "
+		errlist_add(&errs, "the packet could not be stored now: %s; nothing "
 		    "was taken: send it again later", err);
 		rv = -2;
 		goto done;
 	}
 	rv = 0;
 done:
-	intake_stage_discard(&sg);
 	manifest_free(m);
-	return rv;
+	sb->done(sb->arg, rv, id, &errs);
+	errlist_free(&errs);
+	submit_free(sb);
+}
+
+static void
+submit_read(int fd, uint32_t events, void *arg)
+{
+	struct submit	*sb = arg;
+	char		 b[4096];
+	ssize_t		 n;
+
+	while ((n = read(fd, b, sizeof(b))) > 0)
+		if (sb->said.len < 65536)
+			buf_add(&sb->said, b, (size_t)n);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	submit_finish(sb);		/* end of file: the child is done */
+}
+
+static void
+submit_timeout(void *arg)
+{
+	struct submit	*sb = arg;
+	struct errlist	 errs = { NULL, 0 };
+
+	errlist_add(&errs, "the documents could not be read within %d seconds "
+	    "(a file on a stalled network share?): pass files the records system "
+	    "can read at once", SUBMIT_COPY_SECONDS);
+	sb->done(sb->arg, -1, 0, &errs);
+	errlist_free(&errs);
+	submit_free(sb);
+}
+
+struct submit *
+submit_start(json_t *manifest, const char *const *names, const int *fds,
+    size_t nfds, const char *actor, int64_t submit_uid, submit_done_cb done,
+    void *arg, struct errlist *errs, int *temporary)
+{
+	struct submit	*sb = xcalloc(1, sizeof(*sb));
+	char		 err[512];
+	int		 p[2] = { -1, -1 };
+	pid_t		 parent;
+
+	*temporary = 0;
+	sb->pipe = -1;
+	sb->sg.fd = -1;
+	buf_init(&sb->said);
+	strlcpy_(sb->actor, actor, sizeof(sb->actor));
+	sb->uid = submit_uid;
+	sb->done = done;
+	sb->arg = arg;
+	for (size_t i = 0; i < nfds; i++)
+		if (submit_check_fd(names[i], fds[i], errs) == -1)
+			goto fail;
+	if (intake_stage_open(&sb->sg, err, sizeof(err)) == -1 ||
+	    pipe2(p, O_CLOEXEC | O_NONBLOCK) == -1) {
+		errlist_add(errs, "%s", sb->sg.fd == -1 ? err : strerror(errno));
+		*temporary = 1;
+		goto fail;
+	}
+	if (submit_stage_manifest(sb->sg.fd, manifest, nfds, errs) == -1)
+		goto fail;
+	/* The copy runs in a child: a slow or stalled file delays nobody. */
+	parent = getpid();
+	if ((sb->pid = fork()) == -1) {
+		errlist_add(errs, "cannot copy the documents now: %s", strerror(errno));
+		*temporary = 1;
+		goto fail;
+	}
+	if (sb->pid == 0) {
+		int keep[PROTO_MAX_FDS + 2];
+		/* Dies with the daemon, and holds nothing of it (its lock, its
+		 * database) but the documents, the folder and the pipe. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent ||
+		    nfds > PROTO_MAX_FDS)
+			_exit(1);
+		memcpy(keep, fds, nfds * sizeof(*fds));
+		keep[nfds] = p[1];
+		keep[nfds + 1] = sb->sg.fd;
+		close_all_but(keep, nfds + 2);
+		submit_child(p[1], sb->sg.fd, (char *const *)names, fds, nfds);
+	}
+	close(p[1]);
+	sb->pipe = p[0];
+	sb->lf = loop_fd_add(sb->pipe, EPOLLIN, submit_read, sb);
+	sb->timer = loop_timer_new(submit_timeout, sb);
+	loop_timer_set(sb->timer, SUBMIT_COPY_SECONDS * 1000);
+	return sb;
+fail:
+	if (p[1] != -1)
+		close(p[1]);
+	if (p[0] != -1)
+		close(p[0]);
+	sb->pid = 0;
+	submit_free(sb);
+	return NULL;
+}
+
+void
+submit_cancel(struct submit *sb)
+{
+	submit_free(sb);
 }

@@ -658,6 +658,30 @@ copy_fd(int in, int out, off_t cap)
 	return off;
 }
 
+static int
+int_cmp(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+void
+close_all_but(const int *keep, size_t n)
+{
+	int	*k = xreallocarray(NULL, n + 1, sizeof(*k));
+	int	 from = 3;
+
+	memcpy(k, keep, n * sizeof(*k));
+	qsort(k, n, sizeof(*k), int_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (k[i] > from)
+			close_range((unsigned)from, (unsigned)k[i] - 1, 0);
+		if (k[i] >= from)
+			from = k[i] + 1;
+	}
+	close_range((unsigned)from, ~0U, 0);
+	free(k);
+}
+
 int
 remove_dir_at(int dirfd, const char *name)
 {

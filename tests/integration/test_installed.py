@@ -155,7 +155,8 @@ def test_folders_it_may_not_take_are_left_alone(installed):
         assert sorted(j["id"] for j in gw.jobs()) == list(range(1, 11))
         assert sorted(gw.incoming_names()) == ["immutable", "no-acl"]
         st = gw.roictl("status").stdout
-        assert "2 folders in incoming/ cannot be taken" in st, st
+        assert "2 folders in incoming/ cannot be taken: " in st, st
+        assert "incoming/immutable" in st and "incoming/no-acl" in st, st
         log = gw.log()
         # Said once each, not in a loop.
         assert log.count("incoming/no-acl (owner uid 4101, mode 2755)") == 1, log

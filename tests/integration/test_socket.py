@@ -515,8 +515,8 @@ def test_disconnect_mid_submit_accepts_nothing(gw):
     # The daemon is fine, accepted nothing, and left nothing half-made.
     gw.roictl("status", check=0)
     assert gw.job_by_packet("ROI-S-HALF") is None
-    staging = os.path.join(gw.state, "submit")
-    assert not os.path.isdir(staging) or os.listdir(staging) == []
+    jobs = os.path.join(gw.state, "jobs")
+    assert [n for n in os.listdir(jobs) if n.startswith(".stage-")] == []
     # The same packet, sent whole, is accepted.
     gw.roictl("submit", folder, check=0)
     wait_state(gw, "ROI-S-HALF", "delivered")
