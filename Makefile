@@ -163,8 +163,16 @@ $(foreach t,$(UNIT_TESTS),$(eval $(B)/tests/unit/test_$(t): $(foreach s,$(UNIT_D
 unit: all $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# The intake tests run a second time as the gateway is installed: the daemon
+# as its own user (not root), the packets owned by someone else.
 integration: all
 	ROIGATE_BUILD=$(CURDIR)/$(B) /usr/bin/python3 -m pytest -q tests/integration
+	ROIGATE_TEST_AS_USER=1 ROIGATE_BUILD=$(CURDIR)/$(B) /usr/bin/python3 -m pytest -q \
+	    tests/integration/test_intake.py \
+	    "tests/integration/test_daemon.py::test_submit_over_the_socket" \
+	    "tests/integration/test_daemon.py::test_libroigate_example_program" \
+	    "tests/integration/test_socket.py::test_disconnect_mid_submit_accepts_nothing" \
+	    "tests/integration/test_socket.py::test_fifty_clients_submit_while_one_sends_garbage"
 
 # libFuzzer target for the socket decoder (clang); `make check` runs it briefly.
 FUZZ_SECONDS ?= 20
