@@ -178,13 +178,13 @@ op_status(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		    "state", job_state_name(st.last_errors[i].state),
 		    "error", st.last_errors[i].last_error,
 		    "at", jtime(st.last_errors[i].updated_at)));
-	r->result = json_pack("{s:o, s:o, s:o, s:I, s:i, s:o, s:o, s:I, s:b}",
+	r->result = json_pack("{s:o, s:o, s:o, s:I, s:i, s:o, s:o, s:I, s:b, s:s}",
 	    "states", states, "transports", tr, "oldest_queued_age",
 	    st.oldest_queued_at ? json_integer(now - st.oldest_queued_at) : json_null(),
 	    "delivered_last_hour", (json_int_t)st.delivered_last_hour,
 	    "workers_running", queue_running(), "problems", problems,
 	    "last_errors", errs, "uptime", (json_int_t)(now - rg->started_at),
-	    "draining", rg->draining);
+	    "draining", rg->draining, "instance", rg->instance);
 	store_status_free(&st);
 }
 

@@ -186,6 +186,8 @@ cmd_status(struct roigate *rg, int argc, char **argv)
 		printf("Oldest waiting job:      none waiting\n");
 	printf("Delivered in last hour:  %lld\n", i_(r, "delivered_last_hour"));
 	printf("Workers running:         %lld\n", i_(r, "workers_running"));
+	if (json_is_string(json_object_get(r, "instance")))
+		printf("Database instance:       %s\n", s_(r, "instance"));
 	json_array_foreach(json_object_get(r, "problems"), i, v)
 		printf("PROBLEM: %s\n", json_string_value(v));
 	if (json_array_size(json_object_get(r, "last_errors")))
