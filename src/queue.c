@@ -198,6 +198,20 @@ queue_commit_or_rollback(int rv)
 	return -1;
 }
 
+/* Stop listening to the run's worker and close its channel (it exits). */
+static void
+run_close_chan(struct run *r)
+{
+	if (r->lf) {
+		loop_fd_del(r->lf);
+		r->lf = NULL;
+	}
+	if (r->chan != -1) {
+		close(r->chan);
+		r->chan = -1;
+	}
+}
+
 static void
 run_free(struct run *r)
 {
@@ -638,14 +652,7 @@ queue_hand_on(struct run *r)
 	    (long long)n->job.id, (int)n->pid, n->batch + 1);
 	return;
 close:
-	if (r->lf) {
-		loop_fd_del(r->lf);
-		r->lf = NULL;
-	}
-	if (r->chan != -1) {
-		close(r->chan);
-		r->chan = -1;
-	}
+	run_close_chan(r);
 }
 
 struct due {
@@ -822,14 +829,7 @@ queue_outcome_later(struct run *r, enum transport_status st,
 		r->perr = error ? xstrdup(error) : NULL;
 		r->retry = loop_timer_new(queue_outcome_retry, r);
 		loop_timer_cancel(r->timeout);
-		if (r->lf) {
-			loop_fd_del(r->lf);
-			r->lf = NULL;
-		}
-		if (r->chan != -1) {
-			close(r->chan);
-			r->chan = -1;
-		}
+		run_close_chan(r);
 	}
 	if (r->retry_ms == 0)
 		log_warnx("job %lld: cannot record the outcome now (%.200s); it is "
