@@ -76,6 +76,9 @@ int	 write_file_atomic(int dirfd, const char *name, const void *, size_t,
 /* Create dir/name with O_EXCL (never over a file someone else made), fsync. */
 int	 write_file_excl(int dirfd, const char *name, const void *, size_t,
 	    mode_t mode);
+/* The same without the fsyncs: for a folder made durable at once later. */
+int	 write_file_excl_nosync(int dirfd, const char *name, const void *,
+	    size_t, mode_t mode);
 /* Copy in to out by reflink, copy_file_range or read/write; bytes or -1.
  * More than cap means the file grew past cap. */
 off_t	 copy_fd(int in, int out, off_t cap);

@@ -178,7 +178,7 @@ intake_probe_document(int fd, const struct document *doc, const char *mime,
 
 /*
  * Copy the document open as in into the staging folder: the daemon's own
- * file (0600), fsynced.  From here on only the copy is read: what a clerk
+ * file (0600).  From here on only the copy is read: what a clerk
  * does to the original (a descriptor kept open, a rewrite) cannot reach it.
  * The copy's descriptor, or -1 with the reason.
  */
@@ -195,7 +195,8 @@ intake_copy_document(int in, int stagefd, const char *name, struct errlist *errs
 		    strerror(errno));
 		return -1;
 	}
-	if ((n = copy_fd(in, out, rg->conf->max_file_size)) == -1 || fsync(out) == -1) {
+	/* Made durable with the rest of the folder (one syncfs, at accept). */
+	if ((n = copy_fd(in, out, rg->conf->max_file_size)) == -1) {
 		errlist_add(errs, "document %s cannot be copied: %s", name,
 		    strerror(errno));
 		goto fail;
@@ -436,9 +437,10 @@ intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
 		origin[0] = '\0';
 	intake_check_policy(m, text, origin[0] ? origin : NULL, errs, same);
 	intake_check_template(m, errs);
-	if (errs->n == 0 && stagefd != -1 && (write_file_excl(stagefd,
+	if (errs->n == 0 && stagefd != -1 && (write_file_excl_nosync(stagefd,
 	    "manifest.json", text, strlen(text), 0600) == -1 || (origin[0] &&
-	    write_file_excl(stagefd, ".origin", origin, strlen(origin), 0600) == -1)))
+	    write_file_excl_nosync(stagefd, ".origin", origin, strlen(origin),
+	    0600) == -1)))
 		errlist_add(errs, "the manifest cannot be stored: %s", strerror(errno));
 	free(text);
 	if (*same && errs->n == 1) {
@@ -551,8 +553,10 @@ intake_accept(struct intake_stage *sg, const struct manifest *m,
 	 * removes (the original is still in incoming/, or the client, told
 	 * nothing, sends again).
 	 */
-	if (fsync(sg->fd) == -1) {
-		bsnprintf(err, errlen, "fsync: %s", strerror(errno));
+	/* Every file of the folder, and the folder, in one go: a journal
+	 * commit instead of an fsync per file. */
+	if (syncfs(sg->fd) == -1) {
+		bsnprintf(err, errlen, "syncfs: %s", strerror(errno));
 		return -1;
 	}
 	if (store_begin(rg->store) == -1 || store_next_job_id(rg->store, id) == -1) {

@@ -403,10 +403,11 @@ spool_remove_original(const char *name, const struct manifest *m)
 	if (unlinkat(fd, "manifest.json", 0) == -1 && errno != ENOENT)
 		rv = -1;
 	close(fd);
-	/* Reason files of an earlier refusal go with it (they are ours). */
+	/* Reason files of an earlier refusal go with it (they are ours).  No
+	 * fsync: should the removal be lost in a crash, the folder is known
+	 * again for job's own (jobs/JOB/.origin) and removed then. */
 	if (rv == 0 && remove_dir_at(incoming_fd, name) == -1)
 		rv = -1;
-	fsync(incoming_fd);
 	return rv;
 }
 

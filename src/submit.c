@@ -108,7 +108,7 @@ submit_copy(int dirfd, const char *name, int in, struct errlist *errs)
 		close(out);
 		return -1;
 	}
-	if (fsync(out) == -1 || close(out) == -1) {
+	if (close(out) == -1) {		/* made durable by syncfs, at accept */
 		errlist_add(errs, "%s: cannot store: %s", name, strerror(errno));
 		return -1;
 	}
@@ -132,7 +132,7 @@ submit_stage_manifest(int dirfd, json_t *manifest, size_t nfds,
 		errlist_add(errs, "the manifest cannot be serialised");
 		return -1;
 	}
-	rv = write_file_excl(dirfd, "manifest.json", text, strlen(text), 0600);
+	rv = write_file_excl_nosync(dirfd, "manifest.json", text, strlen(text), 0600);
 	free(text);
 	if (rv == -1) {
 		errlist_add(errs, "cannot store the manifest: %s", strerror(errno));
@@ -142,7 +142,7 @@ submit_stage_manifest(int dirfd, json_t *manifest, size_t nfds,
 }
 
 /*
- * In the copy child: copy every descriptor, fsync, and tell the daemon
+ * In the copy child: copy every descriptor, and tell the daemon
  * on the pipe: one status byte ('0' copied, '1' refused) and the reasons,
  * one a line.
  */
@@ -155,8 +155,6 @@ submit_child(int out, int dirfd, char *const *names, const int *fds, size_t n)
 
 	for (size_t i = 0; i < n && errs.n == 0; i++)
 		(void)submit_copy(dirfd, names[i], fds[i], &errs);
-	if (errs.n == 0 && fsync(dirfd) == -1)
-		errlist_add(&errs, "cannot store the packet: %s", strerror(errno));
 	if (errs.n)
 		st = '1';
 	text = errlist_join(&errs, "\n");

@@ -589,9 +589,11 @@ fail:
 	return -1;
 }
 
-int
-write_file_excl(int dirfd, const char *name, const void *p, size_t n,
-    mode_t mode)
+/* Create dir/name with O_EXCL and write it; fsync the file and the folder
+ * when sync is set (else the caller makes it durable, e.g. with syncfs). */
+static int
+write_new(int dirfd, const char *name, const void *p, size_t n, mode_t mode,
+    int sync)
 {
 	int	fd, saved;
 
@@ -599,16 +601,30 @@ write_file_excl(int dirfd, const char *name, const void *p, size_t n,
 	    O_CLOEXEC, mode);
 	if (fd == -1)
 		return -1;
-	if (write_all(fd, p, n) == -1 || fsync(fd) == -1) {
+	if (write_all(fd, p, n) == -1 || (sync && fsync(fd) == -1)) {
 		saved = errno;
 		close(fd);
 		(void)unlinkat(dirfd, name, 0);
 		errno = saved;
 		return -1;
 	}
-	if (close(fd) == -1 || fsync(dirfd) == -1)
+	if (close(fd) == -1 || (sync && fsync(dirfd) == -1))
 		return -1;
 	return 0;
+}
+
+int
+write_file_excl(int dirfd, const char *name, const void *p, size_t n,
+    mode_t mode)
+{
+	return write_new(dirfd, name, p, n, mode, 1);
+}
+
+int
+write_file_excl_nosync(int dirfd, const char *name, const void *p, size_t n,
+    mode_t mode)
+{
+	return write_new(dirfd, name, p, n, mode, 0);
 }
 
 /*
