@@ -41,12 +41,14 @@ SO_LDFLAGS  = -shared -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 LIBS        = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl
 # The document pipeline: MuPDF is static only and names no dependencies
 # (DESIGN.md); libhpdf has no pkg-config file.
-RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuzz -lhpdf -ljpeg
+# OCR: Tesseract's C API (tesseract/capi.h); libgomp for its thread count.
+RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuzz -lhpdf -ljpeg \
+              -ltesseract -lgomp
 
 # Sources per program.
 # The document pipeline, one file per step (see include/render.h).
-PIPELINE_SRCS = src/render.c src/reader.c src/typeset.c src/search.c src/boxes.c \
-              src/raster.c src/pdfout.c src/cover.c
+PIPELINE_SRCS = src/render.c src/reader.c src/typeset.c src/search.c src/ocr.c \
+              src/boxes.c src/raster.c src/pdfout.c src/gate.c src/cover.c
 COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \

@@ -26,15 +26,22 @@ struct box {
 struct boxes {
 	struct box	*b;
 	size_t		 n, cap;
+	double		 quantum;	/* found boxes' widths: a multiple of it */
+	double		 sx, sy;	/* recorded units per point (images: pixels) */
 };
 
 void	boxes_add(struct boxes *, fz_rect r, double x, double y, double w,
 	    double h, const char *pattern);
+/* A box over what a search found in r (page space): as tall as r, its
+ * width quantized, or the whole line's. */
+void	boxes_add_found(struct boxes *, fz_rect r, fz_rect bounds,
+	    const char *pattern, int line);
 /* The boxes of page pno (1-based) of document d: its rectangles and what
- * its patterns find; each is recorded in res. */
+ * its np patterns find in the text layer and by OCR; each is recorded in
+ * res. */
 void	boxes_page(fz_context *, fz_display_list *, fz_rect bounds,
 	    enum reader_kind, const struct document *d, int docno, int pno,
-	    struct pattern *, const struct render_opts *, struct boxes *,
-	    struct render_result *res);
+	    struct pattern *, size_t np, const struct render_opts *,
+	    struct boxes *, struct render_result *res);
 
 #endif

@@ -17,6 +17,9 @@ struct render_opts;
  * with the boxes painted black. */
 fz_pixmap	*raster_page(fz_context *, fz_display_list *, fz_rect bounds,
 		    const struct boxes *, const struct render_opts *);
+/* The page alone, 8-bit gray at dpi (what OCR reads). */
+fz_pixmap	*raster_gray(fz_context *, fz_display_list *, fz_rect bounds,
+		    int dpi);
 /* Gray to 1-bit, 1 = black, eight pixels a byte. */
 void		 raster_pack_row(const unsigned char *s, unsigned char *d, int w);
 /* Gray or RGB pixmap as baseline JPEG, in memory (malloc'd). */

@@ -1,8 +1,18 @@
 /*
  * Redaction boxes (worker): for one page, the rectangles the manifest
- * marks and the boxes the searches find, in page space for the rasterizer
- * and in input units for the job's record.
+ * marks and the boxes the searches find (text layer and OCR), in page
+ * space for the rasterizer and in input units for the job's record.
+ *
+ * A box must not tell what it hides.  A box that fits its text gives the
+ * text's width, and widths alone pick a surname out of thousands (Bland,
+ * Iyer and Levchenko, PoPETs 2023, even after rasterizing).  So a found
+ * box is as tall as its line (the font's full height, whatever letters
+ * it covers, and no taller, so that it never cuts the lines around it)
+ * and its width is rounded up to a multiple of [render] redact_quantum,
+ * grown on both sides and kept on the page; "mode": "line" takes the
+ * whole width of the page.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +22,8 @@
 
 #include "boxes.h"
 #include "manifest.h"
+#include "ocr.h"
+#include "raster.h"
 #include "reader.h"
 #include "render.h"
 #include "search.h"
@@ -34,7 +46,62 @@ boxes_add(struct boxes *bx, fz_rect r, double x, double y, double w, double h,
 	bx->n++;
 }
 
-/* A page's text, one byte per character index (-1: line break). */
+/* Does an earlier box of the same pattern already cover most of r? */
+static int
+covered(const struct boxes *bx, fz_rect r, const char *name)
+{
+	double	area = (r.x1 - r.x0) * (r.y1 - r.y0);
+
+	for (size_t i = 0; i < bx->n; i++) {
+		fz_rect in = fz_intersect_rect(bx->b[i].r, r);
+
+		if (strcmp(bx->b[i].pattern, name) == 0 && !fz_is_empty_rect(in) &&
+		    (in.x1 - in.x0) * (in.y1 - in.y0) >= 0.8 * area)
+			return 1;
+	}
+	return 0;
+}
+
+/* Width w rounded up to the quantum, centred on r, kept on the page. */
+static fz_rect
+quantize(fz_rect r, fz_rect bounds, double q)
+{
+	double	w = r.x1 - r.x0, pw = bounds.x1 - bounds.x0, x0;
+
+	if (q <= 0)
+		return r;
+	w = ceil(w / q) * q;
+	if (w > pw)
+		w = pw;
+	x0 = (r.x0 + r.x1) / 2 - w / 2;
+	if (x0 + w > bounds.x1)
+		x0 = bounds.x1 - w;
+	if (x0 < bounds.x0)
+		x0 = bounds.x0;
+	r.x0 = (float)x0;
+	r.x1 = (float)(x0 + w);
+	return r;
+}
+
+void
+boxes_add_found(struct boxes *bx, fz_rect r, fz_rect bounds, const char *name,
+    int line)
+{
+	/* A point each side covers the glyphs' side bearings; the height is
+	 * the line's own and grows nothing. */
+	r.x0 -= 1.0f;
+	r.x1 += 1.0f;
+	if (line) {
+		r.x0 = bounds.x0;
+		r.x1 = bounds.x1;
+	} else
+		r = quantize(r, bounds, bx->quantum);
+	if (covered(bx, r, name))
+		return;
+	boxes_add(bx, r, (r.x0 - bounds.x0) / bx->sx, (r.y0 - bounds.y0) / bx->sy,
+	    (r.x1 - r.x0) / bx->sx, (r.y1 - r.y0) / bx->sy, name);
+}
+
 static void
 record(struct render_result *res, int doc, int page, const struct box *b)
 {
@@ -51,16 +118,39 @@ record(struct render_result *res, int doc, int page, const struct box *b)
 	strlcpy_(r->pattern, b->pattern, sizeof(r->pattern));
 }
 
+/* What OCR reads on the page's own raster, searched like its text layer. */
+static void
+boxes_ocr(fz_context *ctx, fz_display_list *list, fz_rect bounds,
+    struct pattern *pat, size_t np, int dpi, struct boxes *bx)
+{
+	fz_pixmap		*pix = raster_gray(ctx, list, bounds, dpi);
+	struct ocr_page		 op;
+	struct page_text	 t;
+	int			 rv;
+
+	rv = ocr_read(pix->samples, pix->w, pix->h, (int)pix->stride, dpi, &op);
+	fz_drop_pixmap(ctx, pix);
+	if (rv == -1)
+		fz_throw(ctx, FZ_ERROR_GENERIC, "roigate: OCR failed on the page");
+	search_text_init(&t);
+	search_text_from_ocr(&op, bounds, dpi, &t);
+	ocr_page_free(&op);
+	search_text(&t, bounds, pat, np, 1, bx);
+	search_text_free(&t);
+}
+
 /* The boxes of page pno (1-based) of document d: its rectangles and what
  * its patterns find. */
 void
 boxes_page(fz_context *ctx, fz_display_list *list, fz_rect bounds, enum reader_kind kind,
     const struct document *d, int docno, int pno, struct pattern *pat,
-    const struct render_opts *o, struct boxes *bx, struct render_result *res)
+    size_t np, const struct render_opts *o, struct boxes *bx,
+    struct render_result *res)
 {
 	double	sx = 1, sy = 1;
 
 	bx->n = 0;
+	bx->quantum = o->redact_quantum;
 	if (kind != READER_TEXT) {
 		int	w, h;
 
@@ -93,8 +183,13 @@ boxes_page(fz_context *ctx, fz_display_list *list, fz_rect bounds, enum reader_k
 		r.y1 = (float)(r.y0 + rr->h * sy);
 		boxes_add(bx, r, rr->x, rr->y, rr->w, rr->h, "rect");
 	}
-	if (d->npatterns > 0 && kind != READER_IMAGE)
-		search_page(ctx, list, bounds, pat, d->npatterns, bx);
+	bx->sx = sx;
+	bx->sy = sy;
+	if (np > 0 && kind != READER_IMAGE)
+		search_page(ctx, list, bounds, pat, np, bx);
+	if (np > 0 && o->ocr != RENDER_OCR_OFF)
+		boxes_ocr(ctx, list, bounds, pat, np, o->ocr_dpi, bx);
+	search_page_done(pat, np);
 	for (size_t i = 0; i < bx->n; i++)
 		record(res, docno, pno, &bx->b[i]);
 }

@@ -504,14 +504,32 @@ parse_expect(struct ctx *c, json_t *v, const char *p, int *expect)
 	return 0;
 }
 
+/* mode, if given: "line" blacks out the whole line of each match. */
+static int
+parse_mode(struct ctx *c, json_t *v, const char *p, int *line)
+{
+	const char	*mode = get_str(c, v, p, "mode", 0);
+
+	*line = 0;
+	if (mode == NULL)
+		return 0;
+	if (strcmp(mode, "line") != 0 && strcmp(mode, "box") != 0) {
+		errlist_add(c->errs, "%s.mode: must be \"box\" (the default) or "
+		    "\"line\" (the whole line of each match)", p);
+		return -1;
+	}
+	*line = strcmp(mode, "line") == 0;
+	return 0;
+}
+
 static void
 parse_pattern(struct ctx *c, json_t *v, const char *p, struct document *d)
 {
-	static const char *const keys[] = { "name", "regex", "expect", NULL };
+	static const char *const keys[] = { "name", "regex", "expect", "mode", NULL };
 	struct redact_pattern	*rp = &d->patterns[d->npatterns];
 	const char		*name, *regex;
 	size_t			 before = c->errs->n;
-	int			 expect;
+	int			 expect, line;
 
 	if (!json_is_object(v)) {
 		errlist_add(c->errs, "%s: must be {name or regex, expect (optional)}", p);
@@ -525,11 +543,12 @@ parse_pattern(struct ctx *c, json_t *v, const char *p, struct document *d)
 		return;
 	}
 	if (c->errs->n > before || check_pattern(c, p, name, regex) == -1 ||
-	    parse_expect(c, v, p, &expect) == -1)
+	    parse_expect(c, v, p, &expect) == -1 || parse_mode(c, v, p, &line) == -1)
 		return;
 	rp->name = name ? xstrdup(name) : NULL;
 	rp->regex = regex ? xstrdup(regex) : NULL;
 	rp->expect = expect;
+	rp->line = line;
 	d->npatterns++;
 }
 

@@ -93,13 +93,50 @@ raster_pack_row(const unsigned char *s, unsigned char *d, int w)
 	}
 }
 
-/* Add the rendered pixmap as the next output page. */
+/* Draw the list onto pix (white first) through ctm. */
+static void
+draw(fz_context *ctx, fz_display_list *list, fz_pixmap *pix, fz_matrix ctm,
+    int fast_images)
+{
+	fz_device	*dev = NULL;
+
+	fz_var(dev);
+	fz_try(ctx) {
+		fz_clear_pixmap_with_value(ctx, pix, 255);
+		dev = fz_new_draw_device(ctx, fz_identity, pix);
+		if (fast_images)
+			fz_enable_device_hints(ctx, dev, FZ_DONT_INTERPOLATE_IMAGES);
+		fz_run_display_list(ctx, list, dev, ctm, fz_infinite_rect,
+		    &reader_cookie);
+		fz_close_device(ctx, dev);
+	}
+	fz_always(ctx)
+		fz_drop_device(ctx, dev);
+	fz_catch(ctx) {
+		fz_drop_pixmap(ctx, pix);
+		fz_rethrow(ctx);
+	}
+}
+
+fz_pixmap *
+raster_gray(fz_context *ctx, fz_display_list *list, fz_rect bounds, int dpi)
+{
+	fz_matrix	 ctm = fz_concat(fz_translate(-bounds.x0, -bounds.y0),
+			    fz_scale(dpi / 72.0f, dpi / 72.0f));
+	fz_irect	 ir = fz_round_rect(fz_transform_rect(bounds, ctm));
+	fz_pixmap	*pix;
+
+	pix = fz_new_pixmap(ctx, fz_device_gray(ctx), ir.x1 - ir.x0,
+	    ir.y1 - ir.y0, NULL, 0);
+	draw(ctx, list, pix, ctm, 0);
+	return pix;
+}
+
 fz_pixmap *
 raster_page(fz_context *ctx, fz_display_list *list, fz_rect bounds,
     const struct boxes *bx, const struct render_opts *o)
 {
 	fz_pixmap	*pix;
-	fz_device	*dev = NULL;
 	fz_colorspace	*cs = o->profile == RENDER_DOCUMENT && o->color ?
 			    fz_device_rgb(ctx) : fz_device_gray(ctx);
 	int		 pw = (int)(o->paper_w / 72.0 * o->xdpi + 0.5);
@@ -115,24 +152,9 @@ raster_page(fz_context *ctx, fz_display_list *list, fz_rect bounds,
 	ctm = fz_concat(ctm, fz_scale((float)(o->xdpi / 72.0), (float)(o->ydpi / 72.0)));
 
 	pix = fz_new_pixmap(ctx, cs, pw, ph, NULL, 0);
-	fz_var(dev);
-	fz_try(ctx) {
-		fz_clear_pixmap_with_value(ctx, pix, 255);
-		dev = fz_new_draw_device(ctx, fz_identity, pix);
-		/* Going to 1 bit, smoothing a scan's pixels costs three
-		 * quarters of the time and shows nothing. */
-		if (o->profile == RENDER_FAX)
-			fz_enable_device_hints(ctx, dev, FZ_DONT_INTERPOLATE_IMAGES);
-		fz_run_display_list(ctx, list, dev, ctm, fz_infinite_rect,
-		    &reader_cookie);
-		fz_close_device(ctx, dev);
-	}
-	fz_always(ctx)
-		fz_drop_device(ctx, dev);
-	fz_catch(ctx) {
-		fz_drop_pixmap(ctx, pix);
-		fz_rethrow(ctx);
-	}
+	/* Going to 1 bit, smoothing a scan's pixels costs three quarters of
+	 * the time and shows nothing. */
+	draw(ctx, list, pix, ctm, o->profile == RENDER_FAX);
 	for (size_t i = 0; i < bx->n; i++) {
 		fz_irect ir = fz_round_rect(fz_transform_rect(bx->b[i].r, ctm));
 
@@ -145,4 +167,3 @@ raster_page(fz_context *ctx, fz_display_list *list, fz_rect bounds,
 	}
 	return pix;
 }
-

@@ -29,7 +29,9 @@
 #include "boxes.h"
 #include "config.h"
 #include "cover.h"
+#include "gate.h"
 #include "manifest.h"
+#include "ocr.h"
 #include "pdfout.h"
 #include "raster.h"
 #include "reader.h"
@@ -54,10 +56,20 @@ fail(struct render_result *res, const char *fmt, ...)
 
 /* ---- the packet -------------------------------------------------------------- */
 
+/* A document's patterns, the site's protected ones added, kept until the
+ * leak gate has read the output. */
+struct doc_pats {
+	struct redact_pattern	*rp;
+	struct pattern		*p;
+	size_t			 n;
+};
+
 struct doc_run {
 	fz_context		*ctx;
-	struct reader_cap		*cap;
+	struct reader_cap	*cap;
 	struct out		*w;
+	struct doc_pats		*dp;		/* one per document */
+	int			*page_doc;	/* output page -> document (0: cover) */
 	const struct manifest	*mf;
 	const struct render_opts *o;
 	struct render_result	*res;
@@ -92,7 +104,7 @@ caught(struct doc_run *r, const struct document *d, int pno)
 /* Every page of an opened document into the output. */
 static int
 render_pages(struct doc_run *r, const struct document *d, int docno,
-    struct reader_doc *op, struct pattern *pat)
+    struct reader_doc *op, const struct doc_pats *dp)
 {
 	fz_context	*ctx = r->ctx;
 	fz_page		*page = NULL;
@@ -131,8 +143,8 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 			list = reader_record_page(ctx, page, bounds);
 			if (reader_timed_out)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "timed out");
-			boxes_page(ctx, list, bounds, op->kind, d, docno, pno, pat,
-			    r->o, &r->bx, r->res);
+			boxes_page(ctx, list, bounds, op->kind, d, docno, pno, dp->p,
+			    dp->n, r->o, &r->bx, r->res);
 			pix = raster_page(ctx, list, bounds, &r->bx, r->o);
 			if (reader_timed_out)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "timed out");
@@ -146,6 +158,9 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 				    (unsigned)r->w->hs.error);
 			fz_drop_pixmap(ctx, pix);
 			pix = NULL;
+			r->page_doc = xreallocarray(r->page_doc,
+			    (size_t)r->w->pages + 1, sizeof(*r->page_doc));
+			r->page_doc[r->w->pages] = docno;
 		}
 	}
 	fz_always(ctx) {
@@ -160,33 +175,81 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 	return rv;
 }
 
+/*
+ * The patterns searched in d: its own, and those the site protects on
+ * every document ([render] protect) that it does not name itself, as if
+ * the clerk had asked for them (no expectation).
+ */
+static void
+doc_patterns(const struct document *d, const char *protect, struct doc_pats *dp)
+{
+	char	*list = xstrdup(protect ? protect : ""), *save = NULL, *name;
+	size_t	 n = d->npatterns;
+
+	dp->rp = xcalloc(n + 8, sizeof(*dp->rp));
+	for (size_t i = 0; i < n; i++) {
+		dp->rp[i] = d->patterns[i];
+		dp->rp[i].name = d->patterns[i].name ? xstrdup(d->patterns[i].name) : NULL;
+		dp->rp[i].regex = d->patterns[i].regex ? xstrdup(d->patterns[i].regex) : NULL;
+	}
+	for (name = strtok_r(list, ", ", &save); name && n < d->npatterns + 8;
+	    name = strtok_r(NULL, ", ", &save)) {
+		size_t k;
+
+		for (k = 0; k < n; k++)
+			if (dp->rp[k].name && strcmp(dp->rp[k].name, name) == 0)
+				break;
+		if (k == n) {
+			dp->rp[n].name = xstrdup(name);
+			dp->rp[n++].expect = -1;
+		}
+	}
+	dp->n = n;
+	free(list);
+}
+
+static void
+doc_pats_free(struct doc_pats *dp)
+{
+	search_free(dp->p, dp->n);
+	for (size_t i = 0; dp->rp && i < dp->n; i++) {
+		free(dp->rp[i].name);
+		free(dp->rp[i].regex);
+	}
+	free(dp->rp);
+	memset(dp, 0, sizeof(*dp));
+}
+
 static int
 render_doc(struct doc_run *r, const struct document *d, int docno, int fd)
 {
 	struct reader_doc	 op;
-	struct pattern	*pat = NULL;
-	int		 rv;
-	char		 why[400];
+	struct doc_pats		*dp = &r->dp[docno - 1];
+	struct document		 withp = *d;
+	int			 rv;
+	char			 why[400];
 
-	if (search_compile(r->mf, d, &pat, why, sizeof(why)) == -1)
+	doc_patterns(d, r->o->protect, dp);
+	withp.patterns = dp->rp;
+	withp.npatterns = dp->n;
+	if (search_compile(r->mf, &withp, &dp->p, why, sizeof(why)) == -1) {
+		dp->p = NULL;
 		return fail(r->res, "document %.100s: %s", d->file, why);
-	if (reader_open(r->ctx, fd, d->file, r->o, &op, why, sizeof(why)) == -1) {
-		search_free(pat, d->npatterns);
-		return fail(r->res, "document %.100s %s", d->file, why);
 	}
-	rv = render_pages(r, d, docno, &op, pat);
+	if (reader_open(r->ctx, fd, d->file, r->o, &op, why, sizeof(why)) == -1)
+		return fail(r->res, "document %.100s %s", d->file, why);
+	rv = render_pages(r, d, docno, &op, dp);
 	reader_close(r->ctx, &op);
-	for (size_t i = 0; rv == 0 && i < d->npatterns; i++) {
-		const struct redact_pattern *rp = pat[i].src;
+	for (size_t i = 0; rv == 0 && i < dp->n; i++) {
+		const struct redact_pattern *rp = dp->p[i].src;
 
-		if (rp->expect >= 0 && pat[i].found != rp->expect)
+		if (rp->expect >= 0 && dp->p[i].found != rp->expect)
 			rv = fail(r->res, "document %.100s: pattern %s was expected %d "
 			    "time%s and found %d time%s: check the redactions marked for it",
 			    d->file, rp->name ? rp->name : "(regex)", rp->expect,
-			    rp->expect == 1 ? "" : "s", pat[i].found,
-			    pat[i].found == 1 ? "" : "s");
+			    rp->expect == 1 ? "" : "s", dp->p[i].found,
+			    dp->p[i].found == 1 ? "" : "s");
 	}
-	search_free(pat, d->npatterns);
 	return rv;
 }
 
@@ -209,6 +272,10 @@ render_defaults(struct render_opts *o, enum render_profile p)
 	o->max_pixels = (int64_t)100 * 1000 * 1000;
 	o->time_limit = 300;
 	o->font_dir = "/usr/share/fonts/truetype/dejavu";
+	o->ocr = RENDER_OCR_PATTERNS;
+	o->ocr_dpi = 300;
+	o->verify = 1;
+	o->redact_quantum = 72;
 }
 
 void
@@ -232,6 +299,12 @@ render_opts_from_config(const struct config *c, int profile, struct render_opts 
 	o->max_pixels = c->max_image_pixels;
 	o->time_limit = (int)((c->render_timeout_ms + 999) / 1000);
 	o->font_dir = c->font_dir;
+	o->ocr = (enum render_ocr)c->render_ocr;
+	o->ocr_dpi = c->ocr_dpi;
+	o->verify = c->render_verify;
+	o->protect = c->protect && strcmp(c->protect, "none") != 0 ?
+	    c->protect : NULL;
+	o->redact_quantum = c->redact_quantum;
 }
 
 static void
@@ -276,24 +349,107 @@ cover_fields(const struct manifest *mf, const struct render_cover *c, int pages,
 }
 
 /* Write the document to dirfd/name, fsync it, hash it. */
+/* The output read back before anything leaves (src/gate.c). */
+static int
+render_gate(struct doc_run *r, int dirfd, const char *outname)
+{
+	struct gate_doc	*gd = xcalloc(r->mf->ndocs + 1, sizeof(*gd));
+	struct gate	 g;
+	int		 rv;
+
+	if (!r->o->verify) {
+		snprintf(r->res->gate, sizeof(r->res->gate), "off: the output was "
+		    "not read back before sending ([render] verify = off)");
+		free(gd);
+		return 0;
+	}
+	for (size_t i = 0; i < r->mf->ndocs; i++) {
+		gd[i].p = r->dp[i].p;
+		gd[i].n = r->dp[i].n;
+	}
+	memset(&g, 0, sizeof(g));
+	g.o = r->o;
+	g.mf = r->mf;
+	g.docs = gd;
+	g.page_doc = r->page_doc;
+	g.pages = r->w->pages;
+	rv = gate_check(r->ctx, dirfd, outname, &g, r->res->gate,
+	    sizeof(r->res->gate), r->res->err, sizeof(r->res->err));
+	free(gd);
+	if (rv == -1)
+		unlinkat(dirfd, outname, 0);	/* never sent, never kept */
+	return rv;
+}
+
+/* Every document's pages into the output; then the cover, the file, the
+ * gate. */
+static int
+render_run(struct doc_run *r, int dirfd, const char *outname,
+    const struct render_cover *c, struct cover_template *tpl, HPDF_Page cover)
+{
+	struct cover_field	 fields[32];
+	char			 fbuf[4][64];
+	size_t			 nf;
+	int			 rv = 0;
+
+	for (size_t i = 0; rv == 0 && i < r->mf->ndocs; i++) {
+		int fd = openat(dirfd, r->mf->docs[i].file, O_RDONLY | O_NOFOLLOW |
+		    O_CLOEXEC);
+
+		if (fd == -1) {
+			r->res->tempfail = 1;
+			return fail(r->res, "document %.100s: cannot open the job's "
+			    "copy: %s", r->mf->docs[i].file, strerror(errno));
+		}
+		rv = render_doc(r, &r->mf->docs[i], (int)i + 1, fd);
+		close(fd);
+	}
+	if (rv == -1)
+		return -1;
+	cover_fields(r->mf, c, r->w->pages, fbuf, fields, &nf);
+	if (cover_draw(tpl, r->w->pdf, cover, fields, nf, r->res->err,
+	    sizeof(r->res->err)) == -1) {
+		r->res->admin = 1;
+		return -1;
+	}
+	if (pdfout_save(r->w, dirfd, outname, r->res->sha256, r->res->err,
+	    sizeof(r->res->err)) == -1) {
+		r->res->tempfail = 1;
+		return -1;
+	}
+	return render_gate(r, dirfd, outname);
+}
+
+/* OCR is loaded before any document is read, once per process. */
+static int
+render_ocr_start(const struct render_opts *o, struct render_result *res)
+{
+	if (o->ocr == RENDER_OCR_OFF && !o->verify)
+		return 0;
+	if (ocr_init(NULL, res->err, sizeof(res->err)) == -1) {
+		res->admin = 1;
+		return -1;
+	}
+	return 0;
+}
+
 int
 render_packet(const struct manifest *mf, int dirfd, const char *outname,
     const struct render_opts *o, const struct render_cover *c,
     struct render_result *res)
 {
 	struct cover_template	*tpl;
-	struct reader_cap		 cap;
+	struct reader_cap	 cap;
 	fz_alloc_context	 alloc;
 	struct sigaction	 old;
 	struct doc_run		 r;
 	struct out		 w;
-	struct cover_field	 fields[32];
-	char			 fbuf[4][64];
 	HPDF_Page		 cover;
-	size_t			 nf;
 	int			 rv = 0;
 
 	memset(res, 0, sizeof(*res));
+	if (render_ocr_start(o, res) == -1)
+		return -1;
 	if ((tpl = cover_load(c->template_path, o->font_dir, res->err,
 	    sizeof(res->err))) == NULL) {
 		res->admin = 1;
@@ -322,39 +478,24 @@ render_packet(const struct manifest *mf, int dirfd, const char *outname,
 	r.mf = mf;
 	r.o = o;
 	r.res = res;
+	r.dp = xcalloc(mf->ndocs + 1, sizeof(*r.dp));
 	if (r.ctx == NULL) {
 		res->tempfail = 1;
 		rv = fail(res, "cannot start the document reader (out of memory)");
 	}
 	reader_limit_start(o->time_limit, &old);
-	for (size_t i = 0; rv == 0 && i < mf->ndocs; i++) {
-		int fd = openat(dirfd, mf->docs[i].file, O_RDONLY | O_NOFOLLOW |
-		    O_CLOEXEC);
-
-		if (fd == -1) {
-			res->tempfail = 1;
-			rv = fail(res, "document %.100s: cannot open the job's copy: %s",
-			    mf->docs[i].file, strerror(errno));
-			break;
-		}
-		rv = render_doc(&r, &mf->docs[i], (int)i + 1, fd);
-		close(fd);
-	}
+	if (rv == 0)
+		rv = render_run(&r, dirfd, outname, c, tpl, cover);
 	reader_limit_stop(&old);
+	if (rv == 0)
+		res->pages = w.pages;
+	for (size_t i = 0; i < mf->ndocs; i++)
+		doc_pats_free(&r.dp[i]);
+	free(r.dp);
+	free(r.page_doc);
 	if (r.ctx)
 		fz_drop_context(r.ctx);
 	free(r.bx.b);
-	if (rv == 0) {
-		cover_fields(mf, c, w.pages, fbuf, fields, &nf);
-		if ((rv = cover_draw(tpl, w.pdf, cover, fields, nf, res->err,
-		    sizeof(res->err))) == -1)
-			res->admin = 1;
-	}
-	if (rv == 0 && (rv = pdfout_save(&w, dirfd, outname, res->sha256,
-	    res->err, sizeof(res->err))) == -1)
-		res->tempfail = 1;
-	if (rv == 0)
-		res->pages = w.pages;
 	HPDF_Free(w.pdf);
 	free(w.bits);
 	cover_free(tpl);
