@@ -39,19 +39,35 @@ static const char *const month_names[] = { "January", "February", "March",
 	"April", "May", "June", "July", "August", "September", "October",
 	"November", "December" };
 
+/*
+ * Latin-1 letters without their accents: OCR reads "Zoë" as "Zoé" or
+ * "Zoe", and REG_ICASE folds only ASCII.  Both the text and the patterns
+ * are folded, so "ZOË" matches "Zoë" too.
+ */
+static int
+fold_latin(int c)
+{
+	static const char fold[] = "AAAAAAACEEEEIIIIDNOOOOO\0OUUUUYTs"
+	    "aaaaaaaceeeeiiiidnooooo\0ouuuuyty";
+
+	if (c >= 0xc0 && c <= 0xff && fold[c - 0xc0] != '\0')
+		return (unsigned char)fold[c - 0xc0];
+	return c;
+}
+
 /* Regular-expression text that matches the UTF-8 character at s
- * literally; its length. */
+ * literally (folded); its length. */
 static size_t
 add_char(struct buf *b, const char *s)
 {
-	size_t	n = 1;
+	int	c, n = fz_chartorune(&c, s);
+	char	utf[8];
 
-	if (strchr(".[]{}()\\*+?^$|", *s))
+	c = fold_latin(c);
+	if (c < 0x80 && strchr(".[]{}()\\*+?^$|", c))
 		buf_add(b, "\\", 1);
-	while ((s[n] & 0xc0) == 0x80)
-		n++;
-	buf_add(b, s, n);
-	return n;
+	buf_add(b, utf, (size_t)fz_runetochar(utf, c));
+	return (size_t)n;
 }
 
 /* An identifier (an MRN) with any separators between its characters and
@@ -256,7 +272,7 @@ norm_rune(int c, char *out)
 		c = '/';
 	else if (c < 0x20)
 		c = ' ';
-	return fz_runetochar(out, c);
+	return fz_runetochar(out, fold_latin(c));
 }
 
 static void
