@@ -41,14 +41,19 @@ SO_LDFLAGS  = -shared -Wl,-z,relro,-z,now $(SANFLAGS) $(LDFLAGS)
 LIBS        = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl
 # The document pipeline: MuPDF is static only and names no dependencies
 # (DESIGN.md); libhpdf has no pkg-config file.
-RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuzz -lhpdf -ljpeg
+# OCR: Tesseract's C API (tesseract/capi.h); libgomp for its thread count.
+RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuzz -lhpdf -ljpeg \
+              -ltesseract -lgomp
 
 # Sources per program.
+# The document pipeline, one file per step (see include/render.h).
+PIPELINE_SRCS = src/render.c src/reader.c src/typeset.c src/search.c src/ocr.c \
+              src/boxes.c src/raster.c src/pdfout.c src/gate.c src/cover.c
 COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
               src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c \
-              src/render.c src/cover.c $(COMMON_SRCS)
+              $(PIPELINE_SRCS) $(COMMON_SRCS)
 ROICTL_SRCS = src/roictl.c src/libroigate.c src/proto.c $(COMMON_SRCS)
 TRANSPORTS  = local sftp smime faxapi
 TEST_TRANSPORTS = flaky
@@ -61,7 +66,7 @@ TRANSPORT_LIBS_smime   = $(shell $(PKG_CONFIG) --libs libcurl libssl 2>/dev/null
 TRANSPORT_CFLAGS_faxapi = $(shell $(PKG_CONFIG) --cflags libcurl jansson 2>/dev/null)
 TRANSPORT_LIBS_faxapi   = $(shell $(PKG_CONFIG) --libs libcurl jansson 2>/dev/null)
 
-RENDER_SRCS = src/roigate-render.c src/render.c src/cover.c src/manifest.c $(COMMON_SRCS)
+RENDER_SRCS = src/roigate-render.c $(PIPELINE_SRCS) src/manifest.c $(COMMON_SRCS)
 LIB_SRCS    = src/libroigate.c src/proto.c $(COMMON_SRCS)
 LIB_SONAME  = libroigate.so.1
 LIB_VERSION = 1.0.0
@@ -182,7 +187,7 @@ $(B)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c src/util.c src/log.c $(wild
 	    $(shell $(PKG_CONFIG) --libs jansson libcrypto)
 
 # libFuzzer target for document loading and redaction (MuPDF, libhpdf).
-RENDER_FUZZ_SRCS = tests/fuzz/fuzz_render.c src/render.c src/cover.c src/manifest.c \
+RENDER_FUZZ_SRCS = tests/fuzz/fuzz_render.c $(PIPELINE_SRCS) src/manifest.c \
               src/util.c src/log.c
 $(B)/fuzz_render: $(RENDER_FUZZ_SRCS) $(wildcard include/*.h)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \

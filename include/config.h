@@ -88,6 +88,11 @@ struct config {
 	int64_t	 render_timeout_ms;
 	int64_t	 archive_retention_ms;	/* copies of what was sent; 0: none kept */
 	char	*font_dir;
+	int	 render_ocr;		/* enum render_ocr: patterns, all, off */
+	int	 ocr_dpi;
+	int	 render_verify;		/* the leak gate: 1 ocr, 0 off */
+	char	*protect;		/* named patterns on every document, or NULL */
+	int	 redact_quantum;	/* points; 0: boxes fit their text */
 
 	/* [control] */
 	int64_t	 max_frame;

@@ -65,6 +65,7 @@ struct redact_pattern {
 	char	*name;		/* ssn, mrn, phone, email, dob, or NULL for regex */
 	char	*regex;		/* NULL for a named pattern */
 	int	 expect;	/* -1: no expectation (a written -1 is refused) */
+	int	 line;		/* "mode": "line": black out the whole line */
 };
 
 struct document {

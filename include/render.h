@@ -26,6 +26,12 @@ enum render_profile {
 	RENDER_DOCUMENT = 2,	/* gray or color, JPEG, 150-300 dpi */
 };
 
+enum render_ocr {
+	RENDER_OCR_PATTERNS = 0,	/* pages of documents with patterns */
+	RENDER_OCR_ALL = 1,		/* every page (boxes still need patterns) */
+	RENDER_OCR_OFF = 2,		/* the text layer only */
+};
+
 struct render_opts {
 	enum render_profile	 profile;
 	double			 paper_w, paper_h;	/* points: letter 612x792, A4 595x842 */
@@ -37,6 +43,12 @@ struct render_opts {
 	int64_t			 max_pixels;		/* largest input image */
 	int			 time_limit;		/* seconds for the whole packet; 0 none */
 	const char		*font_dir;		/* DejaVu TrueType fonts */
+	enum render_ocr		 ocr;			/* pages read with OCR */
+	int			 ocr_dpi;		/* the raster OCR reads */
+	int			 verify;		/* the leak gate: 1 ocr, 0 off */
+	const char		*protect;		/* site policy: named patterns
+							 * on every document ("ssn,phone") */
+	double			 redact_quantum;	/* box widths: a multiple (pt); 0 exact */
 };
 
 /* What the cover sheet shows besides the manifest's own fields. */
@@ -60,6 +72,8 @@ struct render_result {
 						 * "rect", a pattern's name or "regex";
 						 * never the text covered */
 	size_t			 nred;
+	char			 gate[256];	/* what the leak gate checked, for the
+						 * job's record ("" if it did not run) */
 	char			 err[512];	/* why rendering failed */
 	int			 tempfail;	/* the failure may pass (I/O), not the packet's fault */
 	int			 admin;		/* the configuration's fault (template, font):

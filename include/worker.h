@@ -42,6 +42,8 @@ struct worker_msg {
 	char				error[TRANSPORT_DETAIL_MAX];	/* render or policy error */
 	struct transport_receipt	receipt;
 	struct store_redaction		red;		/* WMSG_REDACTION */
+	char				gate[256];	/* WMSG_RENDERED: what the leak
+							 * gate checked, or "off: ..." */
 };
 
 /* Daemon to worker: go ahead and send (after the attempt is logged). */

@@ -66,6 +66,11 @@ static const struct key_def keys[] = {
 	{ "render", "timeout", KEY_DURATION, OFF(render_timeout_ms), 1000, 86400000, NULL },
 	{ "render", "archive_retention", KEY_DURATION, OFF(archive_retention_ms), 0, INT64_MAX, NULL },
 	{ "render", "font_dir", KEY_PATH, OFF(font_dir), 0, 0, NULL },
+	{ "render", "ocr", KEY_CHOICE, OFF(render_ocr), 0, 0, "patterns|all|off" },
+	{ "render", "ocr_dpi", KEY_INT, OFF(ocr_dpi), 100, 600, NULL },
+	{ "render", "verify", KEY_CHOICE, OFF(render_verify), 0, 0, "off|ocr" },
+	{ "render", "protect", KEY_STRING, OFF(protect), 0, 0, NULL },
+	{ "render", "redact_quantum", KEY_INT, OFF(redact_quantum), 0, 612, NULL },
 	{ "spool", "dir", KEY_PATH, OFF(spool_dir), 0, 0, NULL },
 	{ "spool", "settle_ms", KEY_MSEC, OFF(settle_ms), 0, 3600000, NULL },
 	{ "spool", "incomplete_timeout", KEY_DURATION, OFF(incomplete_timeout_ms), 1000, INT64_MAX, NULL },
@@ -149,6 +154,10 @@ config_defaults(struct config *c)
 	c->render_timeout_ms = 300 * 1000;
 	c->archive_retention_ms = (int64_t)30 * 86400 * 1000;
 	c->font_dir = xstrdup("/usr/share/fonts/truetype/dejavu");
+	c->render_ocr = 0;
+	c->ocr_dpi = 300;
+	c->render_verify = 1;
+	c->redact_quantum = 72;
 	c->spool_dir = xstrdup("/var/spool/roigate");
 	c->settle_ms = 2000;
 	c->incomplete_timeout_ms = 3600 * 1000;
@@ -458,6 +467,21 @@ parse_line(struct parser *p, char *line)
 	perr(p, "unknown key \"%.100s\" in [%s]", key, p->section);
 }
 
+/* [render] protect: named patterns that hold on every document. */
+static void
+check_protect(struct parser *p, const char *v)
+{
+	char	*list = xstrdup(v), *save = NULL, *name;
+
+	for (name = strtok_r(list, ", ", &save); name;
+	    name = strtok_r(NULL, ", ", &save))
+		if (strcmp(name, "ssn") != 0 && strcmp(name, "phone") != 0 &&
+		    strcmp(name, "email") != 0 && strcmp(name, "none") != 0)
+			perr(p, "[render] protect: \"%.40s\" is not ssn, phone or "
+			    "email", name);
+	free(list);
+}
+
 /* Checks that need the whole file. */
 static void
 config_finish(struct parser *p)
@@ -465,6 +489,8 @@ config_finish(struct parser *p)
 	struct config	*c = p->conf;
 
 	p->line = 0;
+	if (c->protect)
+		check_protect(p, c->protect);
 	if (c->backoff_max_ms < c->backoff_base_ms)
 		perr(p, "[queue] backoff_max must not be shorter than backoff_base");
 	if (c->max_file_size > c->max_packet_size)
@@ -543,6 +569,7 @@ config_free(struct config *c)
 	free(c->logo);
 	free(c->cover_template);
 	free(c->font_dir);
+	free(c->protect);
 	free(c->spool_dir);
 	free(c->grants);
 	for (size_t i = 0; i < c->ntransports; i++) {

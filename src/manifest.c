@@ -504,14 +504,32 @@ parse_expect(struct ctx *c, json_t *v, const char *p, int *expect)
 	return 0;
 }
 
+/* mode, if given: "line" blacks out the whole line of each match. */
+static int
+parse_mode(struct ctx *c, json_t *v, const char *p, int *line)
+{
+	const char	*mode = get_str(c, v, p, "mode", 0);
+
+	*line = 0;
+	if (mode == NULL)
+		return 0;
+	if (strcmp(mode, "line") != 0 && strcmp(mode, "box") != 0) {
+		errlist_add(c->errs, "%s.mode: must be \"box\" (the default) or "
+		    "\"line\" (the whole line of each match)", p);
+		return -1;
+	}
+	*line = strcmp(mode, "line") == 0;
+	return 0;
+}
+
 static void
 parse_pattern(struct ctx *c, json_t *v, const char *p, struct document *d)
 {
-	static const char *const keys[] = { "name", "regex", "expect", NULL };
+	static const char *const keys[] = { "name", "regex", "expect", "mode", NULL };
 	struct redact_pattern	*rp = &d->patterns[d->npatterns];
 	const char		*name, *regex;
 	size_t			 before = c->errs->n;
-	int			 expect;
+	int			 expect, line;
 
 	if (!json_is_object(v)) {
 		errlist_add(c->errs, "%s: must be {name or regex, expect (optional)}", p);
@@ -525,11 +543,12 @@ parse_pattern(struct ctx *c, json_t *v, const char *p, struct document *d)
 		return;
 	}
 	if (c->errs->n > before || check_pattern(c, p, name, regex) == -1 ||
-	    parse_expect(c, v, p, &expect) == -1)
+	    parse_expect(c, v, p, &expect) == -1 || parse_mode(c, v, p, &line) == -1)
 		return;
 	rp->name = name ? xstrdup(name) : NULL;
 	rp->regex = regex ? xstrdup(regex) : NULL;
 	rp->expect = expect;
+	rp->line = line;
 	d->npatterns++;
 }
 
@@ -928,6 +947,66 @@ manifest_load(const char *text, size_t len, struct errlist *errs)
 	return root;
 }
 
+/* Does text hold three digits, two and four with separators or none
+ * between them (an SSN's shape)? */
+static int
+ssn_shaped(const char *t)
+{
+	int	run = 0;
+
+	for (; *t; t++) {
+		if (isdigit((unsigned char)*t))
+			run++;
+		else if (!strchr(" -./", *t) && run < 9)
+			run = 0;
+		if (run == 9)
+			return 1;
+	}
+	return 0;
+}
+
+/* text, case folded, holds what (non-empty)? */
+static int
+holds(const char *text, const char *what)
+{
+	return what && what[0] && text && strcasestr(text, what) != NULL;
+}
+
+/*
+ * What the cover sheet prints goes to whoever stands at the fax machine:
+ * the patient's name, MRN, date of birth or an SSN never belong there.
+ * (The leak gate checks the printed cover too; this says it at intake.)
+ */
+static void
+check_cover_text(const struct manifest *m, struct errlist *errs)
+{
+	const struct {
+		const char *field, *text;
+	} f[] = {
+		{ "cover_sheet.note", m->cover_note },
+		{ "request.purpose", m->purpose },
+	};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		const char *why = NULL;
+
+		if (f[i].text == NULL)
+			continue;
+		if (holds(f[i].text, m->patient_name))
+			why = "the patient's name";
+		else if (holds(f[i].text, m->patient_mrn))
+			why = "the patient's MRN";
+		else if (holds(f[i].text, m->patient_dob))
+			why = "the patient's date of birth";
+		else if (ssn_shaped(f[i].text))
+			why = "an SSN-shaped number";
+		if (why)
+			errlist_add(errs, "%s: it is printed on the cover sheet and "
+			    "holds %s, which never belongs there: remove it", f[i].field,
+			    why);
+	}
+}
+
 struct manifest *
 manifest_parse(const char *text, size_t len, struct errlist *errs)
 {
@@ -959,6 +1038,8 @@ manifest_parse(const char *text, size_t len, struct errlist *errs)
 	c.m = m;
 	parse_top(&c, root, m);
 	json_decref(root);
+	if (errs->n == before)
+		check_cover_text(m, errs);
 	if (errs->n > before) {
 		manifest_free(m);
 		return NULL;

@@ -325,15 +325,22 @@ static void
 queue_rendered(struct run *r, const struct worker_msg *m)
 {
 	struct job_update	u = JOB_UPDATE_NONE;
-	char			go = WORKER_GO, reason[64];
+	char			go = WORKER_GO, reason[400], gate[300];
 	int			rv;
 
 	r->pages = m->pages;
 	strlcpy_(r->sha256, m->sha256, sizeof(r->sha256));
 	u.output_sha256 = r->sha256;
 	u.pages = (int)r->pages;
-	snprintf(reason, sizeof(reason), "attempt %d by %s", r->job.attempts + 1,
-	    r->ti->name);
+	/* What the leak gate read back before this send (names of patterns,
+	 * never text), on the job's event and the attempt's log entry. */
+	snprintf(gate, sizeof(gate), "leak gate: %.*s", (int)sizeof(m->gate) - 1,
+	    m->gate[0] ? m->gate : "did not run");
+	snprintf(reason, sizeof(reason), "attempt %d by %s; %s",
+	    r->job.attempts + 1, r->ti->name, gate);
+	if (strncmp(m->gate, "off", 3) == 0)
+		daemon_problem(PROBLEM_QUEUE, "[render] verify = off: outputs are "
+		    "sent unchecked (no leak gate)");
 	/* A copy of exactly what is about to be sent, before it is sent. */
 	if (queue_archive(r) == -1) {
 		kill(r->pid, SIGKILL);
@@ -345,7 +352,7 @@ queue_rendered(struct run *r, const struct worker_msg *m)
 		    r->red, r->nred < QUEUE_MAX_REDACTIONS ? r->nred :
 		    QUEUE_MAX_REDACTIONS);
 	if (rv == 0)
-		rv = queue_log(r, "attempt", NULL, NULL);
+		rv = queue_log(r, "attempt", gate, NULL);
 	if (rv == 0)
 		rv = store_job_set_state(rg->store, r->job.id, JOB_SENDING, &u,
 		    "daemon", reason);

@@ -43,9 +43,53 @@ usage(int code)
 	    "               the sender's details on the cover sheet\n"
 	    "  --time SECONDS   the cover sheet's date (seconds since 1970; default now)\n"
 	    "  --timeout SECONDS  give up on the packet after this long (default 300)\n"
-	    "  --max-memory MB    memory the reader may hold (default 512)\n",
+	    "  --max-memory MB    memory the reader may hold (default 512)\n"
+	    "  --ocr patterns|all|off  pages read by OCR too (default: pages of\n"
+	    "               documents with patterns)\n"
+	    "  --ocr-dpi DPI      the raster OCR reads (default 300)\n"
+	    "  --verify ocr|off   read the output back before it is done (default ocr)\n"
+	    "  --protect LIST     named patterns on every document (e.g. ssn)\n"
+	    "  --quantum PT       box widths a multiple of PT points (default 72; 0 exact)\n",
 	    TEMPLATE_DIR);
 	exit(code);
+}
+
+/* The OCR and box options, kept until the profile's defaults are set. */
+struct ocr_args {
+	int		 ocr, dpi, verify, quantum;
+	const char	*protect;
+};
+
+static void
+ocr_option(int ch, const char *arg, struct ocr_args *a)
+{
+	if (ch == 'Q' && (a->ocr = strcmp(arg, "patterns") == 0 ? RENDER_OCR_PATTERNS :
+	    strcmp(arg, "all") == 0 ? RENDER_OCR_ALL :
+	    strcmp(arg, "off") == 0 ? RENDER_OCR_OFF : -2) == -2)
+		usage(EX_USAGE);
+	if (ch == 'V' && (a->verify = strcmp(arg, "ocr") == 0 ? 1 :
+	    strcmp(arg, "off") == 0 ? 0 : -2) == -2)
+		usage(EX_USAGE);
+	if (ch == 'R' && ((a->dpi = atoi(arg)) < 50 || a->dpi > 600))
+		usage(EX_USAGE);
+	if (ch == 'U' && ((a->quantum = atoi(arg)) < 0 || a->quantum > 612))
+		usage(EX_USAGE);
+	if (ch == 'S')
+		a->protect = arg;
+}
+
+static void
+ocr_apply(const struct ocr_args *a, struct render_opts *o)
+{
+	if (a->ocr >= 0)
+		o->ocr = (enum render_ocr)a->ocr;
+	if (a->verify >= 0)
+		o->verify = a->verify;
+	if (a->dpi > 0)
+		o->ocr_dpi = a->dpi;
+	if (a->quantum >= 0)
+		o->redact_quantum = a->quantum;
+	o->protect = a->protect;
 }
 
 static int
@@ -80,6 +124,11 @@ main(int argc, char *argv[])
 		{ "time", required_argument, NULL, 'W' },
 		{ "timeout", required_argument, NULL, 'X' },
 		{ "max-memory", required_argument, NULL, 'M' },
+		{ "ocr", required_argument, NULL, 'Q' },
+		{ "ocr-dpi", required_argument, NULL, 'R' },
+		{ "verify", required_argument, NULL, 'V' },
+		{ "protect", required_argument, NULL, 'S' },
+		{ "quantum", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -94,6 +143,7 @@ main(int argc, char *argv[])
 	char			 tpl[4096];
 	int			 ch, color = 0, dirfd, fd, timeout = -1;
 	long			 max_mb = -1;
+	struct ocr_args		 oa = { -1, 0, -1, -1, NULL };
 
 	memset(&c, 0, sizeof(c));
 	snprintf(tpl, sizeof(tpl), "%s/default.tpl", TEMPLATE_DIR);
@@ -118,6 +168,9 @@ main(int argc, char *argv[])
 		case 'W': c.now = strtoll(optarg, NULL, 10); break;
 		case 'X': timeout = atoi(optarg); break;
 		case 'M': max_mb = atol(optarg); break;
+		case 'Q': case 'R': case 'V': case 'S': case 'U':
+			ocr_option(ch, optarg, &oa);
+			break;
 		case 'h': usage(0);
 		default: usage(EX_USAGE);
 		}
@@ -138,6 +191,7 @@ main(int argc, char *argv[])
 	if (res_arg && parse_res(res_arg, &o) == -1)
 		usage(EX_USAGE);
 	o.color = color;
+	ocr_apply(&oa, &o);
 	if (timeout > 0)
 		o.time_limit = timeout;
 	if (max_mb > 0)
@@ -175,6 +229,7 @@ main(int argc, char *argv[])
 		return res.tempfail ? EX_IOERR : EX_DATAERR;
 	}
 	printf("pages %d\nsha256 %s\n", res.pages, res.sha256);
+	printf("gate [%s]\n", res.gate);
 	for (size_t i = 0; i < res.nred; i++)
 		printf("redaction document %d page %d box %.1f %.1f %.1f %.1f %s\n",
 		    res.red[i].doc, res.red[i].page, res.red[i].x, res.red[i].y,

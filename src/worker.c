@@ -48,6 +48,7 @@ struct worker_output {
 	size_t			 nfiles;
 	uint32_t		 pages;
 	char			 sha256[65];
+	char			 gate[256];	/* what the leak gate checked */
 };
 
 /* What a job parsed: the manifest (PHI) and the recipient's parameters.
@@ -246,6 +247,7 @@ worker_render(int chan, const struct job *j, const struct manifest *mf,
 	o->files[0].sha256 = o->hex[0];
 	o->pages = (uint32_t)res.pages;
 	strlcpy_(o->sha256, res.sha256, sizeof(o->sha256));
+	strlcpy_(o->gate, res.gate, sizeof(o->gate));
 }
 
 static void
@@ -367,6 +369,7 @@ worker_job(const struct job *j, enum worker_mode mode,
 		m.type = WMSG_RENDERED;
 		m.pages = out->pages;
 		strlcpy_(m.sha256, out->sha256, sizeof(m.sha256));
+		strlcpy_(m.gate, out->gate, sizeof(m.gate));
 		worker_send(chan, &m);
 		/* Nothing leaves before the daemon has logged the attempt. */
 		if (read(chan, &go, 1) != 1 || go != WORKER_GO)

@@ -101,8 +101,19 @@ def text_ops(lines, x=72, top=100, size=12, leading=16, color=None):
     return ops + "ET\n"
 
 
+def lying_cmap(mapping):
+    """A ToUnicode CMap stream body mapping single-byte codes to other
+    characters ({"0": "A", ...}): what a text extractor will believe."""
+    pairs = "".join("<%02X> <%04X>\n" % (ord(k), ord(v)) for k, v in mapping.items())
+    return ("/CIDInit /ProcSet findresource begin 12 dict begin begincmap "
+            "/CMapName /Lie def 1 begincodespacerange <00> <FF> endcodespacerange "
+            "%d beginbfchar\n%sendbfchar endcmap CMapName currentdict /CMap "
+            "defineresource pop end end" % (len(mapping), pairs))
+
+
 def pdf(pages, info=None, xmp=None, annots=None, attachment=None,
-        javascript=None, image_over=None, hidden=None, form_field=None):
+        javascript=None, image_over=None, hidden=None, form_field=None,
+        to_unicode=None, no_unicode=False):
     """A letter-size PDF of pages (each a content-stream string) in
     Helvetica.  The options hide things where a leak test looks:
     info (dict for the document information), xmp (text in an XMP packet),
@@ -110,10 +121,22 @@ def pdf(pages, info=None, xmp=None, annots=None, attachment=None,
     ((name, bytes) as an embedded file), javascript (an OpenAction),
     image_over ((x, top, w, h): an opaque gray image drawn over that
     area of page 1, after its text), hidden (text in an optional-content
-    layer that is off), form_field (a filled-in text field's value)."""
+    layer that is off), form_field (a filled-in text field's value);
+    to_unicode (a CMap body: the text layer says other characters than the
+    page shows), no_unicode (a font with a private encoding and no Unicode
+    mapping at all)."""
     w = PdfWriter()
-    font = w.add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
-                 "/Encoding /WinAnsiEncoding >>")
+    if to_unicode is not None:
+        cmap = w.stream(to_unicode)
+        font = w.add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+                     "/Encoding /WinAnsiEncoding /ToUnicode %d 0 R >>" % cmap)
+    elif no_unicode:
+        diffs = " ".join("%d /g%d" % (c, c) for c in range(32, 127))
+        font = w.add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+                     "/Encoding << /Type /Encoding /Differences [%s] >> >>" % diffs)
+    else:
+        font = w.add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+                     "/Encoding /WinAnsiEncoding >>")
     catalog_extra = ""
     ocg = None
     if hidden is not None:

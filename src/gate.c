@@ -1,0 +1,220 @@
+/*
+ * The leak gate (worker).  Redaction is checked on what leaves, not on
+ * what the renderer believes it did: the finished output is opened again,
+ * each page drawn to pixels and read by OCR, and searched
+ *   - on a document's pages, for every pattern asked for there (the site's
+ *     protected ones included) and for every string those patterns found
+ *     before redaction;
+ *   - on the cover sheet, for the patient's name, MRN and date of birth
+ *     (they never belong there) and the site's protected patterns.
+ * One hit fails the job before the transport is called: nothing is sent.
+ * Pages are read one at a time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mupdf/fitz.h>
+
+#include "gate.h"
+#include "manifest.h"
+#include "ocr.h"
+#include "raster.h"
+#include "reader.h"
+#include "render.h"
+#include "search.h"
+#include "util.h"
+
+/* What a pattern is, in the clerk's words. */
+static const char *
+gate_what(const struct pattern *p)
+{
+	static const struct {
+		const char *name, *words;
+	} w[] = {
+		{ "ssn", "the SSN" }, { "phone", "a phone number" },
+		{ "email", "an e-mail address" }, { "mrn", "the MRN" },
+		{ "dob", "the date of birth" }, { "patient_name", "the patient's name" },
+	};
+
+	for (size_t i = 0; p->src->name && i < sizeof(w) / sizeof(w[0]); i++)
+		if (strcmp(p->src->name, w[i].name) == 0)
+			return w[i].words;
+	return "text matching a redaction pattern (regular expression)";
+}
+
+/* The cover's patterns: the patient's identifiers the manifest has, and
+ * the site's protected ones. */
+static int
+gate_cover(const struct gate *g, struct redact_pattern *rp, struct pattern **p,
+    size_t *n)
+{
+	static char	 pn[] = "patient_name", mrn[] = "mrn", dob[] = "dob";
+	char		 err[200], *list, *save = NULL, *name;
+	struct document	 d;
+
+	*n = 0;
+	if (g->mf->patient_name && g->mf->patient_name[0])
+		rp[(*n)++].name = pn;
+	if (g->mf->patient_mrn && g->mf->patient_mrn[0])
+		rp[(*n)++].name = mrn;
+	if (g->mf->patient_dob && g->mf->patient_dob[0])
+		rp[(*n)++].name = dob;
+	list = xstrdup(g->o->protect ? g->o->protect : "");
+	for (name = strtok_r(list, ", ", &save); name && *n < 8;
+	    name = strtok_r(NULL, ", ", &save))
+		if (strcmp(name, "ssn") == 0 || strcmp(name, "phone") == 0 ||
+		    strcmp(name, "email") == 0)
+			rp[(*n)++].name = strcmp(name, "ssn") == 0 ? "ssn" :
+			    strcmp(name, "phone") == 0 ? "phone" : "email";
+	free(list);
+	for (size_t i = 0; i < *n; i++)
+		rp[i].expect = -1;
+	memset(&d, 0, sizeof(d));
+	d.patterns = rp;
+	d.npatterns = *n;
+	return search_compile(g->mf, &d, p, err, sizeof(err));
+}
+
+/* The output's pages are read at their own resolution: the pixels as
+ * written, not more (fax's 204x196 read as 204 square). */
+static int
+gate_dpi(const struct render_opts *o)
+{
+	return o->xdpi > o->ydpi ? o->xdpi : o->ydpi;
+}
+
+/* Page pno of the output, read by OCR: the index of the first pattern it
+ * still shows, or -1. */
+static int
+gate_page(fz_context *ctx, fz_document *doc, int pno, const struct pattern *p,
+    size_t np, int dpi)
+{
+	fz_page			*page = fz_load_page(ctx, doc, pno - 1);
+	fz_display_list		*list = NULL;
+	fz_pixmap		*pix = NULL;
+	struct ocr_page		 op;
+	struct page_text	 t;
+	fz_rect			 bounds;
+	int			 hit, rv = 0;
+
+	fz_var(list);
+	fz_var(pix);
+	fz_try(ctx) {
+		bounds = fz_bound_page(ctx, page);
+		list = reader_record_page(ctx, page, bounds);
+		pix = raster_gray(ctx, list, bounds, dpi);
+		rv = ocr_read(pix->samples, pix->w, pix->h, (int)pix->stride, dpi, &op);
+	}
+	fz_always(ctx) {
+		fz_drop_pixmap(ctx, pix);
+		fz_drop_display_list(ctx, list);
+		fz_drop_page(ctx, page);
+	}
+	fz_catch(ctx)
+		fz_rethrow(ctx);
+	if (rv == -1)
+		fz_throw(ctx, FZ_ERROR_GENERIC, "OCR failed");
+	search_text_init(&t);
+	search_text_from_ocr(&op, bounds, dpi, &t);
+	ocr_page_free(&op);
+	hit = search_leak(&t, p, np);
+	search_text_free(&t);
+	return hit;
+}
+
+/* Which patterns were looked for, for the record: names only. */
+static void
+gate_names(struct buf *b, const struct pattern *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *name = p[i].src->name ? p[i].src->name : "regex";
+
+		if (strstr(buf_cstr(b), name) == NULL)
+			buf_printf(b, "%s%s", b->len && b->data[b->len - 1] != ' ' ?
+			    "," : "", name);
+	}
+}
+
+static void
+gate_summary(const struct gate *g, const struct pattern *cp, size_t ncp,
+    char *summary, size_t slen)
+{
+	struct buf	b;
+
+	buf_init(&b);
+	buf_printf(&b, "ocr %d dpi, %d pages read back; cover: ", gate_dpi(g->o),
+	    g->pages);
+	gate_names(&b, cp, ncp);
+	buf_addstr(&b, "; documents: ");
+	for (size_t i = 0; i < g->mf->ndocs; i++)
+		gate_names(&b, g->docs[i].p, g->docs[i].n);
+	snprintf(summary, slen, "%s", buf_cstr(&b));
+	buf_free(&b);
+}
+
+/* Every page, one at a time; -1 with err at the first that still shows
+ * something. */
+static int
+gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
+    const struct pattern *cp, size_t ncp, char *err, size_t errlen)
+{
+	volatile int	pno = 1, hit = -1;
+
+	fz_try(ctx) {
+		for (pno = 1; pno <= g->pages && hit == -1; pno++) {
+			int			 dn = pno == 1 ? 0 : g->page_doc[pno];
+			const struct pattern	*p = dn ? g->docs[dn - 1].p : cp;
+			size_t			 n = dn ? g->docs[dn - 1].n : ncp;
+
+			if (n > 0 && (hit = gate_page(ctx, doc, pno, p, n,
+			    gate_dpi(g->o))) >= 0)
+				snprintf(err, errlen, dn ? "page %d: %s is still "
+				    "readable after redaction: check the redactions "
+				    "marked for it" : "page %d (the cover sheet): %s is "
+				    "printed on it, where it never belongs: check the "
+				    "cover note, purpose and template", pno,
+				    gate_what(&p[hit]));
+		}
+	}
+	fz_catch(ctx) {
+		snprintf(err, errlen, "the output cannot be checked before sending "
+		    "(page %d: %.200s)", pno, fz_caught_message(ctx));
+		return -1;
+	}
+	return hit == -1 ? 0 : -1;
+}
+
+int
+gate_check(fz_context *ctx, int dirfd, const char *name, const struct gate *g,
+    char *summary, size_t slen, char *err, size_t errlen)
+{
+	struct redact_pattern	 rp[8];
+	struct reader_doc	 rd;
+	struct pattern		*cp = NULL;
+	size_t			 ncp;
+	int			 fd, rv;
+
+	memset(rp, 0, sizeof(rp));
+	if (gate_cover(g, rp, &cp, &ncp) == -1)
+		cp = NULL, ncp = 0;
+	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "the output cannot be checked before sending: "
+		    "%s", strerror(errno));
+		search_free(cp, ncp);
+		return -1;
+	}
+	rv = reader_open(ctx, fd, "application/pdf", g->o, &rd, err, errlen);
+	close(fd);
+	if (rv == 0) {
+		rv = gate_pages(ctx, rd.doc, g, cp, ncp, err, errlen);
+		reader_close(ctx, &rd);
+	}
+	if (rv == 0)
+		gate_summary(g, cp, ncp, summary, slen);
+	search_free(cp, ncp);
+	return rv;
+}

@@ -1,0 +1,129 @@
+/*
+ * OCR (worker): Tesseract 5 through tesseract/capi.h.  The page is read
+ * from the same pixels the output shows, so that a text layer that lies
+ * (glyphs drawn away from where the font says, a ToUnicode map that turns
+ * digits into letters, a scan with no text at all) cannot hide what a
+ * reader of the page would see.
+ *
+ * One handle per process, made and loaded by ocr_init before any document
+ * is opened; pages are read one at a time and the handle is cleared after
+ * each, so memory stays that of one page.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+#include <tesseract/capi.h>
+
+#include "ocr.h"
+#include "util.h"
+
+static TessBaseAPI	*ocr_api;
+
+int
+ocr_init(const char *datadir, char *err, size_t errlen)
+{
+	if (ocr_api != NULL)
+		return 0;
+	/* One thread: the worker shares the cores with the daemon and the
+	 * other workers, and Tesseract's OpenMP teams of four spin on two
+	 * cores (four times slower here).  OMP_THREAD_LIMIT is read when the
+	 * library loads, too early; no active parallel level does the same
+	 * at run time. */
+	omp_set_max_active_levels(0);
+	if ((ocr_api = TessBaseAPICreate()) == NULL) {
+		snprintf(err, errlen, "cannot start OCR (out of memory)");
+		return -1;
+	}
+	if (TessBaseAPIInit3(ocr_api, datadir ? datadir : OCR_DATA_DIR,
+	    "eng") != 0) {
+		snprintf(err, errlen, "cannot start OCR: the English data "
+		    "(eng.traineddata) is not in %s; install tesseract-ocr-eng",
+		    datadir ? datadir : OCR_DATA_DIR);
+		TessBaseAPIDelete(ocr_api);
+		ocr_api = NULL;
+		return -1;
+	}
+	/* Fully automatic page segmentation: columns, tables and forms. */
+	TessBaseAPISetVariable(ocr_api, "tessedit_pageseg_mode", "3");
+	TessBaseAPISetVariable(ocr_api, "debug_file", "/dev/null");
+	return 0;
+}
+
+int
+ocr_ready(void)
+{
+	return ocr_api != NULL;
+}
+
+static void
+ocr_add(struct ocr_page *p, char *text, int x0, int y0, int x1, int y1,
+    int line)
+{
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 64;
+		p->w = xreallocarray(p->w, p->cap, sizeof(*p->w));
+	}
+	p->w[p->n].text = xstrdup(text);
+	p->w[p->n].x0 = x0;
+	p->w[p->n].y0 = y0;
+	p->w[p->n].x1 = x1;
+	p->w[p->n].y1 = y1;
+	p->w[p->n].line = line;
+	p->n++;
+}
+
+/* Each word with its box, in reading order. */
+static void
+ocr_collect(TessResultIterator *it, struct ocr_page *out)
+{
+	const TessPageIterator	*pit = TessResultIteratorGetPageIterator(it);
+	char			*text;
+	int			 x0, y0, x1, y1, lx0, ly0, lx1, ly1;
+
+	do {
+		if ((text = TessResultIteratorGetUTF8Text(it, RIL_WORD)) == NULL)
+			continue;
+		/* A word's height is its line's: the ink of "ap" and "AB"
+		 * differ, and a box must not say which it covered. */
+		if (TessPageIteratorBoundingBox(pit, RIL_WORD, &x0, &y0, &x1, &y1) &&
+		    TessPageIteratorBoundingBox(pit, RIL_TEXTLINE, &lx0, &ly0, &lx1,
+		    &ly1))
+			ocr_add(out, text, x0, ly0 < y0 ? ly0 : y0, x1,
+			    ly1 > y1 ? ly1 : y1,
+			    TessPageIteratorIsAtBeginningOf(pit, RIL_TEXTLINE));
+		TessDeleteText(text);
+	} while (TessResultIteratorNext(it, RIL_WORD));
+}
+
+int
+ocr_read(const unsigned char *gray, int w, int h, int stride, int dpi,
+    struct ocr_page *out)
+{
+	TessResultIterator	*it;
+	int			 rv = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (ocr_api == NULL)
+		return -1;
+	TessBaseAPISetImage(ocr_api, gray, w, h, 1, stride);
+	TessBaseAPISetSourceResolution(ocr_api, dpi);
+	if (TessBaseAPIRecognize(ocr_api, NULL) != 0)
+		rv = -1;
+	else if ((it = TessBaseAPIGetIterator(ocr_api)) != NULL) {
+		ocr_collect(it, out);
+		TessResultIteratorDelete(it);
+	}
+	TessBaseAPIClear(ocr_api);
+	return rv;
+}
+
+void
+ocr_page_free(struct ocr_page *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->w[i].text);
+	free(p->w);
+	memset(p, 0, sizeof(*p));
+}

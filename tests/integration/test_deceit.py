@@ -1,0 +1,203 @@
+"""Redaction against inputs built to deceive the text layer (issue 16):
+each synthetic input hides an SSN or the patient's name from a naive text
+search; the output is then checked with extractors that are not ours
+(pdftotext, strings over qpdf --qdf, and the tesseract CLI on pages
+rendered with pdftoppm).  Either nothing is found, or the leak gate failed
+the job and nothing was written.  Pages are small and OCR runs at 150 dpi
+where that does not weaken the check."""
+import os
+import re
+import subprocess
+
+import pytest
+
+import docs
+from test_render import RENDER, TEMPLATES, write_packet, qdf_strings, text_of
+
+SSN_DIGITS = "123456789"
+NAME = "Testpatient"
+
+
+def run(folder, *args):
+    return subprocess.run([RENDER, "-t", os.path.join(TEMPLATES, "default.tpl"),
+                           "--ocr-dpi", "200", *args, folder],
+                          capture_output=True, text=True, timeout=300)
+
+
+def squeeze(text):
+    return re.sub(r"[^0-9a-z]", "", text.lower())
+
+
+def ocr_of(pdf, tmp):
+    """The tesseract CLI's reading of every page, rendered by pdftoppm."""
+    prefix = os.path.join(tmp, "pg")
+    subprocess.run(["pdftoppm", "-r", "200", "-gray", pdf, prefix], check=True)
+    out = ""
+    for n in sorted(os.listdir(tmp)):
+        if n.startswith("pg") and n.endswith(".pgm"):
+            out += subprocess.run(["tesseract", os.path.join(tmp, n), "-"],
+                                  capture_output=True, text=True,
+                                  env=dict(os.environ, OMP_THREAD_LIMIT="1")).stdout
+    return out
+
+
+def assert_gone(r, folder, tmp, secret):
+    """Nothing of secret readable in the output, or the job failed with
+    nothing written."""
+    out = os.path.join(folder, "preview.pdf")
+    if r.returncode != 0:
+        assert "still readable" in r.stderr or "printed on it" in r.stderr, r.stderr
+        assert not os.path.exists(out)
+        return
+    s = squeeze(secret)
+    assert s not in squeeze(text_of(out))
+    assert s not in squeeze(qdf_strings(out, tmp))
+    assert s not in squeeze(ocr_of(out, tmp))
+
+
+def lab(ops, **kw):
+    return docs.pdf([ops], **kw).data
+
+
+def tj(text, x=72, y=680, size=14, extra=""):
+    esc = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+    return "BT /F1 %d Tf %s %d %d Td (%s) Tj ET\n" % (size, extra, x, y, esc)
+
+
+DIGITS_AS_LETTERS = docs.lying_cmap({str(d): chr(ord("A") + d) for d in range(10)})
+
+PDF_CASES = {
+    # The text layer says letters where the page shows digits.
+    "tounicode_lies": lambda: lab(tj("SSN 123-45-6789"), to_unicode=DIGITS_AS_LETTERS),
+    # No Unicode mapping at all: an extractor gets nothing usable.
+    "no_unicode": lambda: lab(tj("SSN 123-45-6789"), no_unicode=True),
+    # A character of 0.01 pt inside the number.
+    "tiny_char": lambda: lab("BT /F1 14 Tf 72 680 Td (SSN 123-4) Tj /F1 0.01 Tf (7) Tj "
+                             "/F1 14 Tf (5-6789) Tj ET\n"),
+    # Character spacing pulls the digits apart.
+    "char_spacing": lambda: lab(tj("SSN 123-45-6789", extra="9 Tc")),
+    # The second half drawn first.
+    "reversed_halves": lambda: lab(tj("6789", x=172) + tj("SSN 123-45-", x=72)),
+    # Glyphs drawn somewhere else than the text's own position says: a
+    # text rise moves the ink one line down.
+    "glyphs_moved": lambda: lab(tj("SSN 123-45-6789", extra="-30 Ts")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PDF_CASES))
+def test_pdf_text_layer_that_lies(tmp_path, case):
+    folder = str(tmp_path / "p")
+    write_packet(folder, {"lab.pdf": PDF_CASES[case]()},
+                 {"lab.pdf": {"redact": {"patterns": [{"name": "ssn"}]}}})
+    r = run(folder)
+    assert_gone(r, folder, str(tmp_path), SSN_DIGITS)
+
+
+TEXT_CASES = {
+    "spaces": "SSN 123 45 6789\n",
+    "en_dash": "SSN 123\u201345\u20136789\n",
+    "nb_hyphen": "SSN 123\u201145\u20116789\n",
+    "minus": "SSN 123\u221245\u22126789\n",
+    "full_width": "SSN \uff11\uff12\uff13-\uff14\uff15-\uff16\uff17\uff18\uff19\n",
+    "zero_width": "SSN 123-4\u200b5-67\u200d89\n",
+    "wrapped": "x" * 74 + " 123-45-6789 end\n",
+}
+
+
+def text_case(tmp_path, text, pattern, secret):
+    """A plain-text note with one secret the pattern must find."""
+    folder = str(tmp_path / "p")
+    write_packet(folder, {"note.txt": text.encode()},
+                 {"note.txt": {"redact": {"patterns": [{"name": pattern,
+                                                         "expect": 1}]}}})
+    r = run(folder)
+    assert r.returncode == 0, r.stderr
+    assert_gone(r, folder, str(tmp_path), secret)
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_CASES))
+def test_separators_and_wraps_in_text(tmp_path, case):
+    text_case(tmp_path, TEXT_CASES[case], "ssn", SSN_DIGITS)
+
+
+NAME_CASES = {
+    "line_break": "Patient: Zo\u00eb\nTestpatient seen\n",
+    "two_spaces": "Patient: Zo\u00eb  Testpatient seen\n",
+    "tab": "Patient: Zo\u00eb\tTestpatient seen\n",
+    "upper_case": "Patient: ZO\u00cb TESTPATIENT seen\n",
+    "hyphenated": "Patient: Zo\u00eb Test-\npatient seen\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(NAME_CASES))
+def test_names_however_spaced(tmp_path, case):
+    text_case(tmp_path, NAME_CASES[case], "patient_name", NAME)
+
+
+def test_scan_gets_patterns(tmp_path):
+    folder = str(tmp_path / "p")
+    page = docs.scan(["Synthetic scan", "SSN 123-45-6789"], size=(1275, 600))
+    write_packet(folder, {"scan.png": docs.image_bytes(page, "PNG")},
+                 {"scan.png": {"redact": {"patterns": [{"name": "ssn", "expect": 1}]}}})
+    r = run(folder)
+    assert r.returncode == 0, r.stderr
+    assert " ssn" in r.stdout
+    assert_gone(r, folder, str(tmp_path), SSN_DIGITS)
+
+
+def test_gate_fails_a_rectangle_in_the_wrong_place(tmp_path):
+    """OCR of the input off, the text layer lying: the search finds
+    nothing, the clerk's rectangle misses; the gate reads the SSN on the
+    output and fails the job with nothing written.  The rectangle in the
+    right place passes."""
+    folder = str(tmp_path / "p")
+    doc = lab(tj("SSN 123-45-6789", y=680), to_unicode=DIGITS_AS_LETTERS)
+    for rect, ok in (({"page": 1, "x": 300, "y": 400, "w": 100, "h": 20}, False),
+                     ({"page": 1, "x": 100, "y": 95, "w": 130, "h": 25}, True)):
+        write_packet(folder, {"lab.pdf": doc}, {"lab.pdf": {"redact": {
+            "rects": [rect], "patterns": [{"name": "ssn"}]}}})
+        r = run(folder, "--ocr", "off")
+        out = os.path.join(folder, "preview.pdf")
+        if ok:
+            assert r.returncode == 0, r.stderr
+            assert "gate [ocr" in r.stdout
+        else:
+            assert r.returncode == 65
+            assert "page 2: the SSN is still readable after redaction" in r.stderr
+            assert not os.path.exists(out)
+
+
+def test_gate_off_says_so(tmp_path):
+    folder = str(tmp_path / "p")
+    write_packet(folder, {"note.txt": b"nothing here\n"})
+    r = run(folder, "--verify", "off")
+    assert r.returncode == 0, r.stderr
+    assert "gate [off: the output was not read back" in r.stdout
+
+
+def test_cover_note_naming_the_patient_is_refused(tmp_path):
+    import json
+    folder = str(tmp_path / "p")
+    m = write_packet(folder, {"note.txt": b"nothing here\n"})
+    m["cover_sheet"]["note"] = "Records of %s enclosed" % m["patient"]["name"]
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(m, f, ensure_ascii=False)
+    r = run(folder)
+    assert r.returncode == 65, r.stdout + r.stderr
+    assert ("cover_sheet.note: it is printed on the cover sheet and holds the "
+            "patient's name, which never belongs there") in r.stderr
+
+
+def test_box_widths_are_quantized_and_lines_intact(tmp_path):
+    """Boxes over names are a multiple of 72 pt wide, and no taller than
+    the 12 pt line (they never cut the lines around them)."""
+    folder = str(tmp_path / "p")
+    text = "Ann Li\nBartholomew Featherstonehaugh\n".encode()
+    write_packet(folder, {"n.txt": text}, {"n.txt": {"redact": {"patterns": [
+        {"regex": "Ann Li|Bartholomew Featherstonehaugh", "expect": 2}]}}})
+    r = run(folder, "--ocr", "off")
+    assert r.returncode == 0, r.stderr
+    boxes = [l.split()[6:10] for l in r.stdout.splitlines() if l.startswith("redaction")]
+    widths = {float(b[2]) for b in boxes}
+    assert all(w % 72 == 0 for w in widths), widths
+    assert all(float(b[3]) <= 12.0 for b in boxes), boxes
