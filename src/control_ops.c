@@ -19,6 +19,7 @@
 #include "disclosure.h"
 #include "log.h"
 #include "manifest.h"
+#include "metrics.h"
 #include "policy.h"
 #include "probe.h"
 #include "queue.h"
@@ -469,9 +470,11 @@ op_verify_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	if (disclosure_verify(rg->store, &count, err, sizeof(err)) == -1) {
 		daemon_problem(PROBLEM_LOG, "disclosure log: %s", err);
 		fail(r, "integrity", "%s", err);
+		metrics_log_verified(0);
 		return;
 	}
 	daemon_problem_clear(PROBLEM_LOG);
+	metrics_log_verified(1);
 	r->result = json_pack("{s:b, s:I}", "ok", 1, "entries", (json_int_t)count);
 }
 
@@ -797,6 +800,7 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	if (submit_packet(manifest, names, fds, nfds, actor, &id, &errs) == -1) {
 		fail(r, "invalid", "the packet was not accepted (%zu reason%s)", errs.n,
 		    errs.n == 1 ? "" : "s");
+		metrics_intake_refused(&errs);
 		r->reasons = json_array();
 		for (i = 0; i < errs.n; i++)
 			json_array_append_new(r->reasons, json_string(errs.msg[i]));
@@ -817,11 +821,22 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	free(names);
 }
 
+/* Counts, ages and states for roigate-exporter: no PHI, no job details. */
+static void
+op_metrics(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	if ((r->result = metrics_snapshot()) == NULL)
+		fail(r, "unavailable", "cannot read the queue: %.200s",
+		    store_errmsg(rg->store));
+}
+
 #define ANYROLE	(ROLE_SUBMIT | ROLE_OPERATE | ROLE_AUDIT | ROLE_ADMIN)
 
 static const struct op_def ops[] = {
 	{ "submit", ROLE_SUBMIT, "submit", op_submit },
 	{ "status", ANYROLE, "submit, operate, audit or admin", op_status },
+	{ "metrics", ROLE_METRICS | ROLE_OPERATE, "metrics or operate", op_metrics },
 	{ "list", READERS | ROLE_SUBMIT, "submit, operate, audit or admin", op_list },
 	{ "show", READERS | ROLE_SUBMIT, "submit, operate, audit or admin", op_show },
 	{ "hold", ROLE_OPERATE, "operate", op_hold },

@@ -34,6 +34,7 @@
 #include "log.h"
 #include "loop.h"
 #include "manifest.h"
+#include "metrics.h"
 #include "queue.h"
 #include "roigated.h"
 #include "store.h"
@@ -57,6 +58,7 @@ struct run {
 	int			 interrupted;		/* killed by shutdown */
 	int			 batch;			/* jobs its worker did before */
 	int			 gone;			/* its worker process has ended */
+	int64_t			 started_ms;		/* now_ms() when it began */
 	uint32_t		 pages;
 	char			 sha256[65];
 	struct store_redaction	*red;			/* what the worker reported */
@@ -333,6 +335,7 @@ queue_rendered(struct run *r, const struct worker_msg *m)
 		return;
 	}
 	r->logged_attempt = 1;
+	metrics_job_rendered(r->ti->name, r->pages, now_ms() - r->started_ms);
 	if (send(r->chan, &go, 1, MSG_NOSIGNAL) != 1)
 		log_warn("job %lld: cannot signal the worker", (long long)r->job.id);
 	test_crashpoint("queue_after_attempt");
@@ -458,6 +461,7 @@ queue_new_run(const struct job *j, int *dirfd)
 	runs = r;
 	nruns++;
 	r->job = *j;	/* take ownership of the members */
+	r->started_ms = now_ms();
 	r->mode = j->state == JOB_AWAITING ? WORKER_POLL : WORKER_DELIVER;
 	if (queue_prepare(r, why, sizeof(why)) == -1) {
 		queue_hold_for_admin(j, why);
@@ -764,6 +768,8 @@ queue_finish(struct run *r, enum transport_status st,
 		return;
 	}
 	r->done = 1;
+	metrics_job_outcome(r->ti ? r->ti->name : r->rcpt.transport, st, rc, error,
+	    r->job.created_at, to == JOB_DELIVERED);
 	if (r->mode == WORKER_DELIVER)
 		queue_drop_output(r->job.id);
 	log_info("job %lld: %s (%s)", (long long)r->job.id, job_state_name(to),

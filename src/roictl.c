@@ -47,6 +47,7 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  retry JOB...                    retry deferred or failed jobs now, with fresh attempts\n"
 "  cancel JOB...                   cancel queued, deferred or held jobs\n"
 "  watch [-n SECONDS]              live status screen, like top; q quits\n"
+"  metrics                         what roigate-exporter serves, as JSON (role metrics)\n"
 "Submission (role submit):\n"
 "  submit PACKET_DIR               submit a packet folder; prints the job number\n"
 "Disclosure log (role audit):\n"
@@ -190,6 +191,22 @@ cmd_status(struct roigate *rg, int argc, char **argv)
 	json_array_foreach(json_object_get(r, "last_errors"), i, v)
 		printf("  job %-6lld %-12s %s  %s\n", i_(v, "job"), s_(v, "state"),
 		    s_(v, "at"), s_(v, "error"));
+	json_decref(r);
+	return 0;
+}
+
+/* The numbers roigate-exporter serves, as JSON (role metrics or operate). */
+static int
+cmd_metrics(struct roigate *rg, int argc, char **argv)
+{
+	json_t	*r;
+	int	 rv;
+
+	if (argc != 1)
+		return EX_USAGE;
+	if ((rv = call(rg, "metrics", json_object(), &r)) != 0)
+		return rv;
+	print_json(r);
 	json_decref(r);
 	return 0;
 }
@@ -956,6 +973,8 @@ static const struct cmd cmds[] = {
 	{ "watch", cmd_watch, "watch [-n SECONDS]", "A live status screen: counts, "
 	    "problems and the newest jobs, redrawn every\n2 seconds (or SECONDS); "
 	    "q quits." },
+	{ "metrics", cmd_metrics, "metrics", "The counters and gauges roigate-exporter "
+	    "serves to Prometheus, as one JSON\nobject (role metrics or operate)." },
 	{ "submit", cmd_submit, "submit PACKET_DIR", "Submit a packet folder "
 	    "(manifest.json and its documents) over the socket.\nThe documents are "
 	    "passed as open files; prints the job number." },

@@ -24,6 +24,7 @@
 #include "control.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "probe.h"
 #include "queue.h"
 #include "render.h"
@@ -345,6 +346,7 @@ main(int argc, char *argv[])
 		store_close(rg->store);
 		return 0;
 	}
+	metrics_init();
 	queue_init();
 	if (spool_init() == -1 || submit_init() == -1 || control_init() == -1)
 		fatalx("start-up failed");
