@@ -15,6 +15,8 @@ DESTDIR    ?=
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
 PKGS        = sqlite3 jansson libmagic libsystemd libcrypto
+# The daemon's alert mailer (src/alerts.c) sends with libcurl.
+DAEMON_PKGS = libcurl
 
 ifeq ($(SANITIZE),1)
 B           = build-san
@@ -48,7 +50,7 @@ COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
               src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c \
-              src/metrics.c \
+              src/metrics.c src/alerts.c \
               src/render.c src/cover.c $(COMMON_SRCS)
 ROICTL_SRCS = src/roictl.c src/libroigate.c src/proto.c $(COMMON_SRCS)
 # roigate-exporter: reads roigate.conf, asks roigated, serves Prometheus text.
@@ -129,7 +131,8 @@ $(B)/examples/submit: examples/submit.c $(B)/libroigate.so
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< -L$(B) -lroigate -Wl,-rpath,'$$ORIGIN/..'
 
 $(B)/roigated: $(DAEMON_OBJS)
-	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
+	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(shell $(PKG_CONFIG) --libs $(DAEMON_PKGS)) \
+	    $(RENDER_LIBS)
 
 $(B)/roigate-render: $(RENDER_OBJS)
 	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "alerts.h"
 #include "config.h"
 #include "control_ops.h"
 #include "disclosure.h"
@@ -831,12 +832,21 @@ op_metrics(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		    store_errmsg(rg->store));
 }
 
+/* Open alerts and the recently resolved ones (ids and counts, no PHI). */
+static void
+op_alerts(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	r->result = json_pack("{s:o}", "alerts", alerts_list());
+}
+
 #define ANYROLE	(ROLE_SUBMIT | ROLE_OPERATE | ROLE_AUDIT | ROLE_ADMIN)
 
 static const struct op_def ops[] = {
 	{ "submit", ROLE_SUBMIT, "submit", op_submit },
 	{ "status", ANYROLE, "submit, operate, audit or admin", op_status },
 	{ "metrics", ROLE_METRICS | ROLE_OPERATE, "metrics or operate", op_metrics },
+	{ "alerts", READERS, "operate, audit or admin", op_alerts },
 	{ "list", READERS | ROLE_SUBMIT, "submit, operate, audit or admin", op_list },
 	{ "show", READERS | ROLE_SUBMIT, "submit, operate, audit or admin", op_show },
 	{ "hold", ROLE_OPERATE, "operate", op_hold },

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "alerts.h"
 #include "backoff.h"
 #include "config.h"
 #include "disclosure.h"
@@ -770,6 +771,7 @@ queue_finish(struct run *r, enum transport_status st,
 	r->done = 1;
 	metrics_job_outcome(r->ti ? r->ti->name : r->rcpt.transport, st, rc, error,
 	    r->job.created_at, to == JOB_DELIVERED);
+	alerts_job_event(&r->job, r->ti ? r->ti->name : r->rcpt.transport, to, st, rc);
 	if (r->mode == WORKER_DELIVER)
 		queue_drop_output(r->job.id);
 	log_info("job %lld: %s (%s)", (long long)r->job.id, job_state_name(to),

@@ -47,6 +47,7 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  retry JOB...                    retry deferred or failed jobs now, with fresh attempts\n"
 "  cancel JOB...                   cancel queued, deferred or held jobs\n"
 "  watch [-n SECONDS]              live status screen, like top; q quits\n"
+"  alerts                          open and recently resolved alerts\n"
 "  metrics                         what roigate-exporter serves, as JSON (role metrics)\n"
 "Submission (role submit):\n"
 "  submit PACKET_DIR               submit a packet folder; prints the job number\n"
@@ -207,6 +208,34 @@ cmd_metrics(struct roigate *rg, int argc, char **argv)
 	if ((rv = call(rg, "metrics", json_object(), &r)) != 0)
 		return rv;
 	print_json(r);
+	json_decref(r);
+	return 0;
+}
+
+/* Open alerts, then the recently resolved ones. */
+static int
+cmd_alerts(struct roigate *rg, int argc, char **argv)
+{
+	json_t	*r, *v;
+	size_t	 i;
+	int	 rv;
+
+	if (argc != 1)
+		return EX_USAGE;
+	if ((rv = call(rg, "alerts", json_object(), &r)) != 0)
+		return rv;
+	if (json_out)
+		print_lines(json_object_get(r, "alerts"));
+	else {
+		printf("%-5s %-9s %-12s %-28s %-20s %-20s %5s  %s\n", "ID", "STATUS",
+		    "RULE", "SUBJECT", "OPENED", "RESOLVED", "COUNT", "SUMMARY");
+		json_array_foreach(json_object_get(r, "alerts"), i, v)
+			printf("%-5lld %-9s %-12s %-28.28s %-20s %-20s %5lld  %.80s\n",
+			    i_(v, "id"), s_(v, "status"), s_(v, "rule"), s_(v, "subject"),
+			    s_(v, "opened_at"), json_is_string(json_object_get(v,
+			    "resolved_at")) ? s_(v, "resolved_at") : "-", i_(v, "count"),
+			    s_(v, "summary"));
+	}
 	json_decref(r);
 	return 0;
 }
@@ -973,6 +1002,9 @@ static const struct cmd cmds[] = {
 	{ "watch", cmd_watch, "watch [-n SECONDS]", "A live status screen: counts, "
 	    "problems and the newest jobs, redrawn every\n2 seconds (or SECONDS); "
 	    "q quits." },
+	{ "alerts", cmd_alerts, "alerts", "Open alerts and the recently resolved ones: "
+	    "each opens once when its condition\nstarts and resolves once when it ends "
+	    "([alerts] in roigate.conf).  --json prints\nJSON Lines." },
 	{ "metrics", cmd_metrics, "metrics", "The counters and gauges roigate-exporter "
 	    "serves to Prometheus, as one JSON\nobject (role metrics or operate)." },
 	{ "submit", cmd_submit, "submit PACKET_DIR", "Submit a packet folder "

@@ -20,6 +20,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "alerts.h"
 #include "config.h"
 #include "control.h"
 #include "log.h"
@@ -143,6 +144,7 @@ on_reload(int signo, void *arg)
 	spool_reconfigure();
 	control_reconfigure();
 	queue_reconfigure();
+	alerts_reconfigure();
 	sd_notify(0, "READY=1");
 	log_info("configuration reloaded");
 }
@@ -347,6 +349,7 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	metrics_init();
+	alerts_init();
 	queue_init();
 	if (spool_init() == -1 || submit_init() == -1 || control_init() == -1)
 		fatalx("start-up failed");
