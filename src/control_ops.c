@@ -32,6 +32,7 @@
 #include "submit.h"
 #include "transport.h"
 #include "util.h"
+#include "window.h"
 
 static void
 fail(struct op_result *r, const char *code, const char *fmt, ...)
@@ -597,8 +598,13 @@ recipient_add_check(json_t *req, const struct recipient *rc,
 		snprintf(field, sizeof(field), "params.%.40s", k);
 		if (!json_is_string(v))
 			errlist_add(&e, "%s: must be a string", field);
-		else
+		else {
+			char why[200];
 			policy_recipient_text(field, json_string_value(v), 0, &e);
+			if (window_check_params(k, json_string_value(v), why,
+			    sizeof(why)) == -1)
+				errlist_add(&e, "params.%s", why);
+		}
 	}
 	if (e.n == 0)
 		return 0;

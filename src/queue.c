@@ -41,6 +41,7 @@
 #include "store.h"
 #include "transport.h"
 #include "util.h"
+#include "window.h"
 #include "worker.h"
 
 struct run {
@@ -135,6 +136,23 @@ int
 queue_running(void)
 {
 	return nruns;
+}
+
+void
+queue_running_for(const char *recipient_id, const char *transport,
+    int64_t except, int *for_recipient, int *for_transport)
+{
+	*for_recipient = *for_transport = 0;
+	for (struct run *r = runs; r; r = r->next) {
+		if (r->done || r->job.id == except || r->mode != WORKER_DELIVER ||
+		    r->ti == NULL)
+			continue;
+		if (strcmp(r->ti->name, transport) == 0) {
+			(*for_transport)++;
+			if (r->rcpt.id && strcmp(r->rcpt.id, recipient_id) == 0)
+				(*for_recipient)++;
+		}
+	}
 }
 
 /* Fill the disclosure fields that every entry of a job shares. */
@@ -409,6 +427,25 @@ queue_postpone(const struct job *j, const char *why)
 		    "daemon", why));
 }
 
+/* A limit says not yet (src/window.c): the job keeps its state and waits
+ * until `until` with the reason; no attempt is counted.  The same reason
+ * again only moves the time (no new event). */
+static void
+queue_wait(const struct job *j, int64_t until, const char *why)
+{
+	struct job_update	u = JOB_UPDATE_NONE;
+
+	if (j->last_error && strcmp(j->last_error, why) == 0) {
+		store_job_set_next(rg->store, j->id, until);
+		return;
+	}
+	u.next_at = until;
+	u.last_error = why;
+	if (store_begin(rg->store) == 0)
+		queue_commit_or_rollback(store_job_set_state(rg->store, j->id,
+		    j->state, &u, "daemon", why));
+}
+
 /* Set a job aside for an administrator, with the reason. */
 static void
 queue_hold_for_admin(const struct job *j, const char *why)
@@ -456,6 +493,7 @@ queue_new_run(const struct job *j, int *dirfd)
 {
 	struct run		*r = xcalloc(1, sizeof(*r));
 	char			 path[PATH_MAX], why[300];
+	int64_t			 until;
 
 	r->chan = -1;
 	r->next = runs;
@@ -472,6 +510,11 @@ queue_new_run(const struct job *j, int *dirfd)
 		daemon_problem(PROBLEM_TRANSPORT, "transport \"%.64s\" is not "
 		    "configured; jobs for it wait", r->rcpt.transport);
 		queue_postpone(j, "transport not configured");
+		goto fail;
+	}
+	if (r->mode == WORKER_DELIVER && window_may_start(&r->rcpt, r->ti,
+	    r->mf->cover_urgent, j->id, now_wall(), &until, why, sizeof(why)) == 0) {
+		queue_wait(j, until, why);
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/jobs/%lld", rg->conf->state_dir,
@@ -772,6 +815,8 @@ queue_finish(struct run *r, enum transport_status st,
 	metrics_job_outcome(r->ti ? r->ti->name : r->rcpt.transport, st, rc, error,
 	    r->job.created_at, to == JOB_DELIVERED);
 	alerts_job_event(&r->job, r->ti ? r->ti->name : r->rcpt.transport, to, st, rc);
+	if (r->mode == WORKER_DELIVER)
+		window_job_done(r->rcpt.id, r->ti ? r->ti->name : r->rcpt.transport);
 	if (r->mode == WORKER_DELIVER)
 		queue_drop_output(r->job.id);
 	log_info("job %lld: %s (%s)", (long long)r->job.id, job_state_name(to),
