@@ -15,6 +15,8 @@ DESTDIR    ?=
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
 PKGS        = sqlite3 jansson libmagic libsystemd libcrypto
+# The daemon's alert mailer (src/alerts.c) sends with libcurl.
+DAEMON_PKGS = libcurl
 
 ifeq ($(SANITIZE),1)
 B           = build-san
@@ -53,8 +55,12 @@ COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
               src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c \
+              src/metrics.c src/alerts.c src/window.c \
               $(PIPELINE_SRCS) $(COMMON_SRCS)
 ROICTL_SRCS = src/roictl.c src/libroigate.c src/proto.c $(COMMON_SRCS)
+# roigate-exporter: reads roigate.conf, asks roigated, serves Prometheus text.
+EXPORTER_SRCS = src/exporter.c src/config.c src/libroigate.c src/proto.c $(COMMON_SRCS)
+EXPORTER_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd jansson libsystemd libcrypto 2>/dev/null) -lm
 TRANSPORTS  = local sftp smime faxapi
 TEST_TRANSPORTS = flaky
 
@@ -74,12 +80,13 @@ LIB_VERSION = 1.0.0
 DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(B)/%.o)
 LIB_OBJS    = $(LIB_SRCS:%.c=$(B)/pic/%.o)
 ROICTL_OBJS = $(ROICTL_SRCS:%.c=$(B)/%.o)
+EXPORTER_OBJS = $(EXPORTER_SRCS:%.c=$(B)/%.o)
 RENDER_OBJS = $(RENDER_SRCS:%.c=$(B)/%.o)
 
 UNIT_TESTS  = config manifest policy store backoff disclosure
 UNIT_BINS   = $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
 
-PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/roigate-render $(B)/libroigate.so $(B)/roigate.pc \
+PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/roigate-render $(B)/roigate-exporter $(B)/libroigate.so $(B)/roigate.pc \
               $(B)/examples/submit \
               $(TRANSPORTS:%=$(B)/transports/%.so) \
               $(TEST_TRANSPORTS:%=$(B)/tests/transports/%.so)
@@ -129,13 +136,17 @@ $(B)/examples/submit: examples/submit.c $(B)/libroigate.so
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< -L$(B) -lroigate -Wl,-rpath,'$$ORIGIN/..'
 
 $(B)/roigated: $(DAEMON_OBJS)
-	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
+	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(shell $(PKG_CONFIG) --libs $(DAEMON_PKGS)) \
+	    $(RENDER_LIBS)
 
 $(B)/roigate-render: $(RENDER_OBJS)
 	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
 
 $(B)/roictl: $(ROICTL_OBJS)
 	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/roigate-exporter: $(EXPORTER_OBJS)
+	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(EXPORTER_LIBS)
 
 $(B)/transports/%.so: transports/%.c include/roigate/transport.h
 	@mkdir -p $(dir $@)
@@ -227,6 +238,7 @@ bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench
 	@bench/sftp $(CURDIR)/$(B)
 	@bench/smime $(CURDIR)/$(B)
 	@bench/fax $(CURDIR)/$(B)
+	@bench/ops $(CURDIR)/$(B)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
@@ -236,6 +248,7 @@ install: all
 	install -m 0755 $(B)/roigated $(DESTDIR)$(PREFIX)/sbin/roigated
 	install -m 0755 $(B)/roictl $(DESTDIR)$(PREFIX)/bin/roictl
 	install -m 0755 $(B)/roigate-render $(DESTDIR)$(PREFIX)/bin/roigate-render
+	install -m 0755 $(B)/roigate-exporter $(DESTDIR)$(PREFIX)/sbin/roigate-exporter
 	install -m 0755 $(TRANSPORTS:%=$(B)/transports/%.so) $(DESTDIR)$(LIBDIR)/roigate/transports/
 	install -d $(DESTDIR)$(PREFIX)/include/roigate $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 0644 include/roigate/client.h include/roigate/transport.h $(DESTDIR)$(PREFIX)/include/roigate/
@@ -251,6 +264,9 @@ install: all
 	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@DOCDIR@|$(DATADIR)/doc/roigate|g' \
 	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 	    systemd/roigated.service > $(DESTDIR)$(LIBDIR)/systemd/system/roigated.service
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@DOCDIR@|$(DATADIR)/doc/roigate|g' \
+	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    systemd/roigate-exporter.service > $(DESTDIR)$(LIBDIR)/systemd/system/roigate-exporter.service
 	install -m 0644 systemd/roigate.sysusers $(DESTDIR)$(LIBDIR)/sysusers.d/roigate.conf
 	install -m 0644 systemd/roigate.tmpfiles $(DESTDIR)$(LIBDIR)/tmpfiles.d/roigate.conf
 

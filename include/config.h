@@ -16,7 +16,25 @@ enum role {
 	ROLE_OPERATE = 0x02,
 	ROLE_AUDIT = 0x04,
 	ROLE_ADMIN = 0x08,
+	ROLE_METRICS = 0x10,	/* the "metrics" operation only (roigate-exporter) */
 };
+
+/* Alert rules: the names of [alerts] rules (src/alerts.c raises them). */
+enum alert_rule {
+	ALERT_FAILED = 0,	/* jobs of a transport failed since its last delivery */
+	ALERT_HELD,		/* jobs held for an administrator */
+	ALERT_WAITING,		/* a job waiting longer than waiting_longer_than */
+	ALERT_AWAITING,		/* a fax unconfirmed longer than awaiting_longer_than */
+	ALERT_CREDENTIALS,	/* a transport's credentials were refused */
+	ALERT_DISK,		/* spool or state folder below disk_free_below */
+	ALERT_SEALING,		/* sealing or verification of the log failing */
+	ALERT_DEADLINE,		/* the oldest open request near its deadline */
+	ALERT_NRULES
+};
+#define ALERT_RULES_ALL		((1u << ALERT_NRULES) - 1)
+#define ALERT_RULE_NAMES	"failed, held, waiting, awaiting, credentials, " \
+				"disk, sealing, deadline, all, none"
+const char	*alert_rule_name(enum alert_rule);
 
 /* One "user:NAME" or "group:NAME" grant in [roles]. */
 struct role_grant {
@@ -38,6 +56,7 @@ struct config_transport {
 	int			 line;
 	struct config_kv	*kv;
 	size_t			 nkv;
+	int			 max_concurrent;	/* jobs at once; 0: no limit */
 };
 
 struct config {
@@ -99,6 +118,24 @@ struct config {
 	int	 max_clients;
 	int	 max_clients_per_uid;
 	int64_t	 client_idle_ms;
+
+	/* [alerts] (src/alerts.c) */
+	char	*alert_mail_to;		/* "a@x, b@y"; NULL: no mail */
+	char	*alert_mail_from;
+	char	*alert_smtp_url;	/* smtp://host:port, STARTTLS required */
+	char	*alert_ca_file;		/* NULL: the system's CA store */
+	char	*alert_program;		/* "/path arg ..." run with execv, no shell */
+	int64_t	 alert_program_timeout_ms;
+	int64_t	 alert_check_ms;	/* how often conditions are looked at */
+	int64_t	 alert_waiting_ms;	/* a job waiting longer than this; 0: off */
+	int64_t	 alert_awaiting_ms;	/* a fax unconfirmed longer than this */
+	int64_t	 alert_disk_free;	/* bytes free below this; 0: off */
+	int64_t	 alert_deadline_ms;	/* a request this near its deadline */
+	unsigned alert_rules;		/* ALERT_RULE bits in force */
+
+	/* [exporter] (roigate-exporter) */
+	char	*exporter_listen;	/* "127.0.0.1:9464" */
+	char	*exporter_path;		/* "/metrics" */
 
 	/* [roles] */
 	struct role_grant	*grants;

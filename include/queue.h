@@ -21,6 +21,10 @@ void	queue_drain(void (*done)(void));
 /* After a configuration reload. */
 void	queue_reconfigure(void);
 int	queue_running(void);		/* workers running now */
+/* Sends running now for this recipient and for this transport instance,
+ * job except not counted (src/window.c's limits). */
+void	queue_running_for(const char *recipient_id, const char *transport,
+	    int64_t except, int *for_recipient, int *for_transport);
 
 /* Operator commands.  0 ok; -1 with a plain-language reason in err. */
 int	queue_hold(int64_t id, const char *actor, char *err, size_t errlen);

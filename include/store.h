@@ -270,4 +270,46 @@ typedef int (*store_redaction_cb)(const struct store_redaction *, int attempt,
 int	store_job_redactions(struct store *, int64_t job_id, store_redaction_cb,
 	    void *arg);
 
+/*
+ * Operations (metrics, alerts, qshape): summaries that never carry PHI,
+ * only ids, transports, counts and times.
+ */
+/* Jobs by state: counts[state] for every state. */
+int	store_jobs_by_state(struct store *, int64_t counts[JOB_NSTATES]);
+/* Jobs in the states in mask (1 << state), grouped by state, transport
+ * and recipient (one state after another): the count, the oldest
+ * created_at and sent_at, the oldest job id. */
+struct store_group {
+	enum job_state	 state;
+	const char	*transport;
+	const char	*recipient_id;
+	int64_t		 count;
+	int64_t		 oldest_created;
+	int64_t		 oldest_sent;	/* 0 when none was sent */
+	int64_t		 oldest_id;
+};
+typedef int (*store_group_cb)(const struct store_group *, void *arg);
+int	store_jobs_grouped(struct store *, unsigned state_mask, store_group_cb,
+	    void *);
+/* Each job in a state of mask, light: no manifest, no PHI. */
+struct store_brief {
+	int64_t		 id;
+	enum job_state	 state;
+	const char	*transport;
+	const char	*recipient_id;
+	int64_t		 created_at;
+	int64_t		 next_at;
+	const char	*last_error;
+};
+typedef int (*store_brief_cb)(const struct store_brief *, void *arg);
+int	store_jobs_brief(struct store *, unsigned state_mask, store_brief_cb,
+	    void *);
+/* The disclosure log's outcomes counted by transport (metrics at start). */
+typedef int (*store_outcome_cb)(const char *transport, const char *outcome,
+	    int64_t count, int64_t pages, void *arg);
+int	store_outcome_counts(struct store *, store_outcome_cb, void *);
+/* Seconds from acceptance to delivery of every delivered job. */
+typedef int (*store_latency_cb)(int64_t seconds, void *arg);
+int	store_delivery_latencies(struct store *, store_latency_cb, void *);
+
 #endif

@@ -31,6 +31,7 @@ enum key_type {
 	KEY_MSEC,	/* int64 ms, a bare number */
 	KEY_LOGLEVEL,
 	KEY_CHOICE,	/* int: index of the value in choices ("a|b|c") */
+	KEY_RULES,	/* unsigned: ALERT_RULE bits from a list of rule names */
 };
 
 struct key_def {
@@ -91,6 +92,20 @@ static const struct key_def keys[] = {
 	{ "control", "max_clients", KEY_INT, OFF(max_clients), 1, 4096, NULL },
 	{ "control", "max_clients_per_uid", KEY_INT, OFF(max_clients_per_uid), 1, 4096, NULL },
 	{ "control", "idle_timeout", KEY_DURATION, OFF(client_idle_ms), 100, INT64_MAX, NULL },
+	{ "alerts", "mail_to", KEY_STRING, OFF(alert_mail_to), 0, 0, NULL },
+	{ "alerts", "mail_from", KEY_STRING, OFF(alert_mail_from), 0, 0, NULL },
+	{ "alerts", "smtp_url", KEY_STRING, OFF(alert_smtp_url), 0, 0, NULL },
+	{ "alerts", "ca_file", KEY_PATH, OFF(alert_ca_file), 0, 0, NULL },
+	{ "alerts", "program", KEY_STRING, OFF(alert_program), 0, 0, NULL },
+	{ "alerts", "program_timeout", KEY_DURATION, OFF(alert_program_timeout_ms), 100, 3600000, NULL },
+	{ "alerts", "check_interval", KEY_DURATION, OFF(alert_check_ms), 100, 3600000, NULL },
+	{ "alerts", "waiting_longer_than", KEY_DURATION, OFF(alert_waiting_ms), 0, INT64_MAX, NULL },
+	{ "alerts", "awaiting_longer_than", KEY_DURATION, OFF(alert_awaiting_ms), 0, INT64_MAX, NULL },
+	{ "alerts", "disk_free_below", KEY_SIZE, OFF(alert_disk_free), 0, INT64_MAX, NULL },
+	{ "alerts", "deadline_within", KEY_DURATION, OFF(alert_deadline_ms), 0, INT64_MAX, NULL },
+	{ "alerts", "rules", KEY_RULES, OFF(alert_rules), 0, 0, NULL },
+	{ "exporter", "listen", KEY_STRING, OFF(exporter_listen), 0, 0, NULL },
+	{ "exporter", "path", KEY_STRING, OFF(exporter_path), 0, 0, NULL },
 };
 
 static const struct {
@@ -99,6 +114,7 @@ static const struct {
 } role_names[] = {
 	{ "submit", ROLE_SUBMIT }, { "operate", ROLE_OPERATE },
 	{ "audit", ROLE_AUDIT }, { "admin", ROLE_ADMIN },
+	{ "metrics", ROLE_METRICS },
 };
 
 struct parser {
@@ -178,6 +194,15 @@ config_defaults(struct config *c)
 	c->max_clients = 64;
 	c->max_clients_per_uid = 16;
 	c->client_idle_ms = 30 * 1000;
+	c->alert_program_timeout_ms = 10 * 1000;
+	c->alert_check_ms = 30 * 1000;
+	c->alert_waiting_ms = 4 * 3600 * 1000;
+	c->alert_awaiting_ms = 2 * 3600 * 1000;
+	c->alert_disk_free = 1LL << 30;
+	c->alert_deadline_ms = 5LL * 86400 * 1000;
+	c->alert_rules = ALERT_RULES_ALL;
+	c->exporter_listen = xstrdup("127.0.0.1:9464");
+	c->exporter_path = xstrdup("/metrics");
 }
 
 static char *
@@ -205,6 +230,47 @@ parse_int(const char *v, int64_t *out)
 		return -1;
 	*out = n;
 	return 0;
+}
+
+static const char *const alert_rule_names[ALERT_NRULES] = {
+	[ALERT_FAILED] = "failed", [ALERT_HELD] = "held",
+	[ALERT_WAITING] = "waiting", [ALERT_AWAITING] = "awaiting",
+	[ALERT_CREDENTIALS] = "credentials", [ALERT_DISK] = "disk",
+	[ALERT_SEALING] = "sealing", [ALERT_DEADLINE] = "deadline",
+};
+
+const char *
+alert_rule_name(enum alert_rule r)
+{
+	return r < ALERT_NRULES ? alert_rule_names[r] : "unknown";
+}
+
+/* "failed, held" (or "all", "none") as rule bits; -1 on an unknown name. */
+static int
+alert_rules_parse(const char *v, unsigned *out)
+{
+	char		*copy = xstrdup(v), *w, *save = NULL;
+	unsigned	 bits = 0;
+	int		 rv = 0, i;
+
+	for (w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+		if (strcmp(w, "all") == 0) {
+			bits = ALERT_RULES_ALL;
+			continue;
+		}
+		if (strcmp(w, "none") == 0)
+			continue;
+		for (i = 0; i < ALERT_NRULES && strcmp(w, alert_rule_names[i]); i++)
+			;
+		if (i == ALERT_NRULES)
+			rv = -1;
+		else
+			bits |= 1u << i;
+	}
+	free(copy);
+	if (rv == 0)
+		*out = bits;
+	return rv;
 }
 
 static void
@@ -257,6 +323,11 @@ set_value(struct parser *p, const struct key_def *k, const char *v)
 		perr(p, "%s: \"%.100s\" is not one of %s", k->key, v, k->choices);
 		return;
 	}
+	case KEY_RULES:
+		if (alert_rules_parse(v, (unsigned *)base) == -1)
+			perr(p, "%s: \"%.100s\" is not a list of alert rules (%s)",
+			    k->key, v, ALERT_RULE_NAMES);
+		return;
 	case KEY_DURATION:
 		if (duration_parse(v, &n) == -1) {
 			perr(p, "%s: \"%.100s\" is not a duration (like 500ms, 30s, "
@@ -345,7 +416,7 @@ parse_roles(struct parser *p, const char *key, char *value)
 			role = role_names[i].bit;
 	if (role == 0) {
 		perr(p, "unknown role \"%.100s\" (roles are submit, operate, "
-		    "audit, admin)", key);
+		    "audit, admin, metrics)", key);
 		return;
 	}
 	for (w = strtok_r(value, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save))
@@ -392,9 +463,10 @@ parse_section(struct parser *p, char *s)
 		p->tr = t;
 	} else if (arg != NULL || (strcmp(s, "daemon") && strcmp(s, "spool") &&
 	    strcmp(s, "queue") && strcmp(s, "render") && strcmp(s, "control") &&
-	    strcmp(s, "roles"))) {
+	    strcmp(s, "roles") && strcmp(s, "alerts") && strcmp(s, "exporter"))) {
 		perr(p, "unknown section [%.60s%s%.60s] (sections are daemon, spool, "
-		    "queue, render, control, roles, transport NAME)", s, arg ? " " : "",
+		    "queue, render, control, roles, alerts, exporter, transport NAME)",
+		    s, arg ? " " : "",
 		    arg ? arg : "");
 		return;
 	}
@@ -415,6 +487,17 @@ parse_transport_key(struct parser *p, const char *key, const char *value)
 		}
 		free(t->plugin);
 		t->plugin = xstrdup(value);
+		return;
+	}
+	/* The queue's, not the plugin's: how many of its jobs run at once. */
+	if (strcmp(key, "max_concurrent") == 0) {
+		int64_t	n;
+		if (parse_int(value, &n) == -1 || n < 0 || n > 256) {
+			perr(p, "max_concurrent: \"%.100s\" must be a whole number "
+			    "from 0 (no limit) to 256", value);
+			return;
+		}
+		t->max_concurrent = (int)n;
 		return;
 	}
 	t->kv = xreallocarray(t->kv, t->nkv + 1, sizeof(*t->kv));
@@ -495,6 +578,16 @@ config_finish(struct parser *p)
 		perr(p, "[queue] backoff_max must not be shorter than backoff_base");
 	if (c->max_file_size > c->max_packet_size)
 		perr(p, "[spool] max_file_size must not exceed max_packet_size");
+	if (c->alert_mail_to && (c->alert_smtp_url == NULL ||
+	    c->alert_mail_from == NULL))
+		perr(p, "[alerts] mail_to needs smtp_url and mail_from");
+	if (c->alert_smtp_url && strncmp(c->alert_smtp_url, "smtp://", 7) != 0 &&
+	    strncmp(c->alert_smtp_url, "smtps://", 8) != 0)
+		perr(p, "[alerts] smtp_url must be smtp://HOST:PORT (STARTTLS is "
+		    "required) or smtps://HOST:PORT");
+	if (c->alert_program && c->alert_program[0] != '/')
+		perr(p, "[alerts] program must start with an absolute path (it is "
+		    "run without a shell)");
 	if (c->ntransports == 0) {
 		/* The embedded default: deliver into a folder of the state dir. */
 		struct config_transport *t = xcalloc(1, sizeof(*t));
@@ -571,6 +664,13 @@ config_free(struct config *c)
 	free(c->font_dir);
 	free(c->protect);
 	free(c->spool_dir);
+	free(c->alert_mail_to);
+	free(c->alert_mail_from);
+	free(c->alert_smtp_url);
+	free(c->alert_ca_file);
+	free(c->alert_program);
+	free(c->exporter_listen);
+	free(c->exporter_path);
 	free(c->grants);
 	for (size_t i = 0; i < c->ntransports; i++) {
 		struct config_transport *t = &c->transports[i];

@@ -5,20 +5,25 @@
  * writes the audit entry.  Reads go to the store; changes to jobs go
  * through the queue (src/queue.c), never straight to the database.
  */
+#include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
+#include "alerts.h"
 #include "config.h"
 #include "control_ops.h"
 #include "disclosure.h"
 #include "log.h"
 #include "manifest.h"
+#include "metrics.h"
 #include "policy.h"
 #include "probe.h"
 #include "queue.h"
@@ -27,6 +32,7 @@
 #include "submit.h"
 #include "transport.h"
 #include "util.h"
+#include "window.h"
 
 static void
 fail(struct op_result *r, const char *code, const char *fmt, ...)
@@ -102,16 +108,49 @@ arg_job(json_t *req, int64_t *id, struct op_result *r)
 	return 0;
 }
 
+/* Bytes of the documents the daemon holds for a job (its jobs/ID folder),
+ * or -1 when the folder is gone. */
+static int64_t
+job_bytes(int64_t id)
+{
+	char		 path[PATH_MAX];
+	struct dirent	*de;
+	struct stat	 st;
+	int64_t		 n = 0;
+	DIR		*d;
+
+	snprintf(path, sizeof(path), "%s/jobs/%lld", rg->conf->state_dir,
+	    (long long)id);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.' && fstatat(dirfd(d), de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			n += st.st_size;
+	closedir(d);
+	return n;
+}
+
 static json_t *
 job_summary(const struct job *j)
 {
-	return json_pack("{s:I, s:s?, s:s, s:s?, s:s?, s:i, s:o, s:o, s:o, s:s?}",
+	int64_t	bytes = job_bytes(j->id);
+	int	final = job_state_final(j->state);
+
+	/* With what `postqueue -j` users look for: arrival_time, next_attempt
+	 * (unix seconds), pages and bytes. */
+	return json_pack("{s:I, s:s?, s:s, s:s?, s:s?, s:i, s:o, s:o, s:o, s:s?,"
+	    " s:I, s:o, s:o, s:o}",
 	    "id", (json_int_t)j->id, "packet_id", j->packet_id,
 	    "state", job_state_name(j->state), "transport", j->transport,
 	    "recipient", j->recipient_id, "attempts", j->attempts,
 	    "created_at", jtime(j->created_at), "updated_at", jtime(j->updated_at),
-	    "next_at", job_state_final(j->state) ? json_null() : jtime(j->next_at / 1000),
-	    "last_error", j->last_error && j->last_error[0] ? j->last_error : NULL);
+	    "next_at", final ? json_null() : jtime(j->next_at / 1000),
+	    "last_error", j->last_error && j->last_error[0] ? j->last_error : NULL,
+	    "arrival_time", (json_int_t)j->created_at,
+	    "next_attempt", final ? json_null() : json_integer(j->next_at / 1000),
+	    "pages", j->pages >= 0 ? json_integer(j->pages) : json_null(),
+	    "bytes", bytes >= 0 ? json_integer(bytes) : json_null());
 }
 
 #define READERS	(ROLE_OPERATE | ROLE_AUDIT | ROLE_ADMIN)
@@ -469,9 +508,11 @@ op_verify_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	if (disclosure_verify(rg->store, &count, err, sizeof(err)) == -1) {
 		daemon_problem(PROBLEM_LOG, "disclosure log: %s", err);
 		fail(r, "integrity", "%s", err);
+		metrics_log_verified(0);
 		return;
 	}
 	daemon_problem_clear(PROBLEM_LOG);
+	metrics_log_verified(1);
 	r->result = json_pack("{s:b, s:I}", "ok", 1, "entries", (json_int_t)count);
 }
 
@@ -557,8 +598,13 @@ recipient_add_check(json_t *req, const struct recipient *rc,
 		snprintf(field, sizeof(field), "params.%.40s", k);
 		if (!json_is_string(v))
 			errlist_add(&e, "%s: must be a string", field);
-		else
+		else {
+			char why[200];
 			policy_recipient_param(field, json_string_value(v), &e);
+			if (window_check_params(k, json_string_value(v), why,
+			    sizeof(why)) == -1)
+				errlist_add(&e, "params.%s", why);
+		}
 	}
 	if (e.n == 0)
 		return 0;
@@ -781,6 +827,7 @@ submit_result(struct op_result *r, int rv, int64_t id, struct errlist *errs)
 	else if (rv == -1) {
 		fail(r, "invalid", "the packet was not accepted (%zu reason%s)",
 		    errs->n, errs->n == 1 ? "" : "s");
+		metrics_intake_refused(errs);
 		r->reasons = json_array();
 		for (size_t i = 0; i < errs->n; i++)
 			json_array_append_new(r->reasons, json_string(errs->msg[i]));
@@ -846,11 +893,144 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	free(names);
 }
 
+/* Counts, ages and states for roigate-exporter: no PHI, no job details. */
+static void
+op_metrics(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	if ((r->result = metrics_snapshot()) == NULL)
+		fail(r, "unavailable", "cannot read the queue: %.200s",
+		    store_errmsg(rg->store));
+}
+
+/* Open alerts and the recently resolved ones (ids and counts, no PHI). */
+static void
+op_alerts(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	r->result = json_pack("{s:o}", "alerts", alerts_list());
+}
+
+/*
+ * qshape (Postfix): waiting jobs by recipient against their age since
+ * arrival, in doubling buckets.  Each row also counts the jobs that wait
+ * because of a limit (recipient busy, send window), with the latest reason.
+ */
+static const int shape_minutes[] = { 5, 10, 20, 40, 80, 160, 320, 640, 1440 };
+static const char *const shape_labels[] = { "5m", "10m", "20m", "40m", "80m",
+	"160m", "320m", "640m", "1d", "1d+" };
+#define SHAPE_N	(sizeof(shape_labels) / sizeof(shape_labels[0]))
+
+struct shape_row {
+	char	recipient[80];
+	char	transport[80];
+	char	reason[200];
+	int64_t	counts[SHAPE_N];
+	int64_t	total;
+	int64_t	limited;
+};
+
+struct shape {
+	struct shape_row	*rows;
+	size_t			 n;
+	int64_t			 now;
+};
+
+static void
+shape_add(struct shape_row *row, int64_t age, const char *last_error)
+{
+	size_t	i;
+
+	for (i = 0; i < SHAPE_N - 1 && age > shape_minutes[i] * 60; i++)
+		;
+	row->counts[i]++;
+	row->total++;
+	if (last_error && strncmp(last_error, "waiting", 7) == 0) {
+		row->limited++;
+		strlcpy_(row->reason, last_error, sizeof(row->reason));
+	}
+}
+
+static int
+shape_job(const struct store_brief *b, void *arg)
+{
+	struct shape	*sh = arg;
+	const char	*rc = b->recipient_id ? b->recipient_id : "";
+	size_t		 i;
+
+	for (i = 1; i < sh->n && strcmp(sh->rows[i].recipient, rc) != 0; i++)
+		;
+	if (i == sh->n) {
+		sh->rows = xreallocarray(sh->rows, sh->n + 1, sizeof(*sh->rows));
+		memset(&sh->rows[i], 0, sizeof(sh->rows[i]));
+		strlcpy_(sh->rows[i].recipient, rc, sizeof(sh->rows[i].recipient));
+		strlcpy_(sh->rows[i].transport, b->transport ? b->transport : "",
+		    sizeof(sh->rows[i].transport));
+		sh->n++;
+	}
+	shape_add(&sh->rows[i], sh->now - b->created_at, b->last_error);
+	shape_add(&sh->rows[0], sh->now - b->created_at, b->last_error);
+	return 0;
+}
+
+static int
+shape_cmp(const void *a, const void *b)
+{
+	const struct shape_row	*x = a, *y = b;
+
+	if (x->total != y->total)
+		return x->total < y->total ? 1 : -1;
+	return strcmp(x->recipient, y->recipient);
+}
+
+static json_t *
+shape_row_json(const struct shape_row *row)
+{
+	json_t	*c = json_array();
+
+	for (size_t i = 0; i < SHAPE_N; i++)
+		json_array_append_new(c, json_integer(row->counts[i]));
+	return json_pack("{s:s, s:s, s:I, s:o, s:I, s:s?}", "recipient",
+	    row->recipient, "transport", row->transport, "total",
+	    (json_int_t)row->total, "counts", c, "limited", (json_int_t)row->limited,
+	    "limit_reason", row->reason[0] ? row->reason : NULL);
+}
+
+static void
+op_shape(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	struct shape	 sh = { NULL, 1, now_wall() };
+	json_t		*labels = json_array(), *rows = json_array();
+
+	sh.rows = xcalloc(1, sizeof(*sh.rows));
+	strlcpy_(sh.rows[0].recipient, "TOTAL", sizeof(sh.rows[0].recipient));
+	if (store_jobs_brief(rg->store, (1u << JOB_QUEUED) | (1u << JOB_DEFERRED),
+	    shape_job, &sh) == -1) {
+		fail(r, "unavailable", "cannot read the queue: %.200s",
+		    store_errmsg(rg->store));
+		free(sh.rows);
+		json_decref(labels), json_decref(rows);
+		return;
+	}
+	qsort(sh.rows + 1, sh.n - 1, sizeof(*sh.rows), shape_cmp);
+	for (size_t i = 0; i < SHAPE_N; i++)
+		json_array_append_new(labels, json_string(shape_labels[i]));
+	for (size_t i = 1; i < sh.n; i++)
+		json_array_append_new(rows, shape_row_json(&sh.rows[i]));
+	r->result = json_pack("{s:o, s:o, s:o}", "buckets", labels, "total",
+	    shape_row_json(&sh.rows[0]), "recipients", rows);
+	free(sh.rows);
+}
+
 #define ANYROLE	(ROLE_SUBMIT | ROLE_OPERATE | ROLE_AUDIT | ROLE_ADMIN)
 
 static const struct op_def ops[] = {
 	{ "submit", ROLE_SUBMIT, "submit", op_submit },
 	{ "status", ANYROLE, "submit, operate, audit or admin", op_status },
+	{ "metrics", ROLE_METRICS | ROLE_OPERATE, "metrics or operate", op_metrics },
+	{ "alerts", READERS, "operate, audit or admin", op_alerts },
+	{ "shape", READERS, "operate, audit or admin", op_shape },
 	{ "list", READERS | ROLE_SUBMIT, "submit, operate, audit or admin", op_list },
 	{ "show", READERS | ROLE_SUBMIT, "submit, operate, audit or admin", op_show },
 	{ "hold", ROLE_OPERATE, "operate", op_hold },

@@ -28,17 +28,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "alerts.h"
 #include "backoff.h"
 #include "config.h"
 #include "disclosure.h"
 #include "log.h"
 #include "loop.h"
 #include "manifest.h"
+#include "metrics.h"
 #include "queue.h"
 #include "roigated.h"
 #include "store.h"
 #include "transport.h"
 #include "util.h"
+#include "window.h"
 #include "worker.h"
 
 struct run {
@@ -57,6 +60,7 @@ struct run {
 	int			 interrupted;		/* killed by shutdown */
 	int			 batch;			/* jobs its worker did before */
 	int			 gone;			/* its worker process has ended */
+	int64_t			 started_ms;		/* now_ms() when it began */
 	uint32_t		 pages;
 	char			 sha256[65];
 	struct store_redaction	*red;			/* what the worker reported */
@@ -140,6 +144,23 @@ int
 queue_running(void)
 {
 	return nruns;
+}
+
+void
+queue_running_for(const char *recipient_id, const char *transport,
+    int64_t except, int *for_recipient, int *for_transport)
+{
+	*for_recipient = *for_transport = 0;
+	for (struct run *r = runs; r; r = r->next) {
+		if (r->done || r->job.id == except || r->mode != WORKER_DELIVER ||
+		    r->ti == NULL)
+			continue;
+		if (strcmp(r->ti->name, transport) == 0) {
+			(*for_transport)++;
+			if (r->rcpt.id && strcmp(r->rcpt.id, recipient_id) == 0)
+				(*for_recipient)++;
+		}
+	}
 }
 
 /* Fill the disclosure fields that every entry of a job shares. */
@@ -364,6 +385,7 @@ queue_rendered(struct run *r, const struct worker_msg *m)
 		return;
 	}
 	r->logged_attempt = 1;
+	metrics_job_rendered(r->ti->name, r->pages, now_ms() - r->started_ms);
 	if (send(r->chan, &go, 1, MSG_NOSIGNAL) != 1)
 		log_warn("job %lld: cannot signal the worker", (long long)r->job.id);
 	test_crashpoint("queue_after_attempt");
@@ -435,6 +457,25 @@ queue_postpone(const struct job *j, const char *why)
 	return queue_commit_or_rollback(store_job_set_state(rg->store, j->id,
 	    j->state == JOB_AWAITING ? JOB_AWAITING : JOB_DEFERRED, &u,
 	    "daemon", why));
+}
+
+/* A limit says not yet (src/window.c): the job keeps its state and waits
+ * until `until` with the reason; no attempt is counted.  The same reason
+ * again only moves the time (no new event). */
+static void
+queue_wait(const struct job *j, int64_t until, const char *why)
+{
+	struct job_update	u = JOB_UPDATE_NONE;
+
+	if (j->last_error && strcmp(j->last_error, why) == 0) {
+		store_job_set_next(rg->store, j->id, until);
+		return;
+	}
+	u.next_at = until * 1000;	/* window.c speaks seconds */
+	u.last_error = why;
+	if (store_begin(rg->store) == 0)
+		queue_commit_or_rollback(store_job_set_state(rg->store, j->id,
+		    j->state, &u, "daemon", why));
 }
 
 /* Set a job aside for an administrator, with the reason. */
@@ -512,12 +553,14 @@ queue_new_run(const struct job *j, int *dirfd, int *stuck)
 {
 	struct run		*r = xcalloc(1, sizeof(*r));
 	char			 path[PATH_MAX], why[300];
+	int64_t			 until;
 
 	r->chan = -1;
 	r->next = runs;
 	runs = r;
 	nruns++;
 	r->job = *j;	/* take ownership of the members */
+	r->started_ms = now_ms();
 	r->mode = j->state == JOB_AWAITING ? WORKER_POLL : WORKER_DELIVER;
 	*stuck = 0;
 	if (queue_prepare(r, why, sizeof(why)) == -1) {
@@ -528,6 +571,11 @@ queue_new_run(const struct job *j, int *dirfd, int *stuck)
 		daemon_problem(PROBLEM_TRANSPORT, "transport \"%.64s\" is not "
 		    "configured; jobs for it wait", r->rcpt.transport);
 		*stuck = queue_postpone(j, "transport not configured") == -1;
+		goto fail;
+	}
+	if (r->mode == WORKER_DELIVER && window_may_start(&r->rcpt, r->ti,
+	    r->mf->cover_urgent, j->id, now_wall(), &until, why, sizeof(why)) == 0) {
+		queue_wait(j, until, why);
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/jobs/%lld", rg->conf->state_dir,
@@ -905,6 +953,11 @@ queue_finish(struct run *r, enum transport_status st,
 	}
 	r->done = 1;
 	r->pending = 0;
+	metrics_job_outcome(r->ti ? r->ti->name : r->rcpt.transport, st, rc, error,
+	    r->job.created_at, to == JOB_DELIVERED);
+	alerts_job_event(&r->job, r->ti ? r->ti->name : r->rcpt.transport, to, st, rc);
+	if (r->mode == WORKER_DELIVER)
+		window_job_done(r->rcpt.id, r->ti ? r->ti->name : r->rcpt.transport);
 	if (r->mode == WORKER_DELIVER)
 		queue_drop_output(r->job.id);
 	log_info("job %lld: %s (%s)", (long long)r->job.id, job_state_name(to),

@@ -47,6 +47,9 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  retry JOB...                    retry deferred or failed jobs now, with fresh attempts\n"
 "  cancel JOB...                   cancel queued, deferred or held jobs\n"
 "  watch [-n SECONDS]              live status screen, like top; q quits\n"
+"  shape                           waiting jobs by recipient and age, like qshape\n"
+"  alerts                          open and recently resolved alerts\n"
+"  metrics                         what roigate-exporter serves, as JSON (role metrics)\n"
 "Submission (role submit):\n"
 "  submit PACKET_DIR               submit a packet folder; prints the job number\n"
 "Disclosure log (role audit):\n"
@@ -195,6 +198,94 @@ cmd_status(struct roigate *rg, int argc, char **argv)
 	json_array_foreach(json_object_get(r, "last_errors"), i, v)
 		printf("  job %-6lld %-12s %s  %s\n", i_(v, "job"), s_(v, "state"),
 		    s_(v, "at"), s_(v, "error"));
+	json_decref(r);
+	return 0;
+}
+
+/* The numbers roigate-exporter serves, as JSON (role metrics or operate). */
+static int
+cmd_metrics(struct roigate *rg, int argc, char **argv)
+{
+	json_t	*r;
+	int	 rv;
+
+	if (argc != 1)
+		return EX_USAGE;
+	if ((rv = call(rg, "metrics", json_object(), &r)) != 0)
+		return rv;
+	print_json(r);
+	json_decref(r);
+	return 0;
+}
+
+/* qshape: waiting jobs by recipient against age buckets. */
+static void
+shape_row(json_t *row, int width)
+{
+	size_t	 i;
+	json_t	*v;
+
+	printf("%*.*s %6lld", width, width, s_(row, "recipient"), i_(row, "total"));
+	json_array_foreach(json_object_get(row, "counts"), i, v)
+		printf(" %5lld", (long long)json_integer_value(v));
+	printf("\n");
+}
+
+static int
+cmd_shape(struct roigate *rg, int argc, char **argv)
+{
+	json_t	*r, *v;
+	size_t	 i;
+	int	 rv;
+
+	if (argc != 1)
+		return EX_USAGE;
+	if ((rv = call(rg, "shape", json_object(), &r)) != 0)
+		return rv;
+	if (json_out) {
+		print_json(r);
+		json_decref(r);
+		return 0;
+	}
+	printf("%24s %6s", "", "T");
+	json_array_foreach(json_object_get(r, "buckets"), i, v)
+		printf(" %5s", json_string_value(v));
+	printf("\n");
+	shape_row(json_object_get(r, "total"), 24);
+	json_array_foreach(json_object_get(r, "recipients"), i, v)
+		shape_row(v, 24);
+	json_array_foreach(json_object_get(r, "recipients"), i, v)
+		if (i_(v, "limited") > 0)
+			printf("%s: %lld %s\n", s_(v, "recipient"), i_(v, "limited"),
+			    s_(v, "limit_reason"));
+	json_decref(r);
+	return 0;
+}
+
+/* Open alerts, then the recently resolved ones. */
+static int
+cmd_alerts(struct roigate *rg, int argc, char **argv)
+{
+	json_t	*r, *v;
+	size_t	 i;
+	int	 rv;
+
+	if (argc != 1)
+		return EX_USAGE;
+	if ((rv = call(rg, "alerts", json_object(), &r)) != 0)
+		return rv;
+	if (json_out)
+		print_lines(json_object_get(r, "alerts"));
+	else {
+		printf("%-5s %-9s %-12s %-28s %-20s %-20s %5s  %s\n", "ID", "STATUS",
+		    "RULE", "SUBJECT", "OPENED", "RESOLVED", "COUNT", "SUMMARY");
+		json_array_foreach(json_object_get(r, "alerts"), i, v)
+			printf("%-5lld %-9s %-12s %-28.28s %-20s %-20s %5lld  %.80s\n",
+			    i_(v, "id"), s_(v, "status"), s_(v, "rule"), s_(v, "subject"),
+			    s_(v, "opened_at"), json_is_string(json_object_get(v,
+			    "resolved_at")) ? s_(v, "resolved_at") : "-", i_(v, "count"),
+			    s_(v, "summary"));
+	}
 	json_decref(r);
 	return 0;
 }
@@ -826,6 +917,36 @@ watch_call(struct roigate *rg, const char *op, const char *args, char *err,
 	return r;
 }
 
+/* Open alerts and the recipients held back by a limit; lines used. */
+static int
+watch_alerts(struct roigate *rg)
+{
+	char	 err[512];
+	json_t	*al, *sh, *v;
+	size_t	 i;
+	int	 used = 0;
+
+	if ((al = watch_call(rg, "alerts", "{}", err, sizeof(err))) != NULL) {
+		json_array_foreach(json_object_get(al, "alerts"), i, v)
+			if (!strcmp(s_(v, "status"), "firing") && used < 8) {
+				printf("ALERT %s %s: %.100s (%lld)\n", s_(v, "rule"),
+				    s_(v, "subject"), s_(v, "summary"), i_(v, "count"));
+				used++;
+			}
+		json_decref(al);
+	}
+	if ((sh = watch_call(rg, "shape", "{}", err, sizeof(err))) != NULL) {
+		json_array_foreach(json_object_get(sh, "recipients"), i, v)
+			if (i_(v, "limited") > 0 && used < 12) {
+				printf("WAIT  %s: %lld job(s) %.100s\n", s_(v, "recipient"),
+				    i_(v, "limited"), s_(v, "limit_reason"));
+				used++;
+			}
+		json_decref(sh);
+	}
+	return used;
+}
+
 /* Redraw the screen; -1 if the daemon could not be asked. */
 static int
 watch_draw(struct roigate *rg, int interval)
@@ -865,6 +986,7 @@ watch_draw(struct roigate *rg, int interval)
 		printf("PROBLEM: %.200s\n", json_string_value(v));
 		used++;
 	}
+	used += watch_alerts(rg);
 	printf("\n%-7s %-22s %-12s %-14s %-20s %4s  %s\n", "JOB", "STATE",
 	    "TRANSPORT", "RECIPIENT", "PACKET", "TRY", "LAST ERROR");
 	used += 2;
@@ -948,7 +1070,10 @@ static const struct cmd cmds[] = {
 	    "waiting job, deliveries in the last hour,\nproblems the daemon reports, and "
 	    "the most recent errors." },
 	{ "list", cmd_list, "list [--state S] [--transport T] [--limit N]",
-	    "One line per job, newest first.  --json prints JSON Lines." },
+	    "One line per job, newest first.  --json prints JSON Lines with what\n"
+	    "`postqueue -j` users look for: id, state, recipient, transport, "
+	    "attempts,\narrival_time and next_attempt (unix seconds), last_error, "
+	    "pages, bytes." },
 	{ "show", cmd_show, "show JOB", "One job: its fields, its history (every state "
 	    "change with who and why)\nand its disclosure-log entries." },
 	{ "hold", cmd_hold, "hold JOB...", "Set jobs aside; they are not sent until "
@@ -959,8 +1084,19 @@ static const struct cmd cmds[] = {
 	{ "cancel", cmd_cancel, "cancel JOB...", "Cancel queued, deferred or held jobs "
 	    "(nothing is sent)." },
 	{ "watch", cmd_watch, "watch [-n SECONDS]", "A live status screen: counts, "
-	    "problems and the newest jobs, redrawn every\n2 seconds (or SECONDS); "
+	    "problems, open alerts, recipients waiting for\na limit (busy, send "
+	    "window) and the newest jobs, redrawn every 2 seconds\n(or SECONDS); "
 	    "q quits." },
+	{ "shape", cmd_shape, "shape", "Waiting (queued and deferred) jobs by recipient "
+	    "against their age since arrival,\nlike Postfix's qshape: T is the total, "
+	    "then buckets of up to 5m, 10m, 20m, ...,\n640m, 1d and older.  Jobs held "
+	    "back by a limit (recipient busy, send window)\nare counted below the "
+	    "table with the reason.  --json prints one object." },
+	{ "alerts", cmd_alerts, "alerts", "Open alerts and the recently resolved ones: "
+	    "each opens once when its condition\nstarts and resolves once when it ends "
+	    "([alerts] in roigate.conf).  --json prints\nJSON Lines." },
+	{ "metrics", cmd_metrics, "metrics", "The counters and gauges roigate-exporter "
+	    "serves to Prometheus, as one JSON\nobject (role metrics or operate)." },
 	{ "submit", cmd_submit, "submit PACKET_DIR", "Submit a packet folder "
 	    "(manifest.json and its documents) over the socket.\nThe documents are "
 	    "passed as open files; prints the job number." },

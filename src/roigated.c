@@ -20,10 +20,12 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "alerts.h"
 #include "config.h"
 #include "control.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "probe.h"
 #include "queue.h"
 #include "render.h"
@@ -142,6 +144,7 @@ on_reload(int signo, void *arg)
 	spool_reconfigure();
 	control_reconfigure();
 	queue_reconfigure();
+	alerts_reconfigure();
 	sd_notify(0, "READY=1");
 	log_info("configuration reloaded");
 }
@@ -345,6 +348,8 @@ main(int argc, char *argv[])
 		store_close(rg->store);
 		return 0;
 	}
+	metrics_init();
+	alerts_init();
 	queue_init();
 	if (spool_init() == -1 || submit_init() == -1 || control_init() == -1)
 		fatalx("start-up failed");

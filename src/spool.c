@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "manifest.h"
 #include "policy.h"
@@ -238,6 +239,7 @@ spool_reject(const char *name, int is_dir, const struct errlist *errs)
 	char	*text = spool_reason_text(errs);
 	int	 fd, i, rv = -1;
 
+	metrics_intake_refused(errs);
 	if (is_dir && (fd = openat(incoming_fd, name, O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC)) != -1) {
 		/* Written before the move: a crash leaves it in incoming, to retry. */
