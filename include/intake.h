@@ -33,7 +33,9 @@ void	intake_stage_discard(struct intake_stage *);
  * with -1 the folder is a staging folder already.  0: acceptable (*mp
  * set); 1: incomplete, still waiting for files (reasons in errs); -1: must
  * be rejected (reasons in errs); 2: the packet is job *same already, with
- * the very same manifest and documents (*mp set: nothing to take again).
+ * the very same manifest and documents (*mp set: nothing to take again);
+ * 3: a document could not be checked now (its reader was killed from
+ * outside): nothing is wrong with the packet so far, look again later.
  */
 int	intake_check(int dirfd, int stagefd, struct manifest **mp,
 	    struct errlist *errs, int64_t *same);

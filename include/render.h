@@ -100,7 +100,9 @@ void	render_result_free(struct render_result *);
 /*
  * Can MuPDF open this document (mime as libmagic named it)?  Run in a
  * child process with memory and time limits so that a hostile file cannot
- * hurt the caller.  0, or -1 with a plain-language reason in err.
+ * hurt the caller.  0; -1 with a plain-language reason in err (the
+ * document's fault: refuse it); -2 when it could not be checked now (the
+ * reader was killed from outside, fork failed: try again later).
  */
 int	render_probe(int fd, const char *mime, const struct render_opts *opts,
 	    char *err, size_t errlen);

@@ -166,14 +166,18 @@ intake_check_entries(int dirfd, const struct manifest *m, struct errlist *errs)
  */
 static void
 intake_probe_document(int fd, const struct document *doc, const char *mime,
-    struct errlist *errs)
+    struct errlist *errs, int *later)
 {
 	struct render_opts	o;
 	char			why[400];
+	int			rv;
 
 	render_opts_from_config(rg->conf, RENDER_DOCUMENT, &o);
-	if (render_probe(fd, mime, &o, why, sizeof(why)) == -1)
-		errlist_add(errs, "document %s %s", doc->file, why);
+	if ((rv = render_probe(fd, mime, &o, why, sizeof(why))) == 0)
+		return;
+	errlist_add(errs, "document %s %s", doc->file, why);
+	if (rv == -2)
+		(*later)++;
 }
 
 /*
@@ -217,7 +221,7 @@ fail:
  * are made on the copy. */
 static void
 intake_check_document(int dirfd, int stagefd, const struct document *doc,
-    int64_t *total, struct errlist *errs, int *missing)
+    int64_t *total, struct errlist *errs, int *missing, int *later)
 {
 	struct errlist	 terrs = { NULL, 0 };
 	struct stat	 st;
@@ -260,7 +264,7 @@ intake_check_document(int dirfd, int stagefd, const struct document *doc,
 		for (size_t i = 0; i < terrs.n; i++)
 			errlist_add(errs, "%s", terrs.msg[i]);
 	else if (errs->n == 0)
-		intake_probe_document(fd, doc, mime, errs);
+		intake_probe_document(fd, doc, mime, errs, later);
 	errlist_free(&terrs);
 	close(fd);
 }
@@ -407,7 +411,7 @@ intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
 	struct manifest	*m;
 	char		*text = NULL, origin[128] = "";
 	int64_t		 total = 0;
-	int		 missing = 0, waiting = 0;
+	int		 missing = 0, waiting = 0, later = 0;
 
 	*mp = NULL;
 	*same = 0;
@@ -423,7 +427,7 @@ intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
 	}
 	for (size_t i = 0; i < m->ndocs; i++)
 		intake_check_document(dirfd, stagefd, &m->docs[i], &total, errs,
-		    &missing);
+		    &missing, &later);
 	if (total > rg->conf->max_packet_size)
 		errlist_add(errs, "the documents add up to %lld bytes, over the "
 		    "packet limit of %lld bytes", (long long)total,
@@ -433,6 +437,11 @@ intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
 		goto incomplete;
 	if (waiting && errs->n == 0)
 		goto incomplete;	/* it arrived meanwhile: copy it next time */
+	if (later && errs->n == (size_t)later) {
+		free(text);
+		manifest_free(m);
+		return 3;	/* nothing wrong found; the reader must try again */
+	}
 	if (stagefd != -1 && intake_origin(dirfd, origin, sizeof(origin)) == -1)
 		origin[0] = '\0';
 	intake_check_policy(m, text, origin[0] ? origin : NULL, errs, same);

@@ -426,15 +426,15 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 	if (reader_kind(mime, &m) == READER_TEXT)
 		return 0;	/* any bytes can be typeset: no reader to try */
 	if (pipe2(p, O_CLOEXEC) == -1) {
-		snprintf(err, errlen, "cannot be checked: %s", strerror(errno));
-		return -1;
+		snprintf(err, errlen, "could not be checked now: %s", strerror(errno));
+		return -2;
 	}
 	parent = getpid();
 	if ((pid = fork()) == -1) {
-		snprintf(err, errlen, "cannot be checked: %s", strerror(errno));
+		snprintf(err, errlen, "could not be checked now: %s", strerror(errno));
 		close(p[0]);
 		close(p[1]);
-		return -1;
+		return -2;
 	}
 	if (pid == 0) {
 		struct rlimit	cpu = { RENDER_PROBE_SECONDS, RENDER_PROBE_SECONDS + 1 };
@@ -474,11 +474,32 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 		;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	if (WIFEXITED(status) && got > 0)
+	if (WIFEXITED(status) && got > 0) {
 		snprintf(err, errlen, "%s", msg);
-	else
-		snprintf(err, errlen, "cannot be opened: the reader %s on it (the "
-		    "document is damaged or built to exhaust the reader)",
-		    WIFSIGNALED(status) ? "crashed or ran out of time" : "failed");
-	return -1;
+		return -1;
+	}
+	/*
+	 * Only the reader's own limits and its own crashes speak of the
+	 * document.  A SIGKILL it did not bring on itself (the OOM killer, an
+	 * administrator) or a child that never started reading says nothing
+	 * of it: look again later.
+	 */
+	if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGALRM ||
+	    WTERMSIG(status) == SIGXCPU)) {
+		snprintf(err, errlen, "cannot be opened: the reader ran out of time "
+		    "on it (%d seconds; the document is damaged or built to exhaust "
+		    "the reader)", RENDER_PROBE_SECONDS);
+		return -1;
+	}
+	if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL) {
+		snprintf(err, errlen, "cannot be opened: the reader crashed on it "
+		    "(%s; the document is damaged or built to exhaust the reader)",
+		    strsignal(WTERMSIG(status)));
+		return -1;
+	}
+	snprintf(err, errlen, "could not be checked now: the reader %s; it is "
+	    "tried again", WIFSIGNALED(status) ? "was killed from outside "
+	    "(out of memory on the machine, or an administrator)" :
+	    "did not start");
+	return -2;
 }

@@ -450,6 +450,14 @@ spool_take(struct packet *p, int fd)
 		    "seconds", (long long)(rg->conf->incomplete_timeout_ms / 1000));
 		rv = -1;
 	}
+	if (rv == 3) {
+		intake_stage_discard(&sg);
+		snprintf(why, sizeof(why), "incoming/%.100s waits: %.400s", p->name,
+		    errs.n ? errs.msg[0] : "a document could not be checked now");
+		errlist_free(&errs);
+		spool_block(p, why);
+		return 1;
+	}
 	if (rv == 2) {
 		/* Taken before (a restart came between the commit and the
 		 * removal, or it was dropped again unchanged): only remove it. */

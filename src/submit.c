@@ -219,6 +219,9 @@ submit_finish(struct submit *sb)
 		errlist_add(&errs, "every document listed in the manifest must be "
 		    "passed with the request");
 		goto done;
+	case 3:	/* our trouble, not the packet's */
+		rv = -2;
+		goto done;
 	default:
 		goto done;
 	}

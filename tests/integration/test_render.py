@@ -13,6 +13,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -429,8 +430,10 @@ def bomb_pdf(second_page=False):
 
 
 def slow_pdf():
-    """A page whose content stream inflates to 2 GB of path operators."""
-    z = _deflated(b"1 1 m 2 2 l " * (1 << 20), 170)
+    """A page whose content stream inflates to 2 GB of operators that only
+    change the transformation: endless work for the reader, and nothing
+    for it to keep (paths would reach the memory limit first)."""
+    z = _deflated(b"1 0 0 1 0 0 cm " * (1 << 20), 128)
     w = docs.PdfWriter()
     w.add(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(z) + z +
           b"\nendstream")
@@ -707,3 +710,37 @@ def test_profile_can_be_set_per_transport(gateway_factory):
     wait_state(gw, "ROI-PROFILE-1", "delivered")
     out = os.path.join(gw.outbox, "records-desk", "ROI-PROFILE-1", "ROI-PROFILE-1.pdf")
     assert {r[5] for r in images(out)} == {"ccitt"}
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_reader_killed_from_outside_means_try_again(gateway_factory):
+    """A document reader SIGKILLed by someone else (the OOM killer, an
+    administrator) says nothing of the document: the packet waits and is
+    read again; only the reader's own limit refuses it."""
+    gw = started(gateway_factory, spool={"max_file_size": "8M",
+                                         "max_packet_size": "8M"})
+    folder = os.path.join(gw.incoming, ".slow")
+    m = write_packet(folder, {"slow.pdf": slow_pdf()})
+    os.rename(folder, os.path.join(gw.incoming, "slow"))
+    probe = wait_for("the document reader", lambda: _children(gw.proc.pid),
+                     timeout=20)[0]
+    os.kill(probe, signal.SIGKILL)
+    wait_for("the wait to be said", lambda: "was killed from outside" in
+             gw.log())
+    assert gw.incoming_names() == ["slow"] and gw.rejected_names() == []
+    assert any("waits" in p and "killed from outside" in p
+               for p in gw.json("status")["problems"])
+    # Read again: this time the reader's own time limit refuses it.
+    wait_rejected(gw, "slow", timeout=60)
+    reason = gw.reason("slow")
+    assert "the reader ran out of time on it" in reason, reason
+    assert "killed" not in reason
+    assert gw.jobs() == []
+    assert m["packet_id"]
