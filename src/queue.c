@@ -467,11 +467,12 @@ queue_wait(const struct job *j, int64_t until, const char *why)
 {
 	struct job_update	u = JOB_UPDATE_NONE;
 
+	until *= 1000;		/* window.c speaks seconds, next_at milliseconds */
 	if (j->last_error && strcmp(j->last_error, why) == 0) {
 		store_job_set_next(rg->store, j->id, until);
 		return;
 	}
-	u.next_at = until * 1000;	/* window.c speaks seconds */
+	u.next_at = until;
 	u.last_error = why;
 	if (store_begin(rg->store) == 0)
 		queue_commit_or_rollback(store_job_set_state(rg->store, j->id,

@@ -177,7 +177,7 @@ class Gateway:
                       "max_file_size": "1M", "max_packet_size": "4M"},
             "queue": {"workers": "2", "backoff_base": "200ms",
                       "backoff_max": "1s", "max_attempts": "5",
-                      "job_timeout": "2s", "shutdown_grace": "2s"},
+                      "job_timeout": "10s", "shutdown_grace": "2s"},
             "roles": {"admin": f"user:{me}", "operate": f"user:{me}",
                       "audit": f"user:{me}", "submit": f"user:{me}"},
             "transport local": {"dir": self.outbox},
