@@ -1,5 +1,5 @@
 /*
- * roigate.conf: an INI file with [daemon], [spool], [queue], [roles] and
+ * roigate.conf: an INI file with [daemon], [spool], [queue], [log], [roles] and
  * [transport NAME] sections.  Every error is reported as "file:line: message".
  */
 #ifndef CONFIG_H
@@ -94,6 +94,9 @@ struct config {
 	int	 max_clients;
 	int	 max_clients_per_uid;
 	int64_t	 client_idle_ms;
+
+	/* [log] */
+	int64_t	 seal_interval_ms;	/* one sealing epoch (docs/disclosure-log.md) */
 
 	/* [roles] */
 	struct role_grant	*grants;

@@ -86,6 +86,8 @@ static const struct key_def keys[] = {
 	{ "control", "max_clients", KEY_INT, OFF(max_clients), 1, 4096, NULL },
 	{ "control", "max_clients_per_uid", KEY_INT, OFF(max_clients_per_uid), 1, 4096, NULL },
 	{ "control", "idle_timeout", KEY_DURATION, OFF(client_idle_ms), 100, INT64_MAX, NULL },
+	/* Sub-minute intervals are allowed (tests use 1s); whole seconds. */
+	{ "log", "seal_interval", KEY_DURATION, OFF(seal_interval_ms), 1000, 86400000, NULL },
 };
 
 static const struct {
@@ -136,6 +138,7 @@ config_defaults(struct config *c)
 	c->transport_dir = xstrdup(TRANSPORT_DIR);
 	c->template_dir = xstrdup(TEMPLATE_DIR);
 	c->log_level = LOG_INFO;
+	c->seal_interval_ms = 15 * 60 * 1000;
 	c->organization = xstrdup("Health Information Management");
 	c->cover_template = xstrdup("default");
 	c->paper = 0;
@@ -383,9 +386,9 @@ parse_section(struct parser *p, char *s)
 		p->tr = t;
 	} else if (arg != NULL || (strcmp(s, "daemon") && strcmp(s, "spool") &&
 	    strcmp(s, "queue") && strcmp(s, "render") && strcmp(s, "control") &&
-	    strcmp(s, "roles"))) {
+	    strcmp(s, "log") && strcmp(s, "roles"))) {
 		perr(p, "unknown section [%.60s%s%.60s] (sections are daemon, spool, "
-		    "queue, render, control, roles, transport NAME)", s, arg ? " " : "",
+		    "queue, render, control, log, roles, transport NAME)", s, arg ? " " : "",
 		    arg ? arg : "");
 		return;
 	}
