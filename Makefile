@@ -45,7 +45,7 @@ RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuz
 
 # Sources per program.
 COMMON_SRCS = src/log.c src/util.c
-DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
+DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c src/seal.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
               src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c \
               src/render.c src/cover.c $(COMMON_SRCS)
@@ -61,6 +61,7 @@ TRANSPORT_LIBS_smime   = $(shell $(PKG_CONFIG) --libs libcurl libssl 2>/dev/null
 TRANSPORT_CFLAGS_faxapi = $(shell $(PKG_CONFIG) --cflags libcurl jansson 2>/dev/null)
 TRANSPORT_LIBS_faxapi   = $(shell $(PKG_CONFIG) --libs libcurl jansson 2>/dev/null)
 
+VERIFY_SRCS = src/roigate-verify.c src/seal.c src/store.c src/disclosure.c $(COMMON_SRCS)
 RENDER_SRCS = src/roigate-render.c src/render.c src/cover.c src/manifest.c $(COMMON_SRCS)
 LIB_SRCS    = src/libroigate.c src/proto.c $(COMMON_SRCS)
 LIB_SONAME  = libroigate.so.1
@@ -70,11 +71,12 @@ DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(B)/%.o)
 LIB_OBJS    = $(LIB_SRCS:%.c=$(B)/pic/%.o)
 ROICTL_OBJS = $(ROICTL_SRCS:%.c=$(B)/%.o)
 RENDER_OBJS = $(RENDER_SRCS:%.c=$(B)/%.o)
+VERIFY_OBJS = $(VERIFY_SRCS:%.c=$(B)/%.o)
 
-UNIT_TESTS  = config manifest policy store backoff disclosure
+UNIT_TESTS  = config manifest policy store backoff disclosure seal
 UNIT_BINS   = $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
 
-PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/roigate-render $(B)/libroigate.so $(B)/roigate.pc \
+PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/roigate-render $(B)/roigate-verify $(B)/libroigate.so $(B)/roigate.pc \
               $(B)/examples/submit \
               $(TRANSPORTS:%=$(B)/transports/%.so) \
               $(TEST_TRANSPORTS:%=$(B)/tests/transports/%.so)
@@ -129,6 +131,9 @@ $(B)/roigated: $(DAEMON_OBJS)
 $(B)/roigate-render: $(RENDER_OBJS)
 	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
 
+$(B)/roigate-verify: $(VERIFY_OBJS)
+	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
+
 $(B)/roictl: $(ROICTL_OBJS)
 	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -153,6 +158,7 @@ UNIT_DEPS_policy     = src/policy.c src/manifest.c
 UNIT_DEPS_store      = src/store.c
 UNIT_DEPS_backoff    = src/backoff.c
 UNIT_DEPS_disclosure = src/disclosure.c src/store.c
+UNIT_DEPS_seal       = src/seal.c src/store.c src/disclosure.c
 $(B)/tests/unit/test_%: tests/unit/test_%.c $(COMMON_SRCS:%.c=$(B)/%.o) $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< \
@@ -223,6 +229,7 @@ install: all
 	install -m 0755 $(B)/roigated $(DESTDIR)$(PREFIX)/sbin/roigated
 	install -m 0755 $(B)/roictl $(DESTDIR)$(PREFIX)/bin/roictl
 	install -m 0755 $(B)/roigate-render $(DESTDIR)$(PREFIX)/bin/roigate-render
+	install -m 0755 $(B)/roigate-verify $(DESTDIR)$(PREFIX)/bin/roigate-verify
 	install -m 0755 $(TRANSPORTS:%=$(B)/transports/%.so) $(DESTDIR)$(LIBDIR)/roigate/transports/
 	install -d $(DESTDIR)$(PREFIX)/include/roigate $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 0644 include/roigate/client.h include/roigate/transport.h $(DESTDIR)$(PREFIX)/include/roigate/
