@@ -52,7 +52,7 @@ RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuz
 PIPELINE_SRCS = src/render.c src/reader.c src/typeset.c src/search.c src/ocr.c \
               src/boxes.c src/raster.c src/pdfout.c src/gate.c src/cover.c
 COMMON_SRCS = src/log.c src/util.c
-DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
+DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c src/seal.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
               src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c \
               src/metrics.c src/alerts.c src/window.c \
@@ -73,6 +73,7 @@ TRANSPORT_CFLAGS_faxapi = $(shell $(PKG_CONFIG) --cflags libcurl jansson 2>/dev/
 TRANSPORT_LIBS_faxapi   = $(shell $(PKG_CONFIG) --libs libcurl jansson 2>/dev/null)
 
 RENDER_SRCS = src/roigate-render.c $(PIPELINE_SRCS) src/manifest.c $(COMMON_SRCS)
+VERIFY_SRCS = src/roigate-verify.c src/seal.c src/store.c src/disclosure.c $(COMMON_SRCS)
 LIB_SRCS    = src/libroigate.c src/proto.c $(COMMON_SRCS)
 LIB_SONAME  = libroigate.so.1
 LIB_VERSION = 1.0.0
@@ -82,11 +83,13 @@ LIB_OBJS    = $(LIB_SRCS:%.c=$(B)/pic/%.o)
 ROICTL_OBJS = $(ROICTL_SRCS:%.c=$(B)/%.o)
 EXPORTER_OBJS = $(EXPORTER_SRCS:%.c=$(B)/%.o)
 RENDER_OBJS = $(RENDER_SRCS:%.c=$(B)/%.o)
+VERIFY_OBJS = $(VERIFY_SRCS:%.c=$(B)/%.o)
 
-UNIT_TESTS  = config manifest policy store backoff disclosure
+UNIT_TESTS  = config manifest policy store backoff disclosure seal
 UNIT_BINS   = $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
 
-PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/roigate-render $(B)/roigate-exporter $(B)/libroigate.so $(B)/roigate.pc \
+PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/roigate-render $(B)/roigate-exporter \
+              $(B)/roigate-verify $(B)/libroigate.so $(B)/roigate.pc \
               $(B)/examples/submit \
               $(TRANSPORTS:%=$(B)/transports/%.so) \
               $(TEST_TRANSPORTS:%=$(B)/tests/transports/%.so)
@@ -142,6 +145,9 @@ $(B)/roigated: $(DAEMON_OBJS)
 $(B)/roigate-render: $(RENDER_OBJS)
 	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
 
+$(B)/roigate-verify: $(VERIFY_OBJS)
+	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
+
 $(B)/roictl: $(ROICTL_OBJS)
 	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -169,6 +175,7 @@ UNIT_DEPS_policy     = src/policy.c src/manifest.c
 UNIT_DEPS_store      = src/store.c
 UNIT_DEPS_backoff    = src/backoff.c
 UNIT_DEPS_disclosure = src/disclosure.c src/store.c
+UNIT_DEPS_seal       = src/seal.c src/store.c src/disclosure.c
 $(B)/tests/unit/test_%: tests/unit/test_%.c $(COMMON_SRCS:%.c=$(B)/%.o) $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< \
@@ -232,13 +239,19 @@ $(B)/bench/smime_build: bench/smime_build.c transports/smime.c $(B)/src/util.o $
 	    $(EXE_LDFLAGS) -o $@ $< $(B)/src/util.o $(B)/src/log.o $(TRANSPORT_LIBS_smime) \
 	    $(shell $(PKG_CONFIG) --libs libcrypto)
 
-bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench
+$(B)/bench/seal_bench: bench/seal_bench.c $(B)/src/seal.o $(B)/src/store.o $(B)/src/disclosure.o \
+    $(B)/src/util.o $(B)/src/log.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
+
+bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench $(B)/bench/seal_bench
 	@bench/run $(CURDIR)/$(B)
 	@bench/render $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)
 	@bench/smime $(CURDIR)/$(B)
 	@bench/fax $(CURDIR)/$(B)
 	@bench/ops $(CURDIR)/$(B)
+	@bench/seal $(CURDIR)/$(B)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
@@ -249,6 +262,7 @@ install: all
 	install -m 0755 $(B)/roictl $(DESTDIR)$(PREFIX)/bin/roictl
 	install -m 0755 $(B)/roigate-render $(DESTDIR)$(PREFIX)/bin/roigate-render
 	install -m 0755 $(B)/roigate-exporter $(DESTDIR)$(PREFIX)/sbin/roigate-exporter
+	install -m 0755 $(B)/roigate-verify $(DESTDIR)$(PREFIX)/bin/roigate-verify
 	install -m 0755 $(TRANSPORTS:%=$(B)/transports/%.so) $(DESTDIR)$(LIBDIR)/roigate/transports/
 	install -d $(DESTDIR)$(PREFIX)/include/roigate $(DESTDIR)$(LIBDIR)/pkgconfig
 	install -m 0644 include/roigate/client.h include/roigate/transport.h $(DESTDIR)$(PREFIX)/include/roigate/

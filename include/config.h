@@ -1,5 +1,5 @@
 /*
- * roigate.conf: an INI file with [daemon], [spool], [queue], [roles] and
+ * roigate.conf: an INI file with [daemon], [spool], [queue], [log], [roles] and
  * [transport NAME] sections.  Every error is reported as "file:line: message".
  */
 #ifndef CONFIG_H
@@ -136,6 +136,8 @@ struct config {
 	/* [exporter] (roigate-exporter) */
 	char	*exporter_listen;	/* "127.0.0.1:9464" */
 	char	*exporter_path;		/* "/metrics" */
+	/* [log] */
+	int64_t	 seal_interval_ms;	/* one sealing epoch (docs/disclosure-log.md) */
 
 	/* [roles] */
 	struct role_grant	*grants;

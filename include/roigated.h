@@ -33,6 +33,7 @@ enum problem_slot {
 	PROBLEM_QUEUE,
 	PROBLEM_CONTROL,
 	PROBLEM_LOG,		/* the disclosure log failed verification */
+	PROBLEM_SEAL,		/* sealing not set up, or failing */
 };
 void	daemon_problem(enum problem_slot, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

@@ -154,6 +154,9 @@ void	store_status_free(struct store_status *);
 
 /* Open (creating and migrating) the database; NULL and err on failure. */
 struct store	*store_open(const char *path, char *err, size_t errlen);
+/* Open a copy for reading only (roigate-verify): no migration, schema 8
+ * or later; NULL and err on failure. */
+struct store	*store_open_readonly(const char *path, char *err, size_t errlen);
 void		 store_close(struct store *);
 const char	*store_errmsg(struct store *);
 int		 store_schema_version(struct store *);
@@ -311,5 +314,69 @@ int	store_outcome_counts(struct store *, store_outcome_cb, void *);
 /* Seconds from acceptance to delivery of every delivered job. */
 typedef int (*store_latency_cb)(int64_t seconds, void *arg);
 int	store_delivery_latencies(struct store *, store_latency_cb, void *);
+
+/*
+ * Sealed records (schema 8): tables whose rows are hash-chained and
+ * covered by the epoch seals of src/seal.c.  A row's hash is SHA-256 of
+ * prev_hash and the netstrings of its canonical columns (src/store.c has
+ * the lists); its mac is made with the sealing key of the epoch it was
+ * written in.  To make a new table tamper-evident (incidents,
+ * suspensions): create it in a migration with a sequence INTEGER PRIMARY
+ * KEY, prev_hash, hash and mac columns and UPDATE/DELETE triggers; add it
+ * to enum store_sealed and to sealed_tables[] in store.c; write its rows
+ * only with store_sealed_append.  Sealing and verification then cover it.
+ */
+enum store_sealed {
+	STORE_SEALED_DISCLOSURES = 0,
+	STORE_SEALED_AUDIT,
+	STORE_SEALED_N
+};
+const char	*store_sealed_name(enum store_sealed);	/* the table's name */
+
+struct store_sealed_row {
+	int64_t		 seq;
+	char		 prev_hash[65];	/* "" if NULL */
+	char		 hash[65];
+	char		 mac[65];	/* "" if none (written before sealing) */
+	const char	*canonical;	/* the netstrings hashed after prev_hash */
+	size_t		 canonical_len;
+};
+typedef int (*store_sealed_cb)(const struct store_sealed_row *, void *arg);
+/* Rows with seq > after, in order; the callback's non-zero stops. */
+int	store_sealed_iter(struct store *, enum store_sealed, int64_t after,
+	    store_sealed_cb, void *arg);
+/* The last row's seq and hash: 1, or 0 with seq 0 and the genesis hash. */
+int	store_sealed_last(struct store *, enum store_sealed, int64_t *seq,
+	    char hash[65]);
+/* The hash of row seq: 1, 0 if there is no such row, -1. */
+int	store_sealed_hash_at(struct store *, enum store_sealed, int64_t seq,
+	    char hash[65]);
+/* Append a row: values are the canonical columns after the sequence, as
+ * text (NULL allowed); seq, prev_hash, hash and mac are filled in. */
+int	store_sealed_append(struct store *, enum store_sealed,
+	    const char *const *values, int64_t *seq);
+/* Called for each sealed row inserted, to fill its mac (src/seal.c). */
+typedef void (*store_sealer)(const char hash[65], char mac[65], void *arg);
+void	store_set_sealer(struct store *, store_sealer, void *arg);
+
+/* One epoch's seal and the range of each sealed table it covers. */
+struct store_seal {
+	int64_t		 epoch;
+	int64_t		 start_at, end_at;	/* unix seconds */
+	struct {
+		int	 present;
+		int64_t	 first, last;	/* written in this epoch; last < first: none */
+		char	 head[65];	/* the chain's hash at last */
+	} range[STORE_SEALED_N];
+	int		 unknown_ranges;	/* ranges of tables not known here */
+	char		 prev_seal[65];
+	char		 seal[65];
+};
+int	store_seal_insert(struct store *, const struct store_seal *);
+/* 1 and the newest seal, 0 if none, -1. */
+int	store_seal_last(struct store *, struct store_seal *);
+typedef int (*store_seal_cb)(const struct store_seal *, void *arg);
+/* All seals by epoch (or only the newest); non-zero from cb stops. */
+int	store_seal_iter(struct store *, int newest_only, store_seal_cb, void *arg);
 
 #endif

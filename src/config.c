@@ -106,6 +106,8 @@ static const struct key_def keys[] = {
 	{ "alerts", "rules", KEY_RULES, OFF(alert_rules), 0, 0, NULL },
 	{ "exporter", "listen", KEY_STRING, OFF(exporter_listen), 0, 0, NULL },
 	{ "exporter", "path", KEY_STRING, OFF(exporter_path), 0, 0, NULL },
+	/* Sub-minute intervals are allowed (tests use 1s); whole seconds. */
+	{ "log", "seal_interval", KEY_DURATION, OFF(seal_interval_ms), 1000, 86400000, NULL },
 };
 
 static const struct {
@@ -157,6 +159,7 @@ config_defaults(struct config *c)
 	c->transport_dir = xstrdup(TRANSPORT_DIR);
 	c->template_dir = xstrdup(TEMPLATE_DIR);
 	c->log_level = LOG_INFO;
+	c->seal_interval_ms = 15 * 60 * 1000;
 	c->organization = xstrdup("Health Information Management");
 	c->cover_template = xstrdup("default");
 	c->paper = 0;
@@ -463,11 +466,11 @@ parse_section(struct parser *p, char *s)
 		p->tr = t;
 	} else if (arg != NULL || (strcmp(s, "daemon") && strcmp(s, "spool") &&
 	    strcmp(s, "queue") && strcmp(s, "render") && strcmp(s, "control") &&
-	    strcmp(s, "roles") && strcmp(s, "alerts") && strcmp(s, "exporter"))) {
+	    strcmp(s, "log") && strcmp(s, "roles") && strcmp(s, "alerts") &&
+	    strcmp(s, "exporter"))) {
 		perr(p, "unknown section [%.60s%s%.60s] (sections are daemon, spool, "
-		    "queue, render, control, roles, alerts, exporter, transport NAME)",
-		    s, arg ? " " : "",
-		    arg ? arg : "");
+		    "queue, render, control, log, roles, alerts, exporter, transport "
+		    "NAME)", s, arg ? " " : "", arg ? arg : "");
 		return;
 	}
 	bsnprintf(p->section, sizeof(p->section), "%s", s);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "alerts.h"
 #include "config.h"
@@ -28,6 +29,7 @@
 #include "probe.h"
 #include "queue.h"
 #include "roigated.h"
+#include "seal.h"
 #include "store.h"
 #include "submit.h"
 #include "transport.h"
@@ -502,8 +504,12 @@ static void
 op_verify_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
     struct op_result *r)
 {
-	int64_t	count = 0;
-	char	err[300];
+	const char		*key = json_string_value(json_object_get(req, "key"));
+	const char		*cp = json_string_value(json_object_get(req, "checkpoint"));
+	struct seal_verdict	 v;
+	uint8_t			 vkey[SEAL_KEY_LEN];
+	int64_t			 count = 0;
+	char			 err[512], tail[200];
 
 	if (disclosure_verify(rg->store, &count, err, sizeof(err)) == -1) {
 		daemon_problem(PROBLEM_LOG, "disclosure log: %s", err);
@@ -511,9 +517,54 @@ op_verify_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		metrics_log_verified(0);
 		return;
 	}
-	daemon_problem_clear(PROBLEM_LOG);
-	metrics_log_verified(1);
-	r->result = json_pack("{s:b, s:I}", "ok", 1, "entries", (json_int_t)count);
+	if (cp && seal_checkpoint_verify(rg->store, cp, err, sizeof(err)) == -1) {
+		daemon_problem(PROBLEM_LOG, "disclosure log: checkpoint: %s", err);
+		fail(r, "integrity", "checkpoint: %s", err);
+		return;
+	}
+	if (key == NULL) {
+		daemon_problem_clear(PROBLEM_LOG);
+		metrics_log_verified(1);
+		r->result = json_pack("{s:b, s:I, s:b, s:b}", "ok", 1, "entries",
+		    (json_int_t)count, "sealed", 0, "checkpoint", cp != NULL);
+		return;
+	}
+	/* The auditor's key, sent by roictl over the local socket: used for
+	 * this request only, never logged, wiped. */
+	if (seal_vkey_parse(key, vkey, err, sizeof(err)) == -1) {
+		fail(r, "bad_request", "%s", err);
+		return;
+	}
+	seal_verify(rg->store, vkey, &v);
+	OPENSSL_cleanse(vkey, sizeof(vkey));
+	switch (v.code) {
+	case SEAL_INTACT:
+		daemon_problem_clear(PROBLEM_LOG);
+		metrics_log_verified(1);
+		seal_verdict_tail(&v, tail, sizeof(tail));
+		r->result = json_pack("{s:b, s:I, s:I, s:I, s:b, s:b, s:I, s:s}",
+		    "ok", 1, "entries", (json_int_t)v.entries[STORE_SEALED_DISCLOSURES] +
+		    v.unsealed[STORE_SEALED_DISCLOSURES], "audit_entries",
+		    (json_int_t)v.entries[STORE_SEALED_AUDIT] +
+		    v.unsealed[STORE_SEALED_AUDIT], "epochs", (json_int_t)v.epochs,
+		    "sealed", 1, "checkpoint", cp != NULL, "last_seal_at",
+		    (json_int_t)v.last_seal_at, "unsealed", tail);
+		return;
+	case SEAL_WRONG_KEY:
+		fail(r, "denied", "%s", v.msg);
+		return;
+	case SEAL_UNSEALED:
+		fail(r, "not_found", "%s", v.msg);
+		return;
+	case SEAL_ERROR:
+		fail(r, "unavailable", "%s", v.msg);
+		return;
+	default:
+		daemon_problem(PROBLEM_LOG, "disclosure log: %s", v.msg);
+		metrics_log_verified(0);
+		fail(r, "integrity", "%s", v.msg);
+		return;
+	}
 }
 
 static int

@@ -54,7 +54,8 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  submit PACKET_DIR               submit a packet folder; prints the job number\n"
 "Disclosure log (role audit):\n"
 "  log [--mrn M] [--recipient R] [--since D] [--until D] [--job J]\n"
-"  verify-log                      recompute the hash chain; names the first bad entry\n"
+"  verify-log [--key-file FILE] [--checkpoint LINE]\n"
+"                                  check the log (with the verification key: the seals)\n"
 "  audit [--since D] [--limit N]   who asked the daemon what, allowed or denied\n"
 "Recipients (role admin to change):\n"
 "  recipient add ID --name N --transport T --address A [--organization O]\n"
@@ -534,17 +535,57 @@ cmd_log(struct roigate *rg, int argc, char **argv)
 static int
 cmd_verify_log(struct roigate *rg, int argc, char **argv)
 {
-	json_t	*r;
-	int	 rv;
+	const char	*keyfile = NULL, *cp = NULL, *tail;
+	char		 key[512];
+	json_t		*r, *args = json_object();
+	FILE		*f;
+	size_t		 n;
+	int		 rv;
 
-	if (argc != 1)
-		return EX_USAGE;
-	if ((rv = call(rg, "verify-log", json_object(), &r)) != 0)
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--key-file") == 0 && i + 1 < argc)
+			keyfile = argv[++i];
+		else if (strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc)
+			cp = argv[++i];
+		else {
+			json_decref(args);
+			return EX_USAGE;
+		}
+	}
+	if (keyfile) {
+		/* The auditor's verification key travels in this request over
+		 * the local socket; the daemon never stores or logs it. */
+		if ((f = fopen(keyfile, "re")) == NULL) {
+			fprintf(stderr, "roictl: %s: cannot open it\n", keyfile);
+			json_decref(args);
+			return EX_NOINPUT;
+		}
+		n = fread(key, 1, sizeof(key) - 1, f);
+		fclose(f);
+		key[n] = '\0';
+		json_object_set_new(args, "key", json_string(key));
+		explicit_bzero(key, sizeof(key));
+	}
+	if (cp)
+		json_object_set_new(args, "checkpoint", json_string(cp));
+	if ((rv = call(rg, "verify-log", args, &r)) != 0)
 		return rv;
 	if (json_out)
 		print_json(r);
-	else
+	else if (keyfile) {
+		printf("disclosure log intact and sealed: %lld entries, %lld audit "
+		    "entries, %lld epochs\n", i_(r, "entries"), i_(r, "audit_entries"),
+		    i_(r, "epochs"));
+		if ((tail = json_string_value(json_object_get(r, "unsealed"))) && *tail)
+			printf("%s\n", tail);
+	} else {
 		printf("disclosure log intact: %lld entries\n", i_(r, "entries"));
+		printf("(hash chain only: without the verification key this proves "
+		    "nothing against\nsomeone with the daemon's own rights; use "
+		    "--key-file)\n");
+	}
+	if (cp && !json_out)
+		printf("checkpoint held: the log still holds the entries it names\n");
 	json_decref(r);
 	return 0;
 }
@@ -1103,9 +1144,13 @@ static const struct cmd cmds[] = {
 	{ "log", cmd_log, "log [--mrn M] [--recipient R] [--since D] [--until D] [--job J]",
 	    "The disclosure log: who received what about whom, when and why.\nDates as "
 	    "2026-11-24 or 2026-11-24T10:00:00Z; --until is exclusive." },
-	{ "verify-log", cmd_verify_log, "verify-log", "Recompute the disclosure log's "
-	    "hash chain.  Exits 65 and names the first\nbad entry if anything was "
-	    "altered or removed." },
+	{ "verify-log", cmd_verify_log, "verify-log [--key-file FILE] [--checkpoint "
+	    "LINE]", "Recompute the disclosure log's hash chain.  Exits 65 and names "
+	    "the first\nbad entry if anything was altered or removed.  With --key-file "
+	    "(the\nverification key from roigated --setup-seal, sent to the daemon for "
+	    "this\nrequest only) every entry must match the seal of its own epoch; a "
+	    "key of\nanother log is refused (77).  --checkpoint LINE (from the system "
+	    "journal)\nproves the log still holds that head: nothing cut from its end." },
 	{ "audit", cmd_audit, "audit [--since D] [--limit N]", "The audit log: every "
 	    "request to the daemon, allowed or denied." },
 	{ "recipient", cmd_recipient, "recipient add ID --name N --transport T "

@@ -30,6 +30,7 @@
 #include "queue.h"
 #include "render.h"
 #include "roigated.h"
+#include "seal.h"
 #include "spool.h"
 #include "store.h"
 #include "submit.h"
@@ -46,14 +47,18 @@ static void __attribute__((noreturn))
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: roigated [-dn] [-f file] [--init]\n"
+	    "usage: roigated [-dn] [-f file] [--init | --setup-seal]\n"
 	    "  -f file  configuration file (default %s;\n"
 	    "           the embedded defaults are used if it does not exist)\n"
 	    "  -d       log at debug level (PHI may appear: never in production)\n"
 	    "  -n       check the configuration and exit\n"
 	    "  --init   make a new database although the state folder holds an\n"
 	    "           earlier one's folders (they are moved to previous-DATE/)\n"
-	    "           and exit\n", CONFIG_DEFAULT_PATH);
+	    "           and exit\n"
+	    "  --setup-seal  make the sealing key (kept in the state folder) and\n"
+	    "           print the verification key for the privacy officer, once;\n"
+	    "           run as the daemon's user with the daemon stopped, and exit\n",
+	    CONFIG_DEFAULT_PATH);
 	exit(64);
 }
 
@@ -149,6 +154,73 @@ on_reload(int signo, void *arg)
 	log_info("configuration reloaded");
 }
 
+static struct loop_timer	*seal_timer;
+
+/* An epoch ended: seal it, evolve the key, send the checkpoint. */
+static void
+on_seal_timer(void *arg)
+{
+	int64_t	next = 0;
+
+	if (seal_tick(now_wall(), &next) == -1) {
+		daemon_problem(PROBLEM_SEAL, "sealing: an epoch could not be sealed "
+		    "(%.200s); retrying", store_errmsg(rg->store));
+		next = 1000;
+	} else if (rg->problem[PROBLEM_SEAL][0] && seal_active())
+		daemon_problem_clear(PROBLEM_SEAL);
+	loop_timer_set(seal_timer, next);
+}
+
+static void
+start_sealing(void)
+{
+	char	err[512];
+	int	rv;
+
+	rv = seal_start(rg->store, rg->conf->state_dir, rg->instance,
+	    rg->conf->seal_interval_ms, err, sizeof(err));
+	if (rv == 1) {
+		daemon_problem(PROBLEM_SEAL, "the disclosure log is not sealed: "
+		    "without sealing, anyone with the daemon's rights could rewrite "
+		    "it unnoticed; stop roigated and run roigated --setup-seal once "
+		    "as its user (docs/disclosure-log.md)");
+		return;
+	}
+	if (rv == -1) {
+		daemon_problem(PROBLEM_SEAL, "sealing: %s", err);
+		return;
+	}
+	seal_timer = loop_timer_new(on_seal_timer, NULL);
+	on_seal_timer(NULL);	/* seals the epochs missed while stopped */
+}
+
+/* --setup-seal: make the keys and print the verification key, once. */
+static int
+setup_seal(void)
+{
+	uint8_t	vkey[SEAL_KEY_LEN];
+	char	text[128], err[512];
+
+	if (seal_setup(rg->store, rg->conf->state_dir, rg->instance, vkey, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "roigated: %s\n", err);
+		return 1;
+	}
+	seal_vkey_format(vkey, text, sizeof(text));
+	explicit_bzero(vkey, sizeof(vkey));
+	printf("Sealing is set up for the database in %s (instance %s).\n\n"
+	    "VERIFICATION KEY (shown this once, never stored on this machine):\n\n"
+	    "    %s\n\n"
+	    "Give it to the privacy officer now.  Write it down or print it, and\n"
+	    "keep it off this machine (on paper, in a vault).  Whoever holds it can\n"
+	    "prove that the disclosure log was not changed (roigate-verify), and\n"
+	    "could also forge seals: guard it like a master key.  If it is lost, the\n"
+	    "log can no longer be proven intact.  Start roigated now.\n",
+	    rg->conf->state_dir, rg->instance, text);
+	explicit_bzero(text, sizeof(text));
+	return 0;
+}
+
 static void
 on_drained(void)
 {
@@ -216,6 +288,11 @@ check_new_database(const char *dbpath, int init)
 		snprintf(found + strlen(found), sizeof(found) - strlen(found),
 		    "%sroigate.db-wal (%lld bytes)", found[0] ? ", " : "",
 		    (long long)st.st_size);
+	if (bsnprintf(from, sizeof(from), "%s/seal.key", rg->conf->state_dir) != -1 &&
+	    stat(from, &st) == 0)
+		snprintf(found + strlen(found), sizeof(found) - strlen(found),
+		    "%sseal.key (the sealing key of an earlier log)",
+		    found[0] ? ", " : "");
 	if (found[0] == '\0')
 		return;
 	if (!init)
@@ -238,7 +315,12 @@ check_new_database(const char *dbpath, int init)
 			fatal("cannot move %s to %s", from, to);
 		log_info("--init: %s kept as %s", from, to);
 	}
-	/* An old database's journal must not meet the new one. */
+	/* An old database's journal and sealing key must not meet the new one. */
+	if (bsnprintf(from, sizeof(from), "%s/seal.key", rg->conf->state_dir) == -1 ||
+	    bsnprintf(to, sizeof(to), "%s/seal.key", prev) == -1)
+		fatalx("state_dir too long");
+	if (access(from, F_OK) == 0 && rename(from, to) == -1)
+		fatal("cannot move %s aside", from);
 	for (int i = 0; i < 2; i++) {
 		const char *sfx = i == 0 ? "-wal" : "-shm";
 		if (bsnprintf(from, sizeof(from), "%s%s", dbpath, sfx) == -1 ||
@@ -295,9 +377,11 @@ main(int argc, char *argv[])
 	const char	*path = CONFIG_DEFAULT_PATH;
 	static const struct option longopts[] = {
 		{ "init", no_argument, NULL, 'I' },
+		{ "setup-seal", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int		 ch, checkonly = 0, debug = 0, explicit = 0, init = 0;
+	int		 setup = 0;
 
 	log_init("roigated", LOG_INFO);
 	while ((ch = getopt_long(argc, argv, "df:n", longopts, NULL)) != -1) {
@@ -315,11 +399,14 @@ main(int argc, char *argv[])
 		case 'I':
 			init = 1;
 			break;
+		case 'S':
+			setup = 1;
+			break;
 		default:
 			usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (init && setup))
 		usage();
 	/* Without -f, a missing default file means the embedded defaults. */
 	if (!explicit && access(path, F_OK) == -1 && errno == ENOENT)
@@ -348,8 +435,14 @@ main(int argc, char *argv[])
 		store_close(rg->store);
 		return 0;
 	}
+	if (setup) {
+		int rv = setup_seal();
+		store_close(rg->store);
+		return rv;
+	}
 	metrics_init();
 	alerts_init();
+	start_sealing();
 	queue_init();
 	if (spool_init() == -1 || submit_init() == -1 || control_init() == -1)
 		fatalx("start-up failed");
@@ -360,6 +453,10 @@ main(int argc, char *argv[])
 	    ntransports);
 	sd_notify(0, "READY=1\nSTATUS=accepting packets");
 	loop_run();
+	/* The partial epoch is sealed, and its key erased. */
+	if (seal_close(now_wall()) == -1)
+		log_warnx("sealing: the last epoch could not be sealed: %s",
+		    store_errmsg(rg->store));
 	store_close(rg->store);
 	transport_free_all(transports, ntransports);
 	config_free(rg->conf);

@@ -23,10 +23,14 @@
 #include "util.h"
 
 struct store {
-	sqlite3	*db;
-	char	 err[512];
-	int	 code;		/* SQLite's primary result code of err */
+	sqlite3		*db;
+	char		 err[512];
+	int		 code;		/* SQLite's primary result code of err */
+	store_sealer	 sealer;	/* NULL: entries get no mac */
+	void		*sealer_arg;
 };
+
+#define GENESIS_HASH	"0000000000000000000000000000000000000000000000000000000000000000"
 
 /* The triggers that keep the disclosure log append-only, as created; the
  * verifier compares what the database holds with these texts. */
@@ -141,6 +145,30 @@ static const char *const migrations[] = {
 	 */
 	"CREATE INDEX jobs_waiting ON jobs(state, transport, recipient_id, created_at,"
 	" sent_at);",
+	/* 8: forward-secure sealing (src/seal.c, docs/disclosure-log.md).
+	 * The audit log gets a hash chain like the disclosure log's (the rows
+	 * already there are chained by migration_8_after, which also puts the
+	 * audit log's UPDATE trigger back); each entry of both gets a mac made
+	 * with the sealing key of its epoch; the seals of the epochs, and the
+	 * range of entries each covers, are append-only. */
+	"DROP TRIGGER audit_no_update;"
+	"ALTER TABLE audit ADD COLUMN prev_hash TEXT;"
+	"ALTER TABLE audit ADD COLUMN hash TEXT;"
+	"ALTER TABLE audit ADD COLUMN mac TEXT;"
+	"ALTER TABLE disclosures ADD COLUMN mac TEXT;"
+	"CREATE TABLE seals (epoch INTEGER PRIMARY KEY, start_at INTEGER NOT NULL,"
+	" end_at INTEGER NOT NULL, prev_seal TEXT NOT NULL, seal TEXT NOT NULL);"
+	"CREATE TABLE seal_ranges (epoch INTEGER NOT NULL, name TEXT NOT NULL,"
+	" first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, head TEXT NOT NULL,"
+	" PRIMARY KEY (epoch, name));"
+	"CREATE TRIGGER seals_no_update BEFORE UPDATE ON seals"
+	" BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;"
+	"CREATE TRIGGER seals_no_delete BEFORE DELETE ON seals"
+	" BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;"
+	"CREATE TRIGGER seal_ranges_no_update BEFORE UPDATE ON seal_ranges"
+	" BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;"
+	"CREATE TRIGGER seal_ranges_no_delete BEFORE DELETE ON seal_ranges"
+	" BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -263,6 +291,8 @@ store_schema_version(struct store *s)
 	return v;
 }
 
+static int	migration_8_after(struct store *);
+
 static int
 store_migrate(struct store *s)
 {
@@ -281,8 +311,9 @@ store_migrate(struct store *s)
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
 		if (exec(s, "BEGIN IMMEDIATE") == -1)
 			return -1;
-		if (exec(s, migrations[v]) == -1 || exec(s, sql) == -1 ||
-		    exec(s, "COMMIT") == -1) {
+		if (exec(s, migrations[v]) == -1 ||
+		    (v + 1 == 8 && migration_8_after(s) == -1) ||
+		    exec(s, sql) == -1 || exec(s, "COMMIT") == -1) {
 			char saved[sizeof(s->err)];
 			strlcpy_(saved, s->err, sizeof(saved));
 			exec(s, "ROLLBACK");
@@ -1209,12 +1240,14 @@ store_disclosure_last(struct store *s, int64_t *seq, char hash[65])
 int
 store_disclosure_insert(struct store *s, const struct disclosure *d)
 {
-	sqlite3_stmt	*st = prep(s, "INSERT INTO disclosures (" DISC_COLS ") VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	sqlite3_stmt	*st = prep(s, "INSERT INTO disclosures (" DISC_COLS ", mac) "
+	    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+	    " ?, ?)");
 	const char	*text[] = { d->packet_id, d->mrn, d->patient_name,
 	    d->recipient_id, d->recipient_name, d->recipient_address,
 	    d->description, d->purpose, d->basis, d->authorization_id,
 	    d->transport, d->remote_id, d->outcome, d->detail };
+	char		 mac[65];
 
 	if (st == NULL)
 		return -1;
@@ -1228,6 +1261,10 @@ store_disclosure_insert(struct store *s, const struct disclosure *d)
 	sqlite3_bind_int(st, 20, d->accountable);
 	bind_text(st, 21, d->prev_hash);
 	bind_text(st, 22, d->hash);
+	if (s->sealer) {
+		s->sealer(d->hash, mac, s->sealer_arg);
+		bind_text(st, 23, mac);
+	}
 	return step_done(s, st);
 }
 
@@ -1385,21 +1422,19 @@ store_disclosure_malformed(struct store *s)
 int
 store_audit_add(struct store *s, const struct audit_entry *a)
 {
-	sqlite3_stmt	*st = prep(s, "INSERT INTO audit (at, uid, gid, pid, role, op,"
-	    " target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	char		 num[4][24];
+	const char	*v[9];
 
-	if (st == NULL)
-		return -1;
-	sqlite3_bind_int64(st, 1, a->at ? a->at : now_wall());
-	sqlite3_bind_int64(st, 2, a->uid);
-	sqlite3_bind_int64(st, 3, a->gid);
-	sqlite3_bind_int64(st, 4, a->pid);
-	bind_text(st, 5, a->role);
-	bind_text(st, 6, a->op);
-	bind_text(st, 7, a->target);
-	bind_text(st, 8, a->outcome);
-	bind_text(st, 9, a->detail);
-	return step_done(s, st);
+	/* Through the sealed-records path: chained and mac'd like any other
+	 * sealed table. */
+	snprintf(num[0], sizeof(num[0]), "%lld", (long long)(a->at ? a->at : now_wall()));
+	snprintf(num[1], sizeof(num[1]), "%lld", (long long)a->uid);
+	snprintf(num[2], sizeof(num[2]), "%lld", (long long)a->gid);
+	snprintf(num[3], sizeof(num[3]), "%lld", (long long)a->pid);
+	v[0] = num[0]; v[1] = num[1]; v[2] = num[2]; v[3] = num[3];
+	v[4] = a->role; v[5] = a->op; v[6] = a->target; v[7] = a->outcome;
+	v[8] = a->detail;
+	return store_sealed_append(s, STORE_SEALED_AUDIT, v, NULL);
 }
 
 int
@@ -1588,4 +1623,430 @@ store_delivery_latencies(struct store *s, store_latency_cb cb, void *arg)
 		if (cb(sqlite3_column_int64(st, 0), arg))
 			break;
 	return rows_end(s, st, rc);
+}
+
+/*
+ * Sealed records.  A sealed table has a sequence column (its INTEGER
+ * PRIMARY KEY), prev_hash, hash and mac columns, append-only triggers, and
+ * an entry here with its canonical columns: hash = hex SHA-256 of
+ * prev_hash (64 hex characters) followed by every canonical column, the
+ * sequence first, as a netstring "LEN:BYTES," (integers as decimal text,
+ * NULL as the empty string).  For the disclosure log this is exactly
+ * disclosure_hash().  The seals (src/seal.c) commit to each table's range
+ * and head; a table added here is sealed from the next epoch on.
+ */
+static const char *const disclosure_cols[] = { "seq", "at", "job_id",
+	"packet_id", "mrn", "patient_name", "recipient_id", "recipient_name",
+	"recipient_address", "description", "purpose", "basis",
+	"authorization_id", "transport", "remote_id", "outcome", "detail",
+	"pages", "output_sha256", "accountable", NULL };
+static const char *const audit_cols[] = { "id", "at", "uid", "gid", "pid",
+	"role", "op", "target", "outcome", "detail", NULL };
+
+static const struct sealed_table {
+	const char		*name;		/* table, and its name in the seals */
+	const char *const	*cols;		/* cols[0] is the sequence */
+} sealed_tables[STORE_SEALED_N] = {
+	[STORE_SEALED_DISCLOSURES] = { "disclosures", disclosure_cols },
+	[STORE_SEALED_AUDIT] = { "audit", audit_cols },
+};
+
+const char *
+store_sealed_name(enum store_sealed t)
+{
+	return (unsigned)t < STORE_SEALED_N ? sealed_tables[t].name : "unknown";
+}
+
+static void
+canon_add(struct buf *b, const void *p, size_t n)
+{
+	char	num[24], *e = num + sizeof(num);
+	size_t	v = n;
+
+	/* No printf here: verification runs this for every column of
+	 * every row. */
+	*--e = ':';
+	do
+		*--e = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	buf_add(b, e, (size_t)(num + sizeof(num) - e));
+	if (n)
+		buf_add(b, p, n);
+	buf_add(b, ",", 1);
+}
+
+static void
+sealed_hash(const char *prev, const struct buf *canon, char out[65])
+{
+	struct sha256_ctx	*c = sha256_new();
+
+	sha256_update(c, prev, strlen(prev));
+	sha256_update(c, canon->data, canon->len);
+	sha256_final(c, out);
+}
+
+/* "SELECT c0, ..., cN" or "c0, ..., cN" into b. */
+static void
+sealed_cols(struct buf *b, const struct sealed_table *t)
+{
+	for (size_t i = 0; t->cols[i]; i++)
+		buf_printf(b, "%s%s", i ? ", " : "", t->cols[i]);
+}
+
+int
+store_sealed_last(struct store *s, enum store_sealed t, int64_t *seq,
+    char hash[65])
+{
+	struct buf	 q;
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	buf_init(&q);
+	buf_printf(&q, "SELECT %s, hash FROM %s ORDER BY %s DESC LIMIT 1",
+	    sealed_tables[t].cols[0], sealed_tables[t].name, sealed_tables[t].cols[0]);
+	st = prep(s, buf_cstr(&q));
+	buf_free(&q);
+	if (st == NULL)
+		return -1;
+	*seq = 0;
+	strlcpy_(hash, GENESIS_HASH, 65);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		if (sqlite3_column_text(st, 1))
+			strlcpy_(hash, (const char *)sqlite3_column_text(st, 1), 65);
+	} else if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_sealed_append(struct store *s, enum store_sealed t,
+    const char *const *values, int64_t *seqp)
+{
+	const struct sealed_table	*tb = &sealed_tables[t];
+	struct buf			 q, canon;
+	sqlite3_stmt			*st = NULL;
+	char				 prev[65], hash[65], mac[65], num[24];
+	int64_t				 seq;
+	size_t				 i, n;
+	int				 rv = -1;
+
+	buf_init(&q);
+	buf_init(&canon);
+	if (store_sealed_last(s, t, &seq, prev) == -1)
+		goto fail;
+	seq++;
+	snprintf(num, sizeof(num), "%lld", (long long)seq);
+	canon_add(&canon, num, strlen(num));
+	for (n = 1; tb->cols[n]; n++)
+		canon_add(&canon, values[n - 1] ? values[n - 1] : "",
+		    values[n - 1] ? strlen(values[n - 1]) : 0);
+	sealed_hash(prev, &canon, hash);
+	buf_printf(&q, "INSERT INTO %s (", tb->name);
+	sealed_cols(&q, tb);
+	buf_addstr(&q, ", prev_hash, hash, mac) VALUES (?");
+	for (i = 1; i < n + 3; i++)
+		buf_addstr(&q, ", ?");
+	buf_addstr(&q, ")");
+	if ((st = prep(s, buf_cstr(&q))) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, seq);
+	for (i = 1; i < n; i++)
+		bind_text(st, (int)i + 1, values[i - 1]);
+	bind_text(st, (int)n + 1, prev);
+	bind_text(st, (int)n + 2, hash);
+	if (s->sealer) {
+		s->sealer(hash, mac, s->sealer_arg);
+		bind_text(st, (int)n + 3, mac);
+	}
+	rv = step_done(s, st);
+	if (rv == 0 && seqp)
+		*seqp = seq;
+fail:
+	buf_free(&q);
+	buf_free(&canon);
+	return rv;
+}
+
+int
+store_sealed_iter(struct store *s, enum store_sealed t, int64_t after,
+    store_sealed_cb cb, void *arg)
+{
+	const struct sealed_table	*tb = &sealed_tables[t];
+	struct store_sealed_row		 r;
+	struct buf			 q, canon;
+	sqlite3_stmt			*st;
+	const unsigned char		*v;
+	int				 rc, ncol;
+
+	buf_init(&q);
+	buf_addstr(&q, "SELECT prev_hash, hash, mac, ");
+	sealed_cols(&q, tb);
+	buf_printf(&q, " FROM %s WHERE %s > ? ORDER BY %s", tb->name, tb->cols[0],
+	    tb->cols[0]);
+	st = prep(s, buf_cstr(&q));
+	buf_free(&q);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, after);
+	ncol = sqlite3_column_count(st);
+	buf_init(&canon);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&r, 0, sizeof(r));
+		canon.len = 0;
+		r.seq = sqlite3_column_int64(st, 3);
+		for (int i = 0; i < 3; i++) {
+			char *dst = i == 0 ? r.prev_hash : i == 1 ? r.hash : r.mac;
+			if ((v = sqlite3_column_text(st, i)) != NULL)
+				strlcpy_(dst, (const char *)v, 65);
+		}
+		for (int i = 3; i < ncol; i++) {
+			/* Bytes as stored, NULs included: an edit that hides
+			 * behind a NUL changes the hash. */
+			v = sqlite3_column_text(st, i);
+			canon_add(&canon, v ? (const char *)v : "",
+			    v ? (size_t)sqlite3_column_bytes(st, i) : 0);
+		}
+		r.canonical = canon.data;
+		r.canonical_len = canon.len;
+		if (cb(&r, arg))
+			break;
+	}
+	buf_free(&canon);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_sealed_hash_at(struct store *s, enum store_sealed t, int64_t seq,
+    char hash[65])
+{
+	struct buf	 q;
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	buf_init(&q);
+	buf_printf(&q, "SELECT hash FROM %s WHERE %s = ?", sealed_tables[t].name,
+	    sealed_tables[t].cols[0]);
+	st = prep(s, buf_cstr(&q));
+	buf_free(&q);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, seq);
+	hash[0] = '\0';
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		strlcpy_(hash, (const char *)sqlite3_column_text(st, 0), 65);
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+void
+store_set_sealer(struct store *s, store_sealer fn, void *arg)
+{
+	s->sealer = fn;
+	s->sealer_arg = arg;
+}
+
+/* Chain the audit rows written before schema 8, then guard the table
+ * again (the trigger was dropped by the migration for this). */
+static int
+migration_8_after(struct store *s)
+{
+	struct buf	 canon, q;
+	sqlite3_stmt	*st, *up;
+	char		 prev[65] = GENESIS_HASH, hash[65];
+	const unsigned char *v;
+	int		 rc;
+
+	buf_init(&canon);
+	buf_init(&q);
+	buf_addstr(&q, "SELECT ");
+	sealed_cols(&q, &sealed_tables[STORE_SEALED_AUDIT]);
+	buf_addstr(&q, " FROM audit ORDER BY id");
+	st = prep(s, buf_cstr(&q));
+	buf_free(&q);
+	if (st == NULL || (up = prep(s, "UPDATE audit SET prev_hash = ?, hash = ?"
+	    " WHERE id = ?")) == NULL) {
+		sqlite3_finalize(st);
+		return -1;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		canon.len = 0;
+		for (int i = 0; i < sqlite3_column_count(st); i++) {
+			v = sqlite3_column_text(st, i);
+			canon_add(&canon, v ? (const char *)v : "",
+			    v ? (size_t)sqlite3_column_bytes(st, i) : 0);
+		}
+		sealed_hash(prev, &canon, hash);
+		sqlite3_reset(up);
+		bind_text(up, 1, prev);
+		bind_text(up, 2, hash);
+		sqlite3_bind_int64(up, 3, sqlite3_column_int64(st, 0));
+		if (sqlite3_step(up) != SQLITE_DONE) {
+			seterr(s);
+			rc = SQLITE_ERROR;
+			break;
+		}
+		strlcpy_(prev, hash, sizeof(prev));
+	}
+	buf_free(&canon);
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return exec(s, "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+	    " BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END");
+}
+
+/* The seals of the epochs. */
+
+int
+store_seal_insert(struct store *s, const struct store_seal *z)
+{
+	sqlite3_stmt	*st = prep(s, "INSERT INTO seals (epoch, start_at, end_at,"
+	    " prev_seal, seal) VALUES (?, ?, ?, ?, ?)");
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, z->epoch);
+	sqlite3_bind_int64(st, 2, z->start_at);
+	sqlite3_bind_int64(st, 3, z->end_at);
+	bind_text(st, 4, z->prev_seal);
+	bind_text(st, 5, z->seal);
+	if (step_done(s, st) == -1)
+		return -1;
+	for (int t = 0; t < STORE_SEALED_N; t++) {
+		if (!z->range[t].present)
+			continue;
+		if ((st = prep(s, "INSERT INTO seal_ranges (epoch, name, first_seq,"
+		    " last_seq, head) VALUES (?, ?, ?, ?, ?)")) == NULL)
+			return -1;
+		sqlite3_bind_int64(st, 1, z->epoch);
+		bind_text(st, 2, sealed_tables[t].name);
+		sqlite3_bind_int64(st, 3, z->range[t].first);
+		sqlite3_bind_int64(st, 4, z->range[t].last);
+		bind_text(st, 5, z->range[t].head);
+		if (step_done(s, st) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* The ranges of the seal in z (epoch set); 0 / -1. */
+static int
+seal_ranges(struct store *s, struct store_seal *z)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT name, first_seq, last_seq, head FROM"
+	    " seal_ranges WHERE epoch = ?");
+	const char	*name;
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, z->epoch);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int known = 0;
+		name = (const char *)sqlite3_column_text(st, 0);
+		for (int t = 0; name && t < STORE_SEALED_N; t++) {
+			if (strcmp(name, sealed_tables[t].name) != 0)
+				continue;
+			known = 1;
+			z->range[t].present = 1;
+			z->range[t].first = sqlite3_column_int64(st, 1);
+			z->range[t].last = sqlite3_column_int64(st, 2);
+			if (sqlite3_column_text(st, 3))
+				strlcpy_(z->range[t].head, (const char *)
+				    sqlite3_column_text(st, 3), 65);
+		}
+		/* A range of a table this roigate does not know: the seal
+		 * cannot be recomputed; the verifier says so. */
+		if (!known)
+			z->unknown_ranges++;
+	}
+	if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_seal_iter(struct store *s, int newest_only, store_seal_cb cb, void *arg)
+{
+	sqlite3_stmt		*st = prep(s, newest_only ?
+	    "SELECT epoch, start_at, end_at, prev_seal, seal FROM seals ORDER BY"
+	    " epoch DESC LIMIT 1" :
+	    "SELECT epoch, start_at, end_at, prev_seal, seal FROM seals ORDER BY"
+	    " epoch");
+	struct store_seal	 z;
+	int			 rc, stop = 0;
+
+	if (st == NULL)
+		return -1;
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&z, 0, sizeof(z));
+		z.epoch = sqlite3_column_int64(st, 0);
+		z.start_at = sqlite3_column_int64(st, 1);
+		z.end_at = sqlite3_column_int64(st, 2);
+		if (sqlite3_column_text(st, 3))
+			strlcpy_(z.prev_seal, (const char *)sqlite3_column_text(st, 3), 65);
+		if (sqlite3_column_text(st, 4))
+			strlcpy_(z.seal, (const char *)sqlite3_column_text(st, 4), 65);
+		if (seal_ranges(s, &z) == -1) {
+			sqlite3_finalize(st);
+			return -1;
+		}
+		stop = cb(&z, arg);
+	}
+	if (!stop && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return stop || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+seal_copy(const struct store_seal *z, void *arg)
+{
+	*(struct store_seal *)arg = *z;
+	return 1;
+}
+
+int
+store_seal_last(struct store *s, struct store_seal *z)
+{
+	memset(z, 0, sizeof(*z));
+	z->epoch = -1;
+	if (store_seal_iter(s, 1, seal_copy, z) == -1)
+		return -1;
+	return z->epoch >= 0 ? 1 : 0;
+}
+
+struct store *
+store_open_readonly(const char *path, char *err, size_t errlen)
+{
+	struct store	*s = xcalloc(1, sizeof(*s));
+	int		 v;
+
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_NOFOLLOW, NULL) != SQLITE_OK) {
+		bsnprintf(err, errlen, "%s: %s", path, s->db ?
+		    sqlite3_errmsg(s->db) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	if ((v = store_schema_version(s)) < 8 || v > SCHEMA_VERSION) {
+		bsnprintf(err, errlen, "%s: schema version %d: %s", path, v, v < 8 ?
+		    "made before sealing existed (roigate schema 8)" :
+		    "newer than this program: upgrade it");
+		goto fail;
+	}
+	return s;
+fail:
+	sqlite3_close(s->db);
+	free(s);
+	return NULL;
 }
