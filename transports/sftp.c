@@ -20,8 +20,10 @@
  * 255 KiB, fsynced where the server offers fsync@openssh.com, checked
  * (size, or read back and hashed), and renamed to NAME, which must not
  * exist unless overwrite is set.  A retry after a crash removes a stale
- * .part and finds files already delivered (same size and hash), so a
- * packet is never delivered twice under two names.
+ * .part and finds files already delivered (same size, and the same
+ * SHA-256 read back from the server, as this job's file), so a packet is
+ * never delivered twice under two names; a file it cannot read back is
+ * never taken as delivered (the job is held).
  *
  * Connection refused, timeouts, a lost connection and write failures
  * (disk full) are TEMPFAIL; a refused key, permission denied, a missing
@@ -471,8 +473,15 @@ remote_hash(struct conn *c, const char *path, char hex[65], uint64_t *size)
 	return rv;
 }
 
-/* Is the file already there, complete (a retry after a lost answer)? */
-static int
+/*
+ * Is the file already there, complete (a retry after a lost answer)?
+ * THERE_SAME only when its size and its SHA-256, read back, are those of
+ * what this job sends now; a file that cannot be read back is never
+ * taken as delivered.
+ */
+enum there { THERE_NOT, THERE_SAME, THERE_OTHER, THERE_UNREADABLE };
+
+static enum there
 already_there(struct conn *c, const struct transport_file *tf, const char *path)
 {
 	sftp_attributes	 a = sftp_stat(c->sftp, path);
@@ -481,12 +490,15 @@ already_there(struct conn *c, const struct transport_file *tf, const char *path)
 	int		 same;
 
 	if (a == NULL)
-		return -1;	/* not there (or not readable) */
+		return THERE_NOT;	/* not there (or not visible) */
 	same = a->size == (uint64_t)tf->size;
 	sftp_attributes_free(a);
-	if (same && remote_hash(c, path, hex, &size) == 0)
-		same = size == (uint64_t)tf->size && strcmp(hex, tf->sha256) == 0;
-	return same;
+	if (!same)
+		return THERE_OTHER;
+	if (remote_hash(c, path, hex, &size) == -1)
+		return THERE_UNREADABLE;
+	return size == (uint64_t)tf->size && strcmp(hex, tf->sha256) == 0 ?
+	    THERE_SAME : THERE_OTHER;
 }
 
 /* Upload one file as PATH.part, check it, rename it to PATH. */
@@ -502,14 +514,23 @@ put_file(struct conn *c, const struct transport_file *tf, const char *path,
 	uint64_t		 rsize;
 	off_t			 off = 0;
 	ssize_t			 n;
-	int			 there;
+	enum there		 there;
 
 	*skipped = 0;
-	if ((there = already_there(c, tf, path)) == 1) {
+	if ((there = already_there(c, tf, path)) == THERE_SAME) {
 		*skipped = 1;
 		return TRANSPORT_OK;
 	}
-	if (there == 0 && !c->overwrite)
+	if (there == THERE_UNREADABLE) {
+		if (!ssh_is_connected(c->ssh))
+			return fail(c, TRANSPORT_TEMPFAIL, 0, "the connection to %s was "
+			    "lost while %s was read back", c->host, path);
+		return fail(c, TRANSPORT_PERMFAIL, 1, "%s is on %s with the size of "
+		    "this job's file, but cannot be read back to compare its SHA-256; "
+		    "not taken as delivered and not replaced: check it with the "
+		    "partner, then release the job", path, c->host);
+	}
+	if (there == THERE_OTHER && !c->overwrite)
 		return fail(c, TRANSPORT_PERMFAIL, 1, "%s already exists on %s with "
 		    "other content; refusing to replace it (set overwrite=yes on "
 		    "the recipient if the partner wants that)", path, c->host);
@@ -578,7 +599,7 @@ put_file(struct conn *c, const struct transport_file *tf, const char *path,
 			return fail(c, TRANSPORT_TEMPFAIL, 0, "%s read back from %s does "
 			    "not match what was sent", part, c->host);
 	}
-	if (there == 0 && sftp_unlink(c->sftp, path) != 0)
+	if (there == THERE_OTHER && sftp_unlink(c->sftp, path) != 0)
 		return sftpt_status(c, "cannot replace", path);
 	if (sftp_rename(c->sftp, part, path) != 0)
 		return sftpt_status(c, "cannot rename to", path);

@@ -1,5 +1,6 @@
 """The faxapi transport against a local HTTPS stand-in for the Phaxio v2.1
 API (tests/integration/fax_server.py)."""
+import datetime
 import json
 import os
 import sqlite3
@@ -39,6 +40,15 @@ class FaxApi:
         with open(self.log) as f:
             return [json.loads(line) for line in f]
 
+    def control(self, **knobs):
+        """Test knobs of the stand-in (not the provider's API)."""
+        with open(self.log[:-len(".jsonl")] + ".control", "w") as f:
+            json.dump(knobs, f)
+
+    def lookups(self):
+        return [r for r in self.requests() if r["method"] == "GET" and
+                r["path"].startswith("/v2.1/faxes?")]
+
     def posts(self, to=None):
         return [r for r in self.requests() if r["method"] == "POST" and
                 (to is None or r.get("to") == to)]
@@ -55,19 +65,22 @@ def api(tmp_path, pki):
     a.stop()
 
 
-def fax_gateway(tmp_path, pki, api, creds=CREDS, **queue):
-    gw = Gateway(str(tmp_path / "gw"), queue={"poll_interval": "200ms",
+def fax_gateway(tmp_path, pki, api, creds=CREDS, name="gw", fax=None,
+                start=True, **queue):
+    gw = Gateway(str(tmp_path / name), queue={"poll_interval": "200ms",
                                               "backoff_max": "2s", **queue})
-    secret = str(tmp_path / "fax-credentials")
+    secret = str(tmp_path / f"{name}-fax-credentials")
     with open(secret, "w") as f:
         f.write(creds + "\n")
     os.chmod(secret, 0o600)
     gw.settings["transport faxapi"] = {
         "base_url": f"https://127.0.0.1:{api.port}/v2.1", "ca_file": pki.ca.pem,
         "credentials": secret, "organization": "Example Hospital HIM",
-        "timeout": "3", "wait_busy": "1", "wait_no_answer": "1"}
+        "timeout": "3", "wait_busy": "1", "wait_no_answer": "1",
+        **(fax or {})}
     gw.write_conf()
-    gw.start()
+    if start:
+        gw.start()
     return gw
 
 
@@ -91,8 +104,14 @@ def test_success_after_two_inprogress_polls(tmp_path, pki, api):
         assert len(posts) == 1
         post = posts[0]
         assert post["auth"] and post["to"] == "+15550001001"   # E.164
-        assert post["tag"] == str(j["id"])
+        inst = gw.instance()
+        assert post["tags"] == {"roigate": f"{inst}-{j['id']}-1",
+                                "roigate_job": f"{inst}-{j['id']}"}
         assert post["header_text"] == "Example Hospital HIM REQ-2026-0457"
+        # One document goes out as "file", as the documentation and
+        # phaxio-ruby's recorded traffic send it.
+        assert post["fields"] == ["file", "header_text", "tag[roigate]",
+                                  "tag[roigate_job]", "to"]
         assert "Testpatient" not in post["header_text"]
         # One PDF: the cover sheet and the three documents, 1-bit for fax.
         assert [f["name"] for f in post["files"]] == ["ROI-FAX-1.pdf"]
@@ -103,12 +122,18 @@ def test_success_after_two_inprogress_polls(tmp_path, pki, api):
         d = show["disclosures"][-1]
         assert d["remote_id"] == show["job"]["remote_id"]
         assert d["pages"] == 4 == show["job"]["pages"]
-        assert "remote CSID +1 555 000 9999" in d["detail"]
+        # Phaxio's recipients[] carry no CSID: none is made up.
+        assert "CSID" not in d["detail"]
+        assert "completed 20" in d["detail"]
     finally:
         gw.stop()
 
 
 def test_busy_twice_then_success(tmp_path, pki, api):
+    """Busy is dialled again after wait_busy.  The service lists one fax a
+    page here: the lookup before the third send reads both pages of the
+    job's two earlier (busy) faxes."""
+    api.control(max_per_page=1)
     gw = fax_gateway(tmp_path, pki, api)
     try:
         add_fax(gw, "busy-fax", "+15550001002")
@@ -126,13 +151,23 @@ def test_busy_twice_then_success(tmp_path, pki, api):
         deferred = [d for d in gw.job(j["id"])["disclosures"]
                     if d["outcome"] == "deferred"]
         assert all("Busy" in d["detail"] for d in deferred)
+        assert [q["query"]["page"] for q in api.lookups()] == ["1", "1", "1", "2"]
     finally:
         gw.stop()
 
 
 @pytest.mark.parametrize("number,state,words", [
-    ("+15550001003", "failed", "Invalid number"),
-    ("+15550001004", "held", "arrived only in part"),
+    # Line errors that say the number cannot take a fax fail at once
+    # instead of being re-dialled for days (Phaxio's lineError 34, 73, 50).
+    ("+15550001003", "failed", "the number cannot take a fax (lineError 34: "
+     "Phone number not operational)"),
+    ("+15550001013", "failed", "(lineError 73: Number changed)"),
+    ("+15550001014", "failed", "(lineError 50: Call rejected)"),
+    # The account cannot pay: held, with every other fax job.
+    ("+15550001015", "held", "the fax account cannot send (generalError 5"),
+    # The provider could not read our document: held for an administrator.
+    ("+15550001016", "held", "could not convert the document "
+     "(documentConversionError 133"),
     # A 422 answer: refused with the provider's own words, never resent.
     ("+15550001008", "failed", "Phone number is not a valid fax number"),
 ])
@@ -237,9 +272,10 @@ def test_crash_after_acceptance_finds_the_fax_by_tag(tmp_path, pki, api):
         j = wait_state(gw, "ROI-FAX-CRASH", ("delivered", "failed", "held"))
         assert j["state"] == "delivered"
         assert len(api.posts()) == 1          # and it was not sent again
-        lookups = [r for r in api.requests() if r["method"] == "GET" and
-                   "tag[roigate_job]" in r["path"]]
+        lookups = api.lookups()
         assert len(lookups) == 2              # before each send
+        tag = f"{gw.instance()}-{j['id']}"
+        assert all(q["query"]["tag[roigate_job]"] == tag for q in lookups)
         got = outcomes(gw, j)
         assert got[:2] == ["attempt", "interrupted"] and got[-1] == "delivered"
         assert "already sent for this job" in " ".join(
@@ -290,3 +326,154 @@ def test_due_polls_share_one_worker_and_one_connection(tmp_path, pki, api):
         assert len(api.posts()) == 3                 # polled, never resent
     finally:
         gw.stop()
+
+
+def delivered_after_one_deferral(tmp_path, pki, api, number, packet_id):
+    """Send one packet; it must be delivered with two sends, one deferred:
+    the deferral's words."""
+    gw = fax_gateway(tmp_path, pki, api)
+    try:
+        add_fax(gw, "fax", number)
+        gw.drop(Packet(packet_id, recipient="fax"))
+        j = wait_state(gw, packet_id, ("delivered", "failed", "held"))
+        assert j["state"] == "delivered", gw.job(j["id"])["job"]["last_error"]
+        assert len(api.posts()) == 2
+        deferred = [d["detail"] for d in gw.job(j["id"])["disclosures"]
+                    if d["outcome"] == "deferred"]
+        assert len(deferred) == 1
+        return deferred[0]
+    finally:
+        gw.stop()
+
+
+def test_line_dropped_during_the_fax_is_dialled_again(tmp_path, pki, api):
+    """A fax to one number has no "partialsuccess" meaning part of the
+    pages: a call that breaks off is a failed fax (faxError), and is
+    dialled again like any other line trouble, not held as half sent."""
+    why = delivered_after_one_deferral(tmp_path, pki, api, "+15550001004",
+                                       "ROI-FAX-DROP")
+    assert "(faxError 8: No response after sending a page)" in why
+
+
+def test_2xx_without_success_is_an_error(tmp_path, pki, api):
+    """HTTP 200 with "success": false is no acceptance: the send is
+    deferred (with the service's words) and tried again, once."""
+    why = delivered_after_one_deferral(tmp_path, pki, api, "+15550001011",
+                                       "ROI-FAX-NOSUCCESS")
+    assert "HTTP 200 without success (Fax could not be queued)" in why
+
+
+def crash_after_acceptance(gw, api, packet_id, number="+15550001001"):
+    """A fax the service accepted, whose answer the daemon never recorded."""
+    add_fax(gw, "clinic-fax", number)
+    gw.stop()
+    gw.start(env={"ROIGATE_TEST_CRASH": "queue_before_outcome"})
+    gw.drop(Packet(packet_id, recipient="clinic-fax"))
+    assert gw.wait_exit() == -9
+    assert len(api.posts()) == 1
+
+
+def test_lookup_answer_without_success_sends_nothing(tmp_path, pki, api):
+    """A list of faxes answered with "success": false is not an empty
+    list: the job waits and looks again rather than dialling twice."""
+    gw = fax_gateway(tmp_path, pki, api)
+    crash_after_acceptance(gw, api, "ROI-FAX-SOFT")
+    api.control(list_unsuccessful=1)
+    gw.start()
+    try:
+        j = wait_state(gw, "ROI-FAX-SOFT", ("delivered", "failed", "held"))
+        assert j["state"] == "delivered"
+        assert len(api.posts()) == 1
+        details = [d["detail"] for d in gw.job(j["id"])["disclosures"]]
+        assert any("without success (Could not retrieve faxes)" in d
+                   for d in details)
+        assert any("already sent for this job" in d for d in details)
+    finally:
+        gw.stop()
+
+
+def test_lookup_after_a_week_still_finds_the_fax(tmp_path, pki, api):
+    """Phaxio lists only the last week unless created_after says more: the
+    lookup asks from the job's acceptance, so a retry eight days later
+    still finds the fax instead of sending it again."""
+    gw = fax_gateway(tmp_path, pki, api)
+    crash_after_acceptance(gw, api, "ROI-FAX-WEEK")
+    api.control(clock=8 * 86400)
+    gw.start()
+    try:
+        j = wait_state(gw, "ROI-FAX-WEEK", ("delivered", "failed", "held"))
+        assert j["state"] == "delivered"
+        assert len(api.posts()) == 1              # not sent again
+        q = api.lookups()[-1]["query"]
+        accepted = datetime.datetime.fromisoformat(
+            gw.job(j["id"])["job"]["created_at"].replace("Z", "+00:00")).timestamp()
+        after = datetime.datetime.fromisoformat(q["created_after"]).timestamp()
+        assert accepted - 300 <= after <= accepted
+        assert q["per_page"] == "1000" and q["page"] == "1"
+    finally:
+        gw.stop()
+
+
+def test_header_text_fits_the_provider_and_roigated_n_says_so(tmp_path, pki,
+                                                              api):
+    org = "Sankt Görans Universitetssjukhus, Avdelning för Journalutlämning"
+    gw = fax_gateway(tmp_path, pki, api, fax={"organization": org},
+                     start=False)
+    r = subprocess.run([os.path.join(BUILD, "roigated"), "-n", "-f", gw.conf],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"organization \"{org}\" is {len(org)} characters; phaxio's fax " \
+        "header holds 50, so with the request reference only its first 29 " \
+        "are sent" in r.stderr
+    gw.start()
+    try:
+        add_fax(gw, "fax", "+15550001010")
+        p = Packet("ROI-FAX-HEADER", recipient="fax")
+        p.manifest["request"]["id"] = "REQ-2026-0457"
+        gw.drop(p)
+        j = wait_state(gw, "ROI-FAX-HEADER", ("delivered", "failed", "held"))
+        assert j["state"] == "delivered", gw.job(j["id"])["job"]["last_error"]
+        header = api.posts()[0]["header_text"]
+        assert len(header) == 50                  # characters, not bytes
+        assert header == org[:36] + " REQ-2026-0457"
+    finally:
+        gw.stop()
+
+
+@pytest.mark.parametrize("filtered", [True, False],
+                         ids=["tag-filter", "provider-ignores-tag-filter"])
+def test_two_gateways_on_one_account_take_only_their_own_faxes(
+        tmp_path, pki, api, filtered):
+    """Two gateways with their own databases (the same job numbers) on one
+    fax account: each records only its own fax, and each number gets
+    exactly one.  Even when the provider lists every fax (its tag filter
+    ignored), the other gateway's fax is logged and ignored."""
+    api.control(ignore_tag_filter=not filtered)
+    a = fax_gateway(tmp_path, pki, api, name="gw-a")
+    b = None
+    try:
+        add_fax(a, "fax", "+15550001001")
+        a.drop(Packet("ROI-FAX-A", recipient="fax"))
+        ja = wait_state(a, "ROI-FAX-A", ("delivered", "failed", "held"))
+        b = fax_gateway(tmp_path, pki, api, name="gw-b")
+        add_fax(b, "fax", "+15550001010")
+        b.drop(Packet("ROI-FAX-B", recipient="fax"))
+        jb = wait_state(b, "ROI-FAX-B", ("delivered", "failed", "held"))
+        assert ja["id"] == jb["id"]                 # the same job number
+        assert a.instance() != b.instance()
+        assert ja["state"] == jb["state"] == "delivered"
+        assert len(api.posts("+15550001001")) == 1
+        assert len(api.posts("+15550001010")) == 1
+        fa = a.job(ja["id"])["job"]["remote_id"]
+        fb = b.job(jb["id"])["job"]["remote_id"]
+        assert fa != fb
+        post_b = api.posts("+15550001010")[0]
+        assert post_b["tags"]["roigate_job"] == f"{b.instance()}-{jb['id']}"
+        ignored = [line for line in b.log().splitlines()
+                   if f"fax {fa} carries another job's tag" in line]
+        assert len(ignored) == (0 if filtered else 1)
+        assert not any("+1555" in line for line in ignored)  # ids only
+    finally:
+        a.stop()
+        if b:
+            b.stop()

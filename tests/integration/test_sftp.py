@@ -96,6 +96,39 @@ def test_send_whose_answer_was_lost_is_not_duplicated(tmp_path, sshd):
         gw.stop()
 
 
+def test_retry_never_takes_a_file_it_cannot_read_back_as_delivered(
+        tmp_path, sshd):
+    """The retry after a lost answer finds a file of the right name and
+    size, but the server no longer lets it be read: without the SHA-256
+    compared it is not taken as delivered (nor replaced); the job is held
+    for an administrator."""
+    gw = sftp_gateway(tmp_path, sshd)
+    add_sftp_recipient(gw, "payer-sftp", sshd.address(), sshd.fingerprint)
+    gw.stop()
+    gw.start(env={"ROIGATE_TEST_CRASH": "queue_before_outcome"})
+    gw.drop(Packet("ROI-SFTP-UNREADABLE", recipient="payer-sftp"))
+    assert gw.wait_exit() == -9
+    path = os.path.join(sshd.inbox, "ROI-SFTP-UNREADABLE.pdf")
+    with open(path, "rb") as f:
+        sent = f.read()
+    os.chmod(path, 0o200)                    # write-only for the account
+    gw.start()
+    try:
+        j = wait_state(gw, "ROI-SFTP-UNREADABLE",
+                       ("delivered", "held", "failed"))
+        assert j["state"] == "held"
+        err = gw.job(j["id"])["job"]["last_error"]
+        assert "cannot be read back to compare its SHA-256; not taken as " \
+            "delivered" in err
+        outcomes = [e["outcome"] for e in gw.job(j["id"])["disclosures"]]
+        assert "delivered" not in outcomes
+        with open(path, "rb") as f:
+            assert f.read() == sent           # not replaced either
+        assert os.listdir(sshd.inbox) == ["ROI-SFTP-UNREADABLE.pdf"]
+    finally:
+        gw.stop()
+
+
 def test_verify_shows_and_pins_the_host_key(tmp_path, sshd):
     gw = sftp_gateway(tmp_path, sshd)
     try:
