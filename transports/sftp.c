@@ -584,8 +584,12 @@ put_file(struct conn *c, const struct transport_file *tf, const char *path,
 	if (sftp_close(f) != SSH_NO_ERROR)
 		return sftpt_status(c, "cannot close", part);
 	/* Verify what the server holds before it gets its final name. */
+	/* The file was just written and closed: no answer here is final (a
+	 * status left over from a broken connection is no verdict). */
 	if ((a = sftp_stat(c->sftp, part)) == NULL)
-		return sftpt_status(c, "cannot check", part);
+		return fail(c, TRANSPORT_TEMPFAIL, 0, "cannot check %s on %s after "
+		    "writing it: %s (SFTP status %d)", part, c->host,
+		    ssh_get_error(c->ssh), sftp_get_error(c->sftp));
 	rsize = a->size;
 	sftp_attributes_free(a);
 	if (rsize != (uint64_t)tf->size)
