@@ -53,7 +53,7 @@ def test_refused_fax_account_is_one_alert_and_one_resolution(tmp_path, pki, api,
         "check_interval": "300ms"}
     gw.write_conf()
     gw.start()
-    secret = str(tmp_path / "fax-credentials")
+    secret = str(tmp_path / "gw-fax-credentials")    # fax_gateway's name
     try:
         gw.add_recipient("fax", transport="faxapi", address="+15550001001")
         ids = []
