@@ -1,7 +1,8 @@
 # roigate: secure release-of-information gateway.
 #
 #   make                build roigated, roictl and the transports
-#   make check          unit tests (cmocka) and integration tests (pytest)
+#   make check          unit tests (cmocka), integration tests (pytest), the package
+#   make deb            the Debian packages in build/deb/ (docs/packaging.md)
 #   make demo           run the daemon on the embedded defaults with the sample packet
 #   make install        PREFIX=/usr/local DESTDIR=
 #   make SANITIZE=1     build with ASan and UBSan (objects go to build-san/)
@@ -196,7 +197,9 @@ fuzz: deps $(B)/fuzz_proto $(B)/fuzz_render
 	$(B)/fuzz_render -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 \
 	    $(B)/fuzz-corpus-render tests/fuzz/corpus-render
 
+# The package test last: it builds the .debs and installs them on the machine.
 check: unit integration fuzz
+	$(MAKE) check-package
 
 demo: all
 	@scripts/demo $(CURDIR)/$(B)
