@@ -287,6 +287,7 @@ install: all $(UNITS)
 # The Debian packages (debian/, docs/packaging.md), built with
 # dpkg-buildpackage from a copy of the tree so that nothing here is touched;
 # the .debs, .buildinfo, .changes and lintian's report land in $(DEB_OUT).
+# Without this make's flags: `make SANITIZE=1 check` must not make an ASan package.
 DEB_OUT = build/deb
 deb: deps
 	rm -rf build/deb-src $(DEB_OUT)
@@ -294,7 +295,8 @@ deb: deps
 	tar -c --exclude=./build --exclude=./build-san --exclude=./.git \
 	    --exclude=./demo-run --exclude=__pycache__ --exclude=.pytest_cache . | \
 	    tar -x -C build/deb-src/roigate
-	cd build/deb-src/roigate && dpkg-buildpackage -us -uc -b -j2 > ../build.log 2>&1 || \
+	cd build/deb-src/roigate && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	    dpkg-buildpackage -us -uc -b -j2 > ../build.log 2>&1 || \
 	    { tail -40 ../build.log; exit 1; }
 	mv build/deb-src/*.deb build/deb-src/*.buildinfo build/deb-src/*.changes $(DEB_OUT)/
 	lintian --display-info $(DEB_OUT)/*.changes 2>&1 | tee $(DEB_OUT)/lintian.txt
