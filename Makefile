@@ -1,7 +1,8 @@
 # roigate: secure release-of-information gateway.
 #
 #   make                build roigated, roictl and the transports
-#   make check          unit tests (cmocka) and integration tests (pytest)
+#   make check          unit tests (cmocka), integration tests (pytest), the package
+#   make deb            the Debian packages in build/deb/ (docs/packaging.md)
 #   make demo           run the daemon on the embedded defaults with the sample packet
 #   make install        PREFIX=/usr/local DESTDIR=
 #   make SANITIZE=1     build with ASan and UBSan (objects go to build-san/)
@@ -94,7 +95,7 @@ PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/roigate-render $(B)/roigate-exporte
               $(TRANSPORTS:%=$(B)/transports/%.so) \
               $(TEST_TRANSPORTS:%=$(B)/tests/transports/%.so)
 
-.PHONY: all deps check unit integration fuzz demo install clean bench FORCE
+.PHONY: all deps check unit integration fuzz demo install clean bench FORCE units deb check-package
 
 all: deps $(PROGRAMS)
 
@@ -130,9 +131,9 @@ $(B)/libroigate.so: $(B)/libroigate.so.$(LIB_VERSION)
 	ln -sf libroigate.so.$(LIB_VERSION) $(B)/$(LIB_SONAME)
 	ln -sf libroigate.so.$(LIB_VERSION) $@
 
-$(B)/roigate.pc: Makefile
+$(B)/roigate.pc: Makefile $(B)/paths.stamp
 	printf 'prefix=%s\nlibdir=%s\nincludedir=%s/include\n\nName: roigate\nDescription: roigate client library (submit release packets to roigated)\nVersion: %s\nRequires.private: jansson libcrypto\nLibs: -L$${libdir} -lroigate\nCflags: -I$${includedir}\n' \
-	    '$(PREFIX)' '$(LIBDIR)' '$(PREFIX)' '$(LIB_VERSION)' > $@
+	    '$(PREFIX)' '$(SOLIBDIR)' '$(PREFIX)' '$(LIB_VERSION)' > $@
 
 $(B)/examples/submit: examples/submit.c $(B)/libroigate.so
 	@mkdir -p $(dir $@)
@@ -219,7 +220,9 @@ fuzz: deps $(B)/fuzz_proto $(B)/fuzz_render
 	$(B)/fuzz_render -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 \
 	    $(B)/fuzz-corpus-render tests/fuzz/corpus-render
 
+# The package test last: it builds the .debs and installs them on the machine.
 check: unit integration fuzz
+	$(MAKE) check-package
 
 demo: all
 	@scripts/demo $(CURDIR)/$(B)
@@ -253,36 +256,91 @@ bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench $(B
 	@bench/ops $(CURDIR)/$(B)
 	@bench/seal $(CURDIR)/$(B)
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+# Where `make install` puts what is not a program.  The Debian package
+# (debian/rules) sets SYSTEMDUNITDIR=/lib/systemd/system, Debian 12's place,
+# and SOLIBDIR (libroigate and roigate.pc) to the multiarch folder.
+SBINDIR        ?= $(PREFIX)/sbin
+SOLIBDIR       ?= $(LIBDIR)
+BINDIR         ?= $(PREFIX)/bin
+MANDIR         ?= $(DATADIR)/man
+DOCDIR         ?= $(DATADIR)/doc/roigate
+SYSTEMDUNITDIR ?= $(LIBDIR)/systemd/system
+BASHCOMPDIR    ?= $(DATADIR)/bash-completion/completions
+
+# Man pages of the programs that exist on every build; the pages of the
+# optional programs (roigate-verify, roigate-exporter) are installed only
+# when the program was built, so no page describes a missing program.
+MAN_ALWAYS   = man/roigated.8 man/roictl.1 man/roigate-render.1 \
+               man/roigate.conf.5 man/roigate-manifest.5
+MAN_OPTIONAL = roigate-verify:man/roigate-verify.1 roigate-exporter:man/roigate-exporter.8
+
+# The units with the install paths filled in (systemd-analyze reads these).
+UNITS = $(patsubst systemd/%.service,$(B)/systemd/%.service,$(wildcard systemd/*.service))
+$(B)/systemd/%.service: systemd/%.service FORCE
+	@mkdir -p $(dir $@)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	    -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< > $@
+units: $(UNITS)
+
+install: all $(UNITS)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
 	    $(DESTDIR)$(LIBDIR)/roigate/transports $(DESTDIR)$(DATADIR)/roigate/templates \
-	    $(DESTDIR)$(SYSCONFDIR)/roigate $(DESTDIR)$(LIBDIR)/systemd/system \
-	    $(DESTDIR)$(LIBDIR)/sysusers.d $(DESTDIR)$(LIBDIR)/tmpfiles.d
-	install -m 0755 $(B)/roigated $(DESTDIR)$(PREFIX)/sbin/roigated
-	install -m 0755 $(B)/roictl $(DESTDIR)$(PREFIX)/bin/roictl
-	install -m 0755 $(B)/roigate-render $(DESTDIR)$(PREFIX)/bin/roigate-render
-	install -m 0755 $(B)/roigate-exporter $(DESTDIR)$(PREFIX)/sbin/roigate-exporter
-	install -m 0755 $(B)/roigate-verify $(DESTDIR)$(PREFIX)/bin/roigate-verify
-	install -m 0755 $(TRANSPORTS:%=$(B)/transports/%.so) $(DESTDIR)$(LIBDIR)/roigate/transports/
-	install -d $(DESTDIR)$(PREFIX)/include/roigate $(DESTDIR)$(LIBDIR)/pkgconfig
+	    $(DESTDIR)$(SYSCONFDIR)/roigate $(DESTDIR)$(SYSTEMDUNITDIR) \
+	    $(DESTDIR)$(LIBDIR)/sysusers.d $(DESTDIR)$(LIBDIR)/tmpfiles.d \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(B)/roigated $(DESTDIR)$(SBINDIR)/roigated
+	install -m 0755 $(B)/roictl $(DESTDIR)$(BINDIR)/roictl
+	install -m 0755 $(B)/roigate-render $(DESTDIR)$(BINDIR)/roigate-render
+	install -m 0755 $(B)/roigate-exporter $(DESTDIR)$(SBINDIR)/roigate-exporter
+	install -m 0755 $(B)/roigate-verify $(DESTDIR)$(BINDIR)/roigate-verify
+	install -m 0644 $(TRANSPORTS:%=$(B)/transports/%.so) $(DESTDIR)$(LIBDIR)/roigate/transports/
+	install -d $(DESTDIR)$(PREFIX)/include/roigate $(DESTDIR)$(SOLIBDIR)/pkgconfig
 	install -m 0644 include/roigate/client.h include/roigate/transport.h $(DESTDIR)$(PREFIX)/include/roigate/
-	install -m 0755 $(B)/libroigate.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/
-	ln -sf libroigate.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
-	ln -sf libroigate.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/libroigate.so
-	install -m 0644 $(B)/roigate.pc $(DESTDIR)$(LIBDIR)/pkgconfig/roigate.pc
+	install -m 0644 $(B)/libroigate.so.$(LIB_VERSION) $(DESTDIR)$(SOLIBDIR)/
+	ln -sf libroigate.so.$(LIB_VERSION) $(DESTDIR)$(SOLIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(SOLIBDIR)/libroigate.so
+	install -m 0644 $(B)/roigate.pc $(DESTDIR)$(SOLIBDIR)/pkgconfig/roigate.pc
 	cp -R templates/. $(DESTDIR)$(DATADIR)/roigate/templates/
+	# The daemon (User=roigate) reads it: no secrets in it, they live in
+	# files of their own (docs/transports.md, "Secrets").
 	test -e $(DESTDIR)$(SYSCONFDIR)/roigate/roigate.conf || \
-	    install -m 0640 examples/roigate.conf $(DESTDIR)$(SYSCONFDIR)/roigate/roigate.conf
-	install -d $(DESTDIR)$(DATADIR)/doc/roigate
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(DATADIR)/doc/roigate/
-	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@DOCDIR@|$(DATADIR)/doc/roigate|g' \
-	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-	    systemd/roigated.service > $(DESTDIR)$(LIBDIR)/systemd/system/roigated.service
-	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@DOCDIR@|$(DATADIR)/doc/roigate|g' \
-	    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
-	    systemd/roigate-exporter.service > $(DESTDIR)$(LIBDIR)/systemd/system/roigate-exporter.service
+	    install -m 0644 examples/roigate.conf $(DESTDIR)$(SYSCONFDIR)/roigate/roigate.conf
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 $(UNITS) $(DESTDIR)$(SYSTEMDUNITDIR)/
 	install -m 0644 systemd/roigate.sysusers $(DESTDIR)$(LIBDIR)/sysusers.d/roigate.conf
 	install -m 0644 systemd/roigate.tmpfiles $(DESTDIR)$(LIBDIR)/tmpfiles.d/roigate.conf
+	for m in $(MAN_ALWAYS); do \
+	    install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; done
+	for pm in $(MAN_OPTIONAL); do p=$${pm%%:*} m=$${pm#*:}; \
+	    if [ -e $(B)/$$p ]; then install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; fi; done
+	install -m 0644 completion/roictl.bash $(DESTDIR)$(BASHCOMPDIR)/roictl
+
+# The Debian packages (debian/, docs/packaging.md), built with
+# dpkg-buildpackage from a copy of the tree so that nothing here is touched;
+# the .debs, .buildinfo, .changes and lintian's report land in $(DEB_OUT).
+# Without this make's flags: `make SANITIZE=1 check` must not make an ASan package.
+DEB_OUT = build/deb
+deb: deps
+	rm -rf build/deb-src $(DEB_OUT)
+	mkdir -p build/deb-src/roigate $(DEB_OUT)
+	tar -c --exclude=./build --exclude=./build-san --exclude=./.git \
+	    --exclude=./demo-run --exclude=__pycache__ --exclude=.pytest_cache . | \
+	    tar -x -C build/deb-src/roigate
+	cd build/deb-src/roigate && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	    dpkg-buildpackage -us -uc -b -j2 > ../build.log 2>&1 || \
+	    { tail -40 ../build.log; exit 1; }
+	mv build/deb-src/*.deb build/deb-src/*.buildinfo build/deb-src/*.changes $(DEB_OUT)/
+	lintian --display-info $(DEB_OUT)/*.changes 2>&1 | tee $(DEB_OUT)/lintian.txt
+	@! grep -q '^E:' $(DEB_OUT)/lintian.txt || { echo "lintian reports errors" >&2; exit 1; }
+	rm -rf build/deb-src
+	@ls -1 $(DEB_OUT)/*.deb
+
+# Builds the packages, installs them on this machine with dpkg -i, checks
+# the installed gateway and purges it (tests/package/, docs/packaging.md).
+# Run as root on a throwaway machine (CI); `make check` runs it last.
+check-package: deb
+	ROIGATE_DEB_DIR=$(CURDIR)/$(DEB_OUT) /usr/bin/python3 -m pytest -q tests/package
 
 clean:
 	rm -rf build build-san
