@@ -101,10 +101,11 @@ caught(struct doc_run *r, const struct document *d, int pno)
 		    fz_caught_message(r->ctx));
 }
 
-/* Every page of an opened document into the output. */
+/* Every page of an opened document into the output; tiff_fd: the file,
+ * if it is a TIFF, for its pages' orientation (else -1). */
 static int
 render_pages(struct doc_run *r, const struct document *d, int docno,
-    struct reader_doc *op, const struct doc_pats *dp)
+    struct reader_doc *op, const struct doc_pats *dp, int tiff_fd)
 {
 	fz_context	*ctx = r->ctx;
 	fz_page		*page = NULL;
@@ -141,6 +142,11 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 			    bounds.y1 - bounds.y0 < 1)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "roigate: the page has no size");
 			list = reader_record_page(ctx, page, bounds);
+			/* Upright as a viewer shows it (a PDF's /Rotate and a
+			 * JPEG's EXIF tag are MuPDF's own). */
+			if (tiff_fd >= 0)
+				list = raster_orient(ctx, list, &bounds,
+				    raster_tiff_orientation(tiff_fd, pno));
 			if (reader_timed_out)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "timed out");
 			boxes_page(ctx, list, bounds, op->kind, d, docno, pno, dp->p,
@@ -226,6 +232,7 @@ render_doc(struct doc_run *r, const struct document *d, int docno, int fd)
 	struct reader_doc	 op;
 	struct doc_pats		*dp = &r->dp[docno - 1];
 	struct document		 withp = *d;
+	const char		*mime = "";
 	int			 rv;
 	char			 why[400];
 
@@ -238,7 +245,9 @@ render_doc(struct doc_run *r, const struct document *d, int docno, int fd)
 	}
 	if (reader_open(r->ctx, fd, d->file, r->o, &op, why, sizeof(why)) == -1)
 		return fail(r->res, "document %.100s %s", d->file, why);
-	rv = render_pages(r, d, docno, &op, dp);
+	reader_kind(d->file, &mime);
+	rv = render_pages(r, d, docno, &op, dp, mime && strcmp(mime, "image/tiff") == 0 ?
+	    fd : -1);
 	reader_close(r->ctx, &op);
 	for (size_t i = 0; rv == 0 && i < dp->n; i++) {
 		const struct redact_pattern *rp = dp->p[i].src;
