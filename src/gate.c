@@ -79,12 +79,18 @@ gate_cover(const struct gate *g, struct redact_pattern *rp, struct pattern **p,
 	return search_compile(g->mf, &d, p, err, sizeof(err));
 }
 
-/* The output's pages are read at their own resolution: the pixels as
- * written, not more (fax's 204x196 read as 204 square). */
+/* The output's pages are drawn again for OCR at [render] ocr_dpi, and
+ * never below the output's own resolution: at 150 dpi (the document
+ * profile) or fax's 204x196, text of 6 pt and less is too few pixels for
+ * Tesseract, and what it cannot read it cannot find either. */
 static int
 gate_dpi(const struct render_opts *o)
 {
-	return o->xdpi > o->ydpi ? o->xdpi : o->ydpi;
+	int	dpi = o->ocr_dpi > 0 ? o->ocr_dpi : 300;
+
+	if (o->xdpi > dpi)
+		dpi = o->xdpi;
+	return o->ydpi > dpi ? o->ydpi : dpi;
 }
 
 /* Page pno of the output, read by OCR: the index of the first pattern it

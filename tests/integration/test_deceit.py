@@ -167,6 +167,26 @@ def test_gate_fails_a_rectangle_in_the_wrong_place(tmp_path):
             assert not os.path.exists(out)
 
 
+def test_gate_reads_small_text_at_ocr_dpi(tmp_path):
+    """A 4 pt SSN behind a lying text layer, OCR of the input off: at the
+    output's own 150 dpi it is 8 pixels tall and the gate's OCR misses it
+    (the job would pass); read back at [render] ocr_dpi (300) it is caught
+    and nothing is written."""
+    folder = str(tmp_path / "p")
+    doc = lab(tj("SSN 123-45-6789", size=4), to_unicode=DIGITS_AS_LETTERS)
+    write_packet(folder, {"lab.pdf": doc},
+                 {"lab.pdf": {"redact": {"patterns": [{"name": "ssn"}]}}})
+    args = [RENDER, "-t", os.path.join(TEMPLATES, "default.tpl"), "--ocr", "off"]
+    r = subprocess.run(args + ["--ocr-dpi", "150", folder], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "gate [ocr 150 dpi" in r.stdout, r.stderr
+    os.unlink(os.path.join(folder, "preview.pdf"))
+    r = subprocess.run(args + [folder], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 65, r.stdout
+    assert "page 2: the SSN is still readable after redaction" in r.stderr
+    assert not os.path.exists(os.path.join(folder, "preview.pdf"))
+
+
 def test_gate_off_says_so(tmp_path):
     folder = str(tmp_path / "p")
     write_packet(folder, {"note.txt": b"nothing here\n"})
