@@ -232,9 +232,15 @@ $(B)/bench/smime_build: bench/smime_build.c transports/smime.c $(B)/src/util.o $
 	    $(EXE_LDFLAGS) -o $@ $< $(B)/src/util.o $(B)/src/log.o $(TRANSPORT_LIBS_smime) \
 	    $(shell $(PKG_CONFIG) --libs libcrypto)
 
-bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench
+# OCR alone (src/ocr.c), beside the tesseract command: bench/ocr.
+$(B)/bench/ocr_bench: bench/ocr_bench.c $(B)/src/ocr.o $(B)/src/util.o $(B)/src/log.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
+
+bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench $(B)/bench/ocr_bench
 	@bench/run $(CURDIR)/$(B)
 	@bench/render $(CURDIR)/$(B)
+	@bench/ocr $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)
 	@bench/smime $(CURDIR)/$(B)
 	@bench/fax $(CURDIR)/$(B)
