@@ -184,10 +184,13 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 /*
  * The patterns searched in d: its own, and those the site protects on
  * every document ([render] protect) that it does not name itself, as if
- * the clerk had asked for them (no expectation).
+ * the clerk had asked for them (no expectation).  mrn, dob and
+ * patient_name are the packet's own patient's; a dob the manifest does
+ * not give is not looked for.
  */
 static void
-doc_patterns(const struct document *d, const char *protect, struct doc_pats *dp)
+doc_patterns(const struct manifest *mf, const struct document *d,
+    const char *protect, struct doc_pats *dp)
 {
 	char	*list = xstrdup(protect ? protect : ""), *save = NULL, *name;
 	size_t	 n = d->npatterns;
@@ -202,6 +205,9 @@ doc_patterns(const struct document *d, const char *protect, struct doc_pats *dp)
 	    name = strtok_r(NULL, ", ", &save)) {
 		size_t k;
 
+		if (strcmp(name, "none") == 0 || (strcmp(name, "dob") == 0 &&
+		    (mf->patient_dob == NULL || mf->patient_dob[0] == '\0')))
+			continue;
 		for (k = 0; k < n; k++)
 			if (dp->rp[k].name && strcmp(dp->rp[k].name, name) == 0)
 				break;
@@ -236,7 +242,7 @@ render_doc(struct doc_run *r, const struct document *d, int docno, int fd)
 	int			 rv;
 	char			 why[400];
 
-	doc_patterns(d, r->o->protect, dp);
+	doc_patterns(r->mf, d, r->o->protect, dp);
 	withp.patterns = dp->rp;
 	withp.npatterns = dp->n;
 	if (search_compile(r->mf, &withp, &dp->p, why, sizeof(why)) == -1) {
