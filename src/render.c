@@ -257,13 +257,20 @@ render_doc(struct doc_run *r, const struct document *d, int docno, int fd)
 	reader_close(r->ctx, &op);
 	for (size_t i = 0; rv == 0 && i < dp->n; i++) {
 		const struct redact_pattern *rp = dp->p[i].src;
+		char what[64];
 
+		/* The manifest's order names a regular expression: its text
+		 * may spell what it hides. */
+		if (rp->name)
+			snprintf(what, sizeof(what), "pattern %s", rp->name);
+		else
+			snprintf(what, sizeof(what), "pattern %zu (a regular "
+			    "expression)", i + 1);
 		if (rp->expect >= 0 && dp->p[i].found != rp->expect)
-			rv = fail(r->res, "document %.100s: pattern %s was expected %d "
-			    "time%s and found %d time%s: check the redactions marked for it",
-			    d->file, rp->name ? rp->name : "(regex)", rp->expect,
-			    rp->expect == 1 ? "" : "s", dp->p[i].found,
-			    dp->p[i].found == 1 ? "" : "s");
+			rv = fail(r->res, "document %.100s: %s was expected %d time%s "
+			    "and found %d time%s: check the redactions marked for it",
+			    d->file, what, rp->expect, rp->expect == 1 ? "" : "s",
+			    dp->p[i].found, dp->p[i].found == 1 ? "" : "s");
 	}
 	return rv;
 }
