@@ -247,9 +247,16 @@ $(B)/bench/seal_bench: bench/seal_bench.c $(B)/src/seal.o $(B)/src/store.o $(B)/
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
 
-bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench $(B)/bench/seal_bench
+# OCR alone (src/ocr.c), beside the tesseract command: bench/ocr.
+$(B)/bench/ocr_bench: bench/ocr_bench.c $(B)/src/ocr.o $(B)/src/util.o $(B)/src/log.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
+
+bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench $(B)/bench/seal_bench \
+    $(B)/bench/ocr_bench
 	@bench/run $(CURDIR)/$(B)
 	@bench/render $(CURDIR)/$(B)
+	@bench/ocr $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)
 	@bench/smime $(CURDIR)/$(B)
 	@bench/fax $(CURDIR)/$(B)

@@ -20,6 +20,13 @@ fz_pixmap	*raster_page(fz_context *, fz_display_list *, fz_rect bounds,
 /* The page alone, 8-bit gray at dpi (what OCR reads). */
 fz_pixmap	*raster_gray(fz_context *, fz_display_list *, fz_rect bounds,
 		    int dpi);
+/* The TIFF Orientation tag (1-8; 1: as stored) of page (1-based) of the
+ * TIFF file fd. */
+int		 raster_tiff_orientation(int fd, int page);
+/* The page's list turned upright for orientation 2-8 (TIFF/EXIF values;
+ * list is consumed, bounds updated); 1: list itself. */
+fz_display_list	*raster_orient(fz_context *, fz_display_list *list,
+		    fz_rect *bounds, int orient);
 /* Gray to 1-bit, 1 = black, eight pixels a byte. */
 void		 raster_pack_row(const unsigned char *s, unsigned char *d, int w);
 /* Gray or RGB pixmap as baseline JPEG, in memory (malloc'd). */

@@ -167,6 +167,14 @@ boxes_page(fz_context *ctx, fz_display_list *list, fz_rect bounds, enum reader_k
 			fz_throw(ctx, FZ_ERROR_GENERIC, "%s", why);
 		}
 		if (kind == READER_IMAGE && w > 0 && h > 0) {
+			/* A picture shown turned a quarter (EXIF, TIFF
+			 * orientation): its rows run down the page. */
+			if ((w > h) != (bounds.x1 - bounds.x0 > bounds.y1 - bounds.y0)) {
+				int t = w;
+
+				w = h;
+				h = t;
+			}
 			sx = (bounds.x1 - bounds.x0) / w;
 			sy = (bounds.y1 - bounds.y0) / h;
 		}

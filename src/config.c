@@ -553,18 +553,32 @@ parse_line(struct parser *p, char *line)
 	perr(p, "unknown key \"%.100s\" in [%s]", key, p->section);
 }
 
-/* [render] protect: named patterns that hold on every document. */
+/*
+ * [render] protect: named patterns that hold on every document.  All the
+ * named ones: ssn, phone and email need nothing more; mrn, dob and
+ * patient_name look for each packet's own patient (a packet without a
+ * date of birth has none to look for).  A regular expression belongs to a
+ * packet's manifest, where a clerk can see why it did not match.
+ */
 static void
 check_protect(struct parser *p, const char *v)
 {
+	static const char *const named[] = { "ssn", "phone", "email", "mrn",
+	    "dob", "patient_name", "none" };
 	char	*list = xstrdup(v), *save = NULL, *name;
 
 	for (name = strtok_r(list, ", ", &save); name;
-	    name = strtok_r(NULL, ", ", &save))
-		if (strcmp(name, "ssn") != 0 && strcmp(name, "phone") != 0 &&
-		    strcmp(name, "email") != 0 && strcmp(name, "none") != 0)
-			perr(p, "[render] protect: \"%.40s\" is not ssn, phone or "
-			    "email", name);
+	    name = strtok_r(NULL, ", ", &save)) {
+		size_t i;
+
+		for (i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+			if (strcmp(name, named[i]) == 0)
+				break;
+		if (i == sizeof(named) / sizeof(named[0]))
+			perr(p, "[render] protect: \"%.40s\" is not a named pattern; "
+			    "protect takes ssn, phone, email, mrn, dob and patient_name "
+			    "(a regular expression goes in a packet's manifest)", name);
+	}
 	free(list);
 }
 

@@ -64,6 +64,7 @@ gate_cover(const struct gate *g, struct redact_pattern *rp, struct pattern **p,
 	if (g->mf->patient_dob && g->mf->patient_dob[0])
 		rp[(*n)++].name = dob;
 	list = xstrdup(g->o->protect ? g->o->protect : "");
+	/* The patient's own are there already (mrn, dob, patient_name). */
 	for (name = strtok_r(list, ", ", &save); name && *n < 8;
 	    name = strtok_r(NULL, ", ", &save))
 		if (strcmp(name, "ssn") == 0 || strcmp(name, "phone") == 0 ||
@@ -79,12 +80,18 @@ gate_cover(const struct gate *g, struct redact_pattern *rp, struct pattern **p,
 	return search_compile(g->mf, &d, p, err, sizeof(err));
 }
 
-/* The output's pages are read at their own resolution: the pixels as
- * written, not more (fax's 204x196 read as 204 square). */
+/* The output's pages are drawn again for OCR at [render] ocr_dpi, and
+ * never below the output's own resolution: at 150 dpi (the document
+ * profile) or fax's 204x196, text of 6 pt and less is too few pixels for
+ * Tesseract, and what it cannot read it cannot find either. */
 static int
 gate_dpi(const struct render_opts *o)
 {
-	return o->xdpi > o->ydpi ? o->xdpi : o->ydpi;
+	int	dpi = o->ocr_dpi > 0 ? o->ocr_dpi : 300;
+
+	if (o->xdpi > dpi)
+		dpi = o->xdpi;
+	return o->ydpi > dpi ? o->ydpi : dpi;
 }
 
 /* Page pno of the output, read by OCR: the index of the first pattern it
@@ -126,32 +133,45 @@ gate_page(fz_context *ctx, fz_document *doc, int pno, const struct pattern *p,
 	return hit;
 }
 
-/* Which patterns were looked for, for the record: names only. */
+/* Which patterns were looked for, for the record: names only, each once
+ * in the list that starts at byte from of b. */
 static void
-gate_names(struct buf *b, const struct pattern *p, size_t n)
+gate_names(struct buf *b, size_t from, const struct pattern *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		const char *name = p[i].src->name ? p[i].src->name : "regex";
+		const char	*name = p[i].src->name ? p[i].src->name : "regex";
+		const char	*s = buf_cstr(b) + from, *at;
+		size_t		 len = strlen(name);
+		int		 have = 0;
 
-		if (strstr(buf_cstr(b), name) == NULL)
-			buf_printf(b, "%s%s", b->len && b->data[b->len - 1] != ' ' ?
-			    "," : "", name);
+		for (at = s; !have && (at = strstr(at, name)) != NULL; at += len)
+			have = (at == s || at[-1] == ',') &&
+			    (at[len] == '\0' || at[len] == ',');
+		if (!have)
+			buf_printf(b, "%s%s", b->len > from ? "," : "", name);
 	}
 }
 
+/* "ocr 300 dpi, 3 of 5 pages read back; cover: ...; documents: ssn": a
+ * page of a document with no pattern has nothing to be looked for and is
+ * not read, and the record says so. */
 static void
 gate_summary(const struct gate *g, const struct pattern *cp, size_t ncp,
-    char *summary, size_t slen)
+    int read, char *summary, size_t slen)
 {
 	struct buf	b;
+	size_t		mark;
 
 	buf_init(&b);
-	buf_printf(&b, "ocr %d dpi, %d pages read back; cover: ", gate_dpi(g->o),
-	    g->pages);
-	gate_names(&b, cp, ncp);
+	buf_printf(&b, "ocr %d dpi, %d of %d pages read back; cover: ",
+	    gate_dpi(g->o), read, g->pages);
+	gate_names(&b, b.len, cp, ncp);
 	buf_addstr(&b, "; documents: ");
+	mark = b.len;
 	for (size_t i = 0; i < g->mf->ndocs; i++)
-		gate_names(&b, g->docs[i].p, g->docs[i].n);
+		gate_names(&b, mark, g->docs[i].p, g->docs[i].n);
+	if (b.len == mark)
+		buf_addstr(&b, "no patterns");
 	snprintf(summary, slen, "%s", buf_cstr(&b));
 	buf_free(&b);
 }
@@ -160,9 +180,9 @@ gate_summary(const struct gate *g, const struct pattern *cp, size_t ncp,
  * something. */
 static int
 gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
-    const struct pattern *cp, size_t ncp, char *err, size_t errlen)
+    const struct pattern *cp, size_t ncp, int *read, char *err, size_t errlen)
 {
-	volatile int	pno = 1, hit = -1;
+	volatile int	pno = 1, hit = -1, nread = 0;
 
 	fz_try(ctx) {
 		for (pno = 1; pno <= g->pages && hit == -1; pno++) {
@@ -170,7 +190,10 @@ gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
 			const struct pattern	*p = dn ? g->docs[dn - 1].p : cp;
 			size_t			 n = dn ? g->docs[dn - 1].n : ncp;
 
-			if (n > 0 && (hit = gate_page(ctx, doc, pno, p, n,
+			if (n == 0)
+				continue;
+			nread++;
+			if ((hit = gate_page(ctx, doc, pno, p, n,
 			    gate_dpi(g->o))) >= 0)
 				snprintf(err, errlen, dn ? "page %d: %s is still "
 				    "readable after redaction: check the redactions "
@@ -185,6 +208,7 @@ gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
 		    "(page %d: %.200s)", pno, fz_caught_message(ctx));
 		return -1;
 	}
+	*read = nread;
 	return hit == -1 ? 0 : -1;
 }
 
@@ -196,7 +220,7 @@ gate_check(fz_context *ctx, int dirfd, const char *name, const struct gate *g,
 	struct reader_doc	 rd;
 	struct pattern		*cp = NULL;
 	size_t			 ncp;
-	int			 fd, rv;
+	int			 fd, rv, read = 0;
 
 	memset(rp, 0, sizeof(rp));
 	if (gate_cover(g, rp, &cp, &ncp) == -1)
@@ -210,11 +234,11 @@ gate_check(fz_context *ctx, int dirfd, const char *name, const struct gate *g,
 	rv = reader_open(ctx, fd, "application/pdf", g->o, &rd, err, errlen);
 	close(fd);
 	if (rv == 0) {
-		rv = gate_pages(ctx, rd.doc, g, cp, ncp, err, errlen);
+		rv = gate_pages(ctx, rd.doc, g, cp, ncp, &read, err, errlen);
 		reader_close(ctx, &rd);
 	}
 	if (rv == 0)
-		gate_summary(g, cp, ncp, summary, slen);
+		gate_summary(g, cp, ncp, read, summary, slen);
 	search_free(cp, ncp);
 	return rv;
 }

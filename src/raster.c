@@ -5,8 +5,10 @@
  * 1 bit for fax, JPEG for the document profile).  Text under a box is
  * gone with the pixels that showed it.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -166,4 +168,100 @@ raster_page(fz_context *ctx, fz_display_list *list, fz_rect bounds,
 			    (size_t)ir.x0 * pix->n, 0, (size_t)(ir.x1 - ir.x0) * pix->n);
 	}
 	return pix;
+}
+
+/* ---- orientation ---------------------------------------------------------- */
+
+/* A TIFF's 16- or 32-bit number at p in its byte order. */
+static uint32_t
+tiff_num(const unsigned char *p, int n, int be)
+{
+	uint32_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v |= (uint32_t)p[be ? i : n - 1 - i] << (8 * (n - 1 - i));
+	return v;
+}
+
+int
+raster_tiff_orientation(int fd, int page)
+{
+	unsigned char	hd[8], e[12], c[4];
+	uint32_t	off;
+	int		be, orient = 1;
+
+	/* MuPDF 1.19 draws a TIFF page as stored and ignores the tag (it
+	 * honours a JPEG's EXIF one itself), so the IFD chain is walked here:
+	 * page n is the n-th directory.  A damaged chain means "as stored". */
+	if (pread(fd, hd, 8, 0) != 8 || (memcmp(hd, "II*", 4) != 0 &&
+	    memcmp(hd, "MM\0*", 4) != 0))
+		return 1;
+	be = hd[0] == 'M';
+	off = tiff_num(hd + 4, 4, be);
+	for (int i = 1; off != 0 && i < page; i++) {
+		uint16_t n;
+
+		if (pread(fd, c, 2, off) != 2)
+			return 1;
+		n = (uint16_t)tiff_num(c, 2, be);
+		if (pread(fd, c, 4, (off_t)off + 2 + 12 * (off_t)n) != 4 ||
+		    tiff_num(c, 4, be) <= off)	/* forward only: no loops */
+			return 1;
+		off = tiff_num(c, 4, be);
+	}
+	if (off == 0 || pread(fd, c, 2, off) != 2)
+		return 1;
+	for (uint32_t k = 0, n = tiff_num(c, 2, be); k < n && k < 4096; k++) {
+		if (pread(fd, e, 12, (off_t)off + 2 + 12 * (off_t)k) != 12)
+			return 1;
+		if (tiff_num(e, 2, be) == 274 && tiff_num(e + 2, 2, be) == 3) {
+			orient = (int)tiff_num(e + 8, 2, be);
+			break;
+		}
+	}
+	return orient >= 1 && orient <= 8 ? orient : 1;
+}
+
+fz_display_list *
+raster_orient(fz_context *ctx, fz_display_list *list, fz_rect *bounds,
+    int orient)
+{
+	float		 w = bounds->x1 - bounds->x0, h = bounds->y1 - bounds->y0;
+	/* TIFF/EXIF orientation 2..8: where the stored picture's first row
+	 * and column belong, as a matrix in page space (y down). */
+	const fz_matrix	 m[9] = {
+		[2] = { -1, 0, 0, 1, w, 0 }, [3] = { -1, 0, 0, -1, w, h },
+		[4] = { 1, 0, 0, -1, 0, h }, [5] = { 0, 1, 1, 0, 0, 0 },
+		[6] = { 0, 1, -1, 0, h, 0 }, [7] = { 0, -1, -1, 0, h, w },
+		[8] = { 0, -1, 1, 0, 0, w },
+	};
+	fz_display_list	*out = NULL;
+	fz_device	*dev = NULL;
+	fz_matrix	 ctm;
+	fz_rect		 nb;
+
+	if (orient < 2 || orient > 8)
+		return list;
+	ctm = fz_concat(fz_translate(-bounds->x0, -bounds->y0), m[orient]);
+	nb = fz_transform_rect(*bounds, ctm);
+	fz_var(list);
+	fz_var(out);
+	fz_var(dev);
+	fz_try(ctx) {
+		out = fz_new_display_list(ctx, nb);
+		dev = fz_new_list_device(ctx, out);
+		fz_run_display_list(ctx, list, dev, ctm, fz_infinite_rect,
+		    &reader_cookie);
+		fz_close_device(ctx, dev);
+	}
+	fz_always(ctx) {
+		fz_drop_device(ctx, dev);
+		fz_drop_display_list(ctx, list);
+	}
+	fz_catch(ctx) {
+		fz_drop_display_list(ctx, out);
+		fz_rethrow(ctx);
+	}
+	*bounds = nb;
+	return out;
 }

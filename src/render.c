@@ -101,10 +101,11 @@ caught(struct doc_run *r, const struct document *d, int pno)
 		    fz_caught_message(r->ctx));
 }
 
-/* Every page of an opened document into the output. */
+/* Every page of an opened document into the output; tiff_fd: the file,
+ * if it is a TIFF, for its pages' orientation (else -1). */
 static int
 render_pages(struct doc_run *r, const struct document *d, int docno,
-    struct reader_doc *op, const struct doc_pats *dp)
+    struct reader_doc *op, const struct doc_pats *dp, int tiff_fd)
 {
 	fz_context	*ctx = r->ctx;
 	fz_page		*page = NULL;
@@ -141,6 +142,11 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 			    bounds.y1 - bounds.y0 < 1)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "roigate: the page has no size");
 			list = reader_record_page(ctx, page, bounds);
+			/* Upright as a viewer shows it (a PDF's /Rotate and a
+			 * JPEG's EXIF tag are MuPDF's own). */
+			if (tiff_fd >= 0)
+				list = raster_orient(ctx, list, &bounds,
+				    raster_tiff_orientation(tiff_fd, pno));
 			if (reader_timed_out)
 				fz_throw(ctx, FZ_ERROR_GENERIC, "timed out");
 			boxes_page(ctx, list, bounds, op->kind, d, docno, pno, dp->p,
@@ -178,10 +184,13 @@ render_pages(struct doc_run *r, const struct document *d, int docno,
 /*
  * The patterns searched in d: its own, and those the site protects on
  * every document ([render] protect) that it does not name itself, as if
- * the clerk had asked for them (no expectation).
+ * the clerk had asked for them (no expectation).  mrn, dob and
+ * patient_name are the packet's own patient's; a dob the manifest does
+ * not give is not looked for.
  */
 static void
-doc_patterns(const struct document *d, const char *protect, struct doc_pats *dp)
+doc_patterns(const struct manifest *mf, const struct document *d,
+    const char *protect, struct doc_pats *dp)
 {
 	char	*list = xstrdup(protect ? protect : ""), *save = NULL, *name;
 	size_t	 n = d->npatterns;
@@ -196,6 +205,9 @@ doc_patterns(const struct document *d, const char *protect, struct doc_pats *dp)
 	    name = strtok_r(NULL, ", ", &save)) {
 		size_t k;
 
+		if (strcmp(name, "none") == 0 || (strcmp(name, "dob") == 0 &&
+		    (mf->patient_dob == NULL || mf->patient_dob[0] == '\0')))
+			continue;
 		for (k = 0; k < n; k++)
 			if (dp->rp[k].name && strcmp(dp->rp[k].name, name) == 0)
 				break;
@@ -226,10 +238,11 @@ render_doc(struct doc_run *r, const struct document *d, int docno, int fd)
 	struct reader_doc	 op;
 	struct doc_pats		*dp = &r->dp[docno - 1];
 	struct document		 withp = *d;
+	const char		*mime = "";
 	int			 rv;
 	char			 why[400];
 
-	doc_patterns(d, r->o->protect, dp);
+	doc_patterns(r->mf, d, r->o->protect, dp);
 	withp.patterns = dp->rp;
 	withp.npatterns = dp->n;
 	if (search_compile(r->mf, &withp, &dp->p, why, sizeof(why)) == -1) {
@@ -238,17 +251,26 @@ render_doc(struct doc_run *r, const struct document *d, int docno, int fd)
 	}
 	if (reader_open(r->ctx, fd, d->file, r->o, &op, why, sizeof(why)) == -1)
 		return fail(r->res, "document %.100s %s", d->file, why);
-	rv = render_pages(r, d, docno, &op, dp);
+	reader_kind(d->file, &mime);
+	rv = render_pages(r, d, docno, &op, dp, mime && strcmp(mime, "image/tiff") == 0 ?
+	    fd : -1);
 	reader_close(r->ctx, &op);
 	for (size_t i = 0; rv == 0 && i < dp->n; i++) {
 		const struct redact_pattern *rp = dp->p[i].src;
+		char what[64];
 
+		/* The manifest's order names a regular expression: its text
+		 * may spell what it hides. */
+		if (rp->name)
+			snprintf(what, sizeof(what), "pattern %s", rp->name);
+		else
+			snprintf(what, sizeof(what), "pattern %zu (a regular "
+			    "expression)", i + 1);
 		if (rp->expect >= 0 && dp->p[i].found != rp->expect)
-			rv = fail(r->res, "document %.100s: pattern %s was expected %d "
-			    "time%s and found %d time%s: check the redactions marked for it",
-			    d->file, rp->name ? rp->name : "(regex)", rp->expect,
-			    rp->expect == 1 ? "" : "s", dp->p[i].found,
-			    dp->p[i].found == 1 ? "" : "s");
+			rv = fail(r->res, "document %.100s: %s was expected %d time%s "
+			    "and found %d time%s: check the redactions marked for it",
+			    d->file, what, rp->expect, rp->expect == 1 ? "" : "s",
+			    dp->p[i].found, dp->p[i].found == 1 ? "" : "s");
 	}
 	return rv;
 }

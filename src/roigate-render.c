@@ -48,7 +48,8 @@ usage(int code)
 	    "               documents with patterns)\n"
 	    "  --ocr-dpi DPI      the raster OCR reads (default 300)\n"
 	    "  --verify ocr|off   read the output back before it is done (default ocr)\n"
-	    "  --protect LIST     named patterns on every document (e.g. ssn)\n"
+	    "  --protect LIST     named patterns on every document: ssn, phone, email,\n"
+	    "               mrn, dob, patient_name (the packet's patient)\n"
 	    "  --quantum PT       box widths a multiple of PT points (default 72; 0 exact)\n",
 	    TEMPLATE_DIR);
 	exit(code);
@@ -59,6 +60,29 @@ struct ocr_args {
 	int		 ocr, dpi, verify, quantum;
 	const char	*protect;
 };
+
+/* --protect takes what [render] protect takes (src/config.c). */
+static void
+protect_check(const char *list)
+{
+	static const char *const named[] = { "ssn", "phone", "email", "mrn",
+	    "dob", "patient_name" };
+	char	*l = xstrdup(list), *save = NULL, *name;
+
+	for (name = strtok_r(l, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+		size_t i;
+
+		for (i = 0; i < sizeof(named) / sizeof(named[0]); i++)
+			if (strcmp(name, named[i]) == 0)
+				break;
+		if (i == sizeof(named) / sizeof(named[0])) {
+			fprintf(stderr, "roigate-render: --protect: \"%.40s\" is not "
+			    "ssn, phone, email, mrn, dob or patient_name\n", name);
+			exit(EX_USAGE);
+		}
+	}
+	free(l);
+}
 
 static void
 ocr_option(int ch, const char *arg, struct ocr_args *a)
@@ -74,8 +98,10 @@ ocr_option(int ch, const char *arg, struct ocr_args *a)
 		usage(EX_USAGE);
 	if (ch == 'U' && ((a->quantum = atoi(arg)) < 0 || a->quantum > 612))
 		usage(EX_USAGE);
-	if (ch == 'S')
+	if (ch == 'S') {
+		protect_check(arg);
 		a->protect = arg;
+	}
 }
 
 static void

@@ -5,6 +5,7 @@ search; the output is then checked with extractors that are not ours
 rendered with pdftoppm).  Either nothing is found, or the leak gate failed
 the job and nothing was written.  Pages are small and OCR runs at 150 dpi
 where that does not weaken the check."""
+import json
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ import subprocess
 import pytest
 
 import docs
+from gateway import BUILD
 from test_render import RENDER, TEMPLATES, write_packet, qdf_strings, text_of
 
 SSN_DIGITS = "123456789"
@@ -167,6 +169,26 @@ def test_gate_fails_a_rectangle_in_the_wrong_place(tmp_path):
             assert not os.path.exists(out)
 
 
+def test_gate_reads_small_text_at_ocr_dpi(tmp_path):
+    """A 4 pt SSN behind a lying text layer, OCR of the input off: at the
+    output's own 150 dpi it is 8 pixels tall and the gate's OCR misses it
+    (the job would pass); read back at [render] ocr_dpi (300) it is caught
+    and nothing is written."""
+    folder = str(tmp_path / "p")
+    doc = lab(tj("SSN 123-45-6789", size=4), to_unicode=DIGITS_AS_LETTERS)
+    write_packet(folder, {"lab.pdf": doc},
+                 {"lab.pdf": {"redact": {"patterns": [{"name": "ssn"}]}}})
+    args = [RENDER, "-t", os.path.join(TEMPLATES, "default.tpl"), "--ocr", "off"]
+    r = subprocess.run(args + ["--ocr-dpi", "150", folder], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "gate [ocr 150 dpi" in r.stdout, r.stderr
+    os.unlink(os.path.join(folder, "preview.pdf"))
+    r = subprocess.run(args + [folder], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 65, r.stdout
+    assert "page 2: the SSN is still readable after redaction" in r.stderr
+    assert not os.path.exists(os.path.join(folder, "preview.pdf"))
+
+
 def test_gate_off_says_so(tmp_path):
     folder = str(tmp_path / "p")
     write_packet(folder, {"note.txt": b"nothing here\n"})
@@ -176,7 +198,6 @@ def test_gate_off_says_so(tmp_path):
 
 
 def test_cover_note_naming_the_patient_is_refused(tmp_path):
-    import json
     folder = str(tmp_path / "p")
     m = write_packet(folder, {"note.txt": b"nothing here\n"})
     m["cover_sheet"]["note"] = "Records of %s enclosed" % m["patient"]["name"]
@@ -201,3 +222,139 @@ def test_box_widths_are_quantized_and_lines_intact(tmp_path):
     widths = {float(b[2]) for b in boxes}
     assert all(w % 72 == 0 for w in widths), widths
     assert all(float(b[3]) <= 12.0 for b in boxes), boxes
+
+
+# --- [render] protect --------------------------------------------------------
+
+def _check_conf(tmp_path, protect):
+    from gateway import Gateway
+    g = Gateway(str(tmp_path / ("g-" + re.sub(r"\W", "_", protect))),
+                render={"protect": protect})
+    return subprocess.run([os.path.join(BUILD, "roigated"), "-n", "-f", g.conf],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_protect_takes_every_named_pattern(tmp_path):
+    r = _check_conf(tmp_path, "ssn, phone, email, mrn, dob, patient_name")
+    assert r.returncode == 0, r.stderr
+    for bad in ("zip", "CLM-[0-9]{6}"):
+        r = _check_conf(tmp_path, "ssn, " + bad)
+        assert r.returncode == 1
+        assert ('[render] protect: "%s" is not a named pattern; protect takes '
+                "ssn, phone, email, mrn, dob and patient_name (a regular "
+                "expression goes in a packet's manifest)" % bad) in r.stderr, r.stderr
+
+
+def test_protect_finds_the_packets_own_patient(tmp_path):
+    """patient_name, mrn and dob protected by the site: the packet's own
+    patient is found and boxed though the clerk asked for nothing; a
+    packet without a date of birth is rendered (dob not looked for)."""
+    folder = str(tmp_path / "p")
+    text = b"Patient Zoe Testpatient  MRN TEST-000123  born 1984-03-09\n"
+    m = write_packet(folder, {"n.txt": text})
+    r = run(folder, "--protect", "patient_name,mrn,dob")
+    assert r.returncode == 0, r.stderr
+    found = sorted(l.split()[-1] for l in r.stdout.splitlines()
+                   if l.startswith("redaction"))
+    assert found == ["dob", "mrn", "patient_name"], r.stdout
+    assert "documents: patient_name,mrn,dob" in r.stdout
+    assert_gone(r, folder, str(tmp_path), "TEST000123")
+    del m["patient"]["dob"]
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(m, f, ensure_ascii=False)
+    os.unlink(os.path.join(folder, "preview.pdf"))
+    r = run(folder, "--protect", "patient_name,mrn,dob")
+    assert r.returncode == 0, r.stderr
+    assert "documents: patient_name,mrn;" not in r.stdout
+    assert "dob" not in r.stdout.split("documents:")[1]
+
+
+# --- the gate through the daemon -----------------------------------------------
+
+def _daemon(gateway_factory, **render):
+    g = gateway_factory(queue={"job_timeout": "120s"}, render=render)
+    g.start()
+    g.add_recipient("records-desk")
+    return g
+
+
+def _lying_packet(packet_id, rect):
+    from gateway import Packet
+    p = Packet(packet_id)
+    doc = lab(tj("SSN 123-45-6789", y=680), to_unicode=DIGITS_AS_LETTERS)
+    p.files = {"lab.pdf": doc}
+    p.manifest["documents"] = [dict(p.manifest["documents"][0], file="lab.pdf",
+                                    redact={"rects": [rect],
+                                            "patterns": [{"name": "ssn"}]})]
+    return p
+
+
+GOOD_RECT = {"page": 1, "x": 100, "y": 95, "w": 130, "h": 25}
+BAD_RECT = {"page": 1, "x": 300, "y": 400, "w": 100, "h": 20}
+
+
+def test_daemon_records_what_the_gate_checked(gateway_factory):
+    from gateway import wait_state
+    gw = _daemon(gateway_factory, ocr="off")
+    gw.drop(_lying_packet("ROI-GATE-OK", GOOD_RECT))
+    j = wait_state(gw, "ROI-GATE-OK", "delivered", timeout=120)
+    show = gw.job(j["id"])
+    sending = [e for e in show["events"] if e["to"] == "sending"]
+    assert len(sending) == 1
+    gate = ("leak gate: ocr 300 dpi, 2 of 2 pages read back; cover: "
+            "patient_name,mrn,dob; documents: ssn")
+    assert sending[0]["reason"] == "attempt 1 by local; " + gate, sending[0]
+    entries = gw.log_entries("--job", str(j["id"]))
+    assert [e["outcome"] for e in entries] == ["attempt", "delivered"]
+    assert entries[0]["detail"] == gate
+    text = gw.roictl("log", "--job", str(j["id"])).stdout
+    assert gate in text
+    assert "123-45-6789" not in json.dumps(show) + text
+
+
+def test_daemon_sends_nothing_the_gate_failed(gateway_factory):
+    from gateway import wait_state
+    gw = _daemon(gateway_factory, ocr="off")
+    gw.drop(_lying_packet("ROI-GATE-BAD", BAD_RECT))
+    j = wait_state(gw, "ROI-GATE-BAD", ("failed", "held", "delivered"), timeout=120)
+    assert j["state"] == "failed"
+    show = gw.job(j["id"])
+    assert ("page 2: the SSN is still readable after redaction: check the "
+            "redactions marked for it") in show["job"]["last_error"]
+    assert show["disclosures"] == []
+    assert gw.log_entries("--job", str(j["id"])) == []
+    assert "delivered" not in gw.roictl("log", "--job", str(j["id"])).stdout
+    # The local transport's outbox holds nothing, for this or any packet.
+    assert not os.path.exists(gw.outbox) or all(
+        not files for _, _, files in os.walk(gw.outbox)), list(os.walk(gw.outbox))
+
+
+def test_daemon_verify_off_is_a_problem_in_status(gateway_factory):
+    from gateway import Packet, wait_state
+    gw = _daemon(gateway_factory, verify="off")
+    gw.drop(Packet("ROI-GATE-OFF"))
+    j = wait_state(gw, "ROI-GATE-OFF", "delivered", timeout=120)
+    assert any(e["reason"].endswith("leak gate: off: the output was not read "
+                                    "back before sending ([render] verify = off)")
+               for e in gw.job(j["id"])["events"])
+    status = gw.roictl("status").stdout
+    assert "[render] verify = off: outputs are sent unchecked (no leak gate)" in status
+    assert "verify = off" in json.dumps(gw.json("status"))
+
+
+def test_expect_counts_the_larger_of_text_layer_and_ocr(tmp_path):
+    """One SSN in the text layer that OCR reads too is one match (not two);
+    a regular expression's mismatch is named by its place, not its text."""
+    folder = str(tmp_path / "p")
+    write_packet(folder, {"lab.pdf": lab(tj("SSN 123-45-6789"))}, {"lab.pdf": {
+        "redact": {"patterns": [{"name": "ssn", "expect": 1},
+                                {"regex": "CLM-[0-9]{6}", "expect": 1}]}}})
+    r = run(folder)
+    assert r.returncode == 65
+    assert ("document lab.pdf: pattern 2 (a regular expression) was expected 1 "
+            "time and found 0 times: check the redactions marked for it") in r.stderr
+    assert "CLM" not in r.stderr
+    write_packet(folder, {"lab.pdf": lab(tj("SSN 123-45-6789"))}, {"lab.pdf": {
+        "redact": {"patterns": [{"name": "ssn", "expect": 1}]}}})
+    r = run(folder)
+    assert r.returncode == 0, r.stderr

@@ -744,3 +744,101 @@ def test_reader_killed_from_outside_means_try_again(gateway_factory):
     assert "killed" not in reason
     assert gw.jobs() == []
     assert m["packet_id"]
+
+
+# --- pages turned by their file: upright in the output --------------------
+
+def _sideways_pdf(rotate):
+    """A portrait page stored sideways (landscape MediaBox) with /Rotate
+    making it upright, as scanners write it: a 100 pt black square at the
+    top-left of the page as shown and a line of text under it."""
+    if rotate == 90:    # shown = user space turned clockwise
+        ops = "0 g 0 0 100 100 re f BT /F1 28 Tf 0 1 -1 0 300 72 Tm (UPRIGHT LINE) Tj ET\n"
+    else:               # 270: turned counter-clockwise
+        ops = ("0 g 692 512 100 100 re f BT /F1 28 Tf 0 -1 1 0 492 540 Tm "
+               "(UPRIGHT LINE) Tj ET\n")
+    data = docs.pdf([ops]).data
+    return data.replace(b"/MediaBox [0 0 612 792]",
+                        b"/MediaBox [0 0 792 612] /Rotate %d" % rotate)
+
+
+def _shown(pdf, page, tmp, name):
+    """Page page of pdf as poppler shows it, 50 dpi gray."""
+    prefix = os.path.join(tmp, name)
+    subprocess.run(["pdftoppm", "-r", "50", "-gray", "-singlefile", "-f", str(page),
+                    "-l", str(page), pdf, prefix], check=True)
+    return Image.open(prefix + ".pgm").convert("L")
+
+
+def _mark_top_left(im):
+    """The black square is in the top-left corner and nowhere else."""
+    w, h = im.size
+    assert dark(im, (5, 5, 60, 60)) < 60, "no mark at the top-left"
+    for corner in ((w - 60, 5, w - 5, 60), (5, h - 60, 60, h - 5),
+                   (w - 60, h - 60, w - 5, h - 5)):
+        assert dark(im, corner) > 200, corner
+
+
+def _tesseract(im, tmp):
+    path = os.path.join(tmp, "read.png")
+    im.save(path)
+    return subprocess.run(["tesseract", path, "-"], capture_output=True, text=True,
+                          env=dict(os.environ, OMP_THREAD_LIMIT="1")).stdout
+
+
+@pytest.mark.parametrize("rotate", [90, 270])
+def test_rotated_pdf_page_comes_out_upright(tmp_path, rotate):
+    folder = str(tmp_path / "p")
+    data = _sideways_pdf(rotate)
+    write_packet(folder, {"scan.pdf": data})
+    _mark_top_left(_shown(os.path.join(folder, "scan.pdf"), 1, str(tmp_path), "in"))
+    render(folder, "--ocr", "off")
+    out = os.path.join(folder, "preview.pdf")
+    im = _shown(out, 2, str(tmp_path), "out")
+    assert im.size[1] > im.size[0]                  # portrait, as the page shows
+    _mark_top_left(im)
+    hi = Image.open(subprocess.run(
+        ["pdftoppm", "-r", "150", "-gray", "-singlefile", "-f", "2", "-l", "2", out,
+         os.path.join(str(tmp_path), "hi")], check=True) and
+        os.path.join(str(tmp_path), "hi.pgm"))
+    assert "UPRIGHT LINE" in _tesseract(hi, str(tmp_path))
+
+
+def _upright_scan():
+    from PIL import ImageDraw
+    im = docs.scan(["UPRIGHT SCAN LINE"], size=(1275, 1650), font_px=40)
+    ImageDraw.Draw(im).rectangle((0, 0, 150, 150), fill=0)
+    return im
+
+
+# EXIF/TIFF orientation -> the stored picture a viewer turns upright.
+STORED = {3: lambda im: im.rotate(180), 6: lambda im: im.rotate(90, expand=True),
+          8: lambda im: im.rotate(-90, expand=True)}
+
+
+@pytest.mark.parametrize("fmt", ["tif", "jpg"])
+@pytest.mark.parametrize("tag", sorted(STORED))
+def test_image_orientation_tag_comes_out_upright(tmp_path, fmt, tag):
+    """A TIFF's Orientation tag (MuPDF ignores it: roigate reads it) and a
+    JPEG's EXIF one (MuPDF honours it); a rectangle is in pixels of the
+    picture as shown."""
+    folder = str(tmp_path / "p")
+    stored = STORED[tag](_upright_scan())
+    b = io.BytesIO()
+    if fmt == "tif":
+        stored.save(b, "TIFF", dpi=(150, 150), tiffinfo={274: tag})
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = tag
+        stored.save(b, "JPEG", dpi=(150, 150), exif=exif.tobytes())
+    # The rectangle blacks out the right half of the page as shown.
+    write_packet(folder, {"scan." + fmt: b.getvalue()}, {"scan." + fmt: {"redact": {
+        "rects": [{"page": 1, "x": 700, "y": 0, "w": 575, "h": 1650}]}}})
+    r = render(folder, "--ocr", "off")
+    assert "box 700.0 0.0 575.0 1650.0 rect" in r.stdout
+    im = _shown(os.path.join(folder, "preview.pdf"), 2, str(tmp_path), "out")
+    w, h = im.size
+    assert dark(im, (5, 5, 45, 45)) < 60                    # the mark, 1 inch
+    assert dark(im, (5, h - 60, 60, h - 5)) > 200
+    assert dark(im, (w * 6 // 10, 20, w - 5, h - 20)) < 30     # the rectangle
+    assert dark(im, (80, h // 2, w // 2 - 20, h - 20)) > 200
