@@ -443,6 +443,9 @@ main(int argc, char *argv[])
 	metrics_init();
 	alerts_init();
 	start_sealing();
+	if (!rg->conf->render_verify)	/* said from the start, not at the first send */
+		daemon_problem(PROBLEM_QUEUE, "[render] verify = off: outputs are "
+		    "sent unchecked (no leak gate)");
 	queue_init();
 	if (spool_init() == -1 || submit_init() == -1 || control_init() == -1)
 		fatalx("start-up failed");
