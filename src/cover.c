@@ -73,6 +73,7 @@ struct cover_font {
 
 struct cover_template {
 	char			*path;
+	const char *const	*fields;	/* the names {field} may use */
 	struct cover_line	*l;
 	size_t			 n;
 	struct cover_font	 fonts[COVER_MAX_FONTS];
@@ -100,18 +101,19 @@ cover_err(char *err, size_t errlen, const char *path, int line, const char *fmt,
 }
 
 static int
-field_known(const char *name, size_t len)
+field_known(const struct cover_template *t, const char *name, size_t len)
 {
-	for (size_t i = 0; cover_field_names[i]; i++)
-		if (strlen(cover_field_names[i]) == len &&
-		    strncmp(cover_field_names[i], name, len) == 0)
+	for (size_t i = 0; t->fields[i]; i++)
+		if (strlen(t->fields[i]) == len &&
+		    strncmp(t->fields[i], name, len) == 0)
 			return 1;
 	return 0;
 }
 
 /* Every {name} in s is a known field; a lone brace is an error too. */
 static int
-check_fields(const char *s, char *bad, size_t badlen)
+check_fields(const struct cover_template *t, const char *s, char *bad,
+    size_t badlen)
 {
 	const char *p, *q;
 
@@ -120,7 +122,7 @@ check_fields(const char *s, char *bad, size_t badlen)
 			strlcpy_(bad, "an unmatched brace", badlen);
 			return -1;
 		}
-		if (!field_known(p + 1, (size_t)(q - p - 1))) {
+		if (!field_known(t, p + 1, (size_t)(q - p - 1))) {
 			snprintf(bad, badlen, "unknown field {%.*s}", (int)(q - p - 1),
 			    p + 1);
 			return -1;
@@ -236,7 +238,7 @@ parse_line(struct cover_template *t, char *s, int lineno, const char *font_dir,
 		return 0;
 	case OP_IF:
 	case OP_IFNOT:
-		if (!field_known(s, strlen(s)))
+		if (!field_known(t, s, strlen(s)))
 			return cover_err(err, errlen, t->path, lineno, "unknown field "
 			    "\"%.40s\"", s);
 		if (*depth == COVER_MAX_DEPTH)
@@ -250,7 +252,7 @@ parse_line(struct cover_template *t, char *s, int lineno, const char *font_dir,
 		t->l[stack[--(*depth)]].skip_to = (int)t->n;
 		break;
 	default:
-		if (check_fields(s, bad, sizeof(bad)) == -1)
+		if (check_fields(t, s, bad, sizeof(bad)) == -1)
 			return cover_err(err, errlen, t->path, lineno, "%s (fields: "
 			    "see docs/templates.md)", bad);
 		break;
@@ -267,6 +269,13 @@ parse_line(struct cover_template *t, char *s, int lineno, const char *font_dir,
 struct cover_template *
 cover_load(const char *path, const char *font_dir, char *err, size_t errlen)
 {
+	return cover_load_fields(path, font_dir, cover_field_names, err, errlen);
+}
+
+struct cover_template *
+cover_load_fields(const char *path, const char *font_dir,
+    const char *const *fields, char *err, size_t errlen)
+{
 	struct cover_template	*t;
 	struct buf		 b;
 	FILE			*f;
@@ -282,6 +291,7 @@ cover_load(const char *path, const char *font_dir, char *err, size_t errlen)
 	}
 	t = xcalloc(1, sizeof(*t));
 	t->path = xstrdup(path);
+	t->fields = fields;
 	t->l = xcalloc(COVER_MAX_LINES, sizeof(*t->l));
 	font_set(t, "regular", font_dir, "DejaVuSans.ttf");
 	font_set(t, "bold", font_dir, "DejaVuSans-Bold.ttf");
@@ -495,7 +505,10 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 	char		*s;
 	int		 rv = 0;
 
-	HPDF_UseUTFEncodings(pdf);
+	/* A second page drawn into one document (the accounting report)
+	 * registers the encodings again: not an error. */
+	if (HPDF_UseUTFEncodings(pdf) != HPDF_OK)
+		HPDF_ResetError(pdf);
 	std = all_winansi(t, fields, nfields);
 	for (size_t i = 0; i < t->nfonts; i++) {
 		const char	*name = NULL;
