@@ -244,7 +244,13 @@ $(B)/bench/seal_bench: bench/seal_bench.c $(B)/src/seal.o $(B)/src/store.o $(B)/
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
 
-bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench $(B)/bench/seal_bench
+$(B)/bench/accounting_bench: bench/accounting_bench.c $(B)/src/accounting.o $(B)/src/store.o \
+    $(B)/src/disclosure.o $(B)/src/cover.o $(B)/src/util.o $(B)/src/log.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) -lhpdf
+
+bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench $(B)/bench/seal_bench \
+    $(B)/bench/accounting_bench
 	@bench/run $(CURDIR)/$(B)
 	@bench/render $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)
@@ -252,6 +258,7 @@ bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench $(B
 	@bench/fax $(CURDIR)/$(B)
 	@bench/ops $(CURDIR)/$(B)
 	@bench/seal $(CURDIR)/$(B)
+	@bench/accounting $(CURDIR)/$(B)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
