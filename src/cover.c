@@ -29,8 +29,40 @@ const char *const cover_field_names[] = {
 	"to_name", "to_organization", "to_address",
 	"from", "date", "time", "pages", "documents",
 	"request_id", "packet_id", "requester", "purpose",
-	"note", "urgent", "part2",
+	"note", "urgent", "part2", "part2_notice", "part2_short",
 	NULL
+};
+
+/*
+ * The statements of 42 CFR 2.32(a) as amended in 2024 (89 FR 12472,
+ * compliance from 2026-02-16): the full notice of (a)(1) and the short
+ * one of (a)(2), for templates to print under `if part2`.  Fixed text, so
+ * no template can misquote the rule; a template may still write its own.
+ */
+static const struct cover_field cover_builtin[] = {
+	{ "part2_notice", "This record which has been disclosed to you is "
+	    "protected by Federal confidentiality rules (42 CFR part 2). These "
+	    "rules prohibit you from using or disclosing this record, or testimony "
+	    "that describes the information contained in this record, in any "
+	    "civil, criminal, administrative, or legislative proceedings by any "
+	    "Federal, State, or local authority, against the patient, unless "
+	    "authorized by the consent of the patient, except as provided at 42 "
+	    "CFR 2.12(c)(5) or as authorized by a court in accordance with 42 CFR "
+	    "2.64 or 2.65. In addition, the Federal rules prohibit you from making "
+	    "any other use or disclosure of this record unless at least one of "
+	    "the following applies: (i) Further use or disclosure is expressly "
+	    "permitted by the written consent of the individual whose information "
+	    "is being disclosed in this record or as otherwise permitted by 42 CFR "
+	    "part 2. (ii) You are a covered entity or business associate and have "
+	    "received the record for treatment, payment, or health care "
+	    "operations, or (iii) You have received the record from a covered "
+	    "entity or business associate as permitted by 45 CFR part 164, "
+	    "subparts A and E. A general authorization for the release of medical "
+	    "or other information is NOT sufficient to meet the required elements "
+	    "of written consent to further use or redisclose the record (see 42 "
+	    "CFR 2.31)." },
+	{ "part2_short", "42 CFR part 2 prohibits unauthorized use or disclosure "
+	    "of these records." },
 };
 
 enum op { OP_FONT, OP_TEXT, OP_WRAP, OP_RULE, OP_BOX, OP_FILL, OP_IMAGE,
@@ -363,6 +395,10 @@ field_value(const struct cover_field *f, size_t n, const char *name, size_t len)
 	for (size_t i = 0; i < n; i++)
 		if (strlen(f[i].name) == len && strncmp(f[i].name, name, len) == 0)
 			return f[i].value ? f[i].value : "";
+	for (size_t i = 0; i < sizeof(cover_builtin) / sizeof(cover_builtin[0]); i++)
+		if (strlen(cover_builtin[i].name) == len &&
+		    strncmp(cover_builtin[i].name, name, len) == 0)
+			return cover_builtin[i].value;
 	return "";
 }
 
