@@ -330,6 +330,8 @@ enum store_sealed {
 	STORE_SEALED_DISCLOSURES = 0,
 	STORE_SEALED_AUDIT,
 	STORE_SEALED_SUSPENSIONS,	/* schema 9 */
+	STORE_SEALED_INCIDENTS,		/* schema 9 */
+	STORE_SEALED_ASSESSMENTS,	/* schema 9 */
 	STORE_SEALED_N
 };
 const char	*store_sealed_name(enum store_sealed);	/* the table's name */
@@ -406,5 +408,10 @@ int	store_suspension_add(struct store *, const struct store_suspension *,
 	    int64_t *seq);
 typedef int (*store_suspension_cb)(const struct store_suspension *, void *);
 int	store_suspension_iter(struct store *, store_suspension_cb, void *);
+/* A sealed table's rows as text (the canonical columns, sequence first),
+ * optionally only those whose column where_col equals where_val. */
+typedef int (*store_row_cb)(const char *const *values, int n, void *arg);
+int	store_sealed_rows(struct store *, enum store_sealed, const char *where_col,
+	    int64_t where_val, store_row_cb, void *);
 
 #endif

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "control_ops.h"
 #include "disclosure.h"
+#include "incident.h"
 #include "log.h"
 #include "manifest.h"
 #include "metrics.h"
@@ -822,6 +823,111 @@ op_accounting_suspend(const struct peer *p, json_t *req, const int *fds,
 	    "action", u.action);
 }
 
+/* Incidents (docs/incidents.md): open, assess, list, show, report. */
+static void
+incident_fail(struct op_result *r, int notfound, const char *err)
+{
+	fail(r, notfound ? "not_found" : strstr(err, "cannot record") ||
+	    strstr(err, "database") ? "unavailable" : "bad_request", "%s", err);
+}
+
+static void
+op_incident_open(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	const char	*kind = json_string_value(json_object_get(req, "kind"));
+	const char	*note = json_string_value(json_object_get(req, "note"));
+	char		 actor[80], err[512];
+	int64_t		 job, disc;
+	int		 nf;
+
+	if (arg_job(req, &job, r) == -1 || arg_time(req, "discovered", &disc, r) == -1)
+		return;
+	if (kind == NULL || note == NULL || !*note) {
+		fail(r, "bad_request", "kind and note are required");
+		return;
+	}
+	actor_name(p, actor, sizeof(actor));
+	if (incident_open(actor, job, kind, note, disc, &r->result, &nf, err,
+	    sizeof(err)) == -1) {
+		incident_fail(r, nf, err);
+		return;
+	}
+	snprintf(r->detail, sizeof(r->detail), "incident %lld opened (%s)",
+	    (long long)json_integer_value(json_object_get(r->result, "id")), kind);
+}
+
+static int
+arg_incident(json_t *req, int64_t *id, struct op_result *r)
+{
+	json_t	*v = json_object_get(req, "incident");
+
+	if (!json_is_integer(v) || (*id = json_integer_value(v)) <= 0) {
+		fail(r, "bad_request", "incident: an incident number is required");
+		return -1;
+	}
+	snprintf(r->target, sizeof(r->target), "incident %lld", (long long)*id);
+	return 0;
+}
+
+static void
+op_incident_assess(const struct peer *p, json_t *req, const int *fds,
+    size_t nfds, struct op_result *r)
+{
+	struct incident_factors	 fa;
+	char			 actor[80], err[512];
+	int64_t			 id;
+	int			 nf;
+
+	if (arg_incident(req, &id, r) == -1)
+		return;
+	fa.nature = json_string_value(json_object_get(req, "nature"));
+	fa.person = json_string_value(json_object_get(req, "unauthorized_person"));
+	fa.acquired = json_string_value(json_object_get(req, "acquired_or_viewed"));
+	fa.mitigation = json_string_value(json_object_get(req, "mitigation"));
+	fa.determination = json_string_value(json_object_get(req, "determination"));
+	actor_name(p, actor, sizeof(actor));
+	if (incident_assess(actor, id, &fa, &r->result, &nf, err, sizeof(err)) == -1)
+		incident_fail(r, nf, err);
+	else
+		snprintf(r->detail, sizeof(r->detail), "assessed: %s",
+		    fa.determination);
+}
+
+static void
+op_incident_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	const char	*fmt = json_string_value(json_object_get(req, "report"));
+	char		 err[512], *text;
+	json_t		*inc, *rep;
+	int64_t		 id;
+	int		 nf;
+
+	if (json_object_get(req, "incident") == NULL) {
+		if ((inc = incident_list(err, sizeof(err))) == NULL)
+			fail(r, "unavailable", "%s", err);
+		else
+			r->result = json_pack("{s:o}", "incidents", inc);
+		return;
+	}
+	if (arg_incident(req, &id, r) == -1)
+		return;
+	if ((inc = incident_get(id, err, sizeof(err), &nf)) == NULL) {
+		incident_fail(r, nf, err);
+		return;
+	}
+	if (fmt == NULL) {
+		r->result = inc;
+		return;
+	}
+	rep = incident_report(inc);
+	text = incident_report_text(rep);
+	r->result = json_pack("{s:o, s:s}", "report", rep, "text", text);
+	free(text);
+	json_decref(inc);
+}
+
 static json_t *
 recipient_json(const struct recipient *rc)
 {
@@ -1319,6 +1425,10 @@ static const struct op_def ops[] = {
 	{ "audit", ROLE_AUDIT, "audit", op_audit },
 	{ "accounting", ROLE_AUDIT, "audit", op_accounting },
 	{ "accounting-suspend", ROLE_AUDIT, "audit", op_accounting_suspend },
+	{ "incident-open", ROLE_AUDIT | ROLE_OPERATE, "audit or operate",
+	    op_incident_open },
+	{ "incident-assess", ROLE_AUDIT, "audit", op_incident_assess },
+	{ "incident-show", ROLE_AUDIT, "audit", op_incident_show },
 	{ "recipient-add", ROLE_ADMIN, "admin", op_recipient_add },
 	{ "recipient-list", READERS, "operate, audit or admin", op_recipient_list },
 	{ "recipient-show", READERS, "operate, audit or admin", op_recipient_show },

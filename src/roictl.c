@@ -61,6 +61,11 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  accounting --mrn MRN [--from D] [--to D] [--format text|json|pdf] [-o FILE]\n"
 "                                  the 164.528 accounting of disclosures of a patient\n"
 "  accounting suspend --agency NAME --until DATE [--oral] [--mrn M] | --list | --end ID\n"
+"Incidents (role audit; open: audit or operate):\n"
+"  incident open --job N --kind misdirected|wrong_patient|wrong_documents|exposed|other --note T\n"
+"  incident assess ID --determination low_probability|breach [--nature T] [--person T]\n"
+"                [--acquired T] [--mitigation T]\n"
+"  incident list | show ID | report ID [--format text|json]\n"
 "Recipients (role admin to change):\n"
 "  recipient add ID --name N --transport T --address A [--organization O]\n"
 "                [--param K=V | --param K=@FILE]...\n"
@@ -1275,6 +1280,101 @@ cmd_accounting(struct roigate *rg, int argc, char **argv)
 	return rv;
 }
 
+/* Options of `incident open` and `incident assess` into request keys. */
+static int
+incident_opts(int argc, char **argv, json_t *args)
+{
+	static const struct option opts[] = {
+		{ "job", required_argument, NULL, 'j' },
+		{ "kind", required_argument, NULL, 'k' },
+		{ "note", required_argument, NULL, 'n' },
+		{ "discovered", required_argument, NULL, 'd' },
+		{ "nature", required_argument, NULL, 'N' },
+		{ "person", required_argument, NULL, 'p' },
+		{ "acquired", required_argument, NULL, 'a' },
+		{ "mitigation", required_argument, NULL, 'm' },
+		{ "determination", required_argument, NULL, 'D' },
+		{ "format", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const keys[] = { "j", "job", "k", "kind", "n", "note",
+	    "d", "discovered", "N", "nature", "p", "unauthorized_person",
+	    "a", "acquired_or_viewed", "m", "mitigation", "D", "determination",
+	    "f", "format", NULL };
+	int	ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		size_t i;
+
+		for (i = 0; keys[i] && keys[i][0] != ch; i += 2)
+			;
+		if (keys[i] == NULL)
+			return -1;
+		if (ch == 'j')
+			json_object_set_new(args, "job", json_integer(atoll(optarg)));
+		else
+			json_object_set_new(args, keys[i + 1], json_string(optarg));
+	}
+	return 0;
+}
+
+static int
+cmd_incident(struct roigate *rg, int argc, char **argv)
+{
+	const char	*sub = argc > 1 ? argv[1] : "";
+	json_t		*args = json_object(), *r, *v;
+	const char	*op = "incident-show";
+	size_t		 i;
+	int		 rv, text = 0;
+
+	if (incident_opts(argc - 1, argv + 1, args) == -1)
+		goto usage;
+	if (strcmp(sub, "open") == 0) {
+		op = "incident-open";
+		if (optind != argc - 1)
+			goto usage;
+	} else if (strcmp(sub, "list") == 0) {
+		if (optind != argc - 1)
+			goto usage;
+	} else if (!strcmp(sub, "show") || !strcmp(sub, "assess") ||
+	    !strcmp(sub, "report")) {
+		if (optind != argc - 2)
+			goto usage;
+		json_object_set_new(args, "incident", json_integer(atoll(argv[argc - 1])));
+		if (!strcmp(sub, "assess"))
+			op = "incident-assess";
+		if (!strcmp(sub, "report")) {
+			v = json_object_get(args, "format");
+			text = !json_out && (v == NULL || !strcmp(json_string_value(v),
+			    "text"));
+			json_object_set_new(args, "report", json_string("yes"));
+		}
+	} else
+		goto usage;
+	json_object_del(args, "format");
+	if ((rv = call(rg, op, args, &r)) != 0)
+		return rv;
+	if (text)
+		fputs(s_(r, "text"), stdout);
+	else if (!strcmp(sub, "report"))
+		print_json(json_object_get(r, "report"));
+	else if (!strcmp(sub, "list") && json_out)
+		print_lines(json_object_get(r, "incidents"));
+	else if (!strcmp(sub, "list"))
+		json_array_foreach(json_object_get(r, "incidents"), i, v)
+			printf("%lld %s job %lld discovered %s: %s\n", i_(v, "id"),
+			    s_(v, "kind"), i_(v, "job"), s_(v, "discovered_at"),
+			    s_(v, "note"));
+	else
+		print_json(r);
+	json_decref(r);
+	return 0;
+usage:
+	json_decref(args);
+	return EX_USAGE;
+}
+
 static const struct cmd cmds[] = {
 	{ "status", cmd_status, "status", "Queue counts by state and transport, the oldest "
 	    "waiting job, deliveries in the last hour,\nproblems the daemon reports, and "
@@ -1336,6 +1436,19 @@ static const struct cmd cmds[] = {
 	    "audit log.  `suspend` records an\noversight or law-enforcement agency's "
 	    "request (164.528(a)(2)): entries to it\nare held back until DATE (an oral "
 	    "request: 30 days at most).  See docs/accounting.md." },
+	{ "incident", cmd_incident, "incident open --job N --kind K --note TEXT "
+	    "[--discovered D]\n       roictl incident assess ID --determination "
+	    "low_probability|breach\n                [--nature T] [--person T] "
+	    "[--acquired T] [--mitigation T]\n       roictl incident list | show ID "
+	    "| report ID [--format text|json]",
+	    "Incidents (open: role audit or operate; the rest: audit).  K is "
+	    "misdirected,\nwrong_patient, wrong_documents, exposed or other.  A "
+	    "misdirected one disables\nthe recipient and holds every queued, "
+	    "deferred or held job to it at once,\neach job's event naming the "
+	    "incident.  assess records the four factors of\n164.402(2) (prefilled "
+	    "from the log when not given) and the determination;\na new assessment "
+	    "supersedes, never edits.  report: what the patient's\nnotification "
+	    "needs and the 60-day deadline from discovery.  See docs/incidents.md." },
 	{ "recipient", cmd_recipient, "recipient add ID --name N --transport T "
 	    "--address A [--organization O] [--param K=V]...\n       roictl recipient "
 	    "list | show ID | disable ID\n       roictl recipient verify ID [--yes | "

@@ -185,7 +185,27 @@ static const char *const migrations[] = {
 	" BEGIN SELECT RAISE(ABORT, 'suspensions are append-only'); END;"
 	"CREATE TRIGGER suspensions_no_delete BEFORE DELETE ON suspensions"
 	" BEGIN SELECT RAISE(ABORT, 'suspensions are append-only'); END;"
-	"CREATE INDEX disclosures_accounting ON disclosures(mrn, accountable, job_id, seq);",
+	"CREATE INDEX disclosures_accounting ON disclosures(mrn, accountable, job_id, seq);"
+	/* Incidents (a misdirected fax, ...) and their four-factor risk
+	 * assessments (164.402(2)), sealed; an assessment is never edited, a
+	 * new one supersedes it. */
+	"CREATE TABLE incidents (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+	" kind TEXT NOT NULL, job_id INTEGER NOT NULL, note TEXT, actor TEXT,"
+	" discovered_at INTEGER NOT NULL, disclosures TEXT, recipient_id TEXT,"
+	" containment TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT);"
+	"CREATE TRIGGER incidents_no_update BEFORE UPDATE ON incidents"
+	" BEGIN SELECT RAISE(ABORT, 'incidents are append-only'); END;"
+	"CREATE TRIGGER incidents_no_delete BEFORE DELETE ON incidents"
+	" BEGIN SELECT RAISE(ABORT, 'incidents are append-only'); END;"
+	"CREATE TABLE assessments (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+	" incident INTEGER NOT NULL, nature TEXT, unauthorized_person TEXT,"
+	" acquired_viewed TEXT, mitigation TEXT, determination TEXT NOT NULL,"
+	" actor TEXT, supersedes INTEGER,"
+	" prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT);"
+	"CREATE TRIGGER assessments_no_update BEFORE UPDATE ON assessments"
+	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;"
+	"CREATE TRIGGER assessments_no_delete BEFORE DELETE ON assessments"
+	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1661,6 +1681,12 @@ static const char *const audit_cols[] = { "id", "at", "uid", "gid", "pid",
 	"role", "op", "target", "outcome", "detail", NULL };
 static const char *const suspension_cols[] = { "seq", "at", "action", "ref",
 	"agency", "mrn", "oral", "until_at", "actor", "note", NULL };
+static const char *const incident_cols[] = { "seq", "at", "kind", "job_id",
+	"note", "actor", "discovered_at", "disclosures", "recipient_id",
+	"containment", NULL };
+static const char *const assessment_cols[] = { "seq", "at", "incident",
+	"nature", "unauthorized_person", "acquired_viewed", "mitigation",
+	"determination", "actor", "supersedes", NULL };
 
 static const struct sealed_table {
 	const char		*name;		/* table, and its name in the seals */
@@ -1669,6 +1695,8 @@ static const struct sealed_table {
 	[STORE_SEALED_DISCLOSURES] = { "disclosures", disclosure_cols },
 	[STORE_SEALED_AUDIT] = { "audit", audit_cols },
 	[STORE_SEALED_SUSPENSIONS] = { "suspensions", suspension_cols },
+	[STORE_SEALED_INCIDENTS] = { "incidents", incident_cols },
+	[STORE_SEALED_ASSESSMENTS] = { "assessments", assessment_cols },
 };
 
 const char *
@@ -2152,6 +2180,44 @@ store_suspension_iter(struct store *s, store_suspension_cb cb, void *arg)
 		u.actor = (const char *)sqlite3_column_text(st, 8);
 		u.note = (const char *)sqlite3_column_text(st, 9);
 		if (cb(&u, arg))
+			break;
+	}
+	return rows_end(s, st, rc);
+}
+
+/*
+ * Rows of a sealed table as text, in order (incidents, assessments):
+ * values[i] is canonical column i (the sequence first), NULL for NULL.
+ * where_col/where_val: only rows whose column equals it (NULL: all).
+ */
+int
+store_sealed_rows(struct store *s, enum store_sealed t, const char *where_col,
+    int64_t where_val, store_row_cb cb, void *arg)
+{
+	const struct sealed_table	*tb = &sealed_tables[t];
+	const char			*v[16];
+	struct buf			 q;
+	sqlite3_stmt			*st;
+	int				 rc, n;
+
+	buf_init(&q);
+	buf_addstr(&q, "SELECT ");
+	sealed_cols(&q, tb);
+	buf_printf(&q, " FROM %s", tb->name);
+	if (where_col)
+		buf_printf(&q, " WHERE %s = ?", where_col);
+	buf_printf(&q, " ORDER BY %s", tb->cols[0]);
+	st = prep(s, buf_cstr(&q));
+	buf_free(&q);
+	if (st == NULL)
+		return -1;
+	if (where_col)
+		sqlite3_bind_int64(st, 1, where_val);
+	n = sqlite3_column_count(st);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int i = 0; i < n && i < 16; i++)
+			v[i] = (const char *)sqlite3_column_text(st, i);
+		if (cb(v, n, arg))
 			break;
 	}
 	return rows_end(s, st, rc);
