@@ -94,7 +94,7 @@ appends(const char *dir, const char *name, int n, int sealed)
 {
 	char		 path[4096], err[512], inst[STORE_INSTANCE_LEN + 1];
 	char		 prev[65];
-	int64_t		 first[STORE_SEALED_N] = { 1, 1 };
+	int64_t		 first[STORE_SEALED_N] = { 1, 1, 1, 1, 1 };
 	struct store	*s;
 	double		 t0;
 
@@ -130,7 +130,7 @@ main(int argc, char *argv[])
 	const char		*dir = argc > 1 ? argv[1] : "/tmp";
 	int			 n = argc > 2 ? atoi(argv[2]) : 5000;
 	int64_t			 big = argc > 3 ? atoll(argv[3]) : 1000000;
-	int64_t			 first[STORE_SEALED_N] = { 1, 1 }, epoch = 0;
+	int64_t			 first[STORE_SEALED_N] = { 1, 1, 1, 1, 1 }, epoch = 0;
 	uint8_t			 k0[SEAL_KEY_LEN];
 	char			 path[4096], err[512], inst[STORE_INSTANCE_LEN + 1];
 	char			 prev[65];

@@ -21,6 +21,9 @@ struct cover_field {
 /* Parse a template; NULL with "FILE line N: ..." in err. */
 struct cover_template	*cover_load(const char *path, const char *font_dir,
 			    char *err, size_t errlen);
+/* The same language with other fields (the accounting report's). */
+struct cover_template	*cover_load_fields(const char *path, const char *font_dir,
+			    const char *const *fields, char *err, size_t errlen);
 void			 cover_free(struct cover_template *);
 
 /* The field names a template may use, NULL-terminated. */

@@ -98,6 +98,8 @@ struct authorization {
 	char		*scope_to;
 	int64_t		 scope_to_days;
 	unsigned	 scope_categories;	/* CAT_* named */
+	char		*file;		/* the signed consent, a document of the
+					 * packet (42 CFR 2.32); NULL if none */
 };
 
 struct manifest {
@@ -146,5 +148,13 @@ int		 valid_packet_id(const char *s);
 /* Brief description of what was sent, for the disclosure log
  * ("3 documents: lab 2026-01-02, ..."). */
 char		*manifest_describe(const struct manifest *);
+
+/* The document at output position k (0-based): the signed consent named
+ * by authorization.file first, right after the cover sheet (42 CFR 2.32:
+ * a copy of the consent accompanies a Part 2 disclosure), then the others
+ * in manifest order. */
+size_t	manifest_output_doc(const struct manifest *, size_t k);
+/* The index of the document authorization.file names, or -1. */
+int	manifest_consent_doc(const struct manifest *);
 
 #endif

@@ -329,6 +329,9 @@ int	store_delivery_latencies(struct store *, store_latency_cb, void *);
 enum store_sealed {
 	STORE_SEALED_DISCLOSURES = 0,
 	STORE_SEALED_AUDIT,
+	STORE_SEALED_SUSPENSIONS,	/* schema 9 */
+	STORE_SEALED_INCIDENTS,		/* schema 9 */
+	STORE_SEALED_ASSESSMENTS,	/* schema 9 */
 	STORE_SEALED_N
 };
 const char	*store_sealed_name(enum store_sealed);	/* the table's name */
@@ -378,5 +381,37 @@ int	store_seal_last(struct store *, struct store_seal *);
 typedef int (*store_seal_cb)(const struct store_seal *, void *arg);
 /* All seals by epoch (or only the newest); non-zero from cb stops. */
 int	store_seal_iter(struct store *, int newest_only, store_seal_cb, void *arg);
+
+/*
+ * The accounting of disclosures (schema 9, src/accounting.c).
+ */
+/* One patient's accountable entries with at < until (0: any), a job's
+ * entries together in seq order, with the job's request reference. */
+typedef int (*store_accounting_cb)(const struct disclosure *,
+	    const char *request_ref, void *arg);
+int	store_accounting_iter(struct store *, const char *mrn, int64_t until,
+	    store_accounting_cb, void *);
+/* A suspension of the accounting (164.528(a)(2)), or its early end. */
+struct store_suspension {
+	int64_t		 seq;
+	int64_t		 at;
+	const char	*action;	/* "suspend" or "end" */
+	int64_t		 ref;		/* end: the suspension's seq */
+	const char	*agency;
+	const char	*mrn;		/* NULL: every patient */
+	int		 oral;
+	int64_t		 until_at;	/* unix seconds, exclusive */
+	const char	*actor;
+	const char	*note;
+};
+int	store_suspension_add(struct store *, const struct store_suspension *,
+	    int64_t *seq);
+typedef int (*store_suspension_cb)(const struct store_suspension *, void *);
+int	store_suspension_iter(struct store *, store_suspension_cb, void *);
+/* A sealed table's rows as text (the canonical columns, sequence first),
+ * optionally only those whose column where_col equals where_val. */
+typedef int (*store_row_cb)(const char *const *values, int n, void *arg);
+int	store_sealed_rows(struct store *, enum store_sealed, const char *where_col,
+	    int64_t where_val, store_row_cb, void *);
 
 #endif

@@ -17,11 +17,14 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
+#include "accounting.h"
 #include "alerts.h"
 #include "config.h"
 #include "control_ops.h"
 #include "disclosure.h"
+#include "incident.h"
 #include "log.h"
 #include "manifest.h"
 #include "metrics.h"
@@ -596,6 +599,335 @@ op_audit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	r->result = json_pack("{s:o}", "entries", entries);
 }
 
+/*
+ * The accounting of disclosures (docs/accounting.md): built from the log,
+ * returned as the report (JSON), its text, or its PDF (base64); the
+ * SHA-256 of what was returned and who asked go into the audit log.
+ */
+static int
+acc_period(json_t *req, struct accounting_req *q, struct op_result *r)
+{
+	int64_t	from, to, gen;
+
+	if (arg_time(req, "from", &from, r) == -1 ||
+	    arg_time(req, "to", &to, r) == -1 ||
+	    arg_time(req, "generated", &gen, r) == -1)
+		return -1;
+	q->generated = gen ? gen : now_wall();
+	/* --to names the last day of the period: up to its end. */
+	q->to = to ? to + 86400 : (q->generated / 86400 + 1) * 86400;
+	/* Six years back (164.528(a)(3)), to the same day. */
+	q->from = from ? from : q->to - 86400 - (6 * 365 + 1) * 86400LL;
+	if (q->from >= q->to) {
+		fail(r, "bad_request", "from: the period starts after it ends");
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *
+acc_base64(const struct buf *b)
+{
+	char	*out = xmalloc(4 * ((b->len + 2) / 3) + 1);
+	json_t	*j;
+
+	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)b->data,
+	    (int)b->len);
+	j = json_string(out);
+	free(out);
+	return j;
+}
+
+static void
+op_accounting(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	struct accounting_req	 q;
+	const char		*fmt = json_string_value(json_object_get(req, "format"));
+	json_t			*rep;
+	struct buf		 pdf;
+	char			 err[512], sha[65], *text = NULL;
+	int			 held = 0;
+
+	memset(&q, 0, sizeof(q));
+	fmt = fmt ? fmt : "json";
+	if ((q.mrn = json_string_value(json_object_get(req, "mrn"))) == NULL ||
+	    !*q.mrn) {
+		fail(r, "bad_request", "mrn: the patient's MRN is required");
+		return;
+	}
+	if (strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "pdf")) {
+		fail(r, "bad_request", "format: text, json or pdf");
+		return;
+	}
+	if (acc_period(req, &q, r) == -1)
+		return;
+	q.org_name = rg->conf->organization;
+	q.org_address = rg->conf->organization_address;
+	if ((rep = accounting_build(rg->store, &q, &held, err, sizeof(err))) == NULL) {
+		fail(r, "unavailable", "%s", err);
+		return;
+	}
+	r->result = json_pack("{s:O, s:i}", "report", rep, "held_back", held);
+	buf_init(&pdf);
+	if (strcmp(fmt, "pdf") == 0) {
+		if (accounting_pdf(rep, rg->conf->template_dir, rg->conf->font_dir,
+		    &pdf, err, sizeof(err)) == -1) {
+			fail(r, "unavailable", "%s", err);
+			json_decref(r->result);
+			r->result = NULL;
+			goto done;
+		}
+		sha256_hex(pdf.data, pdf.len, sha);
+		json_object_set_new(r->result, "pdf", acc_base64(&pdf));
+	} else if (strcmp(fmt, "text") == 0) {
+		text = accounting_text(rep);
+		sha256_hex(text, strlen(text), sha);
+		json_object_set_new(r->result, "text", json_string(text));
+	} else {
+		text = json_dumps(rep, JSON_SORT_KEYS | JSON_INDENT(2));
+		sha256_hex(text, strlen(text), sha);
+	}
+	json_object_set_new(r->result, "sha256", json_string(sha));
+	/* The audit log names whose accounting it was by count, not by MRN. */
+	snprintf(r->target, sizeof(r->target), "accounting of one patient");
+	snprintf(r->detail, sizeof(r->detail), "%s, %zu entries, %d held back; "
+	    "sha256 %s", fmt, json_array_size(json_object_get(rep, "entries")), held,
+	    sha);
+done:
+	free(text);
+	buf_free(&pdf);
+	json_decref(rep);
+}
+
+static json_t *
+suspension_json(const struct store_suspension *u, int64_t ended)
+{
+	return json_pack("{s:I, s:o, s:s, s:s?, s:b, s:o, s:o, s:o, s:s?, s:s?}",
+	    "id", (json_int_t)u->seq, "at", jtime(u->at), "agency", u->agency,
+	    "mrn", u->mrn, "oral", u->oral, "until", jtime(u->until_at),
+	    "ended_at", jtime(ended), "effective_end",
+	    jtime(accounting_suspension_end(u, ended)), "by", u->actor, "note",
+	    u->note);
+}
+
+static int
+collect_suspension(const struct store_suspension *u, void *arg)
+{
+	json_t	*arr = arg, *v;
+	size_t	 i;
+
+	if (u->action && strcmp(u->action, "end") == 0) {
+		json_array_foreach(arr, i, v)
+			if (json_integer_value(json_object_get(v, "id")) == u->ref &&
+			    json_is_null(json_object_get(v, "ended_at")))
+				json_object_set_new(v, "ended", json_integer(u->at));
+		return 0;
+	}
+	json_array_append_new(arr, suspension_json(u, 0));
+	return 0;
+}
+
+/* The list with each end applied (recomputed once all rows are read). */
+static json_t *
+suspension_list(struct op_result *r)
+{
+	json_t	*arr = json_array(), *v;
+	size_t	 i;
+
+	if (store_suspension_iter(rg->store, collect_suspension, arr) == -1) {
+		fail(r, "unavailable", "cannot read the suspensions: %.200s",
+		    store_errmsg(rg->store));
+		json_decref(arr);
+		return NULL;
+	}
+	json_array_foreach(arr, i, v) {
+		json_t *e = json_object_get(v, "ended");
+		struct store_suspension u;
+		int64_t at = 0, until = 0;
+
+		if (e == NULL)
+			continue;
+		memset(&u, 0, sizeof(u));
+		datetime_parse(json_string_value(json_object_get(v, "at")), &at);
+		datetime_parse(json_string_value(json_object_get(v, "until")), &until);
+		u.at = at;
+		u.until_at = until;
+		u.oral = json_is_true(json_object_get(v, "oral"));
+		json_object_set_new(v, "ended_at", jtime(json_integer_value(e)));
+		json_object_set_new(v, "effective_end", jtime(
+		    accounting_suspension_end(&u, json_integer_value(e))));
+		json_object_del(v, "ended");
+	}
+	return arr;
+}
+
+static void
+op_accounting_suspend(const struct peer *p, json_t *req, const int *fds,
+    size_t nfds, struct op_result *r)
+{
+	struct store_suspension	 u;
+	char			 actor[80];
+	json_t			*end = json_object_get(req, "end"), *list;
+	int64_t			 seq, until;
+
+	memset(&u, 0, sizeof(u));
+	actor_name(p, actor, sizeof(actor));
+	u.at = now_wall();
+	u.actor = actor;
+	if (json_is_true(json_object_get(req, "list"))) {
+		if ((list = suspension_list(r)) != NULL)
+			r->result = json_pack("{s:o}", "suspensions", list);
+		snprintf(r->target, sizeof(r->target), "suspensions");
+		return;
+	}
+	if (end) {
+		if (!json_is_integer(end) || json_integer_value(end) <= 0) {
+			fail(r, "bad_request", "end: a suspension's number");
+			return;
+		}
+		u.action = "end";
+		u.ref = json_integer_value(end);
+	} else {
+		u.action = "suspend";
+		u.agency = json_string_value(json_object_get(req, "agency"));
+		u.mrn = json_string_value(json_object_get(req, "mrn"));
+		u.note = json_string_value(json_object_get(req, "note"));
+		u.oral = json_is_true(json_object_get(req, "oral"));
+		if (u.agency == NULL || !*u.agency) {
+			fail(r, "bad_request", "agency: the oversight or law-enforcement "
+			    "agency that asked (its recipient id or name)");
+			return;
+		}
+		if (arg_time(req, "until", &until, r) == -1)
+			return;
+		if (until <= u.at) {
+			fail(r, "bad_request", "until: the date the suspension ends, in "
+			    "the future (the agency's statement gives it)");
+			return;
+		}
+		u.until_at = until;
+	}
+	if (store_begin(rg->store) == -1 ||
+	    store_suspension_add(rg->store, &u, &seq) == -1 ||
+	    store_commit(rg->store) == -1) {
+		fail(r, "unavailable", "cannot record it: %.200s", store_errmsg(rg->store));
+		store_rollback(rg->store);
+		return;
+	}
+	snprintf(r->target, sizeof(r->target), "suspension %lld",
+	    (long long)(end ? u.ref : seq));
+	snprintf(r->detail, sizeof(r->detail), "%s%s", u.action, u.oral ?
+	    " (oral, at most 30 days)" : "");
+	r->result = json_pack("{s:I, s:s}", "id", (json_int_t)(end ? u.ref : seq),
+	    "action", u.action);
+}
+
+/* Incidents (docs/incidents.md): open, assess, list, show, report. */
+static void
+incident_fail(struct op_result *r, int notfound, const char *err)
+{
+	fail(r, notfound ? "not_found" : strstr(err, "cannot record") ||
+	    strstr(err, "database") ? "unavailable" : "bad_request", "%s", err);
+}
+
+static void
+op_incident_open(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	const char	*kind = json_string_value(json_object_get(req, "kind"));
+	const char	*note = json_string_value(json_object_get(req, "note"));
+	char		 actor[80], err[512];
+	int64_t		 job, disc;
+	int		 nf;
+
+	if (arg_job(req, &job, r) == -1 || arg_time(req, "discovered", &disc, r) == -1)
+		return;
+	if (kind == NULL || note == NULL || !*note) {
+		fail(r, "bad_request", "kind and note are required");
+		return;
+	}
+	actor_name(p, actor, sizeof(actor));
+	if (incident_open(actor, job, kind, note, disc, &r->result, &nf, err,
+	    sizeof(err)) == -1) {
+		incident_fail(r, nf, err);
+		return;
+	}
+	snprintf(r->detail, sizeof(r->detail), "incident %lld opened (%s)",
+	    (long long)json_integer_value(json_object_get(r->result, "id")), kind);
+}
+
+static int
+arg_incident(json_t *req, int64_t *id, struct op_result *r)
+{
+	json_t	*v = json_object_get(req, "incident");
+
+	if (!json_is_integer(v) || (*id = json_integer_value(v)) <= 0) {
+		fail(r, "bad_request", "incident: an incident number is required");
+		return -1;
+	}
+	snprintf(r->target, sizeof(r->target), "incident %lld", (long long)*id);
+	return 0;
+}
+
+static void
+op_incident_assess(const struct peer *p, json_t *req, const int *fds,
+    size_t nfds, struct op_result *r)
+{
+	struct incident_factors	 fa;
+	char			 actor[80], err[512];
+	int64_t			 id;
+	int			 nf;
+
+	if (arg_incident(req, &id, r) == -1)
+		return;
+	fa.nature = json_string_value(json_object_get(req, "nature"));
+	fa.person = json_string_value(json_object_get(req, "unauthorized_person"));
+	fa.acquired = json_string_value(json_object_get(req, "acquired_or_viewed"));
+	fa.mitigation = json_string_value(json_object_get(req, "mitigation"));
+	fa.determination = json_string_value(json_object_get(req, "determination"));
+	actor_name(p, actor, sizeof(actor));
+	if (incident_assess(actor, id, &fa, &r->result, &nf, err, sizeof(err)) == -1)
+		incident_fail(r, nf, err);
+	else
+		snprintf(r->detail, sizeof(r->detail), "assessed: %s",
+		    fa.determination);
+}
+
+static void
+op_incident_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	const char	*fmt = json_string_value(json_object_get(req, "report"));
+	char		 err[512], *text;
+	json_t		*inc, *rep;
+	int64_t		 id;
+	int		 nf;
+
+	if (json_object_get(req, "incident") == NULL) {
+		if ((inc = incident_list(err, sizeof(err))) == NULL)
+			fail(r, "unavailable", "%s", err);
+		else
+			r->result = json_pack("{s:o}", "incidents", inc);
+		return;
+	}
+	if (arg_incident(req, &id, r) == -1)
+		return;
+	if ((inc = incident_get(id, err, sizeof(err), &nf)) == NULL) {
+		incident_fail(r, nf, err);
+		return;
+	}
+	if (fmt == NULL) {
+		r->result = inc;
+		return;
+	}
+	rep = incident_report(inc);
+	text = incident_report_text(rep);
+	r->result = json_pack("{s:o, s:s}", "report", rep, "text", text);
+	free(text);
+	json_decref(inc);
+}
+
 static json_t *
 recipient_json(const struct recipient *rc)
 {
@@ -1091,6 +1423,12 @@ static const struct op_def ops[] = {
 	{ "log", ROLE_AUDIT, "audit", op_log },
 	{ "verify-log", ROLE_AUDIT, "audit", op_verify_log },
 	{ "audit", ROLE_AUDIT, "audit", op_audit },
+	{ "accounting", ROLE_AUDIT, "audit", op_accounting },
+	{ "accounting-suspend", ROLE_AUDIT, "audit", op_accounting_suspend },
+	{ "incident-open", ROLE_AUDIT | ROLE_OPERATE, "audit or operate",
+	    op_incident_open },
+	{ "incident-assess", ROLE_AUDIT, "audit", op_incident_assess },
+	{ "incident-show", ROLE_AUDIT, "audit", op_incident_show },
 	{ "recipient-add", ROLE_ADMIN, "admin", op_recipient_add },
 	{ "recipient-list", READERS, "operate, audit or admin", op_recipient_list },
 	{ "recipient-show", READERS, "operate, audit or admin", op_recipient_show },

@@ -29,8 +29,40 @@ const char *const cover_field_names[] = {
 	"to_name", "to_organization", "to_address",
 	"from", "date", "time", "pages", "documents",
 	"request_id", "packet_id", "requester", "purpose",
-	"note", "urgent", "part2",
+	"note", "urgent", "part2", "part2_notice", "part2_short",
 	NULL
+};
+
+/*
+ * The statements of 42 CFR 2.32(a) as amended in 2024 (89 FR 12472,
+ * compliance from 2026-02-16): the full notice of (a)(1) and the short
+ * one of (a)(2), for templates to print under `if part2`.  Fixed text, so
+ * no template can misquote the rule; a template may still write its own.
+ */
+static const struct cover_field cover_builtin[] = {
+	{ "part2_notice", "This record which has been disclosed to you is "
+	    "protected by Federal confidentiality rules (42 CFR part 2). These "
+	    "rules prohibit you from using or disclosing this record, or testimony "
+	    "that describes the information contained in this record, in any "
+	    "civil, criminal, administrative, or legislative proceedings by any "
+	    "Federal, State, or local authority, against the patient, unless "
+	    "authorized by the consent of the patient, except as provided at 42 "
+	    "CFR 2.12(c)(5) or as authorized by a court in accordance with 42 CFR "
+	    "2.64 or 2.65. In addition, the Federal rules prohibit you from making "
+	    "any other use or disclosure of this record unless at least one of "
+	    "the following applies: (i) Further use or disclosure is expressly "
+	    "permitted by the written consent of the individual whose information "
+	    "is being disclosed in this record or as otherwise permitted by 42 CFR "
+	    "part 2. (ii) You are a covered entity or business associate and have "
+	    "received the record for treatment, payment, or health care "
+	    "operations, or (iii) You have received the record from a covered "
+	    "entity or business associate as permitted by 45 CFR part 164, "
+	    "subparts A and E. A general authorization for the release of medical "
+	    "or other information is NOT sufficient to meet the required elements "
+	    "of written consent to further use or redisclose the record (see 42 "
+	    "CFR 2.31)." },
+	{ "part2_short", "42 CFR part 2 prohibits unauthorized use or disclosure "
+	    "of these records." },
 };
 
 enum op { OP_FONT, OP_TEXT, OP_WRAP, OP_RULE, OP_BOX, OP_FILL, OP_IMAGE,
@@ -73,6 +105,7 @@ struct cover_font {
 
 struct cover_template {
 	char			*path;
+	const char *const	*fields;	/* the names {field} may use */
 	struct cover_line	*l;
 	size_t			 n;
 	struct cover_font	 fonts[COVER_MAX_FONTS];
@@ -100,18 +133,19 @@ cover_err(char *err, size_t errlen, const char *path, int line, const char *fmt,
 }
 
 static int
-field_known(const char *name, size_t len)
+field_known(const struct cover_template *t, const char *name, size_t len)
 {
-	for (size_t i = 0; cover_field_names[i]; i++)
-		if (strlen(cover_field_names[i]) == len &&
-		    strncmp(cover_field_names[i], name, len) == 0)
+	for (size_t i = 0; t->fields[i]; i++)
+		if (strlen(t->fields[i]) == len &&
+		    strncmp(t->fields[i], name, len) == 0)
 			return 1;
 	return 0;
 }
 
 /* Every {name} in s is a known field; a lone brace is an error too. */
 static int
-check_fields(const char *s, char *bad, size_t badlen)
+check_fields(const struct cover_template *t, const char *s, char *bad,
+    size_t badlen)
 {
 	const char *p, *q;
 
@@ -120,7 +154,7 @@ check_fields(const char *s, char *bad, size_t badlen)
 			strlcpy_(bad, "an unmatched brace", badlen);
 			return -1;
 		}
-		if (!field_known(p + 1, (size_t)(q - p - 1))) {
+		if (!field_known(t, p + 1, (size_t)(q - p - 1))) {
 			snprintf(bad, badlen, "unknown field {%.*s}", (int)(q - p - 1),
 			    p + 1);
 			return -1;
@@ -236,7 +270,7 @@ parse_line(struct cover_template *t, char *s, int lineno, const char *font_dir,
 		return 0;
 	case OP_IF:
 	case OP_IFNOT:
-		if (!field_known(s, strlen(s)))
+		if (!field_known(t, s, strlen(s)))
 			return cover_err(err, errlen, t->path, lineno, "unknown field "
 			    "\"%.40s\"", s);
 		if (*depth == COVER_MAX_DEPTH)
@@ -250,7 +284,7 @@ parse_line(struct cover_template *t, char *s, int lineno, const char *font_dir,
 		t->l[stack[--(*depth)]].skip_to = (int)t->n;
 		break;
 	default:
-		if (check_fields(s, bad, sizeof(bad)) == -1)
+		if (check_fields(t, s, bad, sizeof(bad)) == -1)
 			return cover_err(err, errlen, t->path, lineno, "%s (fields: "
 			    "see docs/templates.md)", bad);
 		break;
@@ -267,6 +301,13 @@ parse_line(struct cover_template *t, char *s, int lineno, const char *font_dir,
 struct cover_template *
 cover_load(const char *path, const char *font_dir, char *err, size_t errlen)
 {
+	return cover_load_fields(path, font_dir, cover_field_names, err, errlen);
+}
+
+struct cover_template *
+cover_load_fields(const char *path, const char *font_dir,
+    const char *const *fields, char *err, size_t errlen)
+{
 	struct cover_template	*t;
 	struct buf		 b;
 	FILE			*f;
@@ -282,6 +323,7 @@ cover_load(const char *path, const char *font_dir, char *err, size_t errlen)
 	}
 	t = xcalloc(1, sizeof(*t));
 	t->path = xstrdup(path);
+	t->fields = fields;
 	t->l = xcalloc(COVER_MAX_LINES, sizeof(*t->l));
 	font_set(t, "regular", font_dir, "DejaVuSans.ttf");
 	font_set(t, "bold", font_dir, "DejaVuSans-Bold.ttf");
@@ -353,6 +395,10 @@ field_value(const struct cover_field *f, size_t n, const char *name, size_t len)
 	for (size_t i = 0; i < n; i++)
 		if (strlen(f[i].name) == len && strncmp(f[i].name, name, len) == 0)
 			return f[i].value ? f[i].value : "";
+	for (size_t i = 0; i < sizeof(cover_builtin) / sizeof(cover_builtin[0]); i++)
+		if (strlen(cover_builtin[i].name) == len &&
+		    strncmp(cover_builtin[i].name, name, len) == 0)
+			return cover_builtin[i].value;
 	return "";
 }
 
@@ -495,7 +541,10 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 	char		*s;
 	int		 rv = 0;
 
-	HPDF_UseUTFEncodings(pdf);
+	/* A second page drawn into one document (the accounting report)
+	 * registers the encodings again: not an error. */
+	if (HPDF_UseUTFEncodings(pdf) != HPDF_OK)
+		HPDF_ResetError(pdf);
 	std = all_winansi(t, fields, nfields);
 	for (size_t i = 0; i < t->nfonts; i++) {
 		const char	*name = NULL;

@@ -380,7 +380,7 @@ static void
 parse_authorization(struct ctx *c, json_t *a, struct manifest *m)
 {
 	static const char *const keys[] = { "id", "signed_on", "signed_by",
-	    "effective_on", "expires_on", "scope", NULL };
+	    "effective_on", "expires_on", "scope", "file", NULL };
 	static const char *const skeys[] = { "document_types", "from", "to",
 	    "categories", NULL };
 	struct authorization	*au = xcalloc(1, sizeof(*au));
@@ -395,6 +395,7 @@ parse_authorization(struct ctx *c, json_t *a, struct manifest *m)
 	    &au->effective_days);
 	au->expires_on = dup_date(c, a, "authorization", "expires_on", 1,
 	    &au->expires_days);
+	au->file = dup_str(c, a, "authorization", "file", 0);
 	if ((scope = get_obj(c, a, "authorization", "scope", 1)) == NULL)
 		return;
 	check_keys(c, scope, "authorization.scope", skeys);
@@ -1073,6 +1074,7 @@ manifest_free(struct manifest *m)
 		free(a->id);
 		free(a->signed_on);
 		free(a->signed_by);
+		free(a->file);
 		free(a->effective_on);
 		free(a->expires_on);
 		for (size_t i = 0; i < a->nscope_types; i++)
@@ -1119,4 +1121,26 @@ manifest_describe(const struct manifest *m)
 			buf_printf(&b, " %s", d->description);
 	}
 	return buf_cstr(&b);
+}
+
+int
+manifest_consent_doc(const struct manifest *m)
+{
+	if (m->authorization == NULL || m->authorization->file == NULL)
+		return -1;
+	for (size_t i = 0; i < m->ndocs; i++)
+		if (m->docs[i].file && strcmp(m->docs[i].file,
+		    m->authorization->file) == 0)
+			return (int)i;
+	return -1;
+}
+
+size_t
+manifest_output_doc(const struct manifest *m, size_t k)
+{
+	int	c = manifest_consent_doc(m);
+
+	if (c == -1 || k > (size_t)c)
+		return k;
+	return k == 0 ? (size_t)c : k - 1;
 }

@@ -130,6 +130,31 @@ check_categories(const struct manifest *m, const struct document *d,
 	}
 }
 
+/*
+ * 42 CFR 2.32 (2024): a disclosure of Part 2 records made with consent
+ * carries the notice (the cover sheet prints it) and a copy of the
+ * consent: authorization.file must name the signed consent, a document
+ * of this packet; it is sent right after the cover sheet.
+ */
+static void
+check_part2_consent(const struct manifest *m, struct errlist *e)
+{
+	const struct document	*d = NULL;
+
+	for (size_t i = 0; i < m->ndocs && d == NULL; i++)
+		if (m->docs[i].categories & CAT_SUD_PART2)
+			d = &m->docs[i];
+	if (m->authorization && m->authorization->file &&
+	    manifest_consent_doc(m) == -1)
+		errlist_add(e, "authorization.file: \"%.100s\" is not one of the "
+		    "packet's documents (list the signed consent under documents "
+		    "too)", m->authorization->file);
+	else if (d && m->authorization && m->authorization->file == NULL)
+		errlist_add(e, "document %s carries substance_use_part2 (42 CFR "
+		    "Part 2): a copy of the signed consent must go with it; add it "
+		    "to the packet and name it in authorization.file", d->file);
+}
+
 static void
 check_recipient(const struct manifest *m, const struct policy_ctx *ctx,
     struct errlist *e)
@@ -169,10 +194,12 @@ policy_check(const struct manifest *m, const struct policy_ctx *ctx,
 		if (d->date && d->date_days > ctx->today)
 			errlist_add(errs, "document %s: dated %s, in the future", d->file,
 			    d->date);
-		if (m->authorization)
+		/* The signed consent itself travels by rule, not by scope. */
+		if (m->authorization && (int)i != manifest_consent_doc(m))
 			check_scope(m, d, errs);
 		check_categories(m, d, errs);
 	}
+	check_part2_consent(m, errs);
 	check_recipient(m, ctx, errs);
 	return errs->n > before ? -1 : 0;
 }

@@ -414,7 +414,8 @@ render_run(struct doc_run *r, int dirfd, const char *outname,
 	size_t			 nf;
 	int			 rv = 0;
 
-	for (size_t i = 0; rv == 0 && i < r->mf->ndocs; i++) {
+	for (size_t k = 0; rv == 0 && k < r->mf->ndocs; k++) {
+		size_t i = manifest_output_doc(r->mf, k);	/* the consent first */
 		int fd = openat(dirfd, r->mf->docs[i].file, O_RDONLY | O_NOFOLLOW |
 		    O_CLOEXEC);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include <roigate/client.h>
 
@@ -57,6 +58,14 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  verify-log [--key-file FILE] [--checkpoint LINE]\n"
 "                                  check the log (with the verification key: the seals)\n"
 "  audit [--since D] [--limit N]   who asked the daemon what, allowed or denied\n"
+"  accounting --mrn MRN [--from D] [--to D] [--format text|json|pdf] [-o FILE]\n"
+"                                  the 164.528 accounting of disclosures of a patient\n"
+"  accounting suspend --agency NAME --until DATE [--oral] [--mrn M] | --list | --end ID\n"
+"Incidents (role audit; open: audit or operate):\n"
+"  incident open --job N --kind misdirected|wrong_patient|wrong_documents|exposed|other --note T\n"
+"  incident assess ID --determination low_probability|breach [--nature T] [--person T]\n"
+"                [--acquired T] [--mitigation T]\n"
+"  incident list | show ID | report ID [--format text|json]\n"
 "Recipients (role admin to change):\n"
 "  recipient add ID --name N --transport T --address A [--organization O]\n"
 "                [--param K=V | --param K=@FILE]...\n"
@@ -1106,6 +1115,266 @@ cmd_watch(struct roigate *rg, int argc, char **argv)
 	return 0;
 }
 
+/* Write len bytes to FILE (or stdout when NULL or "-"). */
+static int
+write_out(const char *path, const void *p, size_t len)
+{
+	FILE	*f = path && strcmp(path, "-") ? fopen(path, "we") : stdout;
+
+	if (f == NULL) {
+		fprintf(stderr, "roictl: %s: %s\n", path, strerror(errno));
+		return EX_CANTCREAT;
+	}
+	if (fwrite(p, 1, len, f) != len || (f != stdout ? fclose(f) : fflush(f))) {
+		fprintf(stderr, "roictl: %s: write error\n", path ? path : "stdout");
+		return EX_IOERR;
+	}
+	return 0;
+}
+
+static int
+accounting_suspend(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "agency", required_argument, NULL, 'a' },
+		{ "until", required_argument, NULL, 'u' },
+		{ "oral", no_argument, NULL, 'o' },
+		{ "mrn", required_argument, NULL, 'm' },
+		{ "note", required_argument, NULL, 'n' },
+		{ "list", no_argument, NULL, 'l' },
+		{ "end", required_argument, NULL, 'e' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t	*args = json_object(), *r, *v;
+	size_t	 i;
+	int	 ch, rv;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		const char *key = ch == 'a' ? "agency" : ch == 'u' ? "until" :
+		    ch == 'm' ? "mrn" : ch == 'n' ? "note" : NULL;
+		if (key)
+			json_object_set_new(args, key, json_string(optarg));
+		else if (ch == 'o' || ch == 'l')
+			json_object_set_new(args, ch == 'o' ? "oral" : "list", json_true());
+		else if (ch == 'e')
+			json_object_set_new(args, "end", json_integer(atoll(optarg)));
+		else {
+			json_decref(args);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc) {
+		json_decref(args);
+		return EX_USAGE;
+	}
+	if ((rv = call(rg, "accounting-suspend", args, &r)) != 0)
+		return rv;
+	if (json_out && json_object_get(r, "suspensions"))
+		print_lines(json_object_get(r, "suspensions"));
+	else if (json_out)
+		print_json(r);
+	else if (json_object_get(r, "suspensions"))
+		json_array_foreach(json_object_get(r, "suspensions"), i, v)
+			printf("%lld %s%s until %s (in effect to %s%s) for %s%s; "
+			    "recorded %s by %s\n", i_(v, "id"), s_(v, "agency"),
+			    json_is_true(json_object_get(v, "oral")) ? " (oral)" : "",
+			    s_(v, "until"), s_(v, "effective_end"),
+			    json_is_null(json_object_get(v, "ended_at")) ? "" :
+			    ", ended early", json_is_string(json_object_get(v, "mrn")) ?
+			    "MRN " : "", json_is_string(json_object_get(v, "mrn")) ?
+			    s_(v, "mrn") : "every patient", s_(v, "at"), s_(v, "by"));
+	else
+		printf("suspension %lld: %s\n", i_(r, "id"), s_(r, "action"));
+	json_decref(r);
+	return 0;
+}
+
+static int
+accounting_write(json_t *r, const char *fmt, const char *out)
+{
+	const char	*b64 = json_string_value(json_object_get(r, "pdf"));
+	unsigned char	*pdf;
+	char		*s;
+	int		 n, rv;
+	size_t		 len;
+
+	if (json_integer_value(json_object_get(r, "held_back")) > 0)
+		fprintf(stderr, "roictl: %lld entries held back by an agency's "
+		    "suspension (roictl accounting suspend --list)\n",
+		    (long long)json_integer_value(json_object_get(r, "held_back")));
+	if (strcmp(fmt, "pdf") == 0 && b64) {
+		len = strlen(b64);
+		pdf = malloc(len / 4 * 3 + 3);
+		if (pdf == NULL || (n = EVP_DecodeBlock(pdf, (const unsigned char *)b64,
+		    (int)len)) < 0) {
+			free(pdf);
+			return EX_PROTOCOL;
+		}
+		/* EVP_DecodeBlock counts the padding's bytes too. */
+		while (len > 0 && b64[len - 1] == '=')
+			len--, n--;
+		rv = write_out(out, pdf, (size_t)n);
+		free(pdf);
+		return rv;
+	}
+	if (strcmp(fmt, "text") == 0) {
+		const char *t = json_string_value(json_object_get(r, "text"));
+
+		return t ? write_out(out, t, strlen(t)) : EX_PROTOCOL;
+	}
+	s = json_dumps(json_object_get(r, "report"), JSON_SORT_KEYS | JSON_INDENT(2));
+	if (s == NULL)
+		return EX_SOFTWARE;
+	s = realloc(s, strlen(s) + 2);
+	strcat(s, "\n");
+	rv = write_out(out, s, strlen(s));
+	free(s);
+	return rv;
+}
+
+static int
+cmd_accounting(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mrn", required_argument, NULL, 'm' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
+		{ "format", required_argument, NULL, 'F' },
+		{ "generated", required_argument, NULL, 'g' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t		*args, *r;
+	const char	*fmt = json_out ? "json" : "text", *out = NULL;
+	int		 ch, rv;
+
+	if (argc > 1 && strcmp(argv[1], "suspend") == 0)
+		return accounting_suspend(rg, argc - 1, argv + 1);
+	args = json_object();
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+		const char *key = ch == 'm' ? "mrn" : ch == 'f' ? "from" :
+		    ch == 't' ? "to" : ch == 'g' ? "generated" : NULL;
+		if (key)
+			json_object_set_new(args, key, json_string(optarg));
+		else if (ch == 'F')
+			fmt = optarg;
+		else if (ch == 'o')
+			out = optarg;
+		else {
+			json_decref(args);
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc || json_object_get(args, "mrn") == NULL ||
+	    (strcmp(fmt, "text") && strcmp(fmt, "json") && strcmp(fmt, "pdf"))) {
+		json_decref(args);
+		return EX_USAGE;
+	}
+	json_object_set_new(args, "format", json_string(fmt));
+	if ((rv = call(rg, "accounting", args, &r)) != 0)
+		return rv;
+	rv = accounting_write(r, fmt, out);
+	json_decref(r);
+	return rv;
+}
+
+/* Options of `incident open` and `incident assess` into request keys. */
+static int
+incident_opts(int argc, char **argv, json_t *args)
+{
+	static const struct option opts[] = {
+		{ "job", required_argument, NULL, 'j' },
+		{ "kind", required_argument, NULL, 'k' },
+		{ "note", required_argument, NULL, 'n' },
+		{ "discovered", required_argument, NULL, 'd' },
+		{ "nature", required_argument, NULL, 'N' },
+		{ "person", required_argument, NULL, 'p' },
+		{ "acquired", required_argument, NULL, 'a' },
+		{ "mitigation", required_argument, NULL, 'm' },
+		{ "determination", required_argument, NULL, 'D' },
+		{ "format", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const char *const keys[] = { "j", "job", "k", "kind", "n", "note",
+	    "d", "discovered", "N", "nature", "p", "unauthorized_person",
+	    "a", "acquired_or_viewed", "m", "mitigation", "D", "determination",
+	    "f", "format", NULL };
+	int	ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		size_t i;
+
+		for (i = 0; keys[i] && keys[i][0] != ch; i += 2)
+			;
+		if (keys[i] == NULL)
+			return -1;
+		if (ch == 'j')
+			json_object_set_new(args, "job", json_integer(atoll(optarg)));
+		else
+			json_object_set_new(args, keys[i + 1], json_string(optarg));
+	}
+	return 0;
+}
+
+static int
+cmd_incident(struct roigate *rg, int argc, char **argv)
+{
+	const char	*sub = argc > 1 ? argv[1] : "";
+	json_t		*args = json_object(), *r, *v;
+	const char	*op = "incident-show";
+	size_t		 i;
+	int		 rv, text = 0;
+
+	if (incident_opts(argc - 1, argv + 1, args) == -1)
+		goto usage;
+	if (strcmp(sub, "open") == 0) {
+		op = "incident-open";
+		if (optind != argc - 1)
+			goto usage;
+	} else if (strcmp(sub, "list") == 0) {
+		if (optind != argc - 1)
+			goto usage;
+	} else if (!strcmp(sub, "show") || !strcmp(sub, "assess") ||
+	    !strcmp(sub, "report")) {
+		if (optind != argc - 2)
+			goto usage;
+		json_object_set_new(args, "incident", json_integer(atoll(argv[argc - 1])));
+		if (!strcmp(sub, "assess"))
+			op = "incident-assess";
+		if (!strcmp(sub, "report")) {
+			v = json_object_get(args, "format");
+			text = !json_out && (v == NULL || !strcmp(json_string_value(v),
+			    "text"));
+			json_object_set_new(args, "report", json_string("yes"));
+		}
+	} else
+		goto usage;
+	json_object_del(args, "format");
+	if ((rv = call(rg, op, args, &r)) != 0)
+		return rv;
+	if (text)
+		fputs(s_(r, "text"), stdout);
+	else if (!strcmp(sub, "report"))
+		print_json(json_object_get(r, "report"));
+	else if (!strcmp(sub, "list") && json_out)
+		print_lines(json_object_get(r, "incidents"));
+	else if (!strcmp(sub, "list"))
+		json_array_foreach(json_object_get(r, "incidents"), i, v)
+			printf("%lld %s job %lld discovered %s: %s\n", i_(v, "id"),
+			    s_(v, "kind"), i_(v, "job"), s_(v, "discovered_at"),
+			    s_(v, "note"));
+	else
+		print_json(r);
+	json_decref(r);
+	return 0;
+usage:
+	json_decref(args);
+	return EX_USAGE;
+}
+
 static const struct cmd cmds[] = {
 	{ "status", cmd_status, "status", "Queue counts by state and transport, the oldest "
 	    "waiting job, deliveries in the last hour,\nproblems the daemon reports, and "
@@ -1153,6 +1422,33 @@ static const struct cmd cmds[] = {
 	    "journal)\nproves the log still holds that head: nothing cut from its end." },
 	{ "audit", cmd_audit, "audit [--since D] [--limit N]", "The audit log: every "
 	    "request to the daemon, allowed or denied." },
+	{ "accounting", cmd_accounting, "accounting --mrn MRN [--from D] [--to D] "
+	    "[--format text|json|pdf] [-o FILE]\n                  [--generated TIME]\n       roictl accounting suspend "
+	    "--agency NAME --until DATE [--oral] [--mrn M] [--note TEXT]\n"
+	    "       roictl accounting suspend --list | --end ID",
+	    "The accounting of disclosures of 45 CFR 164.528 for one patient (role "
+	    "audit):\nonly accountable disclosures (not those to the patient, under "
+	    "an\nauthorization, or for treatment, payment or operations), delivered "
+	    "or\npossibly delivered; repeated ones to one recipient for one purpose "
+	    "summarized.\nThe period is the six years to today unless --from/--to "
+	    "(--to inclusive).\n--generated TIME fixes the report's time (the same "
+	    "inputs give the same bytes).\nThe SHA-256 of the report goes into the "
+	    "audit log.  `suspend` records an\noversight or law-enforcement agency's "
+	    "request (164.528(a)(2)): entries to it\nare held back until DATE (an oral "
+	    "request: 30 days at most).  See docs/accounting.md." },
+	{ "incident", cmd_incident, "incident open --job N --kind K --note TEXT "
+	    "[--discovered D]\n       roictl incident assess ID --determination "
+	    "low_probability|breach\n                [--nature T] [--person T] "
+	    "[--acquired T] [--mitigation T]\n       roictl incident list | show ID "
+	    "| report ID [--format text|json]",
+	    "Incidents (open: role audit or operate; the rest: audit).  K is "
+	    "misdirected,\nwrong_patient, wrong_documents, exposed or other.  A "
+	    "misdirected one disables\nthe recipient and holds every queued, "
+	    "deferred or held job to it at once,\neach job's event naming the "
+	    "incident.  assess records the four factors of\n164.402(2) (prefilled "
+	    "from the log when not given) and the determination;\na new assessment "
+	    "supersedes, never edits.  report: what the patient's\nnotification "
+	    "needs and the 60-day deadline from discovery.  See docs/incidents.md." },
 	{ "recipient", cmd_recipient, "recipient add ID --name N --transport T "
 	    "--address A [--organization O] [--param K=V]...\n       roictl recipient "
 	    "list | show ID | disable ID\n       roictl recipient verify ID [--yes | "

@@ -169,6 +169,43 @@ static const char *const migrations[] = {
 	" BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;"
 	"CREATE TRIGGER seal_ranges_no_delete BEFORE DELETE ON seal_ranges"
 	" BEGIN SELECT RAISE(ABORT, 'seals are append-only'); END;",
+
+	/*
+	 * 9: the privacy officer's records (docs/accounting.md), sealed like
+	 * the disclosure log: accounting suspensions of 164.528(a)(2), one
+	 * row per request (action "suspend") and one per early end ("end",
+	 * ref = the suspension's seq); never edited.  An index for the
+	 * accounting of one patient's accountable entries.
+	 */
+	"CREATE TABLE suspensions (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+	" action TEXT NOT NULL, ref INTEGER, agency TEXT, mrn TEXT, oral INTEGER,"
+	" until_at INTEGER, actor TEXT, note TEXT,"
+	" prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT);"
+	"CREATE TRIGGER suspensions_no_update BEFORE UPDATE ON suspensions"
+	" BEGIN SELECT RAISE(ABORT, 'suspensions are append-only'); END;"
+	"CREATE TRIGGER suspensions_no_delete BEFORE DELETE ON suspensions"
+	" BEGIN SELECT RAISE(ABORT, 'suspensions are append-only'); END;"
+	"CREATE INDEX disclosures_accounting ON disclosures(mrn, accountable, job_id, seq);"
+	/* Incidents (a misdirected fax, ...) and their four-factor risk
+	 * assessments (164.402(2)), sealed; an assessment is never edited, a
+	 * new one supersedes it. */
+	"CREATE TABLE incidents (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+	" kind TEXT NOT NULL, job_id INTEGER NOT NULL, note TEXT, actor TEXT,"
+	" discovered_at INTEGER NOT NULL, disclosures TEXT, recipient_id TEXT,"
+	" containment TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT);"
+	"CREATE TRIGGER incidents_no_update BEFORE UPDATE ON incidents"
+	" BEGIN SELECT RAISE(ABORT, 'incidents are append-only'); END;"
+	"CREATE TRIGGER incidents_no_delete BEFORE DELETE ON incidents"
+	" BEGIN SELECT RAISE(ABORT, 'incidents are append-only'); END;"
+	"CREATE TABLE assessments (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+	" incident INTEGER NOT NULL, nature TEXT, unauthorized_person TEXT,"
+	" acquired_viewed TEXT, mitigation TEXT, determination TEXT NOT NULL,"
+	" actor TEXT, supersedes INTEGER,"
+	" prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT);"
+	"CREATE TRIGGER assessments_no_update BEFORE UPDATE ON assessments"
+	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;"
+	"CREATE TRIGGER assessments_no_delete BEFORE DELETE ON assessments"
+	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1642,6 +1679,14 @@ static const char *const disclosure_cols[] = { "seq", "at", "job_id",
 	"pages", "output_sha256", "accountable", NULL };
 static const char *const audit_cols[] = { "id", "at", "uid", "gid", "pid",
 	"role", "op", "target", "outcome", "detail", NULL };
+static const char *const suspension_cols[] = { "seq", "at", "action", "ref",
+	"agency", "mrn", "oral", "until_at", "actor", "note", NULL };
+static const char *const incident_cols[] = { "seq", "at", "kind", "job_id",
+	"note", "actor", "discovered_at", "disclosures", "recipient_id",
+	"containment", NULL };
+static const char *const assessment_cols[] = { "seq", "at", "incident",
+	"nature", "unauthorized_person", "acquired_viewed", "mitigation",
+	"determination", "actor", "supersedes", NULL };
 
 static const struct sealed_table {
 	const char		*name;		/* table, and its name in the seals */
@@ -1649,6 +1694,9 @@ static const struct sealed_table {
 } sealed_tables[STORE_SEALED_N] = {
 	[STORE_SEALED_DISCLOSURES] = { "disclosures", disclosure_cols },
 	[STORE_SEALED_AUDIT] = { "audit", audit_cols },
+	[STORE_SEALED_SUSPENSIONS] = { "suspensions", suspension_cols },
+	[STORE_SEALED_INCIDENTS] = { "incidents", incident_cols },
+	[STORE_SEALED_ASSESSMENTS] = { "assessments", assessment_cols },
 };
 
 const char *
@@ -2049,4 +2097,128 @@ fail:
 	sqlite3_close(s->db);
 	free(s);
 	return NULL;
+}
+
+/*
+ * The accounting of disclosures (src/accounting.c): one patient's
+ * accountable entries, a job's entries together in order, with the
+ * request each job answered.  The index disclosures_accounting (schema 9)
+ * serves it: 10,000 entries among 1,000,000 are read without a scan.
+ */
+int
+store_accounting_iter(struct store *s, const char *mrn, int64_t until,
+    store_accounting_cb cb, void *arg)
+{
+	sqlite3_stmt		*st = prep(s, "SELECT " DISC_COLS ", (SELECT"
+	    " request_ref FROM jobs WHERE jobs.id = job_id) FROM disclosures"
+	    " WHERE mrn = ?1 AND accountable = 1 AND (?2 = 0 OR at < ?2)"
+	    " ORDER BY job_id, seq");
+	struct disclosure	 d;
+	int			 rc;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, mrn);
+	sqlite3_bind_int64(st, 2, until);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *ref = sqlite3_column_text(st, 22);
+		int stop;
+
+		disclosure_row(st, &d);
+		stop = cb(&d, ref ? (const char *)ref : "", arg);
+		disclosure_free(&d);
+		if (stop)
+			break;
+	}
+	return rows_end(s, st, rc);
+}
+
+/* Suspensions of the accounting (164.528(a)(2)): sealed rows. */
+int
+store_suspension_add(struct store *s, const struct store_suspension *u,
+    int64_t *seq)
+{
+	char		 at[24], ref[24], oral[4], until[24];
+	const char	*v[9];
+
+	snprintf(at, sizeof(at), "%lld", (long long)u->at);
+	snprintf(ref, sizeof(ref), "%lld", (long long)u->ref);
+	snprintf(oral, sizeof(oral), "%d", u->oral ? 1 : 0);
+	snprintf(until, sizeof(until), "%lld", (long long)u->until_at);
+	v[0] = at;
+	v[1] = u->action;
+	v[2] = u->ref ? ref : NULL;
+	v[3] = u->agency;
+	v[4] = u->mrn;
+	v[5] = oral;
+	v[6] = u->until_at ? until : NULL;
+	v[7] = u->actor;
+	v[8] = u->note;
+	return store_sealed_append(s, STORE_SEALED_SUSPENSIONS, v, seq);
+}
+
+int
+store_suspension_iter(struct store *s, store_suspension_cb cb, void *arg)
+{
+	sqlite3_stmt		*st = prep(s, "SELECT seq, at, action, ref, agency,"
+	    " mrn, oral, until_at, actor, note FROM suspensions ORDER BY seq");
+	struct store_suspension	 u;
+	int			 rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&u, 0, sizeof(u));
+		u.seq = sqlite3_column_int64(st, 0);
+		u.at = sqlite3_column_int64(st, 1);
+		u.action = (const char *)sqlite3_column_text(st, 2);
+		u.ref = sqlite3_column_int64(st, 3);
+		u.agency = (const char *)sqlite3_column_text(st, 4);
+		u.mrn = (const char *)sqlite3_column_text(st, 5);
+		u.oral = sqlite3_column_int(st, 6);
+		u.until_at = sqlite3_column_int64(st, 7);
+		u.actor = (const char *)sqlite3_column_text(st, 8);
+		u.note = (const char *)sqlite3_column_text(st, 9);
+		if (cb(&u, arg))
+			break;
+	}
+	return rows_end(s, st, rc);
+}
+
+/*
+ * Rows of a sealed table as text, in order (incidents, assessments):
+ * values[i] is canonical column i (the sequence first), NULL for NULL.
+ * where_col/where_val: only rows whose column equals it (NULL: all).
+ */
+int
+store_sealed_rows(struct store *s, enum store_sealed t, const char *where_col,
+    int64_t where_val, store_row_cb cb, void *arg)
+{
+	const struct sealed_table	*tb = &sealed_tables[t];
+	const char			*v[16];
+	struct buf			 q;
+	sqlite3_stmt			*st;
+	int				 rc, n;
+
+	buf_init(&q);
+	buf_addstr(&q, "SELECT ");
+	sealed_cols(&q, tb);
+	buf_printf(&q, " FROM %s", tb->name);
+	if (where_col)
+		buf_printf(&q, " WHERE %s = ?", where_col);
+	buf_printf(&q, " ORDER BY %s", tb->cols[0]);
+	st = prep(s, buf_cstr(&q));
+	buf_free(&q);
+	if (st == NULL)
+		return -1;
+	if (where_col)
+		sqlite3_bind_int64(st, 1, where_val);
+	n = sqlite3_column_count(st);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (int i = 0; i < n && i < 16; i++)
+			v[i] = (const char *)sqlite3_column_text(st, i);
+		if (cb(v, n, arg))
+			break;
+	}
+	return rows_end(s, st, rc);
 }

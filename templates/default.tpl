@@ -67,21 +67,9 @@ delete the message).
 end
 
 if part2
-rule 54 600 541 600 0.75
-text 54 620 11 bold 42 CFR PART 2 NOTICE: SUBSTANCE USE DISORDER RECORDS
-wrap 54 638 487 9.5 regular This record which has been disclosed to you is \
-protected by federal confidentiality rules (42 CFR part 2). These rules \
-prohibit you from using or disclosing this record, or testimony that \
-describes the information contained in this record, in any civil, criminal, \
-administrative, or legislative proceedings by any Federal, State, or local \
-authority, against the patient, unless authorized by the consent of the \
-patient, except as provided at 42 CFR 2.12(c)(5) or as authorized by a court \
-in accordance with 42 CFR 2.64 or 2.65. In addition, the Federal rules \
-prohibit you from making any other use or disclosure of this record unless \
-at least one of the following applies: further use or disclosure is expressly \
-permitted by the written consent of the individual whose information is \
-being disclosed in this record or as otherwise permitted by 42 CFR part 2. \
-A general authorization for the release of medical or other information is \
-NOT sufficient to meet the required elements of written consent to further \
-use or redisclose the record (see 42 CFR 2.31).
+# The notice of 42 CFR 2.32(a)(1) as amended in 2024; {part2_short} is the
+# short statement of (a)(2), for a template with less room.
+rule 54 596 541 596 0.75
+text 54 612 10 bold 42 CFR PART 2 NOTICE: SUBSTANCE USE DISORDER RECORDS
+wrap 54 626 487 7.5 regular {part2_notice}
 end
