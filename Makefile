@@ -22,7 +22,7 @@ DAEMON_PKGS = libcurl
 ifeq ($(SANITIZE),1)
 B           = build-san
 SANFLAGS    = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-OPTFLAGS    = -O1 -g
+OPTFLAGS    = -O1 -g -DROIGATE_SANITIZE
 else
 B           = build
 SANFLAGS    =
@@ -45,13 +45,14 @@ LIBS        = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl
 # The document pipeline: MuPDF is static only and names no dependencies
 # (DESIGN.md); libhpdf has no pkg-config file.
 # OCR: Tesseract's C API (tesseract/capi.h); libgomp for its thread count.
+# The renderer's sandbox: libseccomp (Landlock is raw system calls).
 RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuzz -lhpdf -ljpeg \
-              -ltesseract -lgomp
+              -ltesseract -lgomp $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null)
 
 # Sources per program.
 # The document pipeline, one file per step (see include/render.h).
 PIPELINE_SRCS = src/render.c src/reader.c src/typeset.c src/search.c src/ocr.c \
-              src/boxes.c src/raster.c src/pdfout.c src/gate.c src/cover.c
+              src/boxes.c src/raster.c src/pdfout.c src/gate.c src/cover.c src/sandbox.c
 COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c src/accounting.c src/incident.c src/seal.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
@@ -89,8 +90,14 @@ VERIFY_OBJS = $(VERIFY_SRCS:%.c=$(B)/%.o)
 UNIT_TESTS  = config manifest policy store backoff disclosure seal
 UNIT_BINS   = $(UNIT_TESTS:%=$(B)/tests/unit/test_%)
 
-PROGRAMS    = $(B)/roigated $(B)/roictl $(B)/roigate-render $(B)/roigate-exporter \
-              $(B)/roigate-verify $(B)/libroigate.so $(B)/roigate.pc \
+# The test hooks (a renderer that tries to escape its sandbox) are
+# compiled only into $(B)/tests/roigated-hooks, which tests/integration/
+# test_sandbox.py runs; `make install` installs $(B)/roigated, built
+# without them.
+HOOK_OBJS   = $(filter-out $(B)/src/worker.o,$(DAEMON_OBJS)) $(B)/tests/worker-hooks.o
+
+PROGRAMS    = $(B)/roigated $(B)/tests/roigated-hooks $(B)/roictl $(B)/roigate-render \
+              $(B)/roigate-exporter $(B)/roigate-verify $(B)/libroigate.so $(B)/roigate.pc \
               $(B)/examples/submit \
               $(TRANSPORTS:%=$(B)/transports/%.so) \
               $(TEST_TRANSPORTS:%=$(B)/tests/transports/%.so)
@@ -140,6 +147,15 @@ $(B)/examples/submit: examples/submit.c $(B)/libroigate.so
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< -L$(B) -lroigate -Wl,-rpath,'$$ORIGIN/..'
 
 $(B)/roigated: $(DAEMON_OBJS)
+	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(shell $(PKG_CONFIG) --libs $(DAEMON_PKGS)) \
+	    $(RENDER_LIBS)
+
+$(B)/tests/worker-hooks.o: src/worker.c $(wildcard include/*.h include/roigate/*.h) $(B)/paths.stamp
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (test hooks)"
+	@$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) -DROIGATE_TEST_HOOKS -c -o $@ $<
+
+$(B)/tests/roigated-hooks: $(HOOK_OBJS)
 	$(CC) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(shell $(PKG_CONFIG) --libs $(DAEMON_PKGS)) \
 	    $(RENDER_LIBS)
 
@@ -210,7 +226,7 @@ RENDER_FUZZ_SRCS = tests/fuzz/fuzz_render.c $(PIPELINE_SRCS) src/manifest.c \
               src/util.c src/log.c
 $(B)/fuzz_render: $(RENDER_FUZZ_SRCS) $(wildcard include/*.h)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -Iinclude -fsanitize=fuzzer,address,undefined \
-	    -DTEMPLATE_DIR='"$(DATADIR)/roigate/templates"' \
+	    -DROIGATE_SANITIZE -DTEMPLATE_DIR='"$(DATADIR)/roigate/templates"' \
 	    -o $@ $(RENDER_FUZZ_SRCS) $(RENDER_LIBS) \
 	    $(shell $(PKG_CONFIG) --libs jansson libcrypto)
 

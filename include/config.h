@@ -110,6 +110,7 @@ struct config {
 	int	 render_ocr;		/* enum render_ocr: patterns, all, off */
 	int	 ocr_dpi;
 	int	 render_verify;		/* the leak gate: 1 ocr, 0 off */
+	int	 render_sandbox;	/* the renderer's sandbox: 1 on, 0 off */
 	char	*protect;		/* named patterns on every document, or NULL */
 	int	 redact_quantum;	/* points; 0: boxes fit their text */
 

@@ -32,11 +32,11 @@ struct gate {
 };
 
 /*
- * Read dirfd/name back.  0 with what was checked in summary (for the
+ * Read the output (fd, read from its start) back.  0 with what was checked in summary (for the
  * job's record), or -1 with the page and what it still shows in err
  * (never the text itself).
  */
-int	gate_check(fz_context *, int dirfd, const char *name, const struct gate *,
+int	gate_check(fz_context *, int fd, const struct gate *,
 	    char *summary, size_t slen, char *err, size_t errlen);
 
 #endif

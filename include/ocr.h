@@ -29,6 +29,8 @@ struct ocr_page {
 int	ocr_init(const char *datadir, char *err, size_t errlen);
 /* 1 if ocr_init has succeeded in this process. */
 int	ocr_ready(void);
+/* Before the sandbox: Tesseract's messages to stderr, not to a file. */
+void	ocr_sandboxed(void);
 /* The words of an 8-bit gray image at dpi.  0, or -1 (not initialized,
  * or Tesseract failed). */
 int	ocr_read(const unsigned char *gray, int w, int h, int stride, int dpi,

@@ -28,9 +28,9 @@ struct out {
 void	pdfout_error(HPDF_STATUS error, HPDF_STATUS detail, void *user);
 /* Add the rendered pixmap as the next output page; 0 / -1. */
 int	pdfout_page(struct out *, fz_pixmap *);
-/* Write the document to dirfd/name, fsync it, hash it into sha256; 0, or
- * -1 with the reason in err. */
-int	pdfout_save(struct out *, int dirfd, const char *name, char sha256[65],
-	    char *err, size_t errlen);
+/* Write the document to fd (open for reading and writing; emptied
+ * first), fsync it, hash it into sha256; 0, or -1 with the reason in err. */
+int	pdfout_save(struct out *, int fd, char sha256[65], char *err,
+	    size_t errlen);
 
 #endif

@@ -98,6 +98,38 @@ int	render_packet(const struct manifest *mf, int dirfd, const char *outname,
 void	render_result_free(struct render_result *);
 
 /*
+ * The same in steps, for a renderer that is sandboxed between them
+ * (src/worker.c, roigate-render --sandbox):
+ *   render_prepare loads what rendering needs before any input is read
+ *   (OCR data, the cover template, the time zone); 0, or -1 with the
+ *   reason (the configuration's fault);
+ *   render_sandbox_paths lists (NULL-terminated, at most n - 1) what it
+ *   still opens afterwards, read-only: the font folder and the logo;
+ *   render_packet_fds renders from open descriptors, one per document in
+ *   the manifest's order, into outfd (open for reading and writing; it is
+ *   emptied, written, fsynced and hashed; emptied again when the leak gate
+ *   fails);
+ *   render_open_inputs opens the documents in dirfd and makes outname
+ *   there anew (O_EXCL, 0600); render_close_inputs closes them.
+ */
+int	render_prepare(const struct render_opts *, const struct render_cover *,
+	    char *err, size_t errlen);
+size_t	render_sandbox_paths(const struct render_opts *, const struct render_cover *,
+	    const char **paths, size_t n);
+/* The sandbox's limits for a renderer with these options that may hold
+ * descriptors below max_fd (src/sandbox.c). */
+struct sandbox_limits;
+#define RENDER_SANDBOX_HEADROOM	((int64_t)512 << 20)
+void	render_sandbox_limits(const struct render_opts *, int max_fd,
+	    struct sandbox_limits *);
+int	render_packet_fds(const struct manifest *mf, const int *docfds, int outfd,
+	    const struct render_opts *, const struct render_cover *,
+	    struct render_result *);
+int	render_open_inputs(const struct manifest *mf, int dirfd, const char *outname,
+	    int *docfds, int *outfd, struct render_result *);
+void	render_close_inputs(const struct manifest *mf, int *docfds, int *outfd);
+
+/*
  * Can MuPDF open this document (mime as libmagic named it)?  Run in a
  * child process with memory and time limits so that a hostile file cannot
  * hurt the caller.  0; -1 with a plain-language reason in err (the

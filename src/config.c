@@ -72,6 +72,7 @@ static const struct key_def keys[] = {
 	{ "render", "verify", KEY_CHOICE, OFF(render_verify), 0, 0, "off|ocr" },
 	{ "render", "protect", KEY_STRING, OFF(protect), 0, 0, NULL },
 	{ "render", "redact_quantum", KEY_INT, OFF(redact_quantum), 0, 612, NULL },
+	{ "render", "sandbox", KEY_CHOICE, OFF(render_sandbox), 0, 0, "off|on" },
 	{ "spool", "dir", KEY_PATH, OFF(spool_dir), 0, 0, NULL },
 	{ "spool", "settle_ms", KEY_MSEC, OFF(settle_ms), 0, 3600000, NULL },
 	{ "spool", "incomplete_timeout", KEY_DURATION, OFF(incomplete_timeout_ms), 1000, INT64_MAX, NULL },
@@ -176,6 +177,7 @@ config_defaults(struct config *c)
 	c->render_ocr = 0;
 	c->ocr_dpi = 300;
 	c->render_verify = 1;
+	c->render_sandbox = 1;
 	c->redact_quantum = 72;
 	c->spool_dir = xstrdup("/var/spool/roigate");
 	c->settle_ms = 2000;

@@ -213,26 +213,19 @@ gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
 }
 
 int
-gate_check(fz_context *ctx, int dirfd, const char *name, const struct gate *g,
+gate_check(fz_context *ctx, int fd, const struct gate *g,
     char *summary, size_t slen, char *err, size_t errlen)
 {
 	struct redact_pattern	 rp[8];
 	struct reader_doc	 rd;
 	struct pattern		*cp = NULL;
 	size_t			 ncp;
-	int			 fd, rv, read = 0;
+	int			 rv, read = 0;
 
 	memset(rp, 0, sizeof(rp));
 	if (gate_cover(g, rp, &cp, &ncp) == -1)
 		cp = NULL, ncp = 0;
-	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
-		snprintf(err, errlen, "the output cannot be checked before sending: "
-		    "%s", strerror(errno));
-		search_free(cp, ncp);
-		return -1;
-	}
 	rv = reader_open(ctx, fd, "application/pdf", g->o, &rd, err, errlen);
-	close(fd);
 	if (rv == 0) {
 		rv = gate_pages(ctx, rd.doc, g, cp, ncp, &read, err, errlen);
 		reader_close(ctx, &rd);

@@ -51,6 +51,16 @@ ocr_init(const char *datadir, char *err, size_t errlen)
 	return 0;
 }
 
+/* Tesseract opens its debug_file for writing at its first message, which
+ * the sandbox forbids: its messages go to stderr instead (a sandboxed
+ * renderer's stderr is /dev/null). */
+void
+ocr_sandboxed(void)
+{
+	if (ocr_api != NULL)
+		TessBaseAPISetVariable(ocr_api, "debug_file", "");
+}
+
 int
 ocr_ready(void)
 {

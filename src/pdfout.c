@@ -68,34 +68,40 @@ pdfout_page(struct out *w, fz_pixmap *pix)
 }
 
 int
-pdfout_save(struct out *w, int dirfd, const char *name, char sha256[65],
-    char *err, size_t errlen)
+pdfout_save(struct out *w, int fd, char sha256[65], char *err, size_t errlen)
 {
-	char	path[64];
-	int	fd;
+	HPDF_BYTE	buf[65536];
+	HPDF_UINT32	n;
+	HPDF_STATUS	st;
 
-	if (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT) {
-		snprintf(err, errlen, "cannot replace %s: %s", name, strerror(errno));
-		return -1;
-	}
-	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
-	if (strlen(path) >= sizeof(path) - 1 ||
-	    HPDF_SaveToFile(w->pdf, path) != HPDF_OK) {
+	/* Through libhpdf's memory stream to the descriptor: the renderer
+	 * opens no file (src/sandbox.c). */
+	if (HPDF_SaveToStream(w->pdf) != HPDF_OK) {
 		snprintf(err, errlen, "cannot write the output PDF (libhpdf error "
 		    "0x%04x, detail %u)", (unsigned)w->hs.error,
 		    (unsigned)w->hs.detail);
 		return -1;
 	}
-	/* What was sent, with the patient's records in it: its owner only. */
-	if ((fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
-	    fchmod(fd, 0600) == -1 || fsync(fd) == -1 || fsync(dirfd) == -1 ||
-	    sha256_fd(fd, sha256, NULL) == -1) {
-		snprintf(err, errlen, "cannot write the output PDF: %s",
-		    strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return -1;
+	HPDF_ResetStream(w->pdf);
+	if (ftruncate(fd, 0) == -1 || lseek(fd, 0, SEEK_SET) == -1)
+		goto fail;
+	for (;;) {
+		n = sizeof(buf);
+		st = HPDF_ReadFromStream(w->pdf, buf, &n);
+		if (n > 0 && write_all(fd, buf, n) == -1)
+			goto fail;
+		if (st == HPDF_STREAM_EOF)
+			break;
+		if (st != HPDF_OK) {
+			snprintf(err, errlen, "cannot write the output PDF (libhpdf "
+			    "stream error 0x%04x)", (unsigned)st);
+			return -1;
+		}
 	}
-	close(fd);
+	if (fsync(fd) == -1 || sha256_fd(fd, sha256, NULL) == -1)
+		goto fail;
 	return 0;
+fail:
+	snprintf(err, errlen, "cannot write the output PDF: %s", strerror(errno));
+	return -1;
 }

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <iconv.h>
+
 #include <hpdf.h>
 #include <mupdf/fitz.h>
 
@@ -36,6 +38,7 @@
 #include "raster.h"
 #include "reader.h"
 #include "render.h"
+#include "sandbox.h"
 #include "search.h"
 #include "util.h"
 
@@ -370,10 +373,9 @@ cover_fields(const struct manifest *mf, const struct render_cover *c, int pages,
 	*n = i;
 }
 
-/* Write the document to dirfd/name, fsync it, hash it. */
 /* The output read back before anything leaves (src/gate.c). */
 static int
-render_gate(struct doc_run *r, int dirfd, const char *outname)
+render_gate(struct doc_run *r, int outfd)
 {
 	struct gate_doc	*gd = xcalloc(r->mf->ndocs + 1, sizeof(*gd));
 	struct gate	 g;
@@ -395,18 +397,18 @@ render_gate(struct doc_run *r, int dirfd, const char *outname)
 	g.docs = gd;
 	g.page_doc = r->page_doc;
 	g.pages = r->w->pages;
-	rv = gate_check(r->ctx, dirfd, outname, &g, r->res->gate,
+	rv = gate_check(r->ctx, outfd, &g, r->res->gate,
 	    sizeof(r->res->gate), r->res->err, sizeof(r->res->err));
 	free(gd);
-	if (rv == -1)
-		unlinkat(dirfd, outname, 0);	/* never sent, never kept */
+	if (rv == -1 && ftruncate(outfd, 0) == -1)	/* never sent, never kept */
+		rv = -1;
 	return rv;
 }
 
 /* Every document's pages into the output; then the cover, the file, the
  * gate. */
 static int
-render_run(struct doc_run *r, int dirfd, const char *outname,
+render_run(struct doc_run *r, const int *docfds, int outfd,
     const struct render_cover *c, struct cover_template *tpl, HPDF_Page cover)
 {
 	struct cover_field	 fields[32];
@@ -416,16 +418,7 @@ render_run(struct doc_run *r, int dirfd, const char *outname,
 
 	for (size_t k = 0; rv == 0 && k < r->mf->ndocs; k++) {
 		size_t i = manifest_output_doc(r->mf, k);	/* the consent first */
-		int fd = openat(dirfd, r->mf->docs[i].file, O_RDONLY | O_NOFOLLOW |
-		    O_CLOEXEC);
-
-		if (fd == -1) {
-			r->res->tempfail = 1;
-			return fail(r->res, "document %.100s: cannot open the job's "
-			    "copy: %s", r->mf->docs[i].file, strerror(errno));
-		}
-		rv = render_doc(r, &r->mf->docs[i], (int)i + 1, fd);
-		close(fd);
+		rv = render_doc(r, &r->mf->docs[i], (int)i + 1, docfds[i]);
 	}
 	if (rv == -1)
 		return -1;
@@ -435,33 +428,82 @@ render_run(struct doc_run *r, int dirfd, const char *outname,
 		r->res->admin = 1;
 		return -1;
 	}
-	if (pdfout_save(r->w, dirfd, outname, r->res->sha256, r->res->err,
+	if (pdfout_save(r->w, outfd, r->res->sha256, r->res->err,
 	    sizeof(r->res->err)) == -1) {
 		r->res->tempfail = 1;
 		return -1;
 	}
-	return render_gate(r, dirfd, outname);
+	return render_gate(r, outfd);
 }
 
-/* OCR is loaded before any document is read, once per process. */
-static int
-render_ocr_start(const struct render_opts *o, struct render_result *res)
+/*
+ * What the renderer loads before it reads a byte of input, once per
+ * process: the OCR data, the cover template, the time zone and the
+ * character-set converter.  After this it may be sandboxed
+ * (src/sandbox.c): the fonts and the logo are all it still opens.
+ */
+static struct {
+	struct cover_template	*tpl;
+	char			 path[4096];
+	iconv_t			 cd;	/* held open: its module stays loaded */
+} prep = { NULL, "", (iconv_t)-1 };
+
+int
+render_prepare(const struct render_opts *o, const struct render_cover *c,
+    char *err, size_t errlen)
 {
-	if (o->ocr == RENDER_OCR_OFF && !o->verify)
-		return 0;
-	if (ocr_init(NULL, res->err, sizeof(res->err)) == -1) {
-		res->admin = 1;
+	if ((o->ocr != RENDER_OCR_OFF || o->verify) &&
+	    ocr_init(NULL, err, errlen) == -1)
 		return -1;
-	}
+	tzset();
+	if (prep.cd == (iconv_t)-1)
+		prep.cd = iconv_open("CP1252", "UTF-8");
+	if (prep.tpl && strcmp(prep.path, c->template_path) == 0)
+		return 0;
+	cover_free(prep.tpl);
+	prep.path[0] = '\0';
+	if ((prep.tpl = cover_load(c->template_path, o->font_dir, err,
+	    errlen)) == NULL)
+		return -1;
+	strlcpy_(prep.path, c->template_path, sizeof(prep.path));
 	return 0;
 }
 
+size_t
+render_sandbox_paths(const struct render_opts *o, const struct render_cover *c,
+    const char **paths, size_t n)
+{
+	size_t	i = 0;
+
+	if (i < n - 1 && o->font_dir)
+		paths[i++] = o->font_dir;
+	if (i < n - 1 && c->logo && c->logo[0])
+		paths[i++] = c->logo;
+	paths[i] = NULL;
+	return i;
+}
+
+void
+render_sandbox_limits(const struct render_opts *o, int max_fd,
+    struct sandbox_limits *l)
+{
+	memset(l, 0, sizeof(*l));
+	/* Beyond what is mapped when the sandbox is entered (the libraries
+	 * and the OCR data, about 150 MB): what MuPDF may hold
+	 * ([render] max_memory), and room for what it does not count:
+	 * libhpdf's output document and its saved copy, Tesseract's work on
+	 * one page, libc.  See docs/security.md for the figures. */
+	l->memory = o->max_memory + RENDER_SANDBOX_HEADROOM;
+	l->file_size = l->memory;
+	l->cpu_seconds = o->time_limit > 0 ? o->time_limit + 5 : 0;
+	l->max_fd = max_fd;
+}
+
 int
-render_packet(const struct manifest *mf, int dirfd, const char *outname,
+render_packet_fds(const struct manifest *mf, const int *docfds, int outfd,
     const struct render_opts *o, const struct render_cover *c,
     struct render_result *res)
 {
-	struct cover_template	*tpl;
 	struct reader_cap	 cap;
 	fz_alloc_context	 alloc;
 	struct sigaction	 old;
@@ -471,17 +513,13 @@ render_packet(const struct manifest *mf, int dirfd, const char *outname,
 	int			 rv = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (render_ocr_start(o, res) == -1)
-		return -1;
-	if ((tpl = cover_load(c->template_path, o->font_dir, res->err,
-	    sizeof(res->err))) == NULL) {
+	if (render_prepare(o, c, res->err, sizeof(res->err)) == -1) {
 		res->admin = 1;
 		return -1;
 	}
 	memset(&w, 0, sizeof(w));
 	w.o = o;
 	if ((w.pdf = HPDF_NewEx(pdfout_error, NULL, NULL, 0, &w.hs)) == NULL) {
-		cover_free(tpl);
 		res->tempfail = 1;
 		return fail(res, "out of memory");
 	}
@@ -508,7 +546,7 @@ render_packet(const struct manifest *mf, int dirfd, const char *outname,
 	}
 	reader_limit_start(o->time_limit, &old);
 	if (rv == 0)
-		rv = render_run(&r, dirfd, outname, c, tpl, cover);
+		rv = render_run(&r, docfds, outfd, c, prep.tpl, cover);
 	reader_limit_stop(&old);
 	if (rv == 0)
 		res->pages = w.pages;
@@ -521,7 +559,78 @@ render_packet(const struct manifest *mf, int dirfd, const char *outname,
 	free(r.bx.b);
 	HPDF_Free(w.pdf);
 	free(w.bits);
-	cover_free(tpl);
+	return rv;
+}
+
+int
+render_open_inputs(const struct manifest *mf, int dirfd, const char *outname,
+    int *docfds, int *outfd, struct render_result *res)
+{
+	for (size_t i = 0; i < mf->ndocs; i++)
+		docfds[i] = -1;
+	*outfd = -1;
+	for (size_t i = 0; i < mf->ndocs; i++)
+		if ((docfds[i] = openat(dirfd, mf->docs[i].file, O_RDONLY |
+		    O_NOFOLLOW | O_CLOEXEC)) == -1) {
+			res->tempfail = 1;
+			fail(res, "document %.100s: cannot open the job's copy: %s",
+			    mf->docs[i].file, strerror(errno));
+			goto fail;
+		}
+	/* What was sent, with the patient's records in it: its owner only. */
+	if ((unlinkat(dirfd, outname, 0) == -1 && errno != ENOENT) ||
+	    (*outfd = openat(dirfd, outname, O_RDWR | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
+		res->tempfail = 1;
+		fail(res, "cannot write the output PDF %s: %s", outname,
+		    strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	render_close_inputs(mf, docfds, outfd);
+	return -1;
+}
+
+void
+render_close_inputs(const struct manifest *mf, int *docfds, int *outfd)
+{
+	for (size_t i = 0; i < mf->ndocs; i++)
+		if (docfds[i] != -1) {
+			close(docfds[i]);
+			docfds[i] = -1;
+		}
+	if (*outfd != -1)
+		close(*outfd);
+	*outfd = -1;
+}
+
+int
+render_packet(const struct manifest *mf, int dirfd, const char *outname,
+    const struct render_opts *o, const struct render_cover *c,
+    struct render_result *res)
+{
+	int	*docfds = xcalloc(mf->ndocs + 1, sizeof(*docfds));
+	int	 outfd, rv;
+
+	memset(res, 0, sizeof(*res));
+	if (render_prepare(o, c, res->err, sizeof(res->err)) == -1) {
+		res->admin = 1;
+		free(docfds);
+		return -1;
+	}
+	if ((rv = render_open_inputs(mf, dirfd, outname, docfds, &outfd,
+	    res)) == 0)
+		rv = render_packet_fds(mf, docfds, outfd, o, c, res);
+	if (rv == 0 && fsync(dirfd) == -1) {
+		res->tempfail = 1;
+		rv = fail(res, "cannot write the output PDF: %s", strerror(errno));
+	}
+	if (rv == -1 && outfd != -1)
+		unlinkat(dirfd, outname, 0);	/* never sent, never kept */
+	if (outfd != -1)
+		render_close_inputs(mf, docfds, &outfd);
+	free(docfds);
 	return rv;
 }
 

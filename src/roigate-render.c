@@ -15,7 +15,9 @@
 #include <unistd.h>
 
 #include "manifest.h"
+#include "ocr.h"
 #include "render.h"
+#include "sandbox.h"
 #include "util.h"
 
 static void __attribute__((noreturn))
@@ -135,6 +137,54 @@ parse_res(const char *s, struct render_opts *o)
 	return 0;
 }
 
+/*
+ * --sandbox: the renderer's sandbox around this process, as the worker's
+ * renderer has it (for the benchmarks and for trying a document).  A
+ * forbidden system call ends it with exit status 99 and nothing printed.
+ */
+static int
+render_sandboxed(const struct manifest *mf, int dirfd, const char *out,
+    const struct render_opts *o, const struct render_cover *c,
+    struct render_result *res)
+{
+	struct sandbox_limits	 l;
+	struct sandbox_state	 ss;
+	const char		*paths[4];
+	int			*docfds = xcalloc(mf->ndocs + 1, sizeof(*docfds));
+	int			 outfd, rv, errfd, null;
+
+	memset(res, 0, sizeof(*res));
+	if (render_prepare(o, c, res->err, sizeof(res->err)) == -1 ||
+	    render_open_inputs(mf, dirfd, out, docfds, &outfd, res) == -1) {
+		free(docfds);
+		return -1;
+	}
+	render_sandbox_paths(o, c, paths, 4);
+	render_sandbox_limits(o, 64 + (int)mf->ndocs * 2, &l);
+	/* Tesseract's chatter goes where the sandbox's renderer sends it. */
+	ocr_sandboxed();
+	fflush(stderr);
+	if ((errfd = dup(STDERR_FILENO)) != -1 &&
+	    (null = open("/dev/null", O_WRONLY | O_CLOEXEC)) != -1) {
+		dup2(null, STDERR_FILENO);
+		close(null);
+	}
+	if (sandbox_enter_parser(&l, paths, -1, &ss, res->err,
+	    sizeof(res->err)) == -1) {
+		render_close_inputs(mf, docfds, &outfd);
+		free(docfds);
+		return -1;
+	}
+	rv = render_packet_fds(mf, docfds, outfd, o, c, res);
+	if (rv == 0)
+		(void)fsync(dirfd);
+	if (errfd != -1)
+		dup2(errfd, STDERR_FILENO);
+	render_close_inputs(mf, docfds, &outfd);
+	free(docfds);
+	return rv;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -155,6 +205,7 @@ main(int argc, char *argv[])
 		{ "verify", required_argument, NULL, 'V' },
 		{ "protect", required_argument, NULL, 'S' },
 		{ "quantum", required_argument, NULL, 'U' },
+		{ "sandbox", no_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -167,7 +218,7 @@ main(int argc, char *argv[])
 	const char		*profile = "document", *res_arg = NULL, *paper = "letter";
 	const char		*out = "preview.pdf";
 	char			 tpl[4096];
-	int			 ch, color = 0, dirfd, fd, timeout = -1;
+	int			 ch, color = 0, dirfd, fd, timeout = -1, sandbox = 0;
 	long			 max_mb = -1;
 	struct ocr_args		 oa = { -1, 0, -1, -1, NULL };
 
@@ -197,6 +248,7 @@ main(int argc, char *argv[])
 		case 'Q': case 'R': case 'V': case 'S': case 'U':
 			ocr_option(ch, optarg, &oa);
 			break;
+		case 'Z': sandbox = 1; break;
 		case 'h': usage(0);
 		default: usage(EX_USAGE);
 		}
@@ -247,7 +299,8 @@ main(int argc, char *argv[])
 	}
 	buf_free(&b);
 	c.to_organization = mf->requester_organization;
-	if (render_packet(mf, dirfd, out, &o, &c, &res) == -1) {
+	if ((sandbox ? render_sandboxed(mf, dirfd, out, &o, &c, &res) :
+	    render_packet(mf, dirfd, out, &o, &c, &res)) == -1) {
 		fprintf(stderr, "roigate-render: %s\n", res.err);
 		render_result_free(&res);
 		manifest_free(mf);

@@ -1,15 +1,27 @@
 /*
- * The worker: one child process per job, forked by the daemon's queue.
- * It checks the packet again (hashes, policy), renders the output (one
- * PDF: cover sheet, every page re-rendered with its redactions burned in;
- * src/render.c), reports the redactions and the output's hash and pages,
- * waits for the daemon to log the attempt, and then hands the output to
- * the transport plugin.
+ * The worker: one process per recipient's run of jobs, forked by the
+ * daemon's queue, and its two children.  It checks the packet again
+ * (hashes, policy), has the output rendered, reports the redactions and
+ * the output's hash and pages, waits for the daemon to log the attempt,
+ * and then has the output sent.
  *
- * The worker never opens the database and never sees a path it could
- * use with the daemon's other rights: it inherits the job's folder as a
- * file descriptor and talks to the daemon over a SOCK_SEQPACKET pair with
- * fixed-size messages.  It dies with the daemon (PR_SET_PDEATHSIG).
+ * Three processes, so that what parses a document and what talks to the
+ * network are never the same, and neither can reach the database:
+ *   worker    (this file's main): holds the daemon's channel and the job's
+ *             folder (both descriptors); parses only the manifest the
+ *             daemon accepted; no_new_privs.
+ *   renderer  (one per job, forked by the worker): gets the documents and
+ *             an empty output file as descriptors, loads nothing it does
+ *             not have yet, enters the sandbox (src/sandbox.c: no file
+ *             system, no network, seccomp, rlimits) and only then reads a
+ *             byte of input; it writes the PDF and reports on a socket.
+ *   sender    (one per worker, forked at its start): runs the transport
+ *             plugin; gets each finished PDF as a read-only descriptor and
+ *             never parses a document; holds no descriptor of the
+ *             database, the spool or any job's folder; no_new_privs and
+ *             Landlock (its own key and credential files, TLS, DNS).
+ * The daemon sees one process and the same messages as before
+ * (include/worker.h).  Children die with their parent (PR_SET_PDEATHSIG).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -30,9 +43,11 @@
 #include "config.h"
 #include "log.h"
 #include "manifest.h"
+#include "ocr.h"
 #include "policy.h"
 #include "render.h"
 #include "roigated.h"
+#include "sandbox.h"
 #include "store.h"
 #include "transport.h"
 #include "util.h"
@@ -40,6 +55,57 @@
 
 #define WORKER_JOBDIR_FD	3
 #define WORKER_CHAN_FD		4
+#define WORKER_SENDER_FD	5	/* the worker's end of its sender's channel */
+
+/* The renderer's descriptors (and the sender's channel, fd 3). */
+#define RENDERER_REPORT_FD	3
+#define RENDERER_OUTPUT_FD	4
+#define RENDERER_DOC_FD		5	/* the first document; one per document */
+#define SENDER_CHAN_FD		3
+
+/* What the renderer reports (SOCK_SEQPACKET: one message per record), and
+ * the SIGSYS handler's struct sandbox_violation. */
+enum renderer_msg_type {
+	RMSG_REDACTION = 1,
+	RMSG_DONE = 2,
+};
+
+struct renderer_msg {
+	uint32_t		type;
+	int32_t			rv;		/* RMSG_DONE: 0 rendered, -1 not */
+	int32_t			pages;
+	int32_t			tempfail, admin;
+	struct sandbox_state	sandbox;
+	char			sha256[65];
+	char			gate[256];
+	char			err[512];
+	struct store_redaction	red;		/* RMSG_REDACTION */
+};
+
+/* Worker to sender: send or confirm one job (the output travels as a
+ * descriptor); the sender answers with a struct sender_reply. */
+#define SENDER_TEXT_MAX	16384
+struct sender_job {
+	uint32_t	mode;		/* enum worker_mode */
+	uint32_t	pages;
+	int32_t		attempt;
+	int64_t		job_id;
+	int64_t		accepted_at;
+	int64_t		size;
+	char		packet_id[72];
+	char		name[80];
+	char		sha256[65];
+	char		remote_id[TRANSPORT_ID_MAX];
+	uint32_t	ref_len;	/* text: request_ref NUL purpose NUL */
+	char		text[SENDER_TEXT_MAX];
+};
+
+struct sender_reply {
+	uint32_t			status;		/* enum transport_status */
+	int32_t				started;	/* the first reply: init() */
+	char				error[TRANSPORT_DETAIL_MAX];
+	struct transport_receipt	receipt;
+};
 
 struct worker_output {
 	struct transport_file	*files;
@@ -51,15 +117,15 @@ struct worker_output {
 	char			 gate[256];	/* what the leak gate checked */
 };
 
-/* What a job parsed: the manifest (PHI) and the recipient's parameters.
+/* What a job parsed: the manifest (PHI), and what its renderer reported.
  * Kept where worker_main frees it after every job, also when
  * worker_fail() jumps out of the middle of one. */
 struct worker_parsed {
 	struct manifest		*mf;
-	struct transport_param	*params;
-	size_t			 nparams;
 	struct errlist		 errs;
 	char			*why;	/* errs joined, for the daemon */
+	struct store_redaction	*red;
+	size_t			 nred;
 };
 
 static const char *
@@ -151,6 +217,7 @@ worker_open_documents(int chan, const struct manifest *mf, struct worker_output 
 		if (fd == -1)
 			worker_fail(chan, TRANSPORT_TEMPFAIL, "document %.100s: cannot "
 			    "open the job's copy: %s", d->file, strerror(errno));
+		o->files[i].fd = fd;
 		if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode))
 			worker_fail(chan, TRANSPORT_PERMFAIL, "document %.100s: not a "
 			    "regular file in the job folder", d->file);
@@ -161,7 +228,6 @@ worker_open_documents(int chan, const struct manifest *mf, struct worker_output 
 			worker_fail(chan, TRANSPORT_PERMFAIL, "document %.100s: SHA-256 "
 			    "no longer matches the manifest; the job's copy was altered",
 			    d->file);
-		o->files[i].fd = fd;
 		o->files[i].name = d->file;
 		o->files[i].content_type = worker_content_type(d->file);
 		o->files[i].size = st.st_size;
@@ -169,105 +235,442 @@ worker_open_documents(int chan, const struct manifest *mf, struct worker_output 
 	}
 }
 
+/* ---- the renderer ------------------------------------------------------------ */
+
+#ifdef ROIGATE_TEST_HOOKS
 /*
- * Render the packet into one PDF (src/render.c) and make it the one file
- * the transport sends.  Each redaction applied goes to the daemon, which
- * records it with the attempt.
+ * Test builds only (build/tests/roigated-hooks, never installed): with
+ * ROIGATE_TEST_SANDBOX set, the renderer, once sandboxed, does what a
+ * hostile document's exploit would try (tests/integration/test_sandbox.py):
+ * "pause=SECONDS", "open-db=PATH" (for writing), "create=PATH",
+ * "connect=PORT" (127.0.0.1), "exec" (/bin/sh), "alloc" (past the
+ * address-space limit).  A refusal that returns is reported as an error.
  */
+#include <netinet/in.h>
+
 static void
-worker_render(int chan, const struct job *j, const struct manifest *mf,
-    const struct transport_instance *ti, const struct recipient *r,
-    struct worker_output *o)
+renderer_test_hook(const char *what, int report)
 {
+	struct renderer_msg	m;
+	struct sockaddr_in	sin;
+	const char		*arg;
+	int			fd = -1;
+
+	if (what == NULL)
+		return;
+	arg = strchr(what, '=') ? strchr(what, '=') + 1 : "";
+	if (strncmp(what, "pause=", 6) == 0) {
+		sleep((unsigned)atoi(arg));
+		return;
+	}
+	if (strncmp(what, "open-db=", 8) == 0)
+		fd = open(arg, O_RDWR);
+	else if (strncmp(what, "create=", 7) == 0)
+		fd = open(arg, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	else if (strncmp(what, "connect=", 8) == 0) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)atoi(arg));
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) != -1 &&
+		    connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+			fd = -1;
+	} else if (strcmp(what, "exec") == 0) {
+		execl("/bin/sh", "sh", "-c", "true", (char *)NULL);
+	} else if (strcmp(what, "alloc") == 0) {
+		for (size_t i = 0; i < 4096; i++) {
+			char *p = malloc((size_t)64 << 20);
+
+			if (p == NULL)
+				fatal("test hook: allocation");
+			memset(p, 1, (size_t)64 << 20);
+		}
+		return;
+	} else
+		return;
+	memset(&m, 0, sizeof(m));
+	m.type = RMSG_DONE;
+	m.rv = -1;
+	snprintf(m.err, sizeof(m.err), "test hook %.40s: %s", what,
+	    fd == -1 ? strerror(errno) : "it was allowed");
+	(void)!write(report, &m, sizeof(m));
+	_exit(0);
+}
+#endif
+
+/* Everything a job's renderer needs, filled by the worker before it forks. */
+struct renderer_job {
+	const struct manifest	*mf;
 	struct render_opts	 opts;
 	struct render_cover	 cover;
-	struct render_result	 res;
-	struct worker_msg	 m;
-	struct stat		 st;
-	char			 tpl[4096], why[200];
-	int			 fd;
+	char			 tpl[4096];
+	int			 sandbox;	/* [render] sandbox */
+};
 
-	/* The documents were checked against their hashes; render reads them
-	 * again by name from the job's private folder. */
-	worker_output_close(o);
-	render_opts_from_config(rg->conf, ti->profile, &opts);
-	if (render_template_path(rg->conf, mf->cover_template, tpl, sizeof(tpl),
-	    why, sizeof(why)) == -1)
+static int		renderer_done;	/* the result has been reported */
+static int		renderer_report = -1;
+
+/* A renderer that ends by exit() (xmalloc's fatal) without a result: say
+ * why, as far as it can tell. */
+static void
+renderer_atexit(void)
+{
+	struct renderer_msg	m;
+	int			nomem = errno == ENOMEM;
+
+	if (renderer_done || renderer_report == -1)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.type = RMSG_DONE;
+	m.rv = -1;
+	snprintf(m.err, sizeof(m.err), nomem ? "needs more memory than the "
+	    "renderer may have; the document may be damaged or built to exhaust "
+	    "the reader" : "cannot be rendered: the renderer stopped on it");
+	(void)!write(renderer_report, &m, sizeof(m));
+}
+
+/* Only the report channel, the output and the documents, from fd 3 up;
+ * stdin, stdout and stderr are /dev/null (nothing of a document's reaches
+ * the daemon's log). */
+static void
+renderer_fds(const int *docfds, size_t ndocs, int outfd, int report)
+{
+	int	*high = xcalloc(ndocs + 2, sizeof(*high));
+	int	 null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null == -1 || dup2(null, 0) == -1 || dup2(null, 1) == -1 ||
+	    dup2(null, 2) == -1)
+		_exit(1);
+	if ((high[0] = fcntl(report, F_DUPFD_CLOEXEC, 1000)) == -1 ||
+	    (high[1] = fcntl(outfd, F_DUPFD_CLOEXEC, 1000)) == -1)
+		_exit(1);
+	for (size_t i = 0; i < ndocs; i++)
+		if ((high[i + 2] = fcntl(docfds[i], F_DUPFD_CLOEXEC, 1000)) == -1)
+			_exit(1);
+	for (size_t i = 0; i < ndocs + 2; i++)
+		if (dup3(high[i], RENDERER_REPORT_FD + (int)i, O_CLOEXEC) == -1)
+			_exit(1);
+	close_range(RENDERER_DOC_FD + (unsigned)ndocs, ~0U, 0);
+	free(high);
+}
+
+static void
+renderer_send(const struct renderer_msg *m)
+{
+	if (write(RENDERER_REPORT_FD, m, sizeof(*m)) != (ssize_t)sizeof(*m))
+		_exit(1);
+}
+
+/* The renderer's life: confine, render, report, exit. */
+static void __attribute__((noreturn))
+renderer_main(struct renderer_job *rj)
+{
+	static struct renderer_msg	 m;
+	struct render_result		 res;
+	struct sandbox_limits		 l;
+	const char			*paths[4];
+	int				*docfds;
+	size_t				 n = rj->mf->ndocs;
+
+	prctl(PR_SET_NAME, "roigate-render");
+	renderer_report = RENDERER_REPORT_FD;
+	atexit(renderer_atexit);
+	memset(&m, 0, sizeof(m));
+	m.type = RMSG_DONE;
+	m.rv = -1;
+	docfds = xcalloc(n + 1, sizeof(*docfds));
+	for (size_t i = 0; i < n; i++)
+		docfds[i] = RENDERER_DOC_FD + (int)i;
+	if (rj->sandbox) {
+		render_sandbox_paths(&rj->opts, &rj->cover, paths, 4);
+		render_sandbox_limits(&rj->opts, RENDERER_DOC_FD + (int)n + 8, &l);
+		ocr_sandboxed();
+		if (sandbox_enter_parser(&l, paths, RENDERER_REPORT_FD, &m.sandbox,
+		    m.err, sizeof(m.err) - 100) == -1) {
+			m.admin = 1;
+			renderer_done = 1;
+			renderer_send(&m);
+			_exit(0);
+		}
+	}
+#ifdef ROIGATE_TEST_HOOKS
+	renderer_test_hook(getenv("ROIGATE_TEST_SANDBOX"), RENDERER_REPORT_FD);
+#endif
+	m.rv = render_packet_fds(rj->mf, docfds, RENDERER_OUTPUT_FD, &rj->opts,
+	    &rj->cover, &res);
+	for (size_t i = 0; m.rv == 0 && i < res.nred; i++) {
+		struct renderer_msg r;
+
+		memset(&r, 0, sizeof(r));
+		r.type = RMSG_REDACTION;
+		r.red = res.red[i];
+		renderer_send(&r);
+	}
+	m.pages = res.pages;
+	m.tempfail = res.tempfail;
+	m.admin = res.admin;
+	memcpy(m.sha256, res.sha256, sizeof(m.sha256));
+	memcpy(m.gate, res.gate, sizeof(m.gate));
+	memcpy(m.err, res.err, sizeof(m.err) < sizeof(res.err) ? sizeof(m.err) :
+	    sizeof(res.err));
+	renderer_done = 1;
+	renderer_send(&m);
+	_exit(0);
+}
+
+/* What the renderer said, read until it closes its end. */
+struct renderer_seen {
+	struct renderer_msg	 done;
+	int			 got_done;
+	int			 violation;	/* a system call number, or -1 */
+	struct store_redaction	*red;
+	size_t			 nred;
+};
+
+static void
+renderer_collect(int fd, struct renderer_seen *rs)
+{
+	union {
+		struct renderer_msg		m;
+		struct sandbox_violation	v;
+	}		u;
+	ssize_t		n;
+
+	rs->violation = -1;
+	for (;;) {
+		n = recv(fd, &u, sizeof(u), 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if ((size_t)n == sizeof(u.v) && u.v.type == SANDBOX_MSG_VIOLATION)
+			rs->violation = u.v.nr;
+		else if ((size_t)n != sizeof(u.m))
+			continue;
+		else if (u.m.type == RMSG_REDACTION) {
+			rs->red = xreallocarray(rs->red, rs->nred + 1, sizeof(*rs->red));
+			rs->red[rs->nred] = u.m.red;
+			rs->red[rs->nred].pattern[sizeof(rs->red->pattern) - 1] = '\0';
+			rs->nred++;
+		} else if (u.m.type == RMSG_DONE && !rs->got_done) {
+			rs->done = u.m;
+			rs->done.err[sizeof(rs->done.err) - 1] = '\0';
+			rs->done.gate[sizeof(rs->done.gate) - 1] = '\0';
+			rs->done.sha256[sizeof(rs->done.sha256) - 1] = '\0';
+			rs->got_done = 1;
+		}
+	}
+}
+
+/* A renderer that ended without a result: its own limits and crashes are
+ * the document's doing; a SIGKILL from outside is not (try again). */
+static void
+renderer_ended(int chan, const struct job *j, const struct render_opts *o,
+    int status, const struct renderer_seen *rs)
+{
+	char	name[64];
+
+	if (rs->violation != -1 || (WIFEXITED(status) &&
+	    WEXITSTATUS(status) == SANDBOX_EXIT_VIOLATION)) {
+		log_warnx("job %lld: the renderer was stopped by its sandbox: system "
+		    "call %s (%d)", (long long)j->id,
+		    sandbox_syscall_name(rs->violation, name, sizeof(name)),
+		    rs->violation);
+		worker_fail(chan, TRANSPORT_PERMFAIL, "the document tried to do "
+		    "something a document may not: it was stopped; nothing was sent");
+	}
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
+		worker_fail(chan, TRANSPORT_PERMFAIL, "rendering the packet took "
+		    "longer than %d seconds; the document may be damaged or built to "
+		    "exhaust the reader. Nothing was sent", o->time_limit);
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ)
+		worker_fail(chan, TRANSPORT_PERMFAIL, "the output would be larger "
+		    "than %lld MB; the document may be built to exhaust the reader. "
+		    "Nothing was sent", (long long)((o->max_memory +
+		    RENDER_SANDBOX_HEADROOM) >> 20));
+	if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL)
+		worker_fail(chan, TRANSPORT_PERMFAIL, "the reader crashed on the "
+		    "packet (%s; a document is damaged or built to exhaust the "
+		    "reader). Nothing was sent", strsignal(WTERMSIG(status)));
+	worker_fail(chan, TRANSPORT_TEMPFAIL, "the renderer %s; it is tried again",
+	    WIFSIGNALED(status) ? "was killed from outside (out of memory on the "
+	    "machine, or an administrator)" : "stopped without a result");
+}
+
+/* Fork the renderer on the job's documents and output; wait for it. */
+static pid_t
+renderer_run(int chan, const struct job *j, struct renderer_job *rj,
+    const struct worker_output *o, int outfd, struct renderer_seen *rs)
+{
+	int	*docfds = xcalloc(o->nfiles + 1, sizeof(*docfds));
+	int	 sv[2], status;
+	pid_t	 pid, parent = getpid();
+
+	for (size_t i = 0; i < o->nfiles; i++)
+		docfds[i] = o->files[i].fd;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1 ||
+	    (pid = fork()) == -1) {
+		free(docfds);
+		worker_fail(chan, TRANSPORT_TEMPFAIL, "cannot start the renderer: %s",
+		    strerror(errno));
+	}
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+			_exit(1);
+		renderer_fds(docfds, o->nfiles, outfd, sv[1]);
+		renderer_main(rj);
+	}
+	free(docfds);
+	close(sv[1]);
+	renderer_collect(sv[0], rs);
+	close(sv[0]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	/* A result said and a plain exit: the result stands (a failure the
+	 * renderer caught, or its exit() with the reason). */
+	if (!rs->got_done || rs->violation != -1 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) == SANDBOX_EXIT_VIOLATION)
+		renderer_ended(chan, j, &rj->opts, status, rs);
+	if (WEXITSTATUS(status) != 0)
+		rs->done.rv = -1;
+	return pid;
+}
+
+/* The job's renderer: options and cover fields from the configuration and
+ * the recipient, loaded here once (the OCR data, the template) so that a
+ * renderer starts with them and need not open them. */
+static void
+renderer_job_init(int chan, const struct job *j, const struct manifest *mf,
+    const struct transport_instance *ti, const struct recipient *r,
+    struct renderer_job *rj)
+{
+	char	why[512];
+
+	memset(rj, 0, sizeof(*rj));
+	rj->mf = mf;
+	rj->sandbox = rg->conf->render_sandbox;
+	render_opts_from_config(rg->conf, ti->profile, &rj->opts);
+	if (render_template_path(rg->conf, mf->cover_template, rj->tpl,
+	    sizeof(rj->tpl), why, sizeof(why)) == -1)
 		worker_fail(chan, TRANSPORT_PERMFAIL, "%s", why);
-	memset(&cover, 0, sizeof(cover));
-	cover.template_path = tpl;
-	cover.org_name = rg->conf->organization;
-	cover.org_address = rg->conf->organization_address;
-	cover.org_phone = rg->conf->organization_phone;
-	cover.org_fax = rg->conf->organization_fax;
-	cover.logo = rg->conf->logo;
-	cover.to_name = r->name;
-	cover.to_organization = r->organization;
-	cover.to_address = r->address;
+	rj->cover.template_path = rj->tpl;
+	rj->cover.org_name = rg->conf->organization;
+	rj->cover.org_address = rg->conf->organization_address;
+	rj->cover.org_phone = rg->conf->organization_phone;
+	rj->cover.org_fax = rg->conf->organization_fax;
+	rj->cover.logo = rg->conf->logo;
+	rj->cover.to_name = r->name;
+	rj->cover.to_organization = r->organization;
+	rj->cover.to_address = r->address;
 	/* The date the packet was accepted, not the hour of this attempt: a
 	 * job renders to the same bytes every time, so a retry can recognize
 	 * what an interrupted attempt already delivered. */
-	cover.now = j->created_at;
-	if (render_packet(mf, WORKER_JOBDIR_FD, WORKER_OUTPUT, &opts, &cover,
-	    &res) == -1) {
-		render_result_free(&res);
-		if (res.admin)
-			worker_hold(chan, "%s; held until an administrator fixes it "
-			    "and releases the job", res.err);
-		if (res.tempfail)
-			worker_fail(chan, TRANSPORT_TEMPFAIL, "%s", res.err);
-		/* The packet itself: it cannot go as it is, and its packet_id is
-		 * used up; say what the clerk does next. */
-		worker_fail(chan, TRANSPORT_PERMFAIL, "%s. Nothing was sent: correct "
-		    "the packet (or get a good copy of the document) and send it "
-		    "again under a new packet_id", res.err);
-	}
-	for (size_t i = 0; i < res.nred; i++) {
-		memset(&m, 0, sizeof(m));
-		m.type = WMSG_REDACTION;
-		m.red = res.red[i];
-		worker_send(chan, &m);
-	}
-	render_result_free(&res);
+	rj->cover.now = j->created_at;
+	if (render_prepare(&rj->opts, &rj->cover, why, sizeof(why)) == -1)
+		worker_hold(chan, "%s; held until an administrator fixes it and "
+		    "releases the job", why);
+}
+
+/* The renderer's failure, in the words the daemon records. */
+static void
+renderer_failed(int chan, const struct renderer_msg *d)
+{
+	if (d->admin)
+		worker_hold(chan, "%s; held until an administrator fixes it "
+		    "and releases the job", d->err);
+	if (d->tempfail)
+		worker_fail(chan, TRANSPORT_TEMPFAIL, "%s", d->err);
+	/* The packet itself: it cannot go as it is, and its packet_id is
+	 * used up; say what the clerk does next. */
+	worker_fail(chan, TRANSPORT_PERMFAIL, "%s. Nothing was sent: correct "
+	    "the packet (or get a good copy of the document) and send it "
+	    "again under a new packet_id", d->err);
+}
+
+/* The output the renderer wrote: its hash checked here, opened read-only
+ * for the sender. */
+static void
+worker_take_output(int chan, const struct job *j, const struct renderer_msg *d,
+    struct worker_output *o)
+{
+	struct stat	st;
+	char		hex[65];
+	int		fd;
 
 	fd = openat(WORKER_JOBDIR_FD, WORKER_OUTPUT, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1 || fstat(fd, &st) == -1)
+	if (fd == -1 || fstat(fd, &st) == -1 || sha256_fd(fd, hex, NULL) == -1 ||
+	    fsync(WORKER_JOBDIR_FD) == -1) {
+		if (fd != -1)
+			close(fd);
 		worker_fail(chan, TRANSPORT_TEMPFAIL, "the rendered output cannot be "
-		    "opened: %s", strerror(errno));
+		    "read: %s", strerror(errno));
+	}
 	o->files = xcalloc(1, sizeof(*o->files));
 	o->hex = xcalloc(1, sizeof(*o->hex));
 	o->names = xcalloc(1, sizeof(*o->names));
 	o->nfiles = 1;
-	snprintf(o->names[0], sizeof(o->names[0]), "%s.pdf", j->packet_id);
-	strlcpy_(o->hex[0], res.sha256, sizeof(o->hex[0]));
 	o->files[0].fd = fd;
+	if (strcmp(hex, d->sha256) != 0 || d->pages < 1)
+		worker_fail(chan, TRANSPORT_TEMPFAIL, "the rendered output is not "
+		    "what the renderer reported; it is rendered again");
+	snprintf(o->names[0], sizeof(o->names[0]), "%s.pdf", j->packet_id);
+	strlcpy_(o->hex[0], hex, sizeof(o->hex[0]));
 	o->files[0].name = o->names[0];
 	o->files[0].content_type = "application/pdf";
 	o->files[0].size = st.st_size;
 	o->files[0].sha256 = o->hex[0];
-	o->pages = (uint32_t)res.pages;
-	strlcpy_(o->sha256, res.sha256, sizeof(o->sha256));
-	strlcpy_(o->gate, res.gate, sizeof(o->gate));
+	o->pages = (uint32_t)d->pages;
+	strlcpy_(o->sha256, hex, sizeof(o->sha256));
+	strlcpy_(o->gate, d->gate, sizeof(o->gate));
 }
 
+/*
+ * Render the packet into one PDF in a sandboxed renderer and make it the
+ * one file the sender sends.  Each redaction applied goes to the daemon,
+ * which records it with the attempt.
+ */
 static void
-worker_message(const struct job *j, const struct manifest *mf,
-    const struct transport_recipient *tr, const struct worker_output *o,
-    struct transport_message *msg)
+worker_render(int chan, const struct job *j, const struct manifest *mf,
+    const struct transport_instance *ti, const struct recipient *r,
+    struct worker_output *o, struct worker_parsed *wp)
 {
-	memset(msg, 0, sizeof(*msg));
-	msg->job_id = (uint64_t)j->id;
-	msg->packet_id = j->packet_id;
-	msg->request_ref = mf->request_id;
-	msg->purpose = mf->purpose;
-	msg->recipient = tr;
-	msg->files = o->files;
-	msg->nfiles = o->nfiles;
-	msg->pages = o->pages;
-	msg->attempt = j->attempts + 1;
-	msg->instance = rg->instance;
-	msg->accepted_at = j->created_at;
+	static struct renderer_job	 rj;
+	struct renderer_seen		 rs;
+	struct worker_msg		 m;
+	int				 outfd;
+
+	renderer_job_init(chan, j, mf, ti, r, &rj);
+	/* A new, empty file for the renderer to write (an earlier attempt's
+	 * is replaced). */
+	if ((unlinkat(WORKER_JOBDIR_FD, WORKER_OUTPUT, 0) == -1 && errno != ENOENT) ||
+	    (outfd = openat(WORKER_JOBDIR_FD, WORKER_OUTPUT, O_RDWR | O_CREAT |
+	    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
+		worker_fail(chan, TRANSPORT_TEMPFAIL, "cannot make the output file: "
+		    "%s", strerror(errno));
+	memset(&rs, 0, sizeof(rs));
+	renderer_run(chan, j, &rj, o, outfd, &rs);
+	close(outfd);
+	wp->red = rs.red;
+	wp->nred = rs.nred;
+	worker_output_close(o);
+	if (rs.done.rv != 0) {
+		unlinkat(WORKER_JOBDIR_FD, WORKER_OUTPUT, 0);	/* never sent */
+		renderer_failed(chan, &rs.done);
+	}
+	log_debug("job %lld: rendered in a sandbox: %s (Landlock ABI %d%s), "
+	    "seccomp %s", (long long)j->id, rj.sandbox ? "on" : "off",
+	    rs.done.sandbox.landlock_abi, rs.done.sandbox.landlock ? ", in force" :
+	    "", rs.done.sandbox.seccomp ? "on" : "off");
+	worker_take_output(chan, j, &rs.done, o);
+	for (size_t i = 0; i < rs.nred; i++) {
+		memset(&m, 0, sizeof(m));
+		m.type = WMSG_REDACTION;
+		m.red = rs.red[i];
+		worker_send(chan, &m);
+	}
 }
+
+/* ---- the sender ------------------------------------------------------------------ */
 
 /* The recipient's params JSON object as key/value pairs. */
 static struct transport_param *
@@ -304,28 +707,301 @@ worker_params_free(struct transport_param *p, size_t n)
 	free(p);
 }
 
-/* tr points into r and into wp, which owns the parameters. */
+/* tr points into r and into *params, which the caller frees. */
 static void
 worker_recipient(const struct recipient *r, struct transport_recipient *tr,
-    struct worker_parsed *wp)
+    struct transport_param **params, size_t *nparams)
 {
 	memset(tr, 0, sizeof(*tr));
 	tr->id = r->id;
 	tr->name = r->name;
 	tr->organization = r->organization;
 	tr->address = r->address;
-	wp->params = worker_params(r->params, &wp->nparams);
-	tr->params = wp->params;
-	tr->nparams = wp->nparams;
+	*params = worker_params(r->params, nparams);
+	tr->params = *params;
+	tr->nparams = *nparams;
 }
+
+/*
+ * The files a transport may open under Landlock: every absolute path in
+ * its [transport NAME] section and in the recipient's parameters, read
+ * only, except a folder named by a key ending in "dir" (the local
+ * transport's), where it writes.  NULL-terminated lists.
+ */
+static void
+sender_paths(const struct transport_instance *ti, const struct transport_param *p,
+    size_t np, const char ***rd, const char ***wr)
+{
+	const struct config_transport	*ct = NULL;
+	size_t				 nr = 0, nw = 0, n;
+
+	for (size_t i = 0; i < rg->conf->ntransports; i++)
+		if (strcmp(rg->conf->transports[i].name, ti->name) == 0)
+			ct = &rg->conf->transports[i];
+	n = (ct ? ct->nkv : 0) + np + 1;
+	*rd = xcalloc(n, sizeof(**rd));
+	*wr = xcalloc(n, sizeof(**wr));
+	for (size_t i = 0; ct && i < ct->nkv; i++) {
+		size_t kl = strlen(ct->kv[i].key);
+
+		if (ct->kv[i].value[0] != '/')
+			continue;
+		if (kl >= 3 && strcmp(ct->kv[i].key + kl - 3, "dir") == 0)
+			(*wr)[nw++] = ct->kv[i].value;
+		else
+			(*rd)[nr++] = ct->kv[i].value;
+	}
+	for (size_t i = 0; i < np; i++)
+		if (p[i].value[0] == '/')
+			(*rd)[nr++] = p[i].value;
+}
+
+static void
+sender_reply(const struct sender_reply *rp)
+{
+	if (send(SENDER_CHAN_FD, rp, sizeof(*rp), MSG_NOSIGNAL) != (ssize_t)sizeof(*rp))
+		_exit(1);
+}
+
+/* One job, as the worker described it; the output's descriptor in fd. */
+static void
+sender_job(struct transport_instance *ti, const struct transport_recipient *tr,
+    struct sender_job *sj, int fd)
+{
+	struct transport_message	msg;
+	struct transport_file		file;
+	struct sender_reply		rp;
+
+	memset(&rp, 0, sizeof(rp));
+	memset(&msg, 0, sizeof(msg));
+	sj->text[sizeof(sj->text) - 1] = '\0';
+	sj->packet_id[sizeof(sj->packet_id) - 1] = '\0';
+	sj->name[sizeof(sj->name) - 1] = '\0';
+	sj->sha256[sizeof(sj->sha256) - 1] = '\0';
+	sj->remote_id[sizeof(sj->remote_id) - 1] = '\0';
+	msg.job_id = (uint64_t)sj->job_id;
+	msg.packet_id = sj->packet_id;
+	msg.request_ref = sj->text;
+	msg.purpose = sj->ref_len < sizeof(sj->text) - 1 ?
+	    sj->text + sj->ref_len + 1 : "";
+	msg.recipient = tr;
+	msg.pages = sj->pages;
+	msg.attempt = sj->attempt;
+	msg.instance = rg->instance;
+	msg.accepted_at = sj->accepted_at;
+	if (fd != -1) {
+		file.fd = fd;
+		file.name = sj->name;
+		file.content_type = "application/pdf";
+		file.size = (off_t)sj->size;
+		file.sha256 = sj->sha256;
+		msg.files = &file;
+		msg.nfiles = 1;
+	}
+	if (sj->mode == WORKER_DELIVER)
+		rp.status = ti->backend->deliver(ti->state, &msg, &rp.receipt);
+	else
+		rp.status = ti->backend->poll(ti->state, &msg, sj->remote_id,
+		    &rp.receipt);
+	if (fd != -1)
+		close(fd);
+	sender_reply(&rp);
+}
+
+/* Receive one struct sender_job and perhaps a descriptor; 1, or 0 at the
+ * end (the worker closed the channel). */
+static int
+sender_recv(int chan, struct sender_job *sj, int *fd)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	}		 cbuf;
+	struct iovec	 iov = { sj, sizeof(*sj) };
+	struct msghdr	 mh;
+	struct cmsghdr	*cm;
+	ssize_t		 n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cbuf.buf;
+	mh.msg_controllen = sizeof(cbuf.buf);
+	*fd = -1;
+	while ((n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC)) == -1 && errno == EINTR)
+		;
+	for (cm = CMSG_FIRSTHDR(&mh); n > 0 && cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(fd, CMSG_DATA(cm), sizeof(*fd));
+	if (n == (ssize_t)sizeof(*sj))
+		return 1;
+	if (*fd != -1)
+		close(*fd);
+	return 0;
+}
+
+/* The sender's life: confine, start the transport, send what it is given. */
+static void __attribute__((noreturn))
+sender_main(struct transport_instance *ti, const struct recipient *r)
+{
+	static struct sender_job	 sj;
+	struct transport_recipient	 tr;
+	struct transport_param		*params;
+	struct sandbox_state		 ss;
+	struct sender_reply		 rp;
+	const char			**rd, **wr;
+	size_t				 np;
+	int				 fd;
+
+	prctl(PR_SET_NAME, "roigate-send");
+	worker_recipient(r, &tr, &params, &np);
+	sender_paths(ti, params, np, &rd, &wr);
+	memset(&rp, 0, sizeof(rp));
+	rp.started = 1;
+	if (sandbox_enter_sender(rd, wr, &ss, rp.error, sizeof(rp.error)) == -1) {
+		rp.started = 0;
+		sender_reply(&rp);
+		_exit(0);
+	}
+	free(rd);
+	free(wr);
+	if (ti->backend->init(ti->state, rp.error, sizeof(rp.error)) == -1) {
+		rp.started = 0;
+		sender_reply(&rp);
+		_exit(0);
+	}
+	sender_reply(&rp);
+	while (sender_recv(SENDER_CHAN_FD, &sj, &fd))
+		sender_job(ti, &tr, &sj, fd);
+	ti->backend->shutdown(ti->state);
+	worker_params_free(params, np);
+	_exit(0);
+}
+
+static int
+sender_read_reply(struct sender_reply *rp)
+{
+	ssize_t	n;
+
+	while ((n = recv(WORKER_SENDER_FD, rp, sizeof(*rp), 0)) == -1 && errno == EINTR)
+		;
+	return n == (ssize_t)sizeof(*rp) ? 0 : -1;
+}
+
+/* Fork the sender (WORKER_SENDER_FD is the worker's end of its channel)
+ * and wait until its transport has started: 0, or -1 with err. */
+static int
+sender_start(struct transport_instance *ti, const struct recipient *r,
+    char *err, size_t errlen)
+{
+	struct sender_reply	rp;
+	int			sv[2], h;
+	pid_t			pid, parent = getpid();
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1 ||
+	    (pid = fork()) == -1) {
+		snprintf(err, errlen, "cannot start the sender: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		/* Nothing of the worker's but stdio (the log) and the channel. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent ||
+		    (h = fcntl(sv[1], F_DUPFD_CLOEXEC, 1000)) == -1 ||
+		    dup3(h, SENDER_CHAN_FD, O_CLOEXEC) == -1)
+			_exit(1);
+		close_range(SENDER_CHAN_FD + 1, ~0U, 0);
+		sender_main(ti, r);
+	}
+	close(sv[1]);
+	if ((h = fcntl(sv[0], F_DUPFD_CLOEXEC, 1000)) == -1 ||
+	    dup3(h, WORKER_SENDER_FD, O_CLOEXEC) == -1) {
+		snprintf(err, errlen, "cannot start the sender: %s", strerror(errno));
+		return -1;
+	}
+	close(h);
+	if (sv[0] != WORKER_SENDER_FD)
+		close(sv[0]);
+	if (sender_read_reply(&rp) == -1) {
+		snprintf(err, errlen, "the sender stopped as it started");
+		return -1;
+	}
+	if (!rp.started) {
+		rp.error[sizeof(rp.error) - 1] = '\0';
+		snprintf(err, errlen, "%s", rp.error);
+		return -1;
+	}
+	return 0;
+}
+
+/* Hand the job to the sender and wait for its answer.  A sender that
+ * gives none is a TEMPFAIL (and the worker ends after this job). */
+static int	sender_gone;
+
+static void
+sender_call(int chan, const struct job *j, enum worker_mode mode,
+    const struct manifest *mf, const struct worker_output *o,
+    struct worker_msg *m)
+{
+	static struct sender_job	 sj;
+	struct sender_reply		 rp;
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	}				 cbuf;
+	struct iovec			 iov = { &sj, sizeof(sj) };
+	struct msghdr			 mh;
+	struct cmsghdr			*cm;
+	int				 rl;
+
+	memset(&sj, 0, sizeof(sj));
+	sj.mode = mode;
+	sj.pages = o->pages;
+	sj.attempt = j->attempts + 1;
+	sj.job_id = j->id;
+	sj.accepted_at = j->created_at;
+	strlcpy_(sj.packet_id, j->packet_id, sizeof(sj.packet_id));
+	if (j->remote_id)
+		strlcpy_(sj.remote_id, j->remote_id, sizeof(sj.remote_id));
+	rl = snprintf(sj.text, sizeof(sj.text), "%s", mf->request_id ?
+	    mf->request_id : "");
+	sj.ref_len = (uint32_t)(rl < (int)sizeof(sj.text) ? rl : (int)sizeof(sj.text) - 1);
+	if (sj.ref_len + 1 < sizeof(sj.text))
+		strlcpy_(sj.text + sj.ref_len + 1, mf->purpose ? mf->purpose : "",
+		    sizeof(sj.text) - sj.ref_len - 1);
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (o->nfiles == 1) {
+		strlcpy_(sj.name, o->files[0].name, sizeof(sj.name));
+		strlcpy_(sj.sha256, o->files[0].sha256, sizeof(sj.sha256));
+		sj.size = o->files[0].size;
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = sizeof(cbuf.buf);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &o->files[0].fd, sizeof(int));
+	}
+	if (sendmsg(WORKER_SENDER_FD, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(sj) ||
+	    sender_read_reply(&rp) == -1) {
+		sender_gone = 1;
+		worker_fail(chan, TRANSPORT_TEMPFAIL, "the sender stopped without "
+		    "an answer; it is tried again");
+	}
+	m->status = rp.status;
+	m->receipt = rp.receipt;
+}
+
+/* ---- the worker --------------------------------------------------------------------- */
 
 static void
 worker_parsed_free(struct worker_parsed *wp)
 {
 	manifest_free(wp->mf);
-	worker_params_free(wp->params, wp->nparams);
 	errlist_free(&wp->errs);
 	free(wp->why);
+	free(wp->red);
 	memset(wp, 0, sizeof(*wp));
 }
 
@@ -338,8 +1014,6 @@ worker_job(const struct job *j, enum worker_mode mode,
 {
 	struct manifest			*mf;
 	struct policy_ctx		 pctx;
-	struct transport_recipient	 tr;
-	struct transport_message	 msg;
 	struct worker_msg		 m;
 	char				 go;
 	int				 chan = WORKER_CHAN_FD;
@@ -348,7 +1022,6 @@ worker_job(const struct job *j, enum worker_mode mode,
 	if (mf == NULL)
 		worker_fail(chan, TRANSPORT_PERMFAIL, "stored manifest no longer "
 		    "parses: %.200s", wp->errs.n ? wp->errs.msg[0] : "unknown error");
-	worker_recipient(r, &tr, wp);
 
 	if (mode == WORKER_DELIVER) {
 		/* Checked again right before sending: time passes in a queue. */
@@ -360,9 +1033,10 @@ worker_job(const struct job *j, enum worker_mode mode,
 			    "%.400s", wp->why);
 		}
 		worker_open_documents(chan, mf, out);
-		worker_render(chan, j, mf, ti, r, out);
-	}
-	worker_message(j, mf, &tr, out, &msg);
+		worker_render(chan, j, mf, ti, r, out, wp);
+	} else if (ti->backend->poll == NULL)
+		worker_fail(chan, TRANSPORT_PERMFAIL, "transport %s cannot confirm "
+		    "deliveries; check with the recipient", ti->name);
 
 	memset(&m, 0, sizeof(m));
 	if (mode == WORKER_DELIVER) {
@@ -374,12 +1048,8 @@ worker_job(const struct job *j, enum worker_mode mode,
 		/* Nothing leaves before the daemon has logged the attempt. */
 		if (read(chan, &go, 1) != 1 || go != WORKER_GO)
 			_exit(0);
-		m.status = ti->backend->deliver(ti->state, &msg, &m.receipt);
-	} else if (ti->backend->poll == NULL)
-		worker_fail(chan, TRANSPORT_PERMFAIL, "transport %s cannot confirm "
-		    "deliveries; check with the recipient", ti->name);
-	else
-		m.status = ti->backend->poll(ti->state, &msg, j->remote_id, &m.receipt);
+	}
+	sender_call(chan, j, mode, mf, out, &m);
 	if (m.status > TRANSPORT_PERMFAIL)	/* anything else is no clear answer */
 		m.status = TRANSPORT_TEMPFAIL;
 	m.type = WMSG_RESULT;
@@ -389,7 +1059,6 @@ worker_job(const struct job *j, enum worker_mode mode,
 	m.receipt.sha256[sizeof(m.receipt.sha256) - 1] = '\0';
 	worker_send(chan, &m);
 }
-
 /*
  * After a job, the daemon either hands the worker another due job for the
  * same recipient (struct worker_next, with the job's folder as a passed
@@ -491,8 +1160,9 @@ worker_main(const struct job *first, enum worker_mode mode,
 	static const struct job		*j;
 	char				 err[TRANSPORT_DETAIL_MAX] = "";
 
+	prctl(PR_SET_NAME, "roigate-worker");
 	j = first;
-	if (ti->backend->init(ti->state, err, sizeof(err)) == -1) {
+	if (sender_start(ti, r, err, sizeof(err)) == -1) {
 		if (sigsetjmp(worker_job_end, 1) == 0)
 			worker_fail(WORKER_CHAN_FD, TRANSPORT_TEMPFAIL, "transport %s "
 			    "could not start: %.300s", ti->name, err);
@@ -504,27 +1174,30 @@ worker_main(const struct job *first, enum worker_mode mode,
 			worker_job(j, mode, ti, r, &out, &parsed);
 		worker_output_close(&out);
 		worker_parsed_free(&parsed);
-		if (!worker_next_job(&next))
+		if (sender_gone || !worker_next_job(&next))
 			break;
 		j = &next;
 	}
-	ti->backend->shutdown(ti->state);
+	/* Closing the channel tells the sender to shut its transport down. */
 	_exit(0);
 }
 
 /* In the child: only stdio, the job folder (none for a probe: /dev/null
- * holds its place) and the channel stay open. */
+ * holds its place) and the channel stay open.  No process the worker
+ * starts gains privileges (set-user-id programs, file capabilities). */
 static void
 worker_setup_child(int jobdirfd, int chan, pid_t parent)
 {
 	sigset_t	 none;
 	int		 hj, hc;
 
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		_exit(1);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGCHLD, SIG_DFL);
 	if (jobdirfd == -1)
 		jobdirfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	hj = fcntl(jobdirfd, F_DUPFD, 1000);
@@ -535,18 +1208,24 @@ worker_setup_child(int jobdirfd, int chan, pid_t parent)
 	close_range(WORKER_CHAN_FD + 1, ~0U, 0);
 }
 
+/* roictl recipient verify: the transport's probe(), sandboxed as a
+ * sender is. */
 static void __attribute__((noreturn))
 worker_probe_main(struct transport_instance *ti, const struct recipient *r)
 {
-	struct transport_recipient	tr;
-	struct worker_parsed		wp;
-	struct worker_probe_msg		m;
-	char				err[TRANSPORT_DETAIL_MAX] = "";
+	struct transport_recipient	 tr;
+	struct transport_param		*params;
+	struct sandbox_state		 ss;
+	struct worker_probe_msg		 m;
+	const char			**rd, **wr;
+	size_t				 np;
+	char				 err[TRANSPORT_DETAIL_MAX] = "";
 
 	memset(&m, 0, sizeof(m));
-	memset(&wp, 0, sizeof(wp));
-	worker_recipient(r, &tr, &wp);
-	if (ti->backend->init(ti->state, err, sizeof(err)) == -1)
+	worker_recipient(r, &tr, &params, &np);
+	sender_paths(ti, params, np, &rd, &wr);
+	if (sandbox_enter_sender(rd, wr, &ss, err, sizeof(err)) == -1 ||
+	    ti->backend->init(ti->state, err, sizeof(err)) == -1)
 		snprintf(m.probe.detail, sizeof(m.probe.detail), "transport %s could "
 		    "not start: %.300s", ti->name, err);
 	else
@@ -555,7 +1234,9 @@ worker_probe_main(struct transport_instance *ti, const struct recipient *r)
 	m.probe.value[sizeof(m.probe.value) - 1] = '\0';
 	m.probe.detail[sizeof(m.probe.detail) - 1] = '\0';
 	(void)!write(WORKER_CHAN_FD, &m, sizeof(m));
-	worker_parsed_free(&wp);
+	free(rd);
+	free(wr);
+	worker_params_free(params, np);
 	ti->backend->shutdown(ti->state);
 	_exit(0);
 }
