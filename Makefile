@@ -232,7 +232,12 @@ $(B)/bench/smime_build: bench/smime_build.c transports/smime.c $(B)/src/util.o $
 	    $(EXE_LDFLAGS) -o $@ $< $(B)/src/util.o $(B)/src/log.o $(TRANSPORT_LIBS_smime) \
 	    $(shell $(PKG_CONFIG) --libs libcrypto)
 
-bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench
+$(B)/bench/smime_peer: bench/smime_peer.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< \
+	    $(shell $(PKG_CONFIG) --libs libcrypto)
+
+bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/smime_peer $(B)/bench/cover_bench
 	@bench/run $(CURDIR)/$(B)
 	@bench/render $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)
