@@ -44,7 +44,7 @@ LIBS        = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl
 # The document pipeline: MuPDF is static only and names no dependencies
 # (DESIGN.md); libhpdf has no pkg-config file.
 # OCR: Tesseract's C API (tesseract/capi.h); libgomp for its thread count.
-RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuzz -lhpdf -ljpeg \
+RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuzz-subset -lharfbuzz -lhpdf -ljpeg \
               -ltesseract -lgomp
 
 # Sources per program.
@@ -219,7 +219,7 @@ demo: all
 
 $(B)/bench/cover_bench: bench/cover_bench.c $(B)/src/cover.o $(B)/src/util.o $(B)/src/log.o
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ -lhpdf $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ -lharfbuzz-subset -lharfbuzz -lhpdf $(LIBS)
 
 $(B)/bench/sftp_put: bench/sftp_put.c $(B)/src/util.o $(B)/src/log.o include/roigate/transport.h
 	@mkdir -p $(dir $@)
