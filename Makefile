@@ -55,7 +55,7 @@ COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
               src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c \
-              src/metrics.c src/alerts.c src/window.c \
+              src/metrics.c src/alerts.c src/window.c src/counts.c \
               $(PIPELINE_SRCS) $(COMMON_SRCS)
 ROICTL_SRCS = src/roictl.c src/libroigate.c src/proto.c $(COMMON_SRCS)
 # roigate-exporter: reads roigate.conf, asks roigated, serves Prometheus text.
