@@ -46,7 +46,7 @@ LIBS        = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -ldl
 # (DESIGN.md); libhpdf has no pkg-config file.
 # OCR: Tesseract's C API (tesseract/capi.h); libgomp for its thread count.
 # The renderer's sandbox: libseccomp (Landlock is raw system calls).
-RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuzz -lhpdf -ljpeg \
+RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuzz-subset -lharfbuzz -lhpdf -ljpeg \
               -ltesseract -lgomp $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null)
 
 # Sources per program.
@@ -57,7 +57,7 @@ COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c src/accounting.c src/incident.c src/seal.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/backoff.c src/worker.c \
               src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c \
-              src/metrics.c src/alerts.c src/window.c \
+              src/metrics.c src/alerts.c src/window.c src/counts.c \
               $(PIPELINE_SRCS) $(COMMON_SRCS)
 ROICTL_SRCS = src/roictl.c src/libroigate.c src/proto.c $(COMMON_SRCS)
 # roigate-exporter: reads roigate.conf, asks roigated, serves Prometheus text.
@@ -245,7 +245,7 @@ demo: all
 
 $(B)/bench/cover_bench: bench/cover_bench.c $(B)/src/cover.o $(B)/src/util.o $(B)/src/log.o
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ -lhpdf $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ -lharfbuzz-subset -lharfbuzz -lhpdf $(LIBS)
 
 $(B)/bench/sftp_put: bench/sftp_put.c $(B)/src/util.o $(B)/src/log.o include/roigate/transport.h
 	@mkdir -p $(dir $@)
@@ -273,8 +273,13 @@ $(B)/bench/accounting_bench: bench/accounting_bench.c $(B)/src/accounting.o $(B)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) -lhpdf
 
-bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/cover_bench $(B)/bench/seal_bench \
-    $(B)/bench/ocr_bench $(B)/bench/accounting_bench
+$(B)/bench/smime_peer: bench/smime_peer.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< \
+	    $(shell $(PKG_CONFIG) --libs libcrypto)
+
+bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/smime_peer $(B)/bench/cover_bench \
+    $(B)/bench/seal_bench $(B)/bench/ocr_bench $(B)/bench/accounting_bench
 	@bench/run $(CURDIR)/$(B)
 	@bench/render $(CURDIR)/$(B)
 	@bench/ocr $(CURDIR)/$(B)

@@ -226,6 +226,20 @@ typedef int (*store_event_cb)(const struct job_event *, void *arg);
 int	store_job_events(struct store *, int64_t id, store_event_cb, void *);
 
 int	store_status(struct store *, int64_t now, struct store_status *out);
+/* Only what the counts leave out: the oldest waiting job, the last hour's
+ * deliveries, the last errors (by_state and by_transport left empty). */
+int	store_status_recent(struct store *, int64_t now, struct store_status *out);
+
+/* Told of every change to a job's state or transport (NULL before an
+ * insert, after a delete), then of the end of its transaction. */
+struct store_job_watch {
+	void	(*change)(void *arg, const char *old_state, const char *old_transport,
+		    const char *new_state, const char *new_transport);
+	void	(*end)(void *arg, int committed);
+	void	*arg;
+};
+/* One watcher for the process; called between transactions.  0 / -1. */
+int	store_watch_jobs(struct store *, const struct store_job_watch *);
 
 /* Recipients: the verified directory. */
 int	store_recipient_add(struct store *, const struct recipient *);	/* -1 if exists */

@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <harfbuzz/hb-subset.h>
 #include <hpdf.h>
 
 #include "cover.h"
@@ -477,6 +479,113 @@ all_winansi(const struct cover_template *t, const struct cover_field *fields,
 	return ok;
 }
 
+/*
+ * A font drawn with outside Windows-1252 is embedded, but only the glyphs
+ * the sheet uses: HarfBuzz cuts a TrueType subset (DejaVu Sans whole is
+ * 183 KB in the PDF), and libhpdf 2.3.0, which reads fonts only from
+ * files, loads it from a memfd by its /proc/self/fd name.  The parsed
+ * faces are kept for the process (a renderer draws many covers).  When
+ * anything here fails the whole font is embedded, as before.
+ */
+#define COVER_FACES	8
+
+static struct {
+	char		*path;
+	hb_face_t	*face;
+} cover_faces[COVER_FACES];
+
+static hb_face_t *
+cover_face(const char *path)
+{
+	hb_blob_t	*blob;
+	hb_face_t	*face;
+	size_t		 i;
+
+	for (i = 0; i < COVER_FACES && cover_faces[i].path; i++)
+		if (strcmp(cover_faces[i].path, path) == 0)
+			return cover_faces[i].face;
+	if (i == COVER_FACES ||
+	    (blob = hb_blob_create_from_file_or_fail(path)) == NULL)
+		return NULL;
+	face = hb_face_create(blob, 0);
+	hb_blob_destroy(blob);
+	if (hb_face_get_glyph_count(face) == 0) {
+		hb_face_destroy(face);
+		return NULL;
+	}
+	cover_faces[i].path = xstrdup(path);
+	cover_faces[i].face = face;
+	return face;
+}
+
+/* The characters every text line set in font fi may draw, into u. */
+static void
+font_chars(const struct cover_template *t, int fi,
+    const struct cover_field *fields, size_t nfields, hb_set_t *u)
+{
+	hb_buffer_t	*b = hb_buffer_create();
+
+	hb_set_add(u, ' ');
+	for (size_t i = 0; i < t->n; i++) {
+		unsigned int		 n;
+		hb_glyph_info_t		*g;
+		char			*s;
+
+		if ((t->l[i].op != OP_TEXT && t->l[i].op != OP_WRAP) ||
+		    t->l[i].font != fi)
+			continue;
+		s = expand(t->l[i].text, fields, nfields);
+		flatten(s);
+		hb_buffer_clear_contents(b);
+		hb_buffer_add_utf8(b, s, -1, 0, -1);
+		g = hb_buffer_get_glyph_infos(b, &n);
+		for (unsigned int k = 0; k < n; k++)
+			hb_set_add(u, g[k].codepoint);	/* unshaped: Unicode */
+		free(s);
+	}
+	hb_buffer_destroy(b);
+}
+
+/* The subset of font fi for this sheet, loaded into pdf; its libhpdf
+ * name, or NULL. */
+static const char *
+load_subset(const struct cover_template *t, int fi, HPDF_Doc pdf,
+    const struct cover_field *fields, size_t nfields)
+{
+	static const char	 drop[][5] = { "GSUB", "GPOS", "GDEF", "kern" };
+	hb_face_t		*face = cover_face(t->fonts[fi].path), *sub = NULL;
+	hb_subset_input_t	*in;
+	hb_blob_t		*blob = NULL;
+	const char		*data, *name = NULL;
+	unsigned int		 len;
+	char			 path[64];
+	int			 fd = -1;
+
+	if (face == NULL || (in = hb_subset_input_create_or_fail()) == NULL)
+		return NULL;
+	font_chars(t, fi, fields, nfields, hb_subset_input_unicode_set(in));
+	/* libhpdf neither shapes nor kerns: the layout tables are dead weight. */
+	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+		hb_set_add(hb_subset_input_set(in, HB_SUBSET_SETS_DROP_TABLE_TAG),
+		    hb_tag_from_string(drop[i], 4));
+	if ((sub = hb_subset_or_fail(face, in)) != NULL &&
+	    (blob = hb_face_reference_blob(sub)) != NULL &&
+	    (data = hb_blob_get_data(blob, &len)) != NULL && len > 0 &&
+	    (fd = memfd_create("roigate-cover-font", MFD_CLOEXEC)) != -1 &&
+	    write_all(fd, data, len) != -1) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		/* libhpdf opens its own descriptor and keeps it until saved. */
+		if ((name = HPDF_LoadTTFontFromFile(pdf, path, HPDF_TRUE)) == NULL)
+			HPDF_ResetError(pdf);
+	}
+	if (fd != -1)
+		close(fd);
+	hb_blob_destroy(blob);
+	hb_face_destroy(sub);
+	hb_subset_input_destroy(in);
+	return name;
+}
+
 /* Words of text onto lines no wider than width; each line drawn at y,
  * y + 1.25 size, ... (points from the top). */
 static void
@@ -559,7 +668,8 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 			font[i] = NULL;
 		else if (winansi[i])
 			font[i] = HPDF_GetFont(pdf, t->fonts[i].std, "WinAnsiEncoding");
-		else if ((name = HPDF_LoadTTFontFromFile(pdf, t->fonts[i].path,
+		else if ((name = load_subset(t, (int)i, pdf, fields, nfields)) !=
+		    NULL || (name = HPDF_LoadTTFontFromFile(pdf, t->fonts[i].path,
 		    HPDF_TRUE)) != NULL)
 			font[i] = HPDF_GetFont(pdf, name, "UTF-8");
 		else

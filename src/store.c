@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* sqlite3_preupdate_hook (Debian's SQLite is built with it): store_watch_jobs. */
+#define SQLITE_ENABLE_PREUPDATE_HOOK
 #include <sqlite3.h>
 
 #include "log.h"
@@ -1060,8 +1062,6 @@ collect_error(const struct job *j, void *arg)
 int
 store_status(struct store *s, int64_t now, struct store_status *out)
 {
-	sqlite3_stmt	*st;
-
 	memset(out, 0, sizeof(*out));
 	/* Every state is counted by the (state, next_at) index. */
 	if (count_rows(s, "SELECT state, COUNT(*) FROM jobs GROUP BY state",
@@ -1070,6 +1070,15 @@ store_status(struct store *s, int64_t now, struct store_status *out)
 	    "('delivered', 'failed', 'cancelled') GROUP BY transport",
 	    &out->by_transport, &out->nby_transport) == -1)
 		return -1;
+	return store_status_recent(s, now, out);
+}
+
+int
+store_status_recent(struct store *s, int64_t now, struct store_status *out)
+{
+	sqlite3_stmt	*st;
+
+	/* Each by an index: the waiting jobs, the last hour, the errors. */
 	out->oldest_queued_at = scalar(s, "SELECT COALESCE(MIN(created_at), 0) "
 	    "FROM jobs WHERE state IN ('queued', 'deferred')", 0);
 	out->delivered_last_hour = scalar(s, "SELECT COUNT(*) FROM jobs WHERE "
@@ -2221,4 +2230,89 @@ store_sealed_rows(struct store *s, enum store_sealed t, const char *where_col,
 			break;
 	}
 	return rows_end(s, st, rc);
+}
+
+/*
+ * Watching the jobs table (one watcher for the process): each row's state
+ * and transport before and after each change (SQLite's pre-update hook,
+ * so no code path that writes a job can forget to report it), and the
+ * end of each transaction, committed or rolled back.
+ */
+static struct {
+	struct store_job_watch	w;
+	int			state_col, transport_col;
+} store_watch;
+
+static const char *
+watch_col(sqlite3 *db, int old, int col)
+{
+	sqlite3_value	*v;
+
+	if ((old ? sqlite3_preupdate_old(db, col, &v) :
+	    sqlite3_preupdate_new(db, col, &v)) != SQLITE_OK)
+		return NULL;
+	return (const char *)sqlite3_value_text(v);
+}
+
+static void
+watch_preupdate(void *arg, sqlite3 *db, int op, const char *zdb,
+    const char *table, sqlite3_int64 k1, sqlite3_int64 k2)
+{
+	const char	*os = NULL, *ot = NULL, *ns = NULL, *nt = NULL;
+
+	if (strcmp(table, "jobs") != 0 || strcmp(zdb, "main") != 0)
+		return;
+	if (op != SQLITE_INSERT) {
+		os = watch_col(db, 1, store_watch.state_col);
+		ot = watch_col(db, 1, store_watch.transport_col);
+	}
+	if (op != SQLITE_DELETE) {
+		ns = watch_col(db, 0, store_watch.state_col);
+		nt = watch_col(db, 0, store_watch.transport_col);
+	}
+	if (op == SQLITE_UPDATE && os && ns && ot && nt && strcmp(os, ns) == 0 &&
+	    strcmp(ot, nt) == 0)
+		return;		/* neither moved */
+	store_watch.w.change(store_watch.w.arg, os, ot, ns, nt);
+}
+
+static int
+watch_commit(void *arg)
+{
+	store_watch.w.end(store_watch.w.arg, 1);
+	return 0;
+}
+
+static void
+watch_rollback(void *arg)
+{
+	store_watch.w.end(store_watch.w.arg, 0);
+}
+
+int
+store_watch_jobs(struct store *s, const struct store_job_watch *w)
+{
+	sqlite3_stmt	*st;
+
+	/* Between transactions only: a change already made would be missed. */
+	if (!sqlite3_get_autocommit(s->db) ||
+	    (st = prep(s, "SELECT cid, name FROM pragma_table_info('jobs')")) == NULL)
+		return -1;
+	store_watch.state_col = store_watch.transport_col = -1;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+
+		if (name && strcmp(name, "state") == 0)
+			store_watch.state_col = sqlite3_column_int(st, 0);
+		else if (name && strcmp(name, "transport") == 0)
+			store_watch.transport_col = sqlite3_column_int(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (store_watch.state_col == -1 || store_watch.transport_col == -1)
+		return -1;
+	store_watch.w = *w;
+	sqlite3_preupdate_hook(s->db, watch_preupdate, NULL);
+	sqlite3_commit_hook(s->db, watch_commit, NULL);
+	sqlite3_rollback_hook(s->db, watch_rollback, NULL);
+	return 0;
 }

@@ -9,9 +9,10 @@
  * recipient's certificate (CMS EnvelopedData, AES-256-CBC, RSA key
  * transport: PKCS#1 v1.5, or RSAES-OAEP with key_transport=rsa-oaep),
  * CRLF line endings throughout.  The signature advertises only AES in its
- * SMIMECapabilities.  Each stage is streamed
- * through an unlinked temporary file, so a 50 MB output is never held in
- * memory more than a buffer at a time.
+ * SMIMECapabilities.  The message is made in one pass over the output
+ * files (read, hashed, base64, digested for the signature, encrypted,
+ * base64 again) into one unlinked temporary file that libcurl then reads:
+ * a 50 MB output is never held in memory more than a chunk at a time.
  *
  * The recipient's directory entry:
  *	address		the e-mail address
@@ -35,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -78,9 +80,9 @@ struct smime_state {
 	char		 user[256], pass[256];
 };
 
-/* One delivery's scratch: the temporary files of each stage. */
+/* One delivery's scratch: the message file, the server's answers. */
 struct msg {
-	int	inner, sign, env, out;
+	int	out;			/* the whole message, as sent */
 	char	reply[512];		/* the server's last "250" */
 	char	refusal[512];		/* its first 4xx or 5xx */
 	char	msgid[160];
@@ -410,7 +412,8 @@ fd_printf(int fd, const char *fmt, ...)
 
 /* The body text: the template with its fields filled in, CRLF lines. */
 static int
-write_body(struct smime_state *st, const struct transport_message *m, int fd)
+body_text(struct smime_state *st, const struct transport_message *m,
+    struct buf *out)
 {
 	char		 path[PATH_MAX], num[16];
 	struct buf	 t;
@@ -443,102 +446,184 @@ write_body(struct smime_state *st, const struct transport_message *m, int fd)
 		else if (!strncmp(p, "{from_name}", 11))
 			v = st->from_name ? st->from_name : st->from, skip = 11;
 		if (v) {
-			if (write_all(fd, v, strlen(v)) == -1)
-				goto fail;
+			buf_addstr(out, v);
 			p += skip - 1;
-		} else if (*p == '\n') {
-			if (write_all(fd, "\r\n", 2) == -1)
-				goto fail;
-		} else if (*p != '\r' && write_all(fd, p, 1) == -1)
-			goto fail;
+		} else if (*p == '\n')
+			buf_add(out, "\r\n", 2);
+		else if (*p != '\r')
+			buf_add(out, p, 1);
 	}
 	buf_free(&t);
 	return 0;
-fail:
-	buf_free(&t);
-	return -1;
-}
-
-/* One attachment, base64 in 76-character CRLF lines, hashed as read. */
-static int
-write_attachment(int out, const struct transport_file *f, const char *boundary,
-    char hex[65])
-{
-	unsigned char		 in[B64_LINE * 1024], enc[(B64_LINE * 1024 / 3) * 4 + 2048 + 256];
-	struct sha256_ctx	*h = sha256_new();
-	off_t			 off = 0;
-	ssize_t			 n;
-
-	if (fd_printf(out, "--%s\r\nContent-Type: %s; name=\"%s\"\r\n"
-	    "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; "
-	    "filename=\"%s\"\r\n\r\n", boundary, f->content_type, f->name,
-	    f->name) == -1) {
-		sha256_final(h, hex);
-		return -1;
-	}
-	while ((n = pread(f->fd, in, sizeof(in), off)) > 0) {
-		size_t o = 0;
-		sha256_update(h, in, (size_t)n);
-		for (ssize_t i = 0; i < n; i += B64_LINE) {
-			int len = n - i < B64_LINE ? (int)(n - i) : B64_LINE;
-			o += (size_t)EVP_EncodeBlock(enc + o, in + i, len);
-			enc[o++] = '\r';
-			enc[o++] = '\n';
-		}
-		if (write_all(out, enc, o) == -1)
-			break;
-		off += n;
-	}
-	sha256_final(h, hex);
-	return n == 0 ? 0 : -1;
-}
-
-/* LF to CRLF (a lone CR or an existing CRLF stays), from in to out. */
-static int
-crlf_copy(int in, int out)
-{
-	char	 b[65536], o[131072];
-	ssize_t	 n;
-	int	 cr = 0;
-
-	if (lseek(in, 0, SEEK_SET) == -1)
-		return -1;
-	while ((n = read(in, b, sizeof(b))) > 0) {
-		size_t k = 0;
-		for (ssize_t i = 0; i < n; i++) {
-			if (b[i] == '\n' && !cr)
-				o[k++] = '\r';
-			o[k++] = b[i];
-			cr = b[i] == '\r';
-		}
-		if (write_all(out, o, k) == -1)
-			return -1;
-	}
-	return n == 0 ? 0 : -1;
-}
-
-/* A buffered BIO on a file descriptor (base64 and MIME writers work a
- * line at a time: unbuffered, every line would be a system call). */
-static BIO *
-fd_bio(int fd)
-{
-	BIO	*b = BIO_new_fd(fd, BIO_NOCLOSE), *buf = BIO_new(BIO_f_buffer());
-
-	if (b == NULL || buf == NULL) {
-		BIO_free(b);
-		BIO_free(buf);
-		return NULL;
-	}
-	BIO_set_buffer_size(buf, 128 * 1024);
-	return BIO_push(buf, b);
 }
 
 /*
- * A SignedData to be finished by streaming.  OpenSSL's default
- * SMIMECapabilities attribute lists 3DES, RC2 and DES among others: a
- * reply must not be invited in those, so the attribute lists only the
- * ciphers we accept (strongest first).
+ * Base64 in 76-character CRLF lines (RFC 2045).  Every byte sent is
+ * encoded twice (the attachment, then the envelope), so three bytes
+ * become four characters by two lookups in a table of character pairs
+ * rather than EVP_EncodeBlock's one character at a time.
  */
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static char b64_pair[4096][2];
+
+static void
+b64_init(void)
+{
+	for (int i = 0; i < 4096; i++) {
+		b64_pair[i][0] = b64_alphabet[i >> 6];
+		b64_pair[i][1] = b64_alphabet[i & 63];
+	}
+}
+
+/* n bytes (at most B64_LINE) as one line into o; its length with CRLF. */
+static size_t
+b64_line(unsigned char *o, const unsigned char *in, size_t n)
+{
+	unsigned char	*p = o;
+	size_t		 i;
+
+	for (i = 0; i + 3 <= n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 |
+		    in[i + 2];
+
+		memcpy(p, b64_pair[v >> 12], 2);
+		memcpy(p + 2, b64_pair[v & 0xfff], 2);
+		p += 4;
+	}
+	if (n - i == 1) {
+		*p++ = b64_alphabet[in[i] >> 2];
+		*p++ = b64_alphabet[(in[i] & 3) << 4];
+		*p++ = '=';
+		*p++ = '=';
+	} else if (n - i == 2) {
+		*p++ = b64_alphabet[in[i] >> 2];
+		*p++ = b64_alphabet[(in[i] & 3) << 4 | in[i + 1] >> 4];
+		*p++ = b64_alphabet[(in[i + 1] & 15) << 2];
+		*p++ = '=';
+	}
+	*p++ = '\r';
+	*p++ = '\n';
+	return (size_t)(p - o);
+}
+
+/* n bytes as whole lines, the last one short; the length written (o has
+ * room for B64_OUT(n)). */
+#define B64_OUT(n)	(((n) / B64_LINE + 1) * 78)
+static size_t
+b64_lines(unsigned char *o, const unsigned char *in, size_t n)
+{
+	size_t	k = 0;
+
+	for (; n > 0; in += B64_LINE, n -= n < B64_LINE ? n : B64_LINE)
+		k += b64_line(o + k, in, n < B64_LINE ? n : B64_LINE);
+	return k;
+}
+
+/*
+ * The last link of the chain: a BIO that writes what reaches it (the
+ * EnvelopedData's DER, as OpenSSL streams it) to the message file as base64
+ * lines, so the envelope is encoded and given CRLFs in one pass.
+ */
+struct b64_sink {
+	int		fd;
+	int		failed;
+	size_t		npend, nout;
+	unsigned char	pend[B64_LINE];
+	unsigned char	out[128 * 1024];
+};
+
+static BIO_METHOD	*sink_method;
+
+static int
+sink_line(struct b64_sink *s, const unsigned char *in, size_t n)
+{
+	if (s->nout + 78 > sizeof(s->out)) {
+		if (write_all(s->fd, s->out, s->nout) == -1) {
+			s->failed = 1;
+			return -1;
+		}
+		s->nout = 0;
+	}
+	s->nout += b64_line(s->out + s->nout, in, n);
+	return 0;
+}
+
+static int
+sink_write(BIO *b, const char *data, int len)
+{
+	struct b64_sink		*s = BIO_get_data(b);
+	const unsigned char	*p = (const unsigned char *)data;
+	size_t			 n = len > 0 ? (size_t)len : 0, k;
+
+	if (s->failed)
+		return -1;
+	if (s->npend) {
+		k = B64_LINE - s->npend < n ? B64_LINE - s->npend : n;
+		memcpy(s->pend + s->npend, p, k);
+		s->npend += k;
+		p += k;
+		n -= k;
+		if (s->npend < B64_LINE)
+			return len;
+		s->npend = 0;
+		if (sink_line(s, s->pend, B64_LINE) == -1)
+			return -1;
+	}
+	for (; n >= B64_LINE; p += B64_LINE, n -= B64_LINE)
+		if (sink_line(s, p, B64_LINE) == -1)
+			return -1;
+	memcpy(s->pend, p, n);
+	s->npend = n;
+	return len;
+}
+
+static long
+sink_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	return cmd == BIO_CTRL_FLUSH;
+}
+
+static int
+sink_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+/* The short last line, and what is still buffered, to the file. */
+static int
+sink_finish(struct b64_sink *s)
+{
+	if (!s->failed && s->npend && sink_line(s, s->pend, s->npend) == -1)
+		return -1;
+	s->npend = 0;
+	if (s->failed || write_all(s->fd, s->out, s->nout) == -1)
+		return -1;
+	s->nout = 0;
+	return 0;
+}
+
+/* A BIO of our own: write goes to wr with data; it makes its method the
+ * first time (*m), kept for the process. */
+static BIO *
+own_bio(BIO_METHOD **m, const char *name, int (*wr)(BIO *, const char *, int),
+    void *data)
+{
+	BIO	*b;
+
+	if (*m == NULL &&
+	    ((*m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+	    name)) == NULL ||
+	    BIO_meth_set_write(*m, wr) != 1 ||
+	    BIO_meth_set_ctrl(*m, sink_ctrl) != 1 ||
+	    BIO_meth_set_create(*m, sink_create) != 1))
+		return NULL;
+	if ((b = BIO_new(*m)) != NULL)
+		BIO_set_data(b, data);
+	return b;
+}
+
 static CMS_ContentInfo *
 sign_partial(struct smime_state *st, int flags)
 {
@@ -590,53 +675,6 @@ fail:
 	return NULL;
 }
 
-/* Sign (detached) the inner MIME entity, then encrypt the signed one. */
-static int
-sign_and_encrypt(struct smime_state *st, X509 *rcert, int oaep, struct msg *mm,
-    char *err, size_t errlen)
-{
-	CMS_ContentInfo	*cms = NULL;
-	BIO		*in = NULL, *out = NULL;
-	int		 flags = CMS_STREAM | CMS_BINARY, rv = -1, signed_raw;
-
-	if ((signed_raw = tmpfile_fd()) == -1 || lseek(mm->inner, 0, SEEK_SET) == -1)
-		goto fail;
-	in = fd_bio(mm->inner);
-	out = fd_bio(signed_raw);
-	if (in == NULL || out == NULL ||
-	    (cms = sign_partial(st, flags | CMS_DETACHED)) == NULL ||
-	    SMIME_write_CMS(out, cms, in, flags | CMS_DETACHED) != 1 ||
-	    BIO_flush(out) != 1)
-		goto fail;
-	CMS_ContentInfo_free(cms);
-	cms = NULL;
-	BIO_free_all(in);
-	BIO_free_all(out);
-	in = out = NULL;
-	/* multipart/signed with CRLF lines, then enveloped for the recipient. */
-	if (crlf_copy(signed_raw, mm->sign) == -1 || lseek(mm->sign, 0, SEEK_SET) == -1)
-		goto fail;
-	in = fd_bio(mm->sign);
-	out = fd_bio(mm->env);
-	if (in == NULL || out == NULL ||
-	    (cms = encrypt_partial(rcert, oaep, flags)) == NULL ||
-	    SMIME_write_CMS(out, cms, in, flags) != 1 || BIO_flush(out) != 1)
-		goto fail;
-	rv = 0;
-fail:
-	if (rv == -1) {
-		unsigned long e = ERR_get_error();
-		snprintf(err, errlen, "signing or encrypting failed: %s",
-		    e ? ERR_error_string(e, NULL) : strerror(errno));
-	}
-	CMS_ContentInfo_free(cms);
-	BIO_free_all(in);
-	BIO_free_all(out);
-	if (signed_raw != -1)
-		close(signed_raw);
-	return rv;
-}
-
 static void
 message_id(struct smime_state *st, char *out, size_t len)
 {
@@ -653,34 +691,83 @@ message_id(struct smime_state *st, char *out, size_t len)
 	    dom ? dom : "localhost");
 }
 
-/* The whole message into mm->out; -1 with err. */
 static int
-build_message(struct smime_state *st, const struct transport_message *m,
-    X509 *rcert, struct msg *mm, char *hexes[], char *err, size_t errlen)
+put(BIO *b, const void *p, size_t n)
 {
-	const struct transport_recipient *rc = m->recipient;
-	char		 boundary[64], date[64], fromh[600];
+	return n == 0 || BIO_write(b, p, (int)n) == (int)n ? 0 : -1;
+}
+
+/* One attachment, base64 in 76-character CRLF lines, into the signed
+ * content; the file hashed as it is read. */
+static int
+send_attachment(BIO *sig, const struct transport_file *f, const char *boundary,
+    char hex[65])
+{
+	enum { CHUNK = B64_LINE * 2048 };	/* 116,736 bytes in, 159,744 out */
+	struct sha256_ctx	*h = sha256_new();
+	unsigned char		*in = malloc(CHUNK), *enc = malloc(B64_OUT(CHUNK));
+	size_t			 have = 0;
+	off_t			 off = 0;
+	ssize_t			 n;
+	int			 rv = -1;
+
+	if (in == NULL || enc == NULL || BIO_printf(sig, "--%s\r\nContent-Type: "
+	    "%s; name=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n"
+	    "Content-Disposition: attachment; filename=\"%s\"\r\n\r\n", boundary,
+	    f->content_type, f->name, f->name) < 0)
+		goto done;
+	do {
+		if ((n = pread(f->fd, in + have, CHUNK - have, off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto done;
+		}
+		sha256_update(h, in + have, (size_t)n);
+		off += n;
+		have += (size_t)n;
+		/* Whole chunks are whole lines: only the last line is short. */
+		if ((have == CHUNK || n == 0) &&
+		    put(sig, enc, b64_lines(enc, in, have)) == -1)
+			goto done;
+		if (have == CHUNK)
+			have = 0;
+	} while (n != 0);
+	rv = 0;
+done:
+	sha256_final(h, hex);
+	free(in);
+	free(enc);
+	return rv;
+}
+
+/* The multipart/mixed entity that is signed: the text, the attachments. */
+static int
+send_inner(struct smime_state *st, const struct transport_message *m, BIO *sig,
+    char *hexes[], char *err, size_t errlen)
+{
+	char		 boundary[64];
 	unsigned char	 r[8];
-	time_t		 now = time(NULL);
-	struct tm	 tm;
-	const char	*mdn = param(rc, "mdn");
-	int		 oaep;
+	struct buf	 text;
+	int		 rv;
 
 	RAND_bytes(r, sizeof(r));
 	snprintf(boundary, sizeof(boundary), "roigate-%02x%02x%02x%02x%02x%02x%02x%02x",
 	    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
-	/* The inner entity: text, then the attachments. */
-	if (fd_printf(mm->inner, "Content-Type: multipart/mixed; boundary=\"%s\"\r\n"
-	    "\r\n--%s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-	    "Content-Transfer-Encoding: 8bit\r\n\r\n", boundary, boundary) == -1 ||
-	    write_body(st, m, mm->inner) == -1) {
+	buf_init(&text);
+	rv = body_text(st, m, &text);
+	if (rv == -1 || BIO_printf(sig, "Content-Type: multipart/mixed; boundary="
+	    "\"%s\"\r\n\r\n--%s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n", boundary, boundary) < 0 ||
+	    put(sig, text.data, text.len) == -1) {
+		buf_free(&text);
 		snprintf(err, errlen, "cannot write the message text (template): %s",
 		    strerror(errno));
 		return -1;
 	}
+	buf_free(&text);
 	for (size_t i = 0; i < m->nfiles; i++)
-		if (fd_printf(mm->inner, "\r\n") == -1 ||
-		    write_attachment(mm->inner, &m->files[i], boundary, hexes[i]) == -1) {
+		if (put(sig, "\r\n", 2) == -1 ||
+		    send_attachment(sig, &m->files[i], boundary, hexes[i]) == -1) {
 			snprintf(err, errlen, "cannot read %s: %s", m->files[i].name,
 			    strerror(errno));
 			return -1;
@@ -689,11 +776,286 @@ build_message(struct smime_state *st, const struct transport_message *m,
 			    m->files[i].name);
 			return -1;
 		}
-	if (fd_printf(mm->inner, "\r\n--%s--\r\n", boundary) == -1 ||
-	    key_transport(rc, &oaep, err, errlen) == -1 ||
-	    sign_and_encrypt(st, rcert, oaep, mm, err, errlen) == -1)
+	if (BIO_printf(sig, "\r\n--%s--\r\n", boundary) < 0) {
+		snprintf(err, errlen, "cannot write the message: %s", strerror(errno));
 		return -1;
-	/* The envelope's headers, then the encrypted entity, all CRLF. */
+	}
+	return 0;
+}
+
+/* Free the filters stacked on top of b down to (not including) bottom. */
+static void
+unstack(BIO *b, BIO *bottom)
+{
+	while (b != NULL && b != bottom) {
+		BIO *next = BIO_pop(b);
+
+		BIO_free(b);
+		b = next;
+	}
+}
+
+/* The detached signature part after the content, then the closing
+ * boundary (the layout SMIME_write_CMS gives, with CRLF lines). */
+static int
+send_signature(CMS_ContentInfo *sign, BIO *env, const char *sb)
+{
+	unsigned char	*der = NULL, *enc;
+	int		 n, rv = -1;
+
+	if ((n = i2d_CMS_ContentInfo(sign, &der)) <= 0)
+		return -1;
+	if ((enc = malloc(B64_OUT((size_t)n))) != NULL &&
+	    BIO_printf(env, "\r\n------%s\r\nContent-Type: application/pkcs7-"
+	    "signature; name=\"smime.p7s\"\r\nContent-Transfer-Encoding: base64\r\n"
+	    "Content-Disposition: attachment; filename=\"smime.p7s\"\r\n\r\n",
+	    sb) >= 0 &&
+	    put(env, enc, b64_lines(enc, der, (size_t)n)) == 0 &&
+	    BIO_printf(env, "\r\n------%s--\r\n\r\n", sb) >= 0)
+		rv = 0;
+	free(enc);
+	OPENSSL_free(der);
+	return rv;
+}
+
+/*
+ * The two halves of the work run in two threads, as the openssl
+ * pipeline's two processes share the two cores: this one reads, hashes,
+ * encodes and digests the content; the other encrypts it, encodes the
+ * envelope and writes the file.  Between them, a ring of a few chunks
+ * (a bounded 1 MB whatever the size of the message).
+ */
+#define RING_SLOTS	4
+#define RING_CHUNK	(256 * 1024)
+
+struct ring {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	unsigned char	*slot[RING_SLOTS];
+	size_t		 len[RING_SLOTS];
+	size_t		 fill;		/* of the slot being written */
+	unsigned	 head, tail;	/* slots produced, consumed */
+	int		 closed, abandoned, failed;
+	/* The consumer's: the envelope chain, its sink, its outcome. */
+	BIO		*env, *sink;
+	struct b64_sink	*s;
+	int		 rv;
+	char		 why[256];	/* its error, if any */
+};
+
+static BIO_METHOD	*ring_method;
+
+/* Hand the slot being filled to the consumer; wait for a free one. */
+static int
+ring_publish(struct ring *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->len[r->head % RING_SLOTS] = r->fill;
+	r->head++;
+	pthread_cond_broadcast(&r->cv);
+	while (r->head - r->tail == RING_SLOTS && !r->failed)
+		pthread_cond_wait(&r->cv, &r->mu);
+	pthread_mutex_unlock(&r->mu);
+	r->fill = 0;
+	return r->failed ? -1 : 0;
+}
+
+static int
+ring_write(BIO *b, const char *data, int len)
+{
+	struct ring	*r = BIO_get_data(b);
+	size_t		 n = len > 0 ? (size_t)len : 0, k;
+
+	while (n > 0) {
+		if (r->fill == RING_CHUNK && ring_publish(r) == -1)
+			return -1;
+		k = RING_CHUNK - r->fill < n ? RING_CHUNK - r->fill : n;
+		memcpy(r->slot[r->head % RING_SLOTS] + r->fill, data, k);
+		r->fill += k;
+		data += k;
+		n -= k;
+	}
+	return len;
+}
+
+/* The consumer: each slot into the envelope; at the end, finish it. */
+static void *
+ring_consume(void *arg)
+{
+	struct ring	*r = arg;
+	int		 ok = 1;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (r->tail == r->head && !r->closed)
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->tail == r->head || r->abandoned)
+			break;
+		pthread_mutex_unlock(&r->mu);
+		ok = put(r->env, r->slot[r->tail % RING_SLOTS],
+		    r->len[r->tail % RING_SLOTS]) == 0;
+		pthread_mutex_lock(&r->mu);
+		r->tail++;
+		if (!ok)
+			r->failed = 1;
+		pthread_cond_broadcast(&r->cv);
+		if (!ok)
+			break;
+	}
+	ok = ok && !r->abandoned;
+	pthread_mutex_unlock(&r->mu);
+	/* The EnvelopedData's last blocks and end-of-contents, then the
+	 * last base64 line. */
+	if (ok && BIO_flush(r->env) == 1) {
+		unstack(r->env, r->sink);
+		r->env = NULL;
+		r->rv = sink_finish(r->s) == 0 &&
+		    write_all(r->s->fd, "\r\n", 2) != -1 ? 0 : -1;
+	}
+	if (r->rv == -1 && ERR_peek_error() != 0)
+		ERR_error_string_n(ERR_peek_error(), r->why, sizeof(r->why));
+	else if (r->rv == -1)
+		strlcpy_(r->why, strerror(errno), sizeof(r->why));
+	return NULL;
+}
+
+/* No more content (ok) or give up (!ok); the consumer's outcome. */
+static int
+ring_close(struct ring *r, pthread_t th, int ok)
+{
+	if (ok && r->fill > 0 && ring_publish(r) == -1)
+		ok = 0;
+	pthread_mutex_lock(&r->mu);
+	r->closed = 1;
+	r->abandoned = !ok;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(th, NULL);
+	return ok ? r->rv : -1;
+}
+
+static struct ring *
+ring_new(void)
+{
+	struct ring	*r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	r->rv = -1;
+	for (int i = 0; i < RING_SLOTS; i++)
+		if ((r->slot[i] = malloc(RING_CHUNK)) == NULL)
+			return r;	/* ring_ok() says no */
+	return r;
+}
+
+static int
+ring_ok(const struct ring *r)
+{
+	return r != NULL && r->slot[RING_SLOTS - 1] != NULL;
+}
+
+static void
+ring_free(struct ring *r)
+{
+	if (r == NULL)
+		return;
+	for (int i = 0; i < RING_SLOTS; i++)
+		free(r->slot[i]);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r);
+}
+
+/*
+ * Sign (detached, multipart/signed) and encrypt, in one pass over the
+ * data and never more than a few chunks in memory:
+ *	inner entity -> SHA-256 for the signature -> ring ->
+ *	[thread] AES-256-CBC and the EnvelopedData's DER (BIO_new_CMS) ->
+ *	base64 lines -> mm->out
+ * The signature is computed at the end of the content and follows it.
+ */
+static int
+sign_and_encrypt(struct smime_state *st, const struct transport_message *m,
+    X509 *rcert, int oaep, struct msg *mm, char *hexes[], char *err,
+    size_t errlen)
+{
+	const int	 flags = CMS_STREAM | CMS_BINARY;
+	struct b64_sink	*s = calloc(1, sizeof(*s));
+	struct ring	*r = ring_new();
+	CMS_ContentInfo	*env = NULL, *sign = NULL;
+	BIO		*sink = NULL, *envbio = NULL, *rb = NULL, *sigbio = NULL;
+	pthread_t	 th;
+	char		 sb[40];
+	unsigned char	 rnd[16];
+	int		 rv = -1, ok, started = 0;
+
+	err[0] = '\0';
+	RAND_bytes(rnd, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(sb + 2 * i, 3, "%02X", rnd[i]);
+	if (s == NULL || !ring_ok(r) || (s->fd = mm->out,
+	    (sink = own_bio(&sink_method, "roigate base64 lines", sink_write,
+	    s)) == NULL) ||
+	    (env = encrypt_partial(rcert, oaep, flags)) == NULL ||
+	    (envbio = BIO_new_CMS(sink, env)) == NULL ||
+	    (rb = own_bio(&ring_method, "roigate ring", ring_write, r)) == NULL)
+		goto fail;
+	r->env = envbio;
+	r->sink = sink;
+	r->s = s;
+	if (pthread_create(&th, NULL, ring_consume, r) != 0)
+		goto fail;
+	started = 1;
+	ok = BIO_printf(rb, "MIME-Version: 1.0\r\nContent-Type: multipart/signed;"
+	    " protocol=\"application/pkcs7-signature\"; micalg=\"sha-256\"; "
+	    "boundary=\"----%s\"\r\n\r\nThis is an S/MIME signed message\r\n\r\n"
+	    "------%s\r\n", sb, sb) >= 0 &&
+	    (sign = sign_partial(st, flags | CMS_DETACHED)) != NULL &&
+	    (sigbio = CMS_dataInit(sign, rb)) != NULL &&
+	    send_inner(st, m, sigbio, hexes, err, errlen) == 0 &&
+	    CMS_dataFinal(sign, sigbio) == 1;
+	unstack(sigbio, rb);
+	ok = ok && send_signature(sign, rb, sb) == 0;
+	rv = ring_close(r, th, ok);
+	envbio = r->env;	/* NULL once the consumer finished it */
+	if (rv == -1 && err[0] == '\0' && r->why[0])
+		snprintf(err, errlen, "encrypting failed: %s", r->why);
+fail:
+	if (rv == -1 && err[0] == '\0') {
+		unsigned long e = ERR_get_error();
+		snprintf(err, errlen, "signing or encrypting failed: %s",
+		    e ? ERR_error_string(e, NULL) : strerror(errno));
+	}
+	if (!started && r != NULL)
+		r->env = envbio;
+	BIO_free(rb);
+	BIO_free_all(envbio ? envbio : sink);
+	CMS_ContentInfo_free(sign);
+	CMS_ContentInfo_free(env);
+	ring_free(r);
+	free(s);
+	return rv;
+}
+
+/* The whole message into mm->out: the envelope's headers, then the
+ * encrypted entity; -1 with err. */
+static int
+build_message(struct smime_state *st, const struct transport_message *m,
+    X509 *rcert, struct msg *mm, char *hexes[], char *err, size_t errlen)
+{
+	const struct transport_recipient *rc = m->recipient;
+	char		 date[64], fromh[600];
+	time_t		 now = time(NULL);
+	struct tm	 tm;
+	const char	*mdn = param(rc, "mdn");
+	int		 oaep;
+
+	if (b64_pair[0][0] == '\0')
+		b64_init();
+	if (key_transport(rc, &oaep, err, errlen) == -1)
+		return -1;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	message_id(st, mm->msgid, sizeof(mm->msgid));
@@ -708,12 +1070,22 @@ build_message(struct smime_state *st, const struct transport_message *m,
 	    (mdn && strcmp(mdn, "yes") == 0 && fd_printf(mm->out,
 	    "Disposition-Notification-To: %s\r\nDisposition-Notification-Options: "
 	    "X-DIRECT-FINAL-DESTINATION-DELIVERY=optional,true\r\n", st->from) == -1) ||
-	    crlf_copy(mm->env, mm->out) == -1 || lseek(mm->out, 0, SEEK_SET) == -1) {
+	    fd_printf(mm->out, "MIME-Version: 1.0\r\nContent-Disposition: attachment;"
+	    " filename=\"smime.p7m\"\r\nContent-Type: application/pkcs7-mime; "
+	    "smime-type=enveloped-data; name=\"smime.p7m\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\n") == -1) {
+		snprintf(err, errlen, "cannot write the message: %s", strerror(errno));
+		return -1;
+	}
+	if (sign_and_encrypt(st, m, rcert, oaep, mm, hexes, err, errlen) == -1)
+		return -1;
+	if (lseek(mm->out, 0, SEEK_SET) == -1) {
 		snprintf(err, errlen, "cannot write the message: %s", strerror(errno));
 		return -1;
 	}
 	return 0;
 }
+
 
 static size_t
 read_cb(char *buf, size_t size, size_t n, void *arg)
@@ -848,7 +1220,7 @@ smime_deliver(void *p, const struct transport_message *m,
 	X509			*rcert;
 
 	memset(&mm, 0, sizeof(mm));
-	mm.inner = mm.sign = mm.env = mm.out = -1;
+	mm.out = -1;
 	if (m->nfiles > 64)
 		return fail(r, TRANSPORT_PERMFAIL, "too many files for one message");
 	for (size_t i = 0; i < m->nfiles; i++)
@@ -864,8 +1236,7 @@ smime_deliver(void *p, const struct transport_message *m,
 		r->hold = 1;
 		goto done;
 	}
-	if ((mm.inner = tmpfile_fd()) == -1 || (mm.sign = tmpfile_fd()) == -1 ||
-	    (mm.env = tmpfile_fd()) == -1 || (mm.out = tmpfile_fd()) == -1) {
+	if ((mm.out = tmpfile_fd()) == -1) {
 		rv = fail(r, TRANSPORT_TEMPFAIL, "no temporary file: %s",
 		    strerror(errno));
 		goto done;
@@ -890,12 +1261,6 @@ smime_deliver(void *p, const struct transport_message *m,
 	    m->recipient->address, mm.fpr, r->sha256, mm.reply, when);
 done:
 	X509_free(rcert);
-	if (mm.inner != -1)
-		close(mm.inner);
-	if (mm.sign != -1)
-		close(mm.sign);
-	if (mm.env != -1)
-		close(mm.env);
 	if (mm.out != -1)
 		close(mm.out);
 	return rv;
@@ -935,6 +1300,9 @@ smime_shutdown(void *p)
 	X509_free(st->cert);
 	EVP_PKEY_free(st->key);
 	explicit_bzero(st->pass, sizeof(st->pass));
+	BIO_meth_free(sink_method);
+	BIO_meth_free(ring_method);
+	sink_method = ring_method = NULL;
 	free(st->relay);
 	free(st->ca_file);
 	free(st->from);

@@ -346,10 +346,15 @@ def test_cover_sheet_shows_every_field(tmp_path):
         assert words in " ".join(cover.split()), words
     # Never the patient on the cover.
     assert "Testpatient" not in cover and "TEST-000123" not in cover
-    # Nguyễn needs more than Windows-1252: DejaVu is embedded.
-    fonts = subprocess.run(["pdffonts", out], capture_output=True, text=True,
-                           check=True).stdout
+    # Nguyễn needs more than Windows-1252: DejaVu is embedded, only the
+    # glyphs the sheet uses (a subset: pdffonts' "sub" column, and the
+    # cover far smaller than DejaVu Sans whole, 183 KB).
+    fonts = subprocess.run(["pdffonts", "-f", "1", "-l", "1", out],
+                           capture_output=True, text=True, check=True).stdout
     assert "DejaVuSans" in fonts and "Helvetica" not in fonts
+    for row in fonts.splitlines()[2:]:
+        assert row.split()[-5:-2] == ["yes", "yes", "yes"], fonts  # emb sub uni
+    assert os.path.getsize(out) < 100_000, os.path.getsize(out)
     info = subprocess.run(["pdfinfo", out], capture_output=True, text=True).stdout
     assert "612 x 792 pts (letter)" in info and "Pages:           2" in info
     assert images(out)[0][:3] == (1, 200, 60)        # the logo
