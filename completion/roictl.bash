@@ -8,7 +8,7 @@
 # given on the command line, if any; a daemon that does not answer, or a
 # caller without the role, simply gets no ids.
 
-_roictl_commands="status list show hold release retry cancel watch submit log verify-log audit recipient"
+_roictl_commands="status list show hold release retry cancel watch submit log verify-log audit recipient shape alerts metrics accounting incident requests"
 _roictl_states="queued rendering sending awaiting_confirmation deferred held delivered failed cancelled"
 
 # roictl with the socket the user typed (-s/--socket), JSON output.
@@ -66,8 +66,43 @@ _roictl()
 	fi
 
 	case $cmd in
-	status | verify-log)
+	status | shape | alerts | metrics)
 		COMPREPLY=($(compgen -W "--json --help" -- "$cur"))
+		;;
+	verify-log)
+		case $prev in
+		--key-file) COMPREPLY=($(compgen -f -- "$cur")) ;;
+		--checkpoint) ;;
+		*) COMPREPLY=($(compgen -W "--key-file --checkpoint --json --help" -- "$cur")) ;;
+		esac
+		;;
+	accounting)
+		if ((COMP_CWORD == n + 1)) && [[ $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "suspend" -- "$cur"))
+		elif [[ ${COMP_WORDS[n + 1]} == suspend ]]; then
+			COMPREPLY=($(compgen -W "--agency --until --oral --mrn --note --list --end --json --help" -- "$cur"))
+		else
+			case $prev in
+			--format) COMPREPLY=($(compgen -W "text json pdf" -- "$cur")) ;;
+			-o | --output) COMPREPLY=($(compgen -f -- "$cur")) ;;
+			--mrn | --from | --to | --generated) ;;
+			*) COMPREPLY=($(compgen -W "--mrn --from --to --format --generated --output -o --json --help" -- "$cur")) ;;
+			esac
+		fi
+		;;
+	incident)
+		if ((COMP_CWORD == n + 1)) && [[ $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "open assess list show report" -- "$cur"))
+		else
+			case $prev in
+			--job) COMPREPLY=($(compgen -W "$(_roictl_jobs)" -- "$cur")) ;;
+			--kind) COMPREPLY=($(compgen -W "misdirected wrong_patient wrong_documents exposed other" -- "$cur")) ;;
+			--determination) COMPREPLY=($(compgen -W "low_probability breach" -- "$cur")) ;;
+			--format) COMPREPLY=($(compgen -W "text json" -- "$cur")) ;;
+			--note | --nature | --person | --acquired | --mitigation | --discovered) ;;
+			*) COMPREPLY=($(compgen -W "--job --kind --note --discovered --determination --nature --person --acquired --mitigation --format --json --help" -- "$cur")) ;;
+			esac
+		fi
 		;;
 	list)
 		case $prev in
