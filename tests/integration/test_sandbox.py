@@ -154,6 +154,10 @@ def test_renderer_cannot_exec(tmp_path, gateways):
     _escape(tmp_path, gateways, "exec", "execve")
 
 
+# The sanitizers' shadow memory takes terabytes of address space: that
+# build sets no address-space limit (src/sandbox.c).
+@pytest.mark.skipif(os.path.basename(BUILD) == "build-san",
+                    reason="no address-space limit under ASan")
 def test_renderer_past_its_address_space_fails_the_job(tmp_path, gateways):
     """Memory MuPDF does not count (here: the hook's own allocations) meets
     the address-space limit: the job fails with the memory reason."""
