@@ -35,6 +35,8 @@ struct sandbox_state {
 	int		landlock_abi;	/* 0: the kernel has none */
 	int		landlock;	/* 1: the ruleset is in force */
 	int		seccomp;	/* 1: the filter is in force */
+	int64_t		mapped;		/* address space when it was entered */
+	int64_t		as_limit;	/* RLIMIT_AS set; 0 none */
 };
 
 /* The Landlock ABI version the kernel offers; 0 when none or disabled. */

@@ -19,8 +19,10 @@
 
 #include <mupdf/fitz.h>
 
+#include "log.h"
 #include "reader.h"
 #include "render.h"
+#include "sandbox.h"
 #include "typeset.h"
 #include "util.h"
 
@@ -413,6 +415,48 @@ render_probe_here(int fd, const char *mime, const struct render_opts *o,
 	return rv;
 }
 
+/*
+ * The probe child is sandboxed before it reads a byte of the document
+ * (src/sandbox.c): no file system at all, no network, the seccomp
+ * allow-list, the memory and CPU limits.  Its stdio goes to /dev/null.
+ */
+static void
+probe_sandbox(const struct render_opts *o, int report)
+{
+	struct sandbox_limits	l;
+	struct sandbox_state	ss;
+	const char		*none[] = { NULL };
+	char			why[256];
+	int			null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (null == -1 || dup2(null, 0) == -1 || dup2(null, 1) == -1 ||
+	    dup2(null, 2) == -1)
+		_exit(1);
+	memset(&l, 0, sizeof(l));
+	l.memory = o->max_memory + RENDER_SANDBOX_HEADROOM;
+	l.cpu_seconds = RENDER_PROBE_SECONDS;
+	l.file_size = 1;	/* it writes no file */
+	l.max_fd = 16;
+	if (sandbox_enter_parser(&l, none, report, &ss, why, sizeof(why)) == -1)
+		_exit(1);	/* not started: the daemon tries again later */
+}
+
+/* A probe child that broke the sandbox: which system call, for the log. */
+static void
+probe_violation(const char *msg, ssize_t got)
+{
+	struct sandbox_violation	v;
+	char				name[64];
+
+	memset(&v, 0, sizeof(v));
+	v.nr = -1;
+	if (got == (ssize_t)sizeof(v))
+		memcpy(&v, msg, sizeof(v));
+	log_warnx("document probe stopped by its sandbox: system call %s (%d)",
+	    v.type == SANDBOX_MSG_VIOLATION ? sandbox_syscall_name(v.nr, name,
+	    sizeof(name)) : "?", v.nr);
+}
+
 int
 render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
     size_t errlen)
@@ -437,7 +481,6 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 		return -2;
 	}
 	if (pid == 0) {
-		struct rlimit	cpu = { RENDER_PROBE_SECONDS, RENDER_PROBE_SECONDS + 1 };
 		int		hf, hp;
 
 		/* Dies with the caller, and holds nothing of it but the
@@ -452,7 +495,7 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 		fd = 3;
 		p[1] = 4;
 		close_range(5, ~0U, 0);
-		setrlimit(RLIMIT_CPU, &cpu);
+		probe_sandbox(o, p[1]);
 		signal(SIGALRM, SIG_DFL);
 		alarm(RENDER_PROBE_SECONDS);
 		msg[0] = '\0';
@@ -474,6 +517,12 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 		;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_VIOLATION) {
+		probe_violation(msg, got);
+		snprintf(err, errlen, "cannot be opened: the document tried to do "
+		    "something a document may not: it was stopped");
+		return -1;
+	}
 	if (WIFEXITED(status) && got > 0) {
 		snprintf(err, errlen, "%s", msg);
 		return -1;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,6 +152,7 @@ render_sandboxed(const struct manifest *mf, int dirfd, const char *out,
 	struct sandbox_state	 ss;
 	const char		*paths[4];
 	int			*docfds = xcalloc(mf->ndocs + 1, sizeof(*docfds));
+	struct rusage		 ru;
 	int			 outfd, rv, errfd, null;
 
 	memset(res, 0, sizeof(*res));
@@ -180,6 +182,11 @@ render_sandboxed(const struct manifest *mf, int dirfd, const char *out,
 		(void)fsync(dirfd);
 	if (errfd != -1)
 		dup2(errfd, STDERR_FILENO);
+	getrusage(RUSAGE_SELF, &ru);
+	printf("sandbox landlock %d%s seccomp %s mapped %lld MB limit %lld MB "
+	    "peak-rss %ld MB\n", ss.landlock_abi, ss.landlock ? " in force" : "",
+	    ss.seccomp ? "on" : "off", (long long)(ss.mapped >> 20),
+	    (long long)(ss.as_limit >> 20), ru.ru_maxrss / 1024);
 	render_close_inputs(mf, docfds, &outfd);
 	free(docfds);
 	return rv;

@@ -211,7 +211,8 @@ set_limit(int what, rlim_t soft, rlim_t hard, const char *name, char *err,
 }
 
 static int
-set_limits(const struct sandbox_limits *l, char *err, size_t errlen)
+set_limits(const struct sandbox_limits *l, struct sandbox_state *ss, char *err,
+    size_t errlen)
 {
 	int64_t	now;
 
@@ -223,12 +224,15 @@ set_limits(const struct sandbox_limits *l, char *err, size_t errlen)
 			snprintf(err, errlen, "/proc/self/statm: %s", strerror(errno));
 			return -1;
 		}
-		if (set_limit(RLIMIT_AS, (rlim_t)(now + l->memory),
-		    (rlim_t)(now + l->memory), "address space", err, errlen) == -1)
+		ss->mapped = now;
+		ss->as_limit = now + l->memory;
+		if (set_limit(RLIMIT_AS, (rlim_t)ss->as_limit,
+		    (rlim_t)ss->as_limit, "address space", err, errlen) == -1)
 			return -1;
 	}
 #else
 	(void)now;
+	(void)ss;
 	(void)mapped_now;
 #endif
 	if (l->cpu_seconds > 0 && set_limit(RLIMIT_CPU, (rlim_t)l->cpu_seconds,
@@ -381,7 +385,7 @@ sandbox_enter_parser(const struct sandbox_limits *l, const char *const *readable
 
 	memset(ss, 0, sizeof(*ss));
 	ss->landlock_abi = sandbox_landlock_abi();
-	if (set_limits(l, err, errlen) == -1 || no_new_privs(err, errlen) == -1 ||
+	if (set_limits(l, ss, err, errlen) == -1 || no_new_privs(err, errlen) == -1 ||
 	    ll_enforce(rules, 1, 1, ss, err, errlen) == -1 ||
 	    seccomp_parser(report_fd, err, errlen) == -1)
 		return -1;

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -76,6 +77,7 @@ struct renderer_msg {
 	int32_t			pages;
 	int32_t			tempfail, admin;
 	struct sandbox_state	sandbox;
+	int64_t			ready_ns;	/* CLOCK_MONOTONIC: sandboxed, ready to read */
 	char			sha256[65];
 	char			gate[256];
 	char			err[512];
@@ -240,7 +242,8 @@ worker_open_documents(int chan, const struct manifest *mf, struct worker_output 
 #ifdef ROIGATE_TEST_HOOKS
 /*
  * Test builds only (build/tests/roigated-hooks, never installed): with
- * ROIGATE_TEST_SANDBOX set, the renderer, once sandboxed, does what a
+ * ROIGATE_TEST_SANDBOX set, the renderer of a packet whose packet_id
+ * starts with "ROI-HOOK-", once sandboxed, does what a
  * hostile document's exploit would try (tests/integration/test_sandbox.py):
  * "pause=SECONDS", "open-db=PATH" (for writing), "create=PATH",
  * "connect=PORT" (127.0.0.1), "exec" (/bin/sh), "alloc" (past the
@@ -308,6 +311,15 @@ struct renderer_job {
 };
 
 static int		renderer_done;	/* the result has been reported */
+
+static int64_t
+monotonic_ns(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 static int		renderer_report = -1;
 
 /* A renderer that ends by exit() (xmalloc's fatal) without a result: say
@@ -393,8 +405,10 @@ renderer_main(struct renderer_job *rj)
 			_exit(0);
 		}
 	}
+	m.ready_ns = monotonic_ns();
 #ifdef ROIGATE_TEST_HOOKS
-	renderer_test_hook(getenv("ROIGATE_TEST_SANDBOX"), RENDERER_REPORT_FD);
+	if (strncmp(rj->mf->packet_id, "ROI-HOOK-", 9) == 0)
+		renderer_test_hook(getenv("ROIGATE_TEST_SANDBOX"), RENDERER_REPORT_FD);
 #endif
 	m.rv = render_packet_fds(rj->mf, docfds, RENDERER_OUTPUT_FD, &rj->opts,
 	    &rj->cover, &res);
@@ -420,6 +434,7 @@ renderer_main(struct renderer_job *rj)
 
 /* What the renderer said, read until it closes its end. */
 struct renderer_seen {
+	int64_t			 forked_ns;
 	struct renderer_msg	 done;
 	int			 got_done;
 	int			 violation;	/* a system call number, or -1 */
@@ -508,6 +523,7 @@ renderer_run(int chan, const struct job *j, struct renderer_job *rj,
 
 	for (size_t i = 0; i < o->nfiles; i++)
 		docfds[i] = o->files[i].fd;
+	rs->forked_ns = monotonic_ns();
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1 ||
 	    (pid = fork()) == -1) {
 		free(docfds);
@@ -657,10 +673,11 @@ worker_render(int chan, const struct job *j, const struct manifest *mf,
 		unlinkat(WORKER_JOBDIR_FD, WORKER_OUTPUT, 0);	/* never sent */
 		renderer_failed(chan, &rs.done);
 	}
-	log_debug("job %lld: rendered in a sandbox: %s (Landlock ABI %d%s), "
-	    "seccomp %s", (long long)j->id, rj.sandbox ? "on" : "off",
-	    rs.done.sandbox.landlock_abi, rs.done.sandbox.landlock ? ", in force" :
-	    "", rs.done.sandbox.seccomp ? "on" : "off");
+	log_debug("job %lld: renderer ready %.2f ms after fork, sandbox %s "
+	    "(Landlock ABI %d%s, seccomp %s)", (long long)j->id,
+	    (double)(rs.done.ready_ns - rs.forked_ns) / 1e6, rj.sandbox ? "on" :
+	    "off", rs.done.sandbox.landlock_abi, rs.done.sandbox.landlock ?
+	    " in force" : "", rs.done.sandbox.seccomp ? "on" : "off");
 	worker_take_output(chan, j, &rs.done, o);
 	for (size_t i = 0; i < rs.nred; i++) {
 		memset(&m, 0, sizeof(m));

@@ -156,6 +156,7 @@ class Gateway:
         self.log_path = os.path.join(root, "roigated.log")
         self.proc = None
         self.env = {}
+        self.daemon = os.path.join(BUILD, "roigated")
         os.makedirs(self.plugins, exist_ok=True)
         os.makedirs(self.flaky_dir, exist_ok=True)
         for so in ("transports/local.so", "transports/sftp.so",
@@ -229,7 +230,7 @@ class Gateway:
         e["NOTIFY_SOCKET"] = notify_path
         self.logf = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [os.path.join(BUILD, "roigated"), "-f", self.conf],
+            [self.daemon, "-f", self.conf],
             stdout=self.logf, stderr=subprocess.STDOUT, env=e, **kw)
         if wait:
             self.wait_notify("READY=1")
