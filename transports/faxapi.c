@@ -798,6 +798,38 @@ fax_lookup(struct fax_state *st, const struct transport_message *m,
 }
 
 /* The multipart request of a send. */
+/* A file to upload, read by position from its descriptor. */
+struct fd_reader {
+	int	fd;
+	off_t	off;
+};
+
+static size_t
+fd_read(char *buf, size_t size, size_t n, void *arg)
+{
+	struct fd_reader	*fr = arg;
+	ssize_t			 got;
+
+	do
+		got = pread(fr->fd, buf, size * n, fr->off);
+	while (got == -1 && errno == EINTR);
+	if (got < 0)
+		return CURL_READFUNC_ABORT;
+	fr->off += got;
+	return (size_t)got;
+}
+
+static int
+fd_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct fd_reader	*fr = arg;
+
+	if (origin != SEEK_SET)
+		return CURL_SEEKFUNC_CANTSEEK;
+	fr->off = (off_t)offset;
+	return CURL_SEEKFUNC_OK;
+}
+
 static curl_mime *
 fax_form(struct fax_state *st, CURL *c, const struct transport_message *m,
     const char *number, const char *header, const char *tag, const char *sendtag)
@@ -809,7 +841,6 @@ fax_form(struct fax_state *st, CURL *c, const struct transport_message *m,
 					    st->caller_id };
 	curl_mime			*mime = curl_mime_init(c);
 	curl_mimepart			*part;
-	char				 path[64];
 
 	for (size_t i = 0; mime && i < sizeof(names) / sizeof(names[0]); i++) {
 		if (values[i] == NULL)
@@ -819,11 +850,17 @@ fax_form(struct fax_state *st, CURL *c, const struct transport_message *m,
 		curl_mime_data(part, values[i], CURL_ZERO_TERMINATED);
 	}
 	for (size_t i = 0; mime && i < m->nfiles; i++) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", m->files[i].fd);
+		struct fd_reader *fr = calloc(1, sizeof(*fr));
+		if (fr == NULL)
+			return NULL;
+		fr->fd = m->files[i].fd;
 		part = curl_mime_addpart(mime);
 		/* "file" for one, "file[]" for several, as documented. */
 		curl_mime_name(part, m->nfiles == 1 ? p->f_file : p->f_files);
-		curl_mime_filedata(part, path);
+		/* Read from the descriptor itself: the sender may open no path
+		 * (its sandbox has no /proc). */
+		curl_mime_data_cb(part, (curl_off_t)m->files[i].size, fd_read, fd_seek,
+		    free, fr);
 		curl_mime_filename(part, m->files[i].name);
 		curl_mime_type(part, m->files[i].content_type);
 	}
