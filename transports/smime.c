@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -385,7 +386,11 @@ static int
 tmpfile_fd(void)
 {
 	const char	*dir = getenv("TMPDIR");
+	int		 fd;
 
+	/* In memory first: the sender's sandbox may write no folder. */
+	if ((fd = memfd_create("roigate-smime", MFD_CLOEXEC)) != -1)
+		return fd;
 	return open(dir && dir[0] == '/' ? dir : "/tmp", O_TMPFILE | O_RDWR |
 	    O_CLOEXEC, 0600);
 }
