@@ -5,6 +5,7 @@
  * the caller's identity.  Exit codes follow sysexits(3).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
@@ -1119,8 +1120,15 @@ cmd_watch(struct roigate *rg, int argc, char **argv)
 static int
 write_out(const char *path, const void *p, size_t len)
 {
-	FILE	*f = path && strcmp(path, "-") ? fopen(path, "we") : stdout;
+	FILE	*f = stdout;
+	int	 fd;
 
+	/* A report names a patient: the file is the caller's alone (0600),
+	 * and a symbolic link in its place is not followed. */
+	if (path && strcmp(path, "-") && ((fd = open(path, O_WRONLY | O_CREAT |
+	    O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1 ||
+	    (f = fdopen(fd, "w")) == NULL))
+		f = NULL;
 	if (f == NULL) {
 		fprintf(stderr, "roictl: %s: %s\n", path, strerror(errno));
 		return EX_CANTCREAT;
@@ -1195,7 +1203,7 @@ accounting_write(json_t *r, const char *fmt, const char *out)
 {
 	const char	*b64 = json_string_value(json_object_get(r, "pdf"));
 	unsigned char	*pdf;
-	char		*s;
+	char		*s, *line;
 	int		 n, rv;
 	size_t		 len;
 
@@ -1224,12 +1232,13 @@ accounting_write(json_t *r, const char *fmt, const char *out)
 		return t ? write_out(out, t, strlen(t)) : EX_PROTOCOL;
 	}
 	s = json_dumps(json_object_get(r, "report"), JSON_SORT_KEYS | JSON_INDENT(2));
-	if (s == NULL)
+	if (s == NULL || asprintf(&line, "%s\n", s) == -1) {
+		free(s);
 		return EX_SOFTWARE;
-	s = realloc(s, strlen(s) + 2);
-	strcat(s, "\n");
-	rv = write_out(out, s, strlen(s));
+	}
 	free(s);
+	rv = write_out(out, line, strlen(line));
+	free(line);
 	return rv;
 }
 
