@@ -210,6 +210,14 @@ def test_pdf_is_checked_deterministic_and_audited(agw, tmp_path):
                    *PERIOD, check=0)
     data = open(a, "rb").read()
     assert data == open(b, "rb").read(), "same inputs, different bytes"
+    # It names a patient: the file is its writer's alone, and a link put in
+    # its place is not followed.
+    assert os.stat(a).st_mode & 0o777 == 0o600
+    link = str(tmp_path / "link.pdf")
+    os.symlink(str(tmp_path / "elsewhere.pdf"), link)
+    r = agw.roictl("accounting", "--mrn", MRN, "--format", "pdf", "-o", link,
+                   *PERIOD)
+    assert r.returncode == 73 and not os.path.exists(tmp_path / "elsewhere.pdf")
     subprocess.run(["qpdf", "--check", a], check=True, capture_output=True)
     text = subprocess.run(["pdftotext", "-layout", a, "-"], check=True,
                           capture_output=True, text=True).stdout
