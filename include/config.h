@@ -59,8 +59,14 @@ struct config_transport {
 	int			 max_concurrent;	/* jobs at once; 0: no limit */
 };
 
+/* The floor of [retention] records: six years of 365.25 days (HIPAA,
+ * 45 CFR 164.316(b)(2)); src/retention.c also never removes a record
+ * younger than six calendar years. */
+#define RETENTION_RECORDS_MIN_MS	(6 * 31557600000LL)
+
 struct config {
 	char	*path;			/* the file read, or "(defaults)" */
+	char	*notes;			/* "file:line: ..." deprecations, or NULL */
 
 	/* [daemon] */
 	char	*state_dir;		/* roigate.db, jobs/, archive/ */
@@ -105,7 +111,9 @@ struct config {
 	int64_t	 render_memory;		/* bytes the reader may hold */
 	int64_t	 max_image_pixels;
 	int64_t	 render_timeout_ms;
-	int64_t	 archive_retention_ms;	/* copies of what was sent; 0: none kept */
+	int64_t	 archive_retention_ms;	/* [retention] archive (old name [render]
+					 * archive_retention): copies of what
+					 * was sent; 0: none kept */
 	char	*font_dir;
 	int	 render_ocr;		/* enum render_ocr: patterns, all, off */
 	int	 ocr_dpi;
@@ -139,6 +147,10 @@ struct config {
 	char	*exporter_path;		/* "/metrics" */
 	/* [log] */
 	int64_t	 seal_interval_ms;	/* one sealing epoch (docs/disclosure-log.md) */
+
+	/* [retention] (src/retention.c) */
+	int64_t	 retention_jobs_ms;	/* jobs/ID of a final job; 0: kept */
+	int64_t	 retention_records_ms;	/* sealed records, for roictl prune */
 
 	/* [roles] */
 	struct role_grant	*grants;

@@ -155,7 +155,7 @@ void	store_status_free(struct store_status *);
 /* Open (creating and migrating) the database; NULL and err on failure. */
 struct store	*store_open(const char *path, char *err, size_t errlen);
 /* Open a copy for reading only (roigate-verify): no migration, schema 8
- * or later; NULL and err on failure. */
+ * or later (tables of later schemas read as empty); NULL and err. */
 struct store	*store_open_readonly(const char *path, char *err, size_t errlen);
 void		 store_close(struct store *);
 const char	*store_errmsg(struct store *);
@@ -346,6 +346,7 @@ enum store_sealed {
 	STORE_SEALED_SUSPENSIONS,	/* schema 9 */
 	STORE_SEALED_INCIDENTS,		/* schema 9 */
 	STORE_SEALED_ASSESSMENTS,	/* schema 9 */
+	STORE_SEALED_PRUNES,		/* schema 10: never pruned itself */
 	STORE_SEALED_N
 };
 const char	*store_sealed_name(enum store_sealed);	/* the table's name */
@@ -427,5 +428,42 @@ int	store_suspension_iter(struct store *, store_suspension_cb, void *);
 typedef int (*store_row_cb)(const char *const *values, int n, void *arg);
 int	store_sealed_rows(struct store *, enum store_sealed, const char *where_col,
 	    int64_t where_val, store_row_cb, void *);
+
+/*
+ * Retention (schema 10, src/retention.c): a prune record, sealed, says
+ * for each sealed table up to which entry the entries were removed; the
+ * cut is always the last entry of a sealed epoch, whose seal holds the
+ * chain hash there, so that the rest verifies from the cut on.
+ */
+struct store_prune {
+	int64_t		 seq;
+	int64_t		 at;		/* when it was recorded */
+	char		 actor[96];	/* "uid 0 (root)" */
+	int64_t		 before;	/* epochs that ended by then may go */
+	struct {
+		int64_t	 cut;		/* last entry removed; 0: none */
+		int64_t	 epoch;		/* the sealed epoch that ends at cut */
+		char	 head[65];	/* the chain hash at cut */
+	} t[STORE_SEALED_N];
+};
+/* Append it (sealed); seq filled in.  Inside the caller's transaction. */
+int	store_prune_add(struct store *, struct store_prune *);
+/* Every prune record, oldest first; cb's non-zero stops.  A record whose
+ * cuts do not parse is passed with seq set and every cut -1. */
+typedef int (*store_prune_cb)(const struct store_prune *, void *arg);
+int	store_prune_iter(struct store *, store_prune_cb, void *);
+/* The newest prune record: 1, 0 if none (all cuts 0), -1. */
+int	store_prune_last(struct store *, struct store_prune *);
+/* The newest seal whose epoch ended at or before t: 1, 0 if none, -1. */
+int	store_seal_ended_by(struct store *, int64_t t, struct store_seal *);
+/* Entries of a table with after < seq <= upto: how many, and the times of
+ * the first and last (0 if none). */
+int	store_sealed_span(struct store *, enum store_sealed, int64_t after,
+	    int64_t upto, int64_t *count, int64_t *first_at, int64_t *last_at);
+/* Remove at most limit entries with seq <= upto, oldest first, in one
+ * transaction of its own (the table's append-only trigger is lifted for
+ * it and put back as it was): the number removed, or -1. */
+int64_t	store_sealed_remove(struct store *, enum store_sealed, int64_t upto,
+	    int limit);
 
 #endif

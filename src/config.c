@@ -65,6 +65,7 @@ static const struct key_def keys[] = {
 	{ "render", "max_memory", KEY_SIZE, OFF(render_memory), 16 << 20, INT64_MAX, NULL },
 	{ "render", "max_image_pixels", KEY_SIZE, OFF(max_image_pixels), 1000, INT64_MAX, NULL },
 	{ "render", "timeout", KEY_DURATION, OFF(render_timeout_ms), 1000, 86400000, NULL },
+	/* The old name of [retention] archive, still read (roigated -n says so). */
 	{ "render", "archive_retention", KEY_DURATION, OFF(archive_retention_ms), 0, INT64_MAX, NULL },
 	{ "render", "font_dir", KEY_PATH, OFF(font_dir), 0, 0, NULL },
 	{ "render", "ocr", KEY_CHOICE, OFF(render_ocr), 0, 0, "patterns|all|off" },
@@ -109,6 +110,10 @@ static const struct key_def keys[] = {
 	{ "exporter", "path", KEY_STRING, OFF(exporter_path), 0, 0, NULL },
 	/* Sub-minute intervals are allowed (tests use 1s); whole seconds. */
 	{ "log", "seal_interval", KEY_DURATION, OFF(seal_interval_ms), 1000, 86400000, NULL },
+	{ "retention", "jobs", KEY_DURATION, OFF(retention_jobs_ms), 0, INT64_MAX, NULL },
+	{ "retention", "archive", KEY_DURATION, OFF(archive_retention_ms), 0, INT64_MAX, NULL },
+	/* The six-year floor is checked in config_finish, in words. */
+	{ "retention", "records", KEY_DURATION, OFF(retention_records_ms), 0, INT64_MAX, NULL },
 };
 
 static const struct {
@@ -129,6 +134,9 @@ struct parser {
 	char		 section[64];
 	int		 bad_section;	/* reported; skip its keys */
 	struct config_transport *tr;	/* current [transport NAME] */
+	struct buf	 notes;		/* deprecations: said, not refused */
+	int		 archive_line;	/* where archive retention was set */
+	int		 archive_old;	/* ... under its old name */
 };
 
 static void
@@ -173,6 +181,8 @@ config_defaults(struct config *c)
 	c->max_image_pixels = (int64_t)100 * 1000 * 1000;
 	c->render_timeout_ms = 300 * 1000;
 	c->archive_retention_ms = (int64_t)30 * 86400 * 1000;
+	c->retention_jobs_ms = (int64_t)30 * 86400 * 1000;
+	c->retention_records_ms = RETENTION_RECORDS_MIN_MS;
 	c->font_dir = xstrdup("/usr/share/fonts/truetype/dejavu");
 	c->render_ocr = 0;
 	c->ocr_dpi = 300;
@@ -469,10 +479,10 @@ parse_section(struct parser *p, char *s)
 	} else if (arg != NULL || (strcmp(s, "daemon") && strcmp(s, "spool") &&
 	    strcmp(s, "queue") && strcmp(s, "render") && strcmp(s, "control") &&
 	    strcmp(s, "log") && strcmp(s, "roles") && strcmp(s, "alerts") &&
-	    strcmp(s, "exporter"))) {
+	    strcmp(s, "exporter") && strcmp(s, "retention"))) {
 		perr(p, "unknown section [%.60s%s%.60s] (sections are daemon, spool, "
-		    "queue, render, control, log, roles, alerts, exporter, transport "
-		    "NAME)", s, arg ? " " : "", arg ? arg : "");
+		    "queue, render, control, log, roles, alerts, exporter, retention, "
+		    "transport NAME)", s, arg ? " " : "", arg ? arg : "");
 		return;
 	}
 	bsnprintf(p->section, sizeof(p->section), "%s", s);
@@ -510,6 +520,44 @@ parse_transport_key(struct parser *p, const char *key, const char *value)
 	t->kv[t->nkv].value = xstrdup(value);
 	t->kv[t->nkv].line = p->line;
 	t->nkv++;
+}
+
+/* A note that does not refuse the file (roigated -n prints them, the
+ * daemon logs them at start). */
+static void
+pnote(struct parser *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+pnote(struct parser *p, const char *fmt, ...)
+{
+	char	msg[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	buf_printf(&p->notes, "%s%s:%d: %s", p->notes.len ? "\n" : "", p->file,
+	    p->line, msg);
+}
+
+/* [render] archive_retention is the old name of [retention] archive: it
+ * still works, with a note; both at once is an error (which one holds?). */
+static void
+archive_key_seen(struct parser *p, const char *key)
+{
+	int	old = strcmp(p->section, "render") == 0;
+
+	if (p->archive_line && p->archive_old != old)
+		perr(p, "%s: [render] archive_retention and [retention] archive are "
+		    "the same setting (the first is its old name); keep only "
+		    "[retention] archive (line %d has the other)", key,
+		    p->archive_line);
+	else if (old)
+		pnote(p, "[render] archive_retention is deprecated: it is now "
+		    "[retention] archive (the old name still works)");
+	p->archive_line = p->line;
+	p->archive_old = old;
 }
 
 static void
@@ -550,6 +598,8 @@ parse_line(struct parser *p, char *line)
 		if (strcmp(keys[i].section, p->section) == 0 &&
 		    strcmp(keys[i].key, key) == 0) {
 			set_value(p, &keys[i], value);
+			if (keys[i].offset == OFF(archive_retention_ms))
+				archive_key_seen(p, key);
 			return;
 		}
 	perr(p, "unknown key \"%.100s\" in [%s]", key, p->section);
@@ -593,6 +643,11 @@ config_finish(struct parser *p)
 	p->line = 0;
 	if (c->protect)
 		check_protect(p, c->protect);
+	if (c->retention_records_ms < RETENTION_RECORDS_MIN_MS)
+		perr(p, "[retention] records is shorter than six years: the "
+		    "disclosure, audit and incident records must be kept at least "
+		    "six years (HIPAA, 45 CFR 164.316(b)(2)); set 6y or longer, or "
+		    "leave it out (the default is 6y)");
 	if (c->backoff_max_ms < c->backoff_base_ms)
 		perr(p, "[queue] backoff_max must not be shorter than backoff_base");
 	if (c->max_file_size > c->max_packet_size)
@@ -632,6 +687,7 @@ config_load(const char *path, char *err, size_t errlen)
 
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.errs);
+	buf_init(&p.notes);
 	p.conf = xcalloc(1, sizeof(*p.conf));
 	p.file = path ? path : "(defaults)";
 	p.conf->path = xstrdup(p.file);
@@ -657,10 +713,14 @@ config_load(const char *path, char *err, size_t errlen)
 	if (p.nerrs) {
 		strlcpy_(err, buf_cstr(&p.errs), errlen);
 		buf_free(&p.errs);
+		buf_free(&p.notes);
 		config_free(p.conf);
 		return NULL;
 	}
 	buf_free(&p.errs);
+	if (p.notes.len)
+		p.conf->notes = xstrdup(buf_cstr(&p.notes));
+	buf_free(&p.notes);
 	return p.conf;
 }
 
@@ -670,6 +730,7 @@ config_free(struct config *c)
 	if (c == NULL)
 		return;
 	free(c->path);
+	free(c->notes);
 	free(c->state_dir);
 	free(c->socket_path);
 	free(c->transport_dir);

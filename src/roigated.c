@@ -416,9 +416,13 @@ main(int argc, char *argv[])
 	if ((rg->conf = load(path, &transports, &ntransports)) == NULL)
 		return 1;
 	if (checkonly) {
+		if (rg->conf->notes)
+			printf("%s\n", rg->conf->notes);
 		printf("%s: configuration OK\n", path ? path : "(embedded defaults)");
 		return 0;
 	}
+	if (rg->conf->notes)
+		log_warnx("%s", rg->conf->notes);
 	log_setlevel(debug ? LOG_DEBUG : rg->conf->log_level);
 	transport_set(transports, ntransports);
 	rg->started_at = now_wall();

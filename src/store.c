@@ -30,6 +30,7 @@ struct store {
 	int		 code;		/* SQLite's primary result code of err */
 	store_sealer	 sealer;	/* NULL: entries get no mac */
 	void		*sealer_arg;
+	int		 version;	/* schema version, once opened */
 };
 
 #define GENESIS_HASH	"0000000000000000000000000000000000000000000000000000000000000000"
@@ -208,6 +209,23 @@ static const char *const migrations[] = {
 	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;"
 	"CREATE TRIGGER assessments_no_delete BEFORE DELETE ON assessments"
 	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;",
+
+	/*
+	 * 10: retention (src/retention.c, docs/disclosure-log.md).  Records
+	 * older than [retention] records are removed only by roictl prune,
+	 * under a sealed prune record written first: for each sealed table
+	 * the last entry removed (always the last entry of a sealed epoch),
+	 * that epoch, and the chain hash there, so that what remains still
+	 * verifies from the cut on.  Prune records themselves are never
+	 * removed.
+	 */
+	"CREATE TABLE prunes (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL,"
+	" actor TEXT, before_at INTEGER NOT NULL, cuts TEXT NOT NULL,"
+	" prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT);"
+	"CREATE TRIGGER prunes_no_update BEFORE UPDATE ON prunes"
+	" BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;"
+	"CREATE TRIGGER prunes_no_delete BEFORE DELETE ON prunes"
+	" BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -362,6 +380,7 @@ store_migrate(struct store *s)
 		}
 		log_info("database schema migrated to version %d", v + 1);
 	}
+	s->version = v;
 	return 0;
 }
 
@@ -1696,17 +1715,29 @@ static const char *const incident_cols[] = { "seq", "at", "kind", "job_id",
 static const char *const assessment_cols[] = { "seq", "at", "incident",
 	"nature", "unauthorized_person", "acquired_viewed", "mitigation",
 	"determination", "actor", "supersedes", NULL };
+static const char *const prune_cols[] = { "seq", "at", "actor", "before_at",
+	"cuts", NULL };
 
 static const struct sealed_table {
 	const char		*name;		/* table, and its name in the seals */
-	const char *const	*cols;		/* cols[0] is the sequence */
+	const char *const	*cols;		/* cols[0] is the sequence, cols[1] "at" */
+	int			 since;		/* the schema that made it */
 } sealed_tables[STORE_SEALED_N] = {
-	[STORE_SEALED_DISCLOSURES] = { "disclosures", disclosure_cols },
-	[STORE_SEALED_AUDIT] = { "audit", audit_cols },
-	[STORE_SEALED_SUSPENSIONS] = { "suspensions", suspension_cols },
-	[STORE_SEALED_INCIDENTS] = { "incidents", incident_cols },
-	[STORE_SEALED_ASSESSMENTS] = { "assessments", assessment_cols },
+	[STORE_SEALED_DISCLOSURES] = { "disclosures", disclosure_cols, 1 },
+	[STORE_SEALED_AUDIT] = { "audit", audit_cols, 8 },
+	[STORE_SEALED_SUSPENSIONS] = { "suspensions", suspension_cols, 9 },
+	[STORE_SEALED_INCIDENTS] = { "incidents", incident_cols, 9 },
+	[STORE_SEALED_ASSESSMENTS] = { "assessments", assessment_cols, 9 },
+	[STORE_SEALED_PRUNES] = { "prunes", prune_cols, 10 },
 };
+
+/* A copy of an older schema (roigate-verify) lacks the later tables: they
+ * read as empty. */
+static int
+sealed_exists(struct store *s, enum store_sealed t)
+{
+	return s->version >= sealed_tables[t].since;
+}
 
 const char *
 store_sealed_name(enum store_sealed t)
@@ -1758,6 +1789,10 @@ store_sealed_last(struct store *s, enum store_sealed t, int64_t *seq,
 	sqlite3_stmt	*st;
 	int		 rc;
 
+	*seq = 0;
+	strlcpy_(hash, GENESIS_HASH, 65);
+	if (!sealed_exists(s, t))
+		return 0;
 	buf_init(&q);
 	buf_printf(&q, "SELECT %s, hash FROM %s ORDER BY %s DESC LIMIT 1",
 	    sealed_tables[t].cols[0], sealed_tables[t].name, sealed_tables[t].cols[0]);
@@ -1765,8 +1800,6 @@ store_sealed_last(struct store *s, enum store_sealed t, int64_t *seq,
 	buf_free(&q);
 	if (st == NULL)
 		return -1;
-	*seq = 0;
-	strlcpy_(hash, GENESIS_HASH, 65);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*seq = sqlite3_column_int64(st, 0);
 		if (sqlite3_column_text(st, 1))
@@ -1837,6 +1870,8 @@ store_sealed_iter(struct store *s, enum store_sealed t, int64_t after,
 	const unsigned char		*v;
 	int				 rc, ncol;
 
+	if (!sealed_exists(s, t))
+		return 0;
 	buf_init(&q);
 	buf_addstr(&q, "SELECT prev_hash, hash, mac, ");
 	sealed_cols(&q, tb);
@@ -1885,6 +1920,9 @@ store_sealed_hash_at(struct store *s, enum store_sealed t, int64_t seq,
 	sqlite3_stmt	*st;
 	int		 rc;
 
+	hash[0] = '\0';
+	if (!sealed_exists(s, t))
+		return 0;
 	buf_init(&q);
 	buf_printf(&q, "SELECT hash FROM %s WHERE %s = ?", sealed_tables[t].name,
 	    sealed_tables[t].cols[0]);
@@ -2101,6 +2139,7 @@ store_open_readonly(const char *path, char *err, size_t errlen)
 		    "newer than this program: upgrade it");
 		goto fail;
 	}
+	s->version = v;
 	return s;
 fail:
 	sqlite3_close(s->db);
@@ -2315,4 +2354,241 @@ store_watch_jobs(struct store *s, const struct store_job_watch *w)
 	sqlite3_commit_hook(s->db, watch_commit, NULL);
 	sqlite3_rollback_hook(s->db, watch_rollback, NULL);
 	return 0;
+}
+
+/*
+ * Retention (schema 10): prune records and the removal they allow.
+ * A record's cuts column is "NAME=CUT:EPOCH:HEAD" for each table cut,
+ * separated by spaces, in the order of enum store_sealed.
+ */
+int
+store_prune_add(struct store *s, struct store_prune *p)
+{
+	struct buf	 cuts;
+	char		 num[2][24];
+	const char	*v[4];
+	int		 rv;
+
+	buf_init(&cuts);
+	for (int t = 0; t < STORE_SEALED_N; t++)
+		if (p->t[t].cut > 0)
+			buf_printf(&cuts, "%s%s=%lld:%lld:%s", cuts.len ? " " : "",
+			    sealed_tables[t].name, (long long)p->t[t].cut,
+			    (long long)p->t[t].epoch, p->t[t].head);
+	snprintf(num[0], sizeof(num[0]), "%lld", (long long)p->at);
+	snprintf(num[1], sizeof(num[1]), "%lld", (long long)p->before);
+	v[0] = num[0];
+	v[1] = p->actor;
+	v[2] = num[1];
+	v[3] = buf_cstr(&cuts);
+	rv = store_sealed_append(s, STORE_SEALED_PRUNES, v, &p->seq);
+	buf_free(&cuts);
+	return rv;
+}
+
+/* The cuts column into p; -1 if it does not parse. */
+static int
+prune_cuts_parse(const char *text, struct store_prune *p)
+{
+	char	*copy = xstrdup(text), *tok, *save = NULL, name[32], head[65];
+	long long cut, epoch;
+	int	 rv = 0, t;
+
+	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if (sscanf(tok, "%31[a-z]=%lld:%lld:%64[0-9a-f]", name, &cut, &epoch,
+		    head) != 4 || strlen(head) != 64 || cut <= 0) {
+			rv = -1;
+			break;
+		}
+		for (t = 0; t < STORE_SEALED_N; t++)
+			if (strcmp(name, sealed_tables[t].name) == 0)
+				break;
+		if (t == STORE_SEALED_N || t == STORE_SEALED_PRUNES || p->t[t].cut) {
+			rv = -1;
+			break;
+		}
+		p->t[t].cut = cut;
+		p->t[t].epoch = epoch;
+		strlcpy_(p->t[t].head, head, sizeof(p->t[t].head));
+	}
+	free(copy);
+	return rv;
+}
+
+int
+store_prune_iter(struct store *s, store_prune_cb cb, void *arg)
+{
+	sqlite3_stmt		*st;
+	struct store_prune	 p;
+	int			 rc, stop = 0;
+
+	if (!sealed_exists(s, STORE_SEALED_PRUNES))
+		return 0;
+	if ((st = prep(s, "SELECT seq, at, actor, before_at, cuts FROM prunes"
+	    " ORDER BY seq")) == NULL)
+		return -1;
+	while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&p, 0, sizeof(p));
+		p.seq = sqlite3_column_int64(st, 0);
+		p.at = sqlite3_column_int64(st, 1);
+		if (sqlite3_column_text(st, 2))
+			strlcpy_(p.actor, (const char *)sqlite3_column_text(st, 2),
+			    sizeof(p.actor));
+		p.before = sqlite3_column_int64(st, 3);
+		if (sqlite3_column_text(st, 4) == NULL || prune_cuts_parse(
+		    (const char *)sqlite3_column_text(st, 4), &p) == -1)
+			for (int t = 0; t < STORE_SEALED_N; t++)
+				p.t[t].cut = -1;
+		stop = cb(&p, arg);
+	}
+	if (!stop && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return stop || rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+prune_copy(const struct store_prune *p, void *arg)
+{
+	*(struct store_prune *)arg = *p;
+	return 0;
+}
+
+int
+store_prune_last(struct store *s, struct store_prune *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (store_prune_iter(s, prune_copy, p) == -1)
+		return -1;
+	return p->seq > 0 ? 1 : 0;
+}
+
+int
+store_seal_ended_by(struct store *s, int64_t t, struct store_seal *z)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT epoch, start_at, end_at, prev_seal,"
+	    " seal FROM seals WHERE end_at <= ? ORDER BY epoch DESC LIMIT 1");
+	int		 rc;
+
+	memset(z, 0, sizeof(*z));
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, t);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		z->epoch = sqlite3_column_int64(st, 0);
+		z->start_at = sqlite3_column_int64(st, 1);
+		z->end_at = sqlite3_column_int64(st, 2);
+		if (sqlite3_column_text(st, 3))
+			strlcpy_(z->prev_seal, (const char *)sqlite3_column_text(st, 3), 65);
+		if (sqlite3_column_text(st, 4))
+			strlcpy_(z->seal, (const char *)sqlite3_column_text(st, 4), 65);
+	} else if (rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW && seal_ranges(s, z) == -1)
+		return -1;
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_sealed_span(struct store *s, enum store_sealed t, int64_t after,
+    int64_t upto, int64_t *count, int64_t *first_at, int64_t *last_at)
+{
+	const struct sealed_table	*tb = &sealed_tables[t];
+	struct buf			 q;
+	sqlite3_stmt			*st;
+	int				 rc;
+
+	*count = *first_at = *last_at = 0;
+	if (!sealed_exists(s, t))
+		return 0;
+	buf_init(&q);
+	buf_printf(&q, "SELECT COUNT(*), COALESCE(MIN(%s), 0), COALESCE(MAX(%s),"
+	    " 0) FROM %s WHERE %s > ? AND %s <= ?", tb->cols[1], tb->cols[1],
+	    tb->name, tb->cols[0], tb->cols[0]);
+	st = prep(s, buf_cstr(&q));
+	buf_free(&q);
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int64(st, 2, upto);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*count = sqlite3_column_int64(st, 0);
+		*first_at = sqlite3_column_int64(st, 1);
+		*last_at = sqlite3_column_int64(st, 2);
+	} else
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* The text of a table's append-only DELETE trigger, as the database holds
+ * it (malloc'd), or NULL with err set. */
+static char *
+delete_trigger(struct store *s, const struct sealed_table *tb, char *name,
+    size_t namelen)
+{
+	sqlite3_stmt	*st;
+	char		*sql = NULL;
+
+	snprintf(name, namelen, "%s_no_delete", tb->name);
+	if ((st = prep(s, "SELECT sql FROM sqlite_master WHERE type = 'trigger'"
+	    " AND name = ? AND tbl_name = ?")) == NULL)
+		return NULL;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, tb->name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		sql = xstrdup((const char *)sqlite3_column_text(st, 0));
+	else
+		snprintf(s->err, sizeof(s->err), "the append-only trigger %s is "
+		    "missing: the %s table was tampered with; nothing removed",
+		    name, tb->name);
+	sqlite3_finalize(st);
+	return sql;
+}
+
+int64_t
+store_sealed_remove(struct store *s, enum store_sealed t, int64_t upto,
+    int limit)
+{
+	const struct sealed_table	*tb = &sealed_tables[t];
+	struct buf			 q;
+	sqlite3_stmt			*st = NULL;
+	char				 name[64], *trigger = NULL;
+	int64_t				 n = -1;
+
+	if (t == STORE_SEALED_PRUNES || !sealed_exists(s, t))
+		return 0;
+	buf_init(&q);
+	if (store_begin(s) == -1)
+		goto done;
+	if ((trigger = delete_trigger(s, tb, name, sizeof(name))) == NULL)
+		goto fail;
+	/* Lifted only inside this transaction, and only for the rows the
+	 * sealed prune record names. */
+	buf_printf(&q, "DROP TRIGGER %s", name);
+	if (exec(s, buf_cstr(&q)) == -1)
+		goto fail;
+	q.len = 0;
+	buf_printf(&q, "DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s <= ?"
+	    " ORDER BY %s LIMIT ?)", tb->name, tb->cols[0], tb->cols[0], tb->name,
+	    tb->cols[0], tb->cols[0]);
+	if ((st = prep(s, buf_cstr(&q))) == NULL)
+		goto fail;
+	sqlite3_bind_int64(st, 1, upto);
+	sqlite3_bind_int(st, 2, limit);
+	if (step_done(s, st) == -1)
+		goto fail;
+	n = sqlite3_changes(s->db);
+	if (exec(s, trigger) == -1 || store_commit(s) == -1) {
+		n = -1;
+		goto fail;
+	}
+	goto done;
+fail:
+	store_rollback(s);
+done:
+	free(trigger);
+	buf_free(&q);
+	return n;
 }

@@ -341,6 +341,8 @@ duration_parse(const char *s, int64_t *ms)
 	static const struct { const char *sfx; int64_t mul; } units[] = {
 		{ "ms", 1 }, { "", 1000 }, { "s", 1000 }, { "m", 60000 },
 		{ "h", 3600000 }, { "d", 86400000 },
+		/* A year of 365.25 days, as systemd counts it. */
+		{ "y", 31557600000LL },
 	};
 	const char	*sfx;
 	int64_t		 v;
