@@ -70,8 +70,17 @@ struct seal_verdict {
 	int64_t			 unsealed[STORE_SEALED_N];	/* after the last seal */
 	int64_t			 epochs;
 	int64_t			 last_seal_at;
+	/* Pruned (roictl prune): entries 1 to pruned[t] removed under sealed
+	 * prune records, the last one of pruned_at by pruned_by; entries at
+	 * or below the cut still waiting for their removal. */
+	int64_t			 pruned[STORE_SEALED_N];
+	int64_t			 pruned_at;
+	char			 pruned_by[96];
+	int64_t			 awaiting[STORE_SEALED_N];
 	char			 msg[512];
 };
+/* The minimum age, in calendar years, of an epoch a prune may cut. */
+#define SEAL_PRUNE_MIN_YEARS	6
 void	seal_verify(struct store *, const uint8_t vkey[SEAL_KEY_LEN],
 	    struct seal_verdict *);
 /* Does the log still hold what a checkpoint line says? 0, or -1 with msg. */
@@ -79,5 +88,13 @@ int	seal_checkpoint_verify(struct store *, const char *line, char *msg,
 	    size_t msglen);
 /* The sentence for a verdict's unsealed tail into out ("" if none). */
 void	seal_verdict_tail(const struct seal_verdict *, char *out, size_t outlen);
+/* The sentence for what was pruned ("" if nothing): "disclosure log
+ * entries 1 to 120, audit log entries 1 to 900 pruned on DATE by WHO,
+ * under a sealed record". */
+void	seal_verdict_pruned(const struct seal_verdict *, char *out, size_t outlen);
+/* Are prune record p's cuts each the end of a sealed epoch of z[0..nz-1],
+ * at least SEAL_PRUNE_MIN_YEARS before p->at?  0, or -1 with why. */
+int	seal_prune_check(const struct store_prune *p, const struct store_seal *z,
+	    size_t nz, char *why, size_t whylen);
 
 #endif

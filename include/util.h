@@ -44,6 +44,8 @@ int64_t	 now_wall(void);	/* time(NULL) */
 int64_t	 now_wall_ms(void);	/* CLOCK_REALTIME in milliseconds */
 /* "2026-11-24T10:01:02Z" into out (at least 21 bytes). */
 void	 time_iso(int64_t t, char *out, size_t outlen);
+/* The same time of day and date, years calendar years earlier (UTC). */
+int64_t	 time_years_before(int64_t t, int years);
 /* Parse "YYYY-MM-DD" into days since 1970; -1 if invalid. */
 int	 date_parse(const char *s, int64_t *days);
 /* Parse "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SSZ" (also +hh:mm) into unix time. */

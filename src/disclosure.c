@@ -89,6 +89,7 @@ disclosure_append(struct store *s, struct disclosure *d)
 }
 
 struct verify {
+	int64_t	 cut;		/* pruned up to here (roictl prune) */
 	int64_t	 expect;	/* next seq */
 	char	 prev[65];
 	char	*err;
@@ -102,6 +103,8 @@ verify_one(const struct disclosure *d, void *arg)
 	struct verify	*v = arg;
 	char		 h[65];
 
+	if (d->seq <= v->cut)	/* pruned, its removal under way */
+		return 0;
 	if (d->seq != v->expect) {
 		if (d->seq > v->expect)
 			bsnprintf(v->err, v->errlen, "entry %lld is missing (the log "
@@ -136,14 +139,29 @@ verify_one(const struct disclosure *d, void *arg)
 int
 disclosure_verify(struct store *s, int64_t *count, char *err, size_t errlen)
 {
-	struct verify	v;
-	int64_t		head, bad;
+	struct verify		v;
+	struct store_prune	pr;
+	int64_t			head, bad;
 
 	memset(&v, 0, sizeof(v));
-	v.expect = 1;
-	strlcpy_(v.prev, GENESIS, sizeof(v.prev));
 	v.err = err;
 	v.errlen = errlen;
+	/* After a prune the chain goes on from the cut its record names; only
+	 * the keyed verification (src/seal.c) proves the record genuine. */
+	if (store_prune_last(s, &pr) == -1) {
+		bsnprintf(err, errlen, "cannot read the prune records: %.200s",
+		    store_errmsg(s));
+		return -1;
+	}
+	if (pr.t[STORE_SEALED_DISCLOSURES].cut < 0) {
+		bsnprintf(err, errlen, "prune record %lld is damaged (its cuts do "
+		    "not read)", (long long)pr.seq);
+		return -1;
+	}
+	v.cut = pr.t[STORE_SEALED_DISCLOSURES].cut;
+	v.expect = v.cut + 1;
+	strlcpy_(v.prev, v.cut ? pr.t[STORE_SEALED_DISCLOSURES].head : GENESIS,
+	    sizeof(v.prev));
 	if (store_disclosure_iter(s, NULL, verify_one, &v) == -1) {
 		bsnprintf(err, errlen, "cannot read the disclosure log: %.200s",
 		    store_errmsg(s));
@@ -186,7 +204,7 @@ disclosure_verify(struct store *s, int64_t *count, char *err, size_t errlen)
 		    "replaced them");
 		return -1;
 	}
-	*count = v.expect - 1;
+	*count = v.expect - 1 - v.cut;
 	return 0;
 }
 

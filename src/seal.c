@@ -571,6 +571,12 @@ struct vstate {
 	size_t			 e;		/* seal holding the current entry */
 	int			 bad;
 	struct seal_verdict	*v;
+	/* Pruned: entries up to cut[t] are gone (or going), the chain goes
+	 * on from cut_head[t]; the epoch each prune record was written in. */
+	int64_t			 cut[STORE_SEALED_N];
+	char			 cut_head[STORE_SEALED_N][65];
+	size_t			*prune_e;
+	size_t			 nprune_e, prune_cap;
 };
 
 static int
@@ -590,7 +596,8 @@ static const char *
 table_words(enum store_sealed t)
 {
 	return t == STORE_SEALED_DISCLOSURES ? "disclosure log" :
-	    t == STORE_SEALED_AUDIT ? "audit log" : store_sealed_name(t);
+	    t == STORE_SEALED_AUDIT ? "audit log" :
+	    t == STORE_SEALED_PRUNES ? "prune records" : store_sealed_name(t);
 }
 
 static int
@@ -618,6 +625,11 @@ verify_row(const struct store_sealed_row *r, void *arg)
 	char			 h[65], mac[65], when[32];
 	const struct store_seal	*z;
 
+	/* Named by a verified prune record: removed, or about to be. */
+	if (r->seq <= vs->cut[vs->t]) {
+		vs->v->awaiting[vs->t]++;
+		return 0;
+	}
 	if (r->seq != vs->expect)
 		return vbad(vs, "%s entry %lld is missing (the log goes from %lld to "
 		    "%lld): it was removed", table_words(vs->t),
@@ -664,8 +676,93 @@ verify_row(const struct store_sealed_row *r, void *arg)
 		vs->v->entries[vs->t]++;
 	else
 		vs->v->unsealed[vs->t]++;
+	if (vs->t == STORE_SEALED_PRUNES) {
+		if (vs->nprune_e == vs->prune_cap) {
+			vs->prune_cap = vs->prune_cap ? vs->prune_cap * 2 : 16;
+			vs->prune_e = xreallocarray(vs->prune_e, vs->prune_cap,
+			    sizeof(*vs->prune_e));
+		}
+		vs->prune_e[vs->nprune_e++] = vs->e;
+	}
 	strlcpy_(vs->prev, h, sizeof(vs->prev));
 	vs->expect++;
+	return 0;
+}
+
+int
+seal_prune_check(const struct store_prune *p, const struct store_seal *z,
+    size_t nz, char *why, size_t whylen)
+{
+	int64_t	floor = time_years_before(p->at, SEAL_PRUNE_MIN_YEARS);
+	char	when[32], sealed[32];
+
+	time_iso(p->at, when, sizeof(when));
+	for (int t = 0; t < STORE_SEALED_N; t++) {
+		const struct store_seal *e;
+
+		if (p->t[t].cut == 0)
+			continue;
+		if (p->t[t].cut < 0) {
+			bsnprintf(why, whylen, "it is damaged (its cuts do not read)");
+			return -1;
+		}
+		if (p->t[t].epoch < 0 || (size_t)p->t[t].epoch >= nz ||
+		    !(e = &z[p->t[t].epoch])->range[t].present ||
+		    e->range[t].last != p->t[t].cut ||
+		    strcmp(e->range[t].head, p->t[t].head) != 0) {
+			bsnprintf(why, whylen, "its cut of the %s at entry %lld is not "
+			    "the end of sealed epoch %lld: the record was forged",
+			    table_words(t), (long long)p->t[t].cut,
+			    (long long)p->t[t].epoch);
+			return -1;
+		}
+		if (e->end_at > floor) {
+			time_iso(e->end_at, sealed, sizeof(sealed));
+			bsnprintf(why, whylen, "it removed %s entries up to %lld, sealed "
+			    "on %s, less than %d years before its date (%s): records "
+			    "may go only after %d years; the record was forged",
+			    table_words(t), (long long)p->t[t].cut, sealed,
+			    SEAL_PRUNE_MIN_YEARS, when, SEAL_PRUNE_MIN_YEARS);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* One prune record, its own entry verified: dated within the epoch it
+ * was written in, its cuts at sealed epoch ends old enough. */
+static int
+verify_prune(const struct store_prune *p, void *arg)
+{
+	struct vstate	*vs = arg;
+	char		 why[400], when[32];
+	size_t		 e;
+	int64_t		 lo, hi;
+
+	if (p->seq < 1 || (size_t)p->seq > vs->nprune_e)
+		return vbad(vs, "prune record %lld is not in the verified chain",
+		    (long long)p->seq);
+	e = vs->prune_e[p->seq - 1];
+	/* An entry is written while its epoch is open; the seal may come a
+	 * moment after the epoch's nominal end, hence the next one's end. */
+	lo = e < vs->nz ? vs->z[e].start_at : vs->z[vs->nz - 1].end_at;
+	hi = e + 1 < vs->nz ? vs->z[e + 1].end_at : now_wall() + 300;
+	if (p->at < lo - 1 || p->at > hi) {
+		time_iso(p->at, when, sizeof(when));
+		return vbad(vs, "prune record %lld is dated %s, outside the epoch it "
+		    "was written in: it was forged", (long long)p->seq, when);
+	}
+	if (seal_prune_check(p, vs->z, vs->nz, why, sizeof(why)) == -1)
+		return vbad(vs, "prune record %lld: %s", (long long)p->seq, why);
+	for (int t = 0; t < STORE_SEALED_N; t++) {
+		if (p->t[t].cut <= vs->cut[t])
+			continue;
+		vs->cut[t] = p->t[t].cut;
+		strlcpy_(vs->cut_head[t], p->t[t].head, sizeof(vs->cut_head[t]));
+		vs->v->pruned[t] = p->t[t].cut;
+	}
+	vs->v->pruned_at = p->at;
+	strlcpy_(vs->v->pruned_by, p->actor, sizeof(vs->v->pruned_by));
 	return 0;
 }
 
@@ -752,12 +849,16 @@ seal_verify(struct store *st, const uint8_t vkey[SEAL_KEY_LEN],
 	}
 	v->epochs = (int64_t)vs.nz;
 	v->last_seal_at = vs.z[vs.nz - 1].end_at;
-	for (int t = 0; t < STORE_SEALED_N && !vs.bad; t++) {
+	/* The prune records first: they say where the other chains begin. */
+	for (int i = 0; i < STORE_SEALED_N && !vs.bad; i++) {
+		enum store_sealed t = i == 0 ? STORE_SEALED_PRUNES : i - 1;
 		vs.t = t;
-		vs.expect = 1;
+		vs.expect = vs.cut[t] + 1;
 		vs.e = 0;
-		strlcpy_(vs.prev, GENESIS, sizeof(vs.prev));
-		if (store_sealed_iter(st, t, 0, verify_row, &vs) == -1) {
+		strlcpy_(vs.prev, vs.cut[t] ? vs.cut_head[t] : GENESIS, sizeof(vs.prev));
+		if (store_sealed_iter(st, t, 0, verify_row, &vs) == -1 ||
+		    (!vs.bad && t == STORE_SEALED_PRUNES &&
+		    store_prune_iter(st, verify_prune, &vs) == -1)) {
 			v->code = SEAL_ERROR;
 			bsnprintf(v->msg, sizeof(v->msg), "cannot read the %s: %.300s",
 			    table_words(t), store_errmsg(st));
@@ -781,6 +882,7 @@ done:
 		OPENSSL_cleanse(vs.keys, (vs.nz + 1) * SEAL_KEY_LEN);
 	free(vs.keys);
 	free(vs.z);
+	free(vs.prune_e);
 }
 
 void
@@ -799,15 +901,35 @@ seal_verdict_tail(const struct seal_verdict *v, char *out, size_t outlen)
 	    "of %s)", (long long)n, when);
 }
 
+void
+seal_verdict_pruned(const struct seal_verdict *v, char *out, size_t outlen)
+{
+	char	when[32];
+	size_t	o = 0;
+
+	out[0] = '\0';
+	for (int t = 0; t < STORE_SEALED_N && o < outlen; t++)
+		if (v->pruned[t] > 0)
+			o += (size_t)snprintf(out + o, outlen - o, "%s%s entries 1 to "
+			    "%lld", o ? ", " : "", table_words(t),
+			    (long long)v->pruned[t]);
+	if (o == 0 || o >= outlen)
+		return;
+	time_iso(v->pruned_at, when, sizeof(when));
+	snprintf(out + o, outlen - o, " pruned on %s by %s, under a sealed record",
+	    when, v->pruned_by[0] ? v->pruned_by : "an unknown user");
+}
+
 int
 seal_checkpoint_verify(struct store *st, const char *line, char *msg,
     size_t msglen)
 {
 	char	*copy = xstrdup(line), *tok, *save = NULL, *eq, hash[65];
 	char	 inst[STORE_INSTANCE_LEN + 1];
+	struct store_prune pr;
 	int	 rv = -1, seen = 0;
 
-	if (store_instance_id(st, inst) == -1) {
+	if (store_instance_id(st, inst) == -1 || store_prune_last(st, &pr) == -1) {
 		bsnprintf(msg, msglen, "%s", store_errmsg(st));
 		goto fail;
 	}
@@ -836,7 +958,8 @@ seal_checkpoint_verify(struct store *st, const char *line, char *msg,
 				goto fail;
 			}
 			seen++;
-			if (seq == 0)
+			/* Pruned since: only what remains can be checked. */
+			if (seq == 0 || seq <= pr.t[t].cut)
 				continue;
 			if (store_sealed_hash_at(st, t, seq, hash) != 1) {
 				bsnprintf(msg, msglen, "the %s no longer holds entry %lld "

@@ -1286,20 +1286,7 @@ store_recipient_set_disabled(struct store *s, const char *id, int disabled)
 int
 store_disclosure_last(struct store *s, int64_t *seq, char hash[65])
 {
-	sqlite3_stmt	*st = prep(s, "SELECT seq, hash FROM disclosures "
-	    "ORDER BY seq DESC LIMIT 1");
-	int		 rc;
-
-	if (st == NULL)
-		return -1;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*seq = sqlite3_column_int64(st, 0);
-		strlcpy_(hash, (const char *)sqlite3_column_text(st, 1), 65);
-	} else if (rc != SQLITE_DONE)
-		seterr(s);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+	return store_sealed_last(s, STORE_SEALED_DISCLOSURES, seq, hash);
 }
 
 int
@@ -1781,6 +1768,23 @@ sealed_cols(struct buf *b, const struct sealed_table *t)
 		buf_printf(b, "%s%s", i ? ", " : "", t->cols[i]);
 }
 
+/* A table whose every entry was pruned goes on from the cut. */
+static int
+sealed_last_pruned(struct store *s, enum store_sealed t, int64_t *seq,
+    char hash[65])
+{
+	struct store_prune	p;
+	int			rv;
+
+	if ((rv = store_prune_last(s, &p)) != 1)
+		return rv;
+	if (p.t[t].cut <= 0)
+		return 0;
+	*seq = p.t[t].cut;
+	strlcpy_(hash, p.t[t].head, 65);
+	return 1;
+}
+
 int
 store_sealed_last(struct store *s, enum store_sealed t, int64_t *seq,
     char hash[65])
@@ -1807,6 +1811,8 @@ store_sealed_last(struct store *s, enum store_sealed t, int64_t *seq,
 	} else if (rc != SQLITE_DONE)
 		seterr(s);
 	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE && t != STORE_SEALED_PRUNES)
+		return sealed_last_pruned(s, t, seq, hash);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 

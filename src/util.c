@@ -223,6 +223,21 @@ time_iso(int64_t t, char *out, size_t outlen)
 	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+int64_t
+time_years_before(int64_t t, int years)
+{
+	struct tm	tm;
+	time_t		tt = (time_t)t;
+
+	gmtime_r(&tt, &tm);
+	tm.tm_year -= years;
+	/* 29 February of a year that has none: the 28th, never 1 March,
+	 * which would be less than the years asked. */
+	if (tm.tm_mon == 1 && tm.tm_mday == 29)
+		tm.tm_mday = 28;
+	return (int64_t)timegm(&tm);
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant). */
 static int64_t
 days_from_civil(int64_t y, unsigned m, unsigned d)
