@@ -34,6 +34,7 @@ enum problem_slot {
 	PROBLEM_CONTROL,
 	PROBLEM_LOG,		/* the disclosure log failed verification */
 	PROBLEM_SEAL,		/* sealing not set up, or failing */
+	PROBLEM_RETENTION,	/* a prune's removal failing */
 };
 void	daemon_problem(enum problem_slot, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

@@ -32,6 +32,7 @@
 #include "policy.h"
 #include "probe.h"
 #include "queue.h"
+#include "retention.h"
 #include "roigated.h"
 #include "seal.h"
 #include "store.h"
@@ -523,7 +524,7 @@ op_verify_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	struct seal_verdict	 v;
 	uint8_t			 vkey[SEAL_KEY_LEN];
 	int64_t			 count = 0;
-	char			 err[512], tail[200];
+	char			 err[512], tail[200], pruned[400];
 
 	if (disclosure_verify(rg->store, &count, err, sizeof(err)) == -1) {
 		daemon_problem(PROBLEM_LOG, "disclosure log: %s", err);
@@ -556,13 +557,14 @@ op_verify_log(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		daemon_problem_clear(PROBLEM_LOG);
 		metrics_log_verified(1);
 		seal_verdict_tail(&v, tail, sizeof(tail));
-		r->result = json_pack("{s:b, s:I, s:I, s:I, s:b, s:b, s:I, s:s}",
+		seal_verdict_pruned(&v, pruned, sizeof(pruned));
+		r->result = json_pack("{s:b, s:I, s:I, s:I, s:b, s:b, s:I, s:s, s:s}",
 		    "ok", 1, "entries", (json_int_t)v.entries[STORE_SEALED_DISCLOSURES] +
 		    v.unsealed[STORE_SEALED_DISCLOSURES], "audit_entries",
 		    (json_int_t)v.entries[STORE_SEALED_AUDIT] +
 		    v.unsealed[STORE_SEALED_AUDIT], "epochs", (json_int_t)v.epochs,
 		    "sealed", 1, "checkpoint", cp != NULL, "last_seal_at",
-		    (json_int_t)v.last_seal_at, "unsealed", tail);
+		    (json_int_t)v.last_seal_at, "unsealed", tail, "pruned", pruned);
 		return;
 	case SEAL_WRONG_KEY:
 		fail(r, "denied", "%s", v.msg);
@@ -1417,6 +1419,54 @@ op_shape(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	free(sh.rows);
 }
 
+/*
+ * roictl prune [--dry-run] (docs/disclosure-log.md, Retention): what the
+ * retention period lets go now; without dry_run, the sealed prune record
+ * is written and the removal runs in the background (src/retention.c).
+ */
+static void
+op_prune(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	struct retention_plan	 pl;
+	json_t			*tables = json_array();
+	char			 actor[96], why[400];
+	int			 dry = json_is_true(json_object_get(req, "dry_run"));
+	int64_t			 total = 0;
+
+	if (retention_plan(now_wall(), &pl, why, sizeof(why)) == -1) {
+		fail(r, "unavailable", "%s", why);
+		json_decref(tables);
+		return;
+	}
+	actor_name(p, actor, sizeof(actor));
+	if (!dry && retention_prune(&pl, actor, why, sizeof(why)) == -1) {
+		fail(r, "unavailable", "%s", why);
+		json_decref(tables);
+		return;
+	}
+	for (int t = 0; t < STORE_SEALED_N; t++) {
+		if (t == STORE_SEALED_PRUNES)
+			continue;
+		total += pl.t[t].count;
+		json_array_append_new(tables, json_pack("{s:s, s:I, s:I, s:I, s:o, s:o}",
+		    "name", store_sealed_name(t), "from", (json_int_t)pl.t[t].from,
+		    "to", (json_int_t)pl.t[t].to, "count", (json_int_t)pl.t[t].count,
+		    "first_at", jtime(pl.t[t].first_at), "last_at",
+		    jtime(pl.t[t].last_at)));
+	}
+	snprintf(r->target, sizeof(r->target), "prune %lld", (long long)pl.rec.seq);
+	snprintf(r->detail, sizeof(r->detail), "%s%lld sealed entries up to epoch "
+	    "%lld, %lld job folders", dry ? "dry run: " : "", (long long)total,
+	    (long long)pl.epoch, (long long)pl.job_folders);
+	r->result = json_pack("{s:b, s:o, s:I, s:I, s:o, s:I, s:I, s:b, s:I}",
+	    "dry_run", dry, "before", jtime(pl.before), "epoch", (json_int_t)pl.epoch,
+	    "record", (json_int_t)pl.rec.seq, "tables", tables, "job_folders",
+	    (json_int_t)pl.job_folders, "job_bytes", (json_int_t)pl.job_bytes,
+	    "removing", pl.removing, "records_retention_days",
+	    (json_int_t)(rg->conf->retention_records_ms / 86400000));
+}
+
 #define ANYROLE	(ROLE_SUBMIT | ROLE_OPERATE | ROLE_AUDIT | ROLE_ADMIN)
 
 static const struct op_def ops[] = {
@@ -1440,6 +1490,7 @@ static const struct op_def ops[] = {
 	    op_incident_open },
 	{ "incident-assess", ROLE_AUDIT, "audit", op_incident_assess },
 	{ "incident-show", ROLE_AUDIT, "audit", op_incident_show },
+	{ "prune", ROLE_ADMIN, "admin", op_prune },
 	{ "recipient-add", ROLE_ADMIN, "admin", op_recipient_add },
 	{ "recipient-list", READERS, "operate, audit or admin", op_recipient_list },
 	{ "recipient-show", READERS, "operate, audit or admin", op_recipient_show },

@@ -87,7 +87,6 @@ static struct run		*runs;
 static int			 nruns;
 static struct loop_timer	*wake;
 static struct loop_timer	*grace;
-static struct loop_timer	*archive_timer;
 static void			(*drained)(void);
 
 static void	queue_reap(int, void *);
@@ -96,48 +95,11 @@ static int	queue_running_job(int64_t);
 static int	queue_finish(struct run *, enum transport_status,
 		    const struct transport_receipt *, const char *);
 
-/* Remove archived outputs older than archive_retention; again hourly. */
-static void
-queue_archive_expire(void *arg)
-{
-	char		 path[PATH_MAX];
-	struct dirent	*de;
-	struct stat	 st;
-	DIR		*d;
-	int64_t		 cutoff = now_wall() - rg->conf->archive_retention_ms / 1000;
-	int		 n = 0;
-
-	snprintf(path, sizeof(path), "%s/archive", rg->conf->state_dir);
-	if ((d = opendir(path)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.' ||
-			    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
-			    !S_ISREG(st.st_mode) || st.st_mtime >= cutoff)
-				continue;
-			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
-				n++;
-		}
-		closedir(d);
-	}
-	if (n > 0)
-		log_info("archive: removed %d output%s older than the retention "
-		    "period", n, n == 1 ? "" : "s");
-	loop_timer_set(archive_timer, 3600 * 1000);
-	(void)arg;
-}
-
 void
 queue_init(void)
 {
-	char	path[PATH_MAX];
-
 	wake = loop_timer_new((loop_timer_cb)queue_kick, NULL);
 	loop_signal(SIGCHLD, queue_reap, NULL);
-	snprintf(path, sizeof(path), "%s/archive", rg->conf->state_dir);
-	if (mkdir(path, 0700) == -1 && errno != EEXIST)
-		log_warn("cannot create %s", path);
-	archive_timer = loop_timer_new(queue_archive_expire, NULL);
-	queue_archive_expire(NULL);
 }
 
 int
@@ -261,8 +223,8 @@ run_free(struct run *r)
 /*
  * Keep what is sent: archive/INSTANCE-JOB-ATTEMPT.pdf, a hard link to the output
  * in the job's folder (same file system; the renderer made it readable by
- * the daemon's user only).  Files older than archive_retention are removed by
- * queue_archive_expire().  -1 (and nothing is sent) if it cannot be kept.
+ * the daemon's user only).  Files older than [retention] archive are removed
+ * by src/retention.c.  -1 (and nothing is sent) if it cannot be kept.
  */
 /* The worker's rendered output in job id's folder. */
 static void
@@ -1267,7 +1229,20 @@ int
 queue_retry(int64_t id, const char *actor, char *err, size_t errlen)
 {
 	struct job_update	u = JOB_UPDATE_NONE;
+	char			path[PATH_MAX];
+	struct stat		st;
 
+	/* Its documents may have gone with [retention] jobs: say so, rather
+	 * than hold it for want of them. */
+	snprintf(path, sizeof(path), "%s/jobs/%lld", rg->conf->state_dir,
+	    (long long)id);
+	if (store_job_exists(rg->store, id) == 1 && lstat(path, &st) == -1 &&
+	    errno == ENOENT) {
+		bsnprintf(err, errlen, "job %lld cannot be retried: its documents "
+		    "were removed after [retention] jobs; submit the packet again "
+		    "(with a new packet_id)", (long long)id);
+		return -1;
+	}
 	/* A new round of attempts, starting now. */
 	u.next_at = now_wall_ms();
 	u.attempts = 0;

@@ -67,6 +67,9 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  incident assess ID --determination low_probability|breach [--nature T] [--person T]\n"
 "                [--acquired T] [--mitigation T]\n"
 "  incident list | show ID | report ID [--format text|json]\n"
+"Retention (role admin):\n"
+"  prune [--dry-run]               remove the sealed records older than [retention]\n"
+"                                  records (six years at least), under a sealed record\n"
 "Recipients (role admin to change):\n"
 "  recipient add ID --name N --transport T --address A [--organization O]\n"
 "                [--param K=V | --param K=@FILE]...\n"
@@ -542,6 +545,67 @@ cmd_log(struct roigate *rg, int argc, char **argv)
 	return 0;
 }
 
+/* A date of the result as YYYY-MM-DD (the first 10 characters). */
+static const char *
+day_(json_t *o, const char *k)
+{
+	const char	*v = json_string_value(json_object_get(o, k));
+
+	return v ? v : "-";
+}
+
+/*
+ * prune [--dry-run]: what the retention period lets go; the daemon writes
+ * the sealed prune record and removes in the background.
+ */
+static int
+cmd_prune(struct roigate *rg, int argc, char **argv)
+{
+	json_t	*r, *t, *args = json_object();
+	size_t	 i;
+	int	 dry = 0, rv;
+
+	for (int a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--dry-run") == 0 || strcmp(argv[a], "-n") == 0)
+			dry = 1;
+		else {
+			json_decref(args);
+			return EX_USAGE;
+		}
+	}
+	json_object_set_new(args, "dry_run", json_boolean(dry));
+	if ((rv = call(rg, "prune", args, &r)) != 0)
+		return rv;
+	if (json_out) {
+		print_json(r);
+		json_decref(r);
+		return 0;
+	}
+	printf("%s records sealed before %.10s (retention %lld days):\n",
+	    dry ? "would remove" : "removing", day_(r, "before"),
+	    i_(r, "records_retention_days"));
+	json_array_foreach(json_object_get(r, "tables"), i, t) {
+		if (i_(t, "count") == 0)
+			printf("  %-12s nothing\n", s_(t, "name"));
+		else
+			printf("  %-12s %lld entries (%lld to %lld), from %.10s to %.10s\n",
+			    s_(t, "name"), i_(t, "count"), i_(t, "from"), i_(t, "to"),
+			    day_(t, "first_at"), day_(t, "last_at"));
+	}
+	printf("job folders (jobs/ID of jobs finished longer than [retention] jobs): "
+	    "%lld, %lld bytes%s\n", i_(r, "job_folders"), i_(r, "job_bytes"),
+	    dry ? "" : " (being removed)");
+	if (!dry && i_(r, "record") > 0)
+		printf("prune record %lld written (sealed); the removal runs in the "
+		    "daemon, which logs when it is done\n", i_(r, "record"));
+	else if (!dry)
+		printf("nothing to prune: no sealed epoch ended before then\n");
+	if (json_is_true(json_object_get(r, "removing")))
+		printf("(an earlier prune's removal is still under way)\n");
+	json_decref(r);
+	return 0;
+}
+
 static int
 cmd_verify_log(struct roigate *rg, int argc, char **argv)
 {
@@ -586,6 +650,8 @@ cmd_verify_log(struct roigate *rg, int argc, char **argv)
 		printf("disclosure log intact and sealed: %lld entries, %lld audit "
 		    "entries, %lld epochs\n", i_(r, "entries"), i_(r, "audit_entries"),
 		    i_(r, "epochs"));
+		if ((tail = json_string_value(json_object_get(r, "pruned"))) && *tail)
+			printf("%s\n", tail);
 		if ((tail = json_string_value(json_object_get(r, "unsealed"))) && *tail)
 			printf("%s\n", tail);
 	} else {
@@ -1429,6 +1495,13 @@ static const struct cmd cmds[] = {
 	    "this\nrequest only) every entry must match the seal of its own epoch; a "
 	    "key of\nanother log is refused (77).  --checkpoint LINE (from the system "
 	    "journal)\nproves the log still holds that head: nothing cut from its end." },
+	{ "prune", cmd_prune, "prune [--dry-run]", "Remove the disclosure, audit, "
+	    "suspension and incident records sealed before\n[retention] records "
+	    "(six years at least, 45 CFR 164.316(b)(2)), in whole sealed\nepochs, "
+	    "under a sealed prune record that verify-log and roigate-verify "
+	    "check;\nalso the expired job folders.  The daemon removes in the "
+	    "background and logs\nwhen done.  --dry-run says what would go and "
+	    "changes nothing (role admin)." },
 	{ "audit", cmd_audit, "audit [--since D] [--limit N]", "The audit log: every "
 	    "request to the daemon, allowed or denied." },
 	{ "accounting", cmd_accounting, "accounting --mrn MRN [--from D] [--to D] "

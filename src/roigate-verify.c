@@ -58,7 +58,7 @@ read_key(const char *path, uint8_t vkey[SEAL_KEY_LEN])
 static int
 report(const struct seal_verdict *v)
 {
-	char	tail[200];
+	char	tail[400];
 
 	switch (v->code) {
 	case SEAL_INTACT:
@@ -66,6 +66,9 @@ report(const struct seal_verdict *v)
 		printf("log intact and sealed: %lld disclosure entries, %lld audit "
 		    "entries, %lld epochs\n", (long long)v->entries[STORE_SEALED_DISCLOSURES],
 		    (long long)v->entries[STORE_SEALED_AUDIT], (long long)v->epochs);
+		if (tail[0])
+			printf("%s\n", tail);
+		seal_verdict_pruned(v, tail, sizeof(tail));
 		if (tail[0])
 			printf("%s\n", tail);
 		return 0;

@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "probe.h"
 #include "queue.h"
+#include "retention.h"
 #include "render.h"
 #include "roigated.h"
 #include "seal.h"
@@ -451,6 +452,7 @@ main(int argc, char *argv[])
 		daemon_problem(PROBLEM_QUEUE, "[render] verify = off: outputs are "
 		    "sent unchecked (no leak gate)");
 	queue_init();
+	retention_init();
 	if (spool_init() == -1 || submit_init() == -1 || control_init() == -1)
 		fatalx("start-up failed");
 	queue_recover();
