@@ -8,7 +8,7 @@
 # given on the command line, if any; a daemon that does not answer, or a
 # caller without the role, simply gets no ids.
 
-_roictl_commands="status list show hold release retry cancel watch submit log verify-log audit recipient shape alerts metrics accounting incident"
+_roictl_commands="status list show hold release retry cancel watch submit log verify-log audit prune recipient shape alerts metrics accounting incident"
 _roictl_states="queued rendering sending awaiting_confirmation deferred held delivered failed cancelled"
 
 # roictl with the socket the user typed (-s/--socket), JSON output.
@@ -144,6 +144,9 @@ _roictl()
 		--since | --limit) ;;
 		*) COMPREPLY=($(compgen -W "--since --limit --json --help" -- "$cur")) ;;
 		esac
+		;;
+	prune)
+		COMPREPLY=($(compgen -W "--dry-run --json --help" -- "$cur"))
 		;;
 	recipient)
 		sub=${COMP_WORDS[n + 1]}

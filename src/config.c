@@ -137,6 +137,7 @@ struct parser {
 	struct buf	 notes;		/* deprecations: said, not refused */
 	int		 archive_line;	/* where archive retention was set */
 	int		 archive_old;	/* ... under its old name */
+	int64_t		 archive_ms;	/* ... to this */
 };
 
 static void
@@ -542,22 +543,25 @@ pnote(struct parser *p, const char *fmt, ...)
 }
 
 /* [render] archive_retention is the old name of [retention] archive: it
- * still works, with a note; both at once is an error (which one holds?). */
+ * still works, with a note; both with different values is an error
+ * (which one holds?). */
 static void
 archive_key_seen(struct parser *p, const char *key)
 {
 	int	old = strcmp(p->section, "render") == 0;
 
-	if (p->archive_line && p->archive_old != old)
+	if (p->archive_line && p->archive_old != old &&
+	    p->archive_ms != p->conf->archive_retention_ms)
 		perr(p, "%s: [render] archive_retention and [retention] archive are "
-		    "the same setting (the first is its old name); keep only "
-		    "[retention] archive (line %d has the other)", key,
+		    "the same setting (the first is its old name) and differ; keep "
+		    "only [retention] archive (line %d has the other)", key,
 		    p->archive_line);
 	else if (old)
 		pnote(p, "[render] archive_retention is deprecated: it is now "
 		    "[retention] archive (the old name still works)");
 	p->archive_line = p->line;
 	p->archive_old = old;
+	p->archive_ms = p->conf->archive_retention_ms;
 }
 
 static void

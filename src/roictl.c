@@ -566,7 +566,7 @@ cmd_prune(struct roigate *rg, int argc, char **argv)
 	int	 dry = 0, rv;
 
 	for (int a = 1; a < argc; a++) {
-		if (strcmp(argv[a], "--dry-run") == 0 || strcmp(argv[a], "-n") == 0)
+		if (strcmp(argv[a], "--dry-run") == 0)
 			dry = 1;
 		else {
 			json_decref(args);

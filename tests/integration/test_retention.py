@@ -160,6 +160,9 @@ def test_old_archive_key_still_works_with_a_note(gateway_factory):
         in r.stdout, r.stdout
     g.settings["retention"] = {"archive": "10d"}
     g.write_conf()
+    assert check_config(g).returncode == 0
+    g.settings["retention"] = {"archive": "20d"}
+    g.write_conf()
     r = check_config(g)
     assert r.returncode != 0 and "the same setting" in r.stderr, r.stderr
 
