@@ -58,6 +58,15 @@ test_errors_table(void **state)
 		{ "[queue]\njust words\n", ":2: expected \"key = value\" or a [section]" },
 		{ "[render]\npaper = legal\n",
 		    ":2: paper: \"legal\" is not one of letter|a4" },
+		{ "[retention]\nrecords = 4y\n",
+		    ": [retention] records is shorter than six years: the disclosure, "
+		    "audit and incident records must be kept at least six years "
+		    "(HIPAA, 45 CFR 164.316(b)(2))" },
+		{ "[retention]\nrecords = 2191d\n",
+		    ": [retention] records is shorter than six years" },
+		{ "[render]\narchive_retention = 5d\n[retention]\narchive = 6d\n",
+		    ":4: archive: [render] archive_retention and [retention] archive "
+		    "are the same setting" },
 		{ "[render]\ndocument_dpi = 600\n",
 		    ":2: document_dpi: 600 is out of range (150 to 300)" },
 		{ "[render]\nfax_resolution = fine\n",
@@ -119,6 +128,10 @@ test_good_file(void **state)
 	assert_int_equal(c->document_dpi, 300);
 	assert_int_equal(c->document_color, 1);
 	assert_int_equal(c->archive_retention_ms, 0);
+	/* The old name is read, and said to be old. */
+	assert_non_null(c->notes);
+	assert_non_null(strstr(c->notes, "roigate.conf:25: [render] archive_retention "
+	    "is deprecated: it is now [retention] archive"));
 	assert_string_equal(c->cover_template, "clinic");
 	assert_int_equal(c->ntransports, 1);
 	assert_string_equal(c->transports[0].name, "desk");
@@ -147,6 +160,10 @@ test_defaults(void **state)
 
 	assert_non_null(c);
 	assert_int_equal(c->settle_ms, 2000);
+	assert_int_equal(c->retention_jobs_ms, 30LL * 86400000);
+	assert_int_equal(c->archive_retention_ms, 30LL * 86400000);
+	assert_int_equal(c->retention_records_ms, 6LL * 31557600000LL);
+	assert_null(c->notes);
 	/* The embedded default transport. */
 	assert_int_equal(c->ntransports, 1);
 	assert_string_equal(c->transports[0].name, "local");
