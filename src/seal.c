@@ -906,6 +906,7 @@ seal_verdict_pruned(const struct seal_verdict *v, char *out, size_t outlen)
 {
 	char	when[32];
 	size_t	o = 0;
+	int64_t	left = 0;
 
 	out[0] = '\0';
 	for (int t = 0; t < STORE_SEALED_N && o < outlen; t++)
@@ -916,8 +917,13 @@ seal_verdict_pruned(const struct seal_verdict *v, char *out, size_t outlen)
 	if (o == 0 || o >= outlen)
 		return;
 	time_iso(v->pruned_at, when, sizeof(when));
-	snprintf(out + o, outlen - o, " pruned on %s by %s, under a sealed record",
-	    when, v->pruned_by[0] ? v->pruned_by : "an unknown user");
+	o += (size_t)snprintf(out + o, outlen - o, " pruned on %s by %s, under a "
+	    "sealed record", when, v->pruned_by[0] ? v->pruned_by : "an unknown user");
+	for (int t = 0; t < STORE_SEALED_N; t++)
+		left += v->awaiting[t];
+	if (left > 0 && o < outlen)
+		snprintf(out + o, outlen - o, " (%lld of them still to be removed)",
+		    (long long)left);
 }
 
 int

@@ -221,6 +221,10 @@ def test_prune_dry_run_then_prune_and_the_log_still_verifies(gateway_factory):
     plan = g.json("prune", "--dry-run")
     assert plan["dry_run"] is True and plan["record"] == 0
 
+    before = db_path + ".before"
+    src, dst = sqlite3.connect(db_path), sqlite3.connect(before)
+    src.backup(dst)
+    src.close(), dst.close()
     r = g.roictl("prune", check=0)
     assert "prune record 1 written (sealed)" in r.stdout, r.stdout
     wait_for("the removal to finish", lambda: "prune 1 done" in g.log())
@@ -247,6 +251,36 @@ def test_prune_dry_run_then_prune_and_the_log_still_verifies(gateway_factory):
     assert "disclosure log entries 1 to 6, audit log entries 1 to" in r.stdout
     assert "pruned on" in r.stdout, r.stdout
     assert "by uid" in r.stdout
+
+    # A removal cut short by a stop: the entries of the cut are back as if
+    # their transactions had not run.  They verify as still to go, and the
+    # daemon removes them at start.
+    put_back(db_path, before, "disclosures", 6)
+    r = verify(g, keyfile)
+    assert r.returncode == 0, r.stderr
+    assert "(6 of them still to be removed)" in r.stdout, r.stdout
+    g.start()
+    wait_for("the removal to be taken up", lambda: count(g, "disclosures") == 2)
+    assert "6 entries still to remove; removing them" in g.log()
+    assert g.stop() == 0
+    assert verify(g, keyfile).returncode == 0
+
+
+def put_back(db_path, copy, table, upto):
+    db = sqlite3.connect(db_path)
+    triggers = db.execute("SELECT name, sql FROM sqlite_master WHERE type ="
+                          " 'trigger' AND tbl_name = ?", (table,)).fetchall()
+    for name, _ in triggers:
+        db.execute(f"DROP TRIGGER {name}")
+    db.execute("ATTACH DATABASE ? AS old", (copy,))
+    db.execute(f"INSERT INTO {table} SELECT * FROM old.{table} WHERE seq <= ?",
+               (upto,))
+    db.commit()
+    db.execute("DETACH DATABASE old")
+    for _, sql in triggers:
+        db.execute(sql)
+    db.commit()
+    db.close()
 
 
 def test_prune_refused_without_sealing(gw):
