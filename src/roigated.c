@@ -151,6 +151,7 @@ on_reload(int signo, void *arg)
 	control_reconfigure();
 	queue_reconfigure();
 	alerts_reconfigure();
+	retention_sweep();		/* the periods may have changed */
 	sd_notify(0, "READY=1");
 	log_info("configuration reloaded");
 }

@@ -694,7 +694,7 @@ def test_expectation_not_met_fails_the_job(gw):
 
 
 def test_archived_copies_expire_after_the_retention(gateway_factory):
-    gw = started(gateway_factory, render={"archive_retention": "30d"})
+    gw = started(gateway_factory, retention={"archive": "30d"})
     gw.drop(Packet("ROI-ARCHIVE-1"))
     j = wait_state(gw, "ROI-ARCHIVE-1", "delivered")
     kept = gw.archived(j["id"], 1)
@@ -704,7 +704,7 @@ def test_archived_copies_expire_after_the_retention(gateway_factory):
     os.utime(kept, (old, old))
     gw.start()
     wait_for("the expired copy to be removed", lambda: not os.path.exists(kept))
-    assert "removed 1 output older than the retention period" in gw.log()
+    assert "removed 1 archived output older than [retention] archive" in gw.log()
     # The job, its log entries and its recorded hash stay.
     assert gw.job(j["id"])["job"]["output_sha256"]
 
