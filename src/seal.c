@@ -44,6 +44,8 @@
 #define GENESIS	"0000000000000000000000000000000000000000000000000000000000000000"
 #define EVOLVE	"roigate seal evolve"
 #define KEYFILE_MAX	1024
+/* How far ahead of the verifier's clock a time may be (seconds). */
+#define SEAL_CLOCK_SLACK	300
 
 static void
 hexify(const uint8_t *p, size_t n, char *out)
@@ -746,7 +748,7 @@ verify_prune(const struct store_prune *p, void *arg)
 	/* An entry is written while its epoch is open; the seal may come a
 	 * moment after the epoch's nominal end, hence the next one's end. */
 	lo = e < vs->nz ? vs->z[e].start_at : vs->z[vs->nz - 1].end_at;
-	hi = e + 1 < vs->nz ? vs->z[e + 1].end_at : now_wall() + 300;
+	hi = e + 1 < vs->nz ? vs->z[e + 1].end_at : now_wall() + SEAL_CLOCK_SLACK;
 	if (p->at < lo - 1 || p->at > hi) {
 		time_iso(p->at, when, sizeof(when));
 		return vbad(vs, "prune record %lld is dated %s, outside the epoch it "
@@ -827,6 +829,15 @@ seal_verify(struct store *st, const uint8_t vkey[SEAL_KEY_LEN],
 			bsnprintf(v->msg, sizeof(v->msg), "the seal of epoch %lld (from "
 			    "%s) does not match: it was altered or made without the "
 			    "sealing key of that epoch", (long long)z->epoch, when);
+			v->code = SEAL_TAMPERED;
+			goto done;
+		}
+		/* A seal dated ahead would let a prune record dated ahead pass
+		 * as six years after what it cuts (src/retention.c). */
+		if (z->end_at > now_wall() + SEAL_CLOCK_SLACK) {
+			bsnprintf(v->msg, sizeof(v->msg), "the seal of epoch %lld ends "
+			    "in the future: it was made with a forged time",
+			    (long long)z->epoch);
 			v->code = SEAL_TAMPERED;
 			goto done;
 		}

@@ -315,6 +315,35 @@ def forge_prune(db_path, state_dir, cut, at):
     db.close()
 
 
+def seal_current_epoch(db_path, state_dir, start, end):
+    """Seal the open epoch as the daemon would, with the sealing key the
+    daemon's user holds, but at times of the attacker's choosing."""
+    with open(os.path.join(state_dir, "seal.key")) as f:
+        lines = [l.split() for l in f]
+    key = bytes.fromhex(next(l[1] for l in lines if l[0] == "key"))
+    epoch = int(next(l[1] for l in lines if l[0] == "epoch"))
+    first = {l[1]: int(l[2]) for l in lines if l[0] == "first"}
+    db = sqlite3.connect(db_path)
+    instance = db.execute("SELECT value FROM meta WHERE name = 'instance'"
+                          ).fetchone()[0]
+    prev = db.execute("SELECT seal FROM seals WHERE epoch = ?",
+                      (epoch - 1,)).fetchone()[0]
+    ranges = {}
+    for table, cols in SEALED.items():
+        seqcol = cols.split(",")[0]
+        last = db.execute(f"SELECT {seqcol}, hash FROM {table} ORDER BY"
+                          f" {seqcol} DESC LIMIT 1").fetchone() or (0, "0" * 64)
+        ranges[table] = (first.get(table, 0), last[0], last[1])
+    seal = seal_of(key, instance, epoch, start, end, ranges, prev)
+    db.execute("INSERT INTO seals VALUES (?, ?, ?, ?, ?)",
+               (epoch, start, end, prev, seal))
+    for name, (f, l, h) in ranges.items():
+        db.execute("INSERT INTO seal_ranges VALUES (?, ?, ?, ?, ?)",
+                   (epoch, name, f, l, h))
+    db.commit()
+    db.close()
+
+
 def test_forged_prune_is_found(gateway_factory):
     g, keyfile = sealed_gateway(gateway_factory)
     deliver(g, 3)
@@ -344,6 +373,16 @@ def test_forged_prune_is_found(gateway_factory):
     assert r.returncode == 65, r
     assert "prune record 1 is dated" in r.stderr, r.stderr
     assert "outside the epoch it was written in" in r.stderr
+
+    # Dated ahead, and its own epoch sealed ahead with the current key too.
+    shutil.copy(copy, db_path)
+    ahead = int(time.time()) + SEVEN_YEARS
+    forge_prune(db_path, g.state, cut, ahead)
+    seal_current_epoch(db_path, g.state, ahead - 10, ahead + 10)
+    r = verify(g, keyfile)
+    assert r.returncode == 65, r
+    assert "ends in the future: it was made with a forged time" in r.stderr, \
+        r.stderr
 
     # Removed with no prune record at all: as before, a removal.
     shutil.copy(copy, db_path)
