@@ -263,6 +263,11 @@ $(B)/bench/seal_bench: bench/seal_bench.c $(B)/src/seal.o $(B)/src/store.o $(B)/
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
 
+$(B)/bench/prune_bench: bench/prune_bench.c $(B)/src/store.o $(B)/src/disclosure.o \
+    $(B)/src/util.o $(B)/src/log.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS)
+
 # OCR alone (src/ocr.c), beside the tesseract command: bench/ocr.
 $(B)/bench/ocr_bench: bench/ocr_bench.c $(B)/src/ocr.o $(B)/src/util.o $(B)/src/log.o
 	@mkdir -p $(dir $@)
@@ -279,7 +284,7 @@ $(B)/bench/smime_peer: bench/smime_peer.c
 	    $(shell $(PKG_CONFIG) --libs libcrypto)
 
 bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/smime_peer $(B)/bench/cover_bench \
-    $(B)/bench/seal_bench $(B)/bench/ocr_bench $(B)/bench/accounting_bench
+    $(B)/bench/seal_bench $(B)/bench/ocr_bench $(B)/bench/accounting_bench $(B)/bench/prune_bench
 	@bench/run $(CURDIR)/$(B)
 	@bench/render $(CURDIR)/$(B)
 	@bench/ocr $(CURDIR)/$(B)
@@ -288,6 +293,7 @@ bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/smime_peer $(B)
 	@bench/fax $(CURDIR)/$(B)
 	@bench/ops $(CURDIR)/$(B)
 	@bench/seal $(CURDIR)/$(B)
+	@bench/prune $(CURDIR)/$(B)
 	@bench/accounting $(CURDIR)/$(B)
 
 # Where `make install` puts what is not a program.  The Debian package
