@@ -1,7 +1,8 @@
 /*
  * roigate.conf parser.  Runs in the daemon at start-up, on SIGHUP and for
- * "roigated -n".  An INI file: [daemon], [spool], [queue], [control],
- * [roles] and [transport NAME] sections.  Every error is collected and
+ * "roigated -n".  An INI file: [daemon], [spool], [queue], [render],
+ * [control], [log], [alerts], [exporter], [retention], [roles] and
+ * [transport NAME] sections.  Every error is collected and
  * reported as "file:line: message"; a file with any error is refused
  * whole, so a reload never applies half a configuration.
  */
@@ -138,6 +139,7 @@ struct parser {
 	int		 archive_line;	/* where archive retention was set */
 	int		 archive_old;	/* ... under its old name */
 	int64_t		 archive_ms;	/* ... to this */
+	int		 records_line;	/* where [retention] records was set */
 };
 
 static void
@@ -604,6 +606,8 @@ parse_line(struct parser *p, char *line)
 			set_value(p, &keys[i], value);
 			if (keys[i].offset == OFF(archive_retention_ms))
 				archive_key_seen(p, key);
+			if (keys[i].offset == OFF(retention_records_ms))
+				p->records_line = p->line;
 			return;
 		}
 	perr(p, "unknown key \"%.100s\" in [%s]", key, p->section);
@@ -647,11 +651,14 @@ config_finish(struct parser *p)
 	p->line = 0;
 	if (c->protect)
 		check_protect(p, c->protect);
-	if (c->retention_records_ms < RETENTION_RECORDS_MIN_MS)
+	if (c->retention_records_ms < RETENTION_RECORDS_MIN_MS) {
+		p->line = p->records_line;
 		perr(p, "[retention] records is shorter than six years: the "
 		    "disclosure, audit and incident records must be kept at least "
 		    "six years (HIPAA, 45 CFR 164.316(b)(2)); set 6y or longer, or "
 		    "leave it out (the default is 6y)");
+		p->line = 0;
+	}
 	if (c->backoff_max_ms < c->backoff_base_ms)
 		perr(p, "[queue] backoff_max must not be shorter than backoff_base");
 	if (c->max_file_size > c->max_packet_size)

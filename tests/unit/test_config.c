@@ -59,11 +59,11 @@ test_errors_table(void **state)
 		{ "[render]\npaper = legal\n",
 		    ":2: paper: \"legal\" is not one of letter|a4" },
 		{ "[retention]\nrecords = 4y\n",
-		    ": [retention] records is shorter than six years: the disclosure, "
+		    ":2: [retention] records is shorter than six years: the disclosure, "
 		    "audit and incident records must be kept at least six years "
 		    "(HIPAA, 45 CFR 164.316(b)(2))" },
 		{ "[retention]\nrecords = 2191d\n",
-		    ": [retention] records is shorter than six years" },
+		    ":2: [retention] records is shorter than six years" },
 		{ "[render]\narchive_retention = 5d\n[retention]\narchive = 6d\n",
 		    ":4: archive: [render] archive_retention and [retention] archive "
 		    "are the same setting" },
