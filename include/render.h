@@ -65,8 +65,18 @@ struct render_cover {
 	int64_t		 now;		/* seconds since the epoch */
 };
 
+/* Where a render's time went (CLOCK_MONOTONIC, microseconds), for the
+ * worker's debug log and bench/latency: no document's content. */
+struct render_times {
+	int64_t			 docs_us;	/* read, search, box, raster every page */
+	int64_t			 cover_us;	/* the cover sheet drawn */
+	int64_t			 save_us;	/* the output PDF written and hashed */
+	int64_t			 gate_us;	/* the output read back by OCR */
+};
+
 struct render_result {
 	int			 pages;		/* output pages, cover included */
+	struct render_times	 times;
 	char			 sha256[65];
 	struct store_redaction	*red;		/* each box applied, as the job records it:
 						 * "rect", a pattern's name or "regex";
