@@ -92,6 +92,10 @@ struct render_result {
 
 struct config;
 
+/* The daemon: load what every worker's renderer needs (the OCR data) once,
+ * before any worker is forked; they inherit it. */
+void	render_preload(const struct config *);
+
 /* Defaults for a profile (paper letter, fax 204x196, document 150 dpi gray). */
 void	render_defaults(struct render_opts *, enum render_profile);
 /* The options roigate.conf's [render] section sets, for a profile. */
