@@ -286,6 +286,7 @@ $(B)/bench/smime_peer: bench/smime_peer.c
 bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/smime_peer $(B)/bench/cover_bench \
     $(B)/bench/seal_bench $(B)/bench/ocr_bench $(B)/bench/accounting_bench $(B)/bench/prune_bench
 	@bench/run $(CURDIR)/$(B)
+	@bench/latency $(CURDIR)/$(B)
 	@bench/render $(CURDIR)/$(B)
 	@bench/ocr $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)

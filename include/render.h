@@ -65,8 +65,18 @@ struct render_cover {
 	int64_t		 now;		/* seconds since the epoch */
 };
 
+/* Where a render's time went (CLOCK_MONOTONIC, microseconds), for the
+ * worker's debug log and bench/latency: no document's content. */
+struct render_times {
+	int64_t			 docs_us;	/* read, search, box, raster every page */
+	int64_t			 cover_us;	/* the cover sheet drawn */
+	int64_t			 save_us;	/* the output PDF written and hashed */
+	int64_t			 gate_us;	/* the output read back by OCR */
+};
+
 struct render_result {
 	int			 pages;		/* output pages, cover included */
+	struct render_times	 times;
 	char			 sha256[65];
 	struct store_redaction	*red;		/* each box applied, as the job records it:
 						 * "rect", a pattern's name or "regex";
@@ -81,6 +91,10 @@ struct render_result {
 };
 
 struct config;
+
+/* The daemon: load what every worker's renderer needs (the OCR data) once,
+ * before any worker is forked; they inherit it. */
+void	render_preload(const struct config *);
 
 /* Defaults for a profile (paper letter, fax 204x196, document 150 dpi gray). */
 void	render_defaults(struct render_opts *, enum render_profile);

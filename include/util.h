@@ -40,6 +40,7 @@ char	*buf_cstr(struct buf *);	/* NUL-terminated view of the data */
 
 /* Time. */
 int64_t	 now_ms(void);		/* CLOCK_MONOTONIC */
+int64_t	 now_us(void);		/* CLOCK_MONOTONIC in microseconds */
 int64_t	 now_wall(void);	/* time(NULL) */
 int64_t	 now_wall_ms(void);	/* CLOCK_REALTIME in milliseconds */
 /* "2026-11-24T10:01:02Z" into out (at least 21 bytes). */

@@ -32,6 +32,7 @@
 #include "config.h"
 #include "cover.h"
 #include "gate.h"
+#include "log.h"
 #include "manifest.h"
 #include "ocr.h"
 #include "pdfout.h"
@@ -415,25 +416,35 @@ render_run(struct doc_run *r, const int *docfds, int outfd,
 	char			 fbuf[4][64];
 	size_t			 nf;
 	int			 rv = 0;
+	int64_t			 t = now_us();
+	struct render_times	*tm = &r->res->times;
 
 	for (size_t k = 0; rv == 0 && k < r->mf->ndocs; k++) {
 		size_t i = manifest_output_doc(r->mf, k);	/* the consent first */
 		rv = render_doc(r, &r->mf->docs[i], (int)i + 1, docfds[i]);
 	}
+	tm->docs_us = now_us() - t;
 	if (rv == -1)
 		return -1;
+	t = now_us();
 	cover_fields(r->mf, c, r->w->pages, fbuf, fields, &nf);
 	if (cover_draw(tpl, r->w->pdf, cover, fields, nf, r->res->err,
 	    sizeof(r->res->err)) == -1) {
 		r->res->admin = 1;
 		return -1;
 	}
+	tm->cover_us = now_us() - t;
+	t = now_us();
 	if (pdfout_save(r->w, outfd, r->res->sha256, r->res->err,
 	    sizeof(r->res->err)) == -1) {
 		r->res->tempfail = 1;
 		return -1;
 	}
-	return render_gate(r, outfd);
+	tm->save_us = now_us() - t;
+	t = now_us();
+	rv = render_gate(r, outfd);
+	tm->gate_us = now_us() - t;
+	return rv;
 }
 
 /*
@@ -452,6 +463,8 @@ int
 render_prepare(const struct render_opts *o, const struct render_cover *c,
     char *err, size_t errlen)
 {
+	int64_t	t0 = now_us(), t1;
+
 	if ((o->ocr != RENDER_OCR_OFF || o->verify) &&
 	    ocr_init(NULL, err, errlen) == -1)
 		return -1;
@@ -460,13 +473,40 @@ render_prepare(const struct render_opts *o, const struct render_cover *c,
 		prep.cd = iconv_open("CP1252", "UTF-8");
 	if (prep.tpl && strcmp(prep.path, c->template_path) == 0)
 		return 0;
+	t1 = now_us();
 	cover_free(prep.tpl);
 	prep.path[0] = '\0';
 	if ((prep.tpl = cover_load(c->template_path, o->font_dir, err,
 	    errlen)) == NULL)
 		return -1;
 	strlcpy_(prep.path, c->template_path, sizeof(prep.path));
+	log_debug("render: OCR data ready in %.1f ms, cover template loaded in "
+	    "%.1f ms", (double)(t1 - t0) / 1e3, (double)(now_us() - t1) / 1e3);
 	return 0;
+}
+
+/*
+ * In the daemon, before it forks any worker: the OCR data every renderer
+ * needs (about 85 ms to load, nearly all of a worker's start), so that
+ * each worker inherits it instead of loading it again; the pages are
+ * shared copy-on-write.  The daemon itself never reads a document with
+ * it.  A failure is only said here: each worker tries again and holds its
+ * job with the reason, as before.
+ */
+void
+render_preload(const struct config *c)
+{
+	char	err[512];
+	int64_t	t = now_us();
+
+	if (c->render_ocr == RENDER_OCR_OFF && !c->render_verify)
+		return;
+	if (ocr_init(NULL, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return;
+	}
+	log_debug("render: OCR data loaded for the workers in %.1f ms",
+	    (double)(now_us() - t) / 1e3);
 }
 
 size_t

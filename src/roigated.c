@@ -147,6 +147,7 @@ on_reload(int signo, void *arg)
 	config_free(rg->conf);
 	rg->conf = c;
 	log_setlevel(c->log_level);
+	render_preload(c);	/* OCR turned on: loaded now, once */
 	spool_reconfigure();
 	control_reconfigure();
 	queue_reconfigure();
@@ -452,6 +453,7 @@ main(int argc, char *argv[])
 	if (!rg->conf->render_verify)	/* said from the start, not at the first send */
 		daemon_problem(PROBLEM_QUEUE, "[render] verify = off: outputs are "
 		    "sent unchecked (no leak gate)");
+	render_preload(rg->conf);
 	queue_init();
 	retention_init();
 	if (spool_init() == -1 || submit_init() == -1 || control_init() == -1)

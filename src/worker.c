@@ -78,6 +78,7 @@ struct renderer_msg {
 	int32_t			tempfail, admin;
 	struct sandbox_state	sandbox;
 	int64_t			ready_ns;	/* CLOCK_MONOTONIC: sandboxed, ready to read */
+	struct render_times	times;
 	char			sha256[65];
 	char			gate[256];
 	char			err[512];
@@ -118,6 +119,14 @@ struct worker_output {
 	char			 sha256[65];
 	char			 gate[256];	/* what the leak gate checked */
 };
+
+/* Where one job's time went in the worker (microseconds), logged at debug
+ * level when its result has gone to the daemon: bench/latency's profile. */
+static struct worker_times {
+	int64_t			 start, check, prepare, render, output, go, send;
+	int64_t			 ready;		/* the renderer's fork to its sandbox */
+	struct render_times	 r;
+} wt;
 
 /* What a job parsed: the manifest (PHI), and what its renderer reported.
  * Kept where worker_main frees it after every job, also when
@@ -421,6 +430,7 @@ renderer_main(struct renderer_job *rj)
 		renderer_send(&r);
 	}
 	m.pages = res.pages;
+	m.times = res.times;
 	m.tempfail = res.tempfail;
 	m.admin = res.admin;
 	memcpy(m.sha256, res.sha256, sizeof(m.sha256));
@@ -655,7 +665,11 @@ worker_render(int chan, const struct job *j, const struct manifest *mf,
 	struct worker_msg		 m;
 	int				 outfd;
 
+	int64_t				 t = now_us();
+
 	renderer_job_init(chan, j, mf, ti, r, &rj);
+	wt.prepare = now_us() - t;
+	t = now_us();
 	/* A new, empty file for the renderer to write (an earlier attempt's
 	 * is replaced). */
 	if ((unlinkat(WORKER_JOBDIR_FD, WORKER_OUTPUT, 0) == -1 && errno != ENOENT) ||
@@ -666,6 +680,9 @@ worker_render(int chan, const struct job *j, const struct manifest *mf,
 	memset(&rs, 0, sizeof(rs));
 	renderer_run(chan, j, &rj, o, outfd, &rs);
 	close(outfd);
+	wt.render = now_us() - t;
+	wt.ready = (rs.done.ready_ns - rs.forked_ns) / 1000;
+	wt.r = rs.done.times;
 	wp->red = rs.red;
 	wp->nred = rs.nred;
 	worker_output_close(o);
@@ -678,7 +695,9 @@ worker_render(int chan, const struct job *j, const struct manifest *mf,
 	    (double)(rs.done.ready_ns - rs.forked_ns) / 1e6, rj.sandbox ? "on" :
 	    "off", rs.done.sandbox.landlock_abi, rs.done.sandbox.landlock ?
 	    " in force" : "", rs.done.sandbox.seccomp ? "on" : "off");
+	t = now_us();
 	worker_take_output(chan, j, &rs.done, o);
+	wt.output = now_us() - t;
 	for (size_t i = 0; i < rs.nred; i++) {
 		memset(&m, 0, sizeof(m));
 		m.type = WMSG_REDACTION;
@@ -1050,6 +1069,7 @@ worker_job(const struct job *j, enum worker_mode mode,
 			    "%.400s", wp->why);
 		}
 		worker_open_documents(chan, mf, out);
+		wt.check = now_us() - wt.start;
 		worker_render(chan, j, mf, ti, r, out, wp);
 	} else if (ti->backend->poll == NULL)
 		worker_fail(chan, TRANSPORT_PERMFAIL, "transport %s cannot confirm "
@@ -1061,12 +1081,16 @@ worker_job(const struct job *j, enum worker_mode mode,
 		m.pages = out->pages;
 		strlcpy_(m.sha256, out->sha256, sizeof(m.sha256));
 		strlcpy_(m.gate, out->gate, sizeof(m.gate));
+		wt.go = now_us();
 		worker_send(chan, &m);
 		/* Nothing leaves before the daemon has logged the attempt. */
 		if (read(chan, &go, 1) != 1 || go != WORKER_GO)
 			_exit(0);
+		wt.go = now_us() - wt.go;
 	}
+	wt.send = now_us();
 	sender_call(chan, j, mode, mf, out, &m);
+	wt.send = now_us() - wt.send;
 	if (m.status > TRANSPORT_PERMFAIL)	/* anything else is no clear answer */
 		m.status = TRANSPORT_TEMPFAIL;
 	m.type = WMSG_RESULT;
@@ -1167,6 +1191,21 @@ worker_output_close(struct worker_output *o)
 	memset(o, 0, sizeof(*o));
 }
 
+/* Debug level only: the stages of a delivered job, in milliseconds. */
+static void
+worker_times_log(const struct job *j)
+{
+	log_debug("job %lld: worker %.1f ms: check %.1f, prepare %.1f, renderer "
+	    "%.1f (sandboxed %.1f after fork; documents %.1f, cover %.1f, save "
+	    "%.1f, gate %.1f), output %.1f, wait for the attempt's record %.1f, "
+	    "send %.1f", (long long)j->id, (double)(now_us() - wt.start) / 1e3,
+	    (double)wt.check / 1e3, (double)wt.prepare / 1e3,
+	    (double)wt.render / 1e3, (double)wt.ready / 1e3,
+	    (double)wt.r.docs_us / 1e3, (double)wt.r.cover_us / 1e3,
+	    (double)wt.r.save_us / 1e3, (double)wt.r.gate_us / 1e3,
+	    (double)wt.output / 1e3, (double)wt.go / 1e3, (double)wt.send / 1e3);
+}
+
 static void __attribute__((noreturn))
 worker_main(const struct job *first, enum worker_mode mode,
     struct transport_instance *ti, const struct recipient *r)
@@ -1187,8 +1226,13 @@ worker_main(const struct job *first, enum worker_mode mode,
 	}
 	for (;;) {
 		memset(&out, 0, sizeof(out));
-		if (sigsetjmp(worker_job_end, 1) == 0)
+		memset(&wt, 0, sizeof(wt));
+		wt.start = now_us();
+		if (sigsetjmp(worker_job_end, 1) == 0) {
 			worker_job(j, mode, ti, r, &out, &parsed);
+			if (mode == WORKER_DELIVER)
+				worker_times_log(j);
+		}
 		worker_output_close(&out);
 		worker_parsed_free(&parsed);
 		if (sender_gone || !worker_next_job(&next))

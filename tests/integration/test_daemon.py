@@ -3,6 +3,7 @@ configuration checks, reload, the socket, roles, submission."""
 import json
 import os
 import pwd
+import re
 import signal
 import socket
 import struct
@@ -61,6 +62,29 @@ def test_sighup_reloads_and_keeps_running_config_on_errors(gw):
     assert "configuration not reloaded" in gw.log()
     gw.drop(Packet("ROI-C-RELOAD"))
     wait_state(gw, "ROI-C-RELOAD", "delivered")
+
+
+def test_debug_log_says_where_a_jobs_time_went_without_phi(tmp_path):
+    """At debug level an administrator sees each delivered job's stages
+    (docs/performance.md), and no patient in that line."""
+    gw = Gateway(str(tmp_path), daemon={"log_level": "debug"})
+    gw.start()
+    gw.add_recipient("records-desk")
+    p = Packet("ROI-C-STAGES")
+    gw.drop(p)
+    wait_state(gw, "ROI-C-STAGES", "delivered")
+    assert gw.stop() == 0
+    log = gw.log()
+    # Loaded once by the daemon before any worker: no worker loads it again.
+    assert "OCR data loaded for the workers" in log
+    lines = [line for line in log.splitlines() if re.search(r"job \d+: worker [\d.]+ ms:", line)]
+    assert len(lines) == 1, log
+    for stage in ("check", "prepare", "renderer", "documents", "cover", "save",
+                  "gate", "output", "the attempt's record", "send"):
+        assert re.search(rf"{stage} [\d.]+", lines[0]), (stage, lines[0])
+    patient = p.manifest["patient"]
+    for phi in (patient["name"], patient["mrn"], patient["dob"], "Testpatient"):
+        assert phi not in lines[0]
 
 
 def test_second_daemon_on_same_state_refuses(gw):
