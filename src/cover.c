@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <iconv.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@
 
 #include <harfbuzz/hb-subset.h>
 #include <hpdf.h>
+#include <hpdf_doc.h>
+#include <hpdf_encoder.h>
+#include <hpdf_fontdef.h>
+#include <hpdf_objects.h>
 
 #include "cover.h"
 #include "util.h"
@@ -480,14 +485,39 @@ all_winansi(const struct cover_template *t, const struct cover_field *fields,
 }
 
 /*
- * A font drawn with outside Windows-1252 is embedded, but only the glyphs
- * the sheet uses: HarfBuzz cuts a TrueType subset (DejaVu Sans whole is
- * 183 KB in the PDF), and libhpdf 2.3.0, which reads fonts only from
- * files, loads it from a memfd by its /proc/self/fd name.  The parsed
- * faces are kept for the process (a renderer draws many covers).  When
- * anything here fails the whole font is embedded, as before.
+ * A sheet with text outside Windows-1252 embeds its fonts, cut by HarfBuzz
+ * to the characters it draws: DejaVu Sans whole is 183 KB in the PDF, the
+ * glyphs of a sheet a few KB.  The cut drops the hinting too (instructions
+ * for screens at small sizes; half of the cut's bytes) and the layout
+ * tables, which libhpdf, setting one glyph per character, never reads.
+ *
+ * The text is not given to libhpdf as UTF-8: its UTF-8 encoding maps all
+ * 65,536 code points for each font, which is 65,536 glyph look-ups and a
+ * 128 KB CIDToGIDMap to deflate, most of the 6 ms a sheet took.  The sheet
+ * has an encoding of its own instead, a libhpdf CMap encoder (the kind its
+ * CJK encodings are) that knows only the characters the sheet draws: the
+ * k-th of them in code point order (from 0) is CID k + 1 and the byte
+ * k + 1, or where a sheet draws more than 255 characters the two bytes
+ * 1 + k / 255, 1 + k % 255.  Never a NUL, so libhpdf's C strings carry it.
+ * A ToUnicode map says which character each code is, so the text can be
+ * searched and copied.
+ *
+ * The subset is read by libhpdf from memory.  The parsed faces are kept
+ * for the process, and cover_load() parses them, so a renderer forked
+ * after it has them.  When anything here fails, the whole font is
+ * embedded with libhpdf's UTF-8 encoding, as before.
  */
-#define COVER_FACES	8
+#define COVER_FACES		8
+#define COVER_MAX_CHARS		1020	/* 4 blocks of 255 codes */
+
+struct cover_sheet {
+	hb_set_t	*chars[COVER_MAX_FONTS];	/* what each font draws */
+	hb_codepoint_t	 cp[COVER_MAX_CHARS];		/* code k's character */
+	size_t		 ncp;
+	int		 wide;				/* two-byte codes */
+	char		 enc[32];			/* the encoder's name */
+	HPDF_Dict	 tounicode;			/* shared by its fonts */
+};
 
 static struct {
 	char		*path;
@@ -518,102 +548,400 @@ cover_face(const char *path)
 	return face;
 }
 
+/* The character drawn for u: libhpdf reads only the Basic Multilingual
+ * Plane of a font, and U+FFFF ends its tables. */
+static hb_codepoint_t
+sheet_char(hb_codepoint_t u)
+{
+	return u > 0xfffd ? 0xfffd : u;
+}
+
+/* The characters s draws, each once, into u. */
+static void
+text_chars(const char *s, hb_set_t *u)
+{
+	hb_buffer_t		*b = hb_buffer_create();
+	hb_glyph_info_t		*g;
+	unsigned int		 n;
+
+	hb_buffer_add_utf8(b, s, -1, 0, -1);
+	g = hb_buffer_get_glyph_infos(b, &n);
+	for (unsigned int k = 0; k < n; k++)
+		hb_set_add(u, sheet_char(g[k].codepoint));	/* unshaped: Unicode */
+	hb_buffer_destroy(b);
+}
+
 /* The characters every text line set in font fi may draw, into u. */
 static void
 font_chars(const struct cover_template *t, int fi,
     const struct cover_field *fields, size_t nfields, hb_set_t *u)
 {
-	hb_buffer_t	*b = hb_buffer_create();
-
 	hb_set_add(u, ' ');
 	for (size_t i = 0; i < t->n; i++) {
-		unsigned int		 n;
-		hb_glyph_info_t		*g;
-		char			*s;
+		char	*s;
 
 		if ((t->l[i].op != OP_TEXT && t->l[i].op != OP_WRAP) ||
 		    t->l[i].font != fi)
 			continue;
 		s = expand(t->l[i].text, fields, nfields);
 		flatten(s);
-		hb_buffer_clear_contents(b);
-		hb_buffer_add_utf8(b, s, -1, 0, -1);
-		g = hb_buffer_get_glyph_infos(b, &n);
-		for (unsigned int k = 0; k < n; k++)
-			hb_set_add(u, g[k].codepoint);	/* unshaped: Unicode */
+		text_chars(s, u);
 		free(s);
 	}
-	hb_buffer_destroy(b);
 }
 
-/* The subset of font fi for this sheet, loaded into pdf; its libhpdf
- * name, or NULL. */
+static HPDF_UINT16
+sheet_code(const struct cover_sheet *sh, size_t k)
+{
+	return (HPDF_UINT16)(sh->wide ? (1 + k / 255) << 8 | (1 + k % 255) : k + 1);
+}
+
+/* With two-byte codes every byte is half of one. */
+static HPDF_BOOL
+sheet_byte_wide(HPDF_Encoder e, HPDF_BYTE b)
+{
+	(void)e;
+	(void)b;
+	return HPDF_TRUE;
+}
+
+static HPDF_BOOL
+sheet_byte_narrow(HPDF_Encoder e, HPDF_BYTE b)
+{
+	(void)e;
+	(void)b;
+	return HPDF_FALSE;
+}
+
+/* Never called: the encoder is filled as soon as it is made. */
+static HPDF_STATUS
+sheet_encoder_init(HPDF_Encoder e)
+{
+	(void)e;
+	return HPDF_INVALID_ENCODER;
+}
+
+static HPDF_STATUS
+sheet_encoder_fill(HPDF_Encoder e, const struct cover_sheet *sh)
+{
+	HPDF_CidRange_Rec		 space = { 0x01, 0xff, 0 };
+	HPDF_CidRange_Rec		 r[COVER_MAX_CHARS / 255 + 2];
+	HPDF_UnicodeMap_Rec		 u[COVER_MAX_CHARS + 1];
+	HPDF_CMapEncoderAttr		 a;
+	HPDF_STATUS			 ret;
+	size_t				 k, nr = 0;
+
+	if ((ret = HPDF_CMapEncoder_InitAttr(e)) != HPDF_OK)
+		return ret;
+	/* A block of up to 255 codes runs on with consecutive CIDs. */
+	for (k = 0; k < sh->ncp; k += 255, nr++) {
+		r[nr].from = sheet_code(sh, k);
+		r[nr].to = sheet_code(sh, k + (sh->ncp - k < 255 ? sh->ncp - k : 255) - 1);
+		r[nr].cid = (HPDF_UINT16)(k + 1);
+	}
+	r[nr].from = r[nr].to = 0xffff;
+	r[nr].cid = 0;
+	for (k = 0; k < sh->ncp; k++) {
+		u[k].code = sheet_code(sh, k);
+		u[k].unicode = (HPDF_UINT16)sh->cp[k];
+	}
+	u[k].code = 0;
+	u[k].unicode = 0xffff;
+	if (sh->wide) {
+		space.from = 0x0101;
+		space.to = 0xffff;
+	}
+	if ((ret = HPDF_CMapEncoder_AddCodeSpaceRange(e, space)) != HPDF_OK ||
+	    (ret = HPDF_CMapEncoder_AddCMap(e, r)) != HPDF_OK)
+		return ret;
+	HPDF_CMapEncoder_SetUnicodeArray(e, u);
+	a = (HPDF_CMapEncoderAttr)e->attr;
+	a->is_lead_byte_fn = sh->wide ? sheet_byte_wide : sheet_byte_narrow;
+	a->is_trial_byte_fn = sheet_byte_wide;
+	strlcpy_(a->registry, "Adobe", sizeof(a->registry));
+	strlcpy_(a->ordering, "Identity", sizeof(a->ordering));
+	a->suppliment = 0;
+	a->writing_mode = HPDF_WMODE_HORIZONTAL;
+	e->type = HPDF_ENCODER_TYPE_DOUBLE_BYTE;
+	return HPDF_OK;
+}
+
+/* The sheet's characters and its encoding, registered in pdf; 0, or -1
+ * when it draws more characters than the encoding holds. */
+static int
+sheet_begin(struct cover_sheet *sh, const struct cover_template *t,
+    const struct cover_field *fields, size_t nfields, HPDF_Doc pdf)
+{
+	hb_set_t	*all = hb_set_create();
+	hb_codepoint_t	 c = HB_SET_VALUE_INVALID;
+	HPDF_Encoder	 e;
+	int		 n = 0;
+
+	for (size_t i = 0; i < t->nfonts; i++) {
+		sh->chars[i] = hb_set_create();
+		font_chars(t, (int)i, fields, nfields, sh->chars[i]);
+		hb_set_union(all, sh->chars[i]);
+	}
+	if (!hb_set_allocation_successful(all) ||
+	    hb_set_get_population(all) > COVER_MAX_CHARS) {
+		hb_set_destroy(all);
+		return -1;
+	}
+	while (hb_set_next(all, &c))
+		sh->cp[sh->ncp++] = c;
+	hb_set_destroy(all);
+	sh->wide = sh->ncp > 255;
+	/* A name no other sheet of this document has (the accounting report
+	 * draws one for each disclosure). */
+	do
+		snprintf(sh->enc, sizeof(sh->enc), "RoigateSheet%d", n++);
+	while (HPDF_Doc_FindEncoder(pdf, sh->enc) != NULL);
+	if ((e = HPDF_CMapEncoder_New(pdf->mmgr, sh->enc,
+	    sheet_encoder_init)) == NULL)
+		goto fail;
+	if (sheet_encoder_fill(e, sh) != HPDF_OK) {
+		HPDF_Encoder_Free(e);
+		goto fail;
+	}
+	if (HPDF_Doc_RegisterEncoder(pdf, e) != HPDF_OK)
+		goto fail;		/* libhpdf has freed it */
+	return 0;
+fail:
+	HPDF_ResetError(pdf);
+	sh->enc[0] = '\0';
+	return -1;
+}
+
+static void
+sheet_end(struct cover_sheet *sh)
+{
+	for (size_t i = 0; i < COVER_MAX_FONTS; i++)
+		hb_set_destroy(sh->chars[i]);
+}
+
+static int
+sheet_cmp(const void *a, const void *b)
+{
+	hb_codepoint_t	x = *(const hb_codepoint_t *)a, y = *(const hb_codepoint_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* s (UTF-8) in the sheet's codes, NUL-terminated. */
+static char *
+sheet_encode(const struct cover_sheet *sh, const char *s)
+{
+	hb_buffer_t		*b = hb_buffer_create();
+	hb_glyph_info_t		*g;
+	unsigned int		 n;
+	char			*out, *o;
+
+	hb_buffer_add_utf8(b, s, -1, 0, -1);
+	g = hb_buffer_get_glyph_infos(b, &n);
+	o = out = xreallocarray(NULL, (size_t)n + 1, 2);
+	for (unsigned int i = 0; i < n; i++) {
+		hb_codepoint_t	 u = sheet_char(g[i].codepoint);
+		hb_codepoint_t	*p = bsearch(&u, sh->cp, sh->ncp, sizeof(u), sheet_cmp);
+		HPDF_UINT16	 code;
+
+		if (p == NULL)		/* not possible: sheet_begin() saw it all */
+			continue;
+		code = sheet_code(sh, (size_t)(p - sh->cp));
+		if (sh->wide)
+			*o++ = (char)(code >> 8);
+		*o++ = (char)(code & 0xff);
+	}
+	*o = '\0';
+	hb_buffer_destroy(b);
+	return out;
+}
+
+/* What each code of the sheet means (PDF 32000 9.10.3), for pdf's fonts
+ * drawn with it. */
+static HPDF_Dict
+sheet_tounicode(struct cover_sheet *sh, HPDF_Doc pdf, HPDF_Font font)
+{
+	struct buf	b;
+	HPDF_Dict	d;
+
+	if (sh->tounicode)
+		return sh->tounicode;
+	if ((d = HPDF_DictStream_New(pdf->mmgr, pdf->xref)) == NULL)
+		return NULL;
+	buf_init(&b);
+	buf_addstr(&b, "/CIDInit /ProcSet findresource begin\n12 dict begin\n"
+	    "begincmap\n/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) "
+	    "/Supplement 0 >> def\n/CMapName /Adobe-Identity-UCS def\n"
+	    "/CMapType 2 def\n1 begincodespacerange\n");
+	buf_addstr(&b, sh->wide ? "<0101> <FFFF>\n" : "<01> <FF>\n");
+	buf_addstr(&b, "endcodespacerange\n");
+	for (size_t k = 0; k < sh->ncp; k += 100) {
+		size_t	m = sh->ncp - k < 100 ? sh->ncp - k : 100;	/* the most a block may have */
+		char	line[32];
+
+		snprintf(line, sizeof(line), "%zu beginbfchar\n", m);
+		buf_addstr(&b, line);
+		for (size_t j = k; j < k + m; j++) {
+			snprintf(line, sizeof(line), sh->wide ? "<%04X> <%04X>\n" :
+			    "<%02X> <%04X>\n", (unsigned int)sheet_code(sh, j),
+			    (unsigned int)sh->cp[j]);
+			buf_addstr(&b, line);
+		}
+		buf_addstr(&b, "endbfchar\n");
+	}
+	buf_addstr(&b, "endcmap\nCMapName currentdict /CMap defineresource pop\n"
+	    "end\nend\n");
+	d->filter = font->filter;	/* compressed as the font is */
+	if (HPDF_Stream_Write(d->stream, (const HPDF_BYTE *)b.data, (HPDF_UINT)b.len) ==
+	    HPDF_OK)
+		sh->tounicode = d;
+	buf_free(&b);
+	return sh->tounicode;
+}
+
+/* The subset's data as a font of pdf, tagged; its libhpdf name, or NULL. */
 static const char *
-load_subset(const struct cover_template *t, int fi, HPDF_Doc pdf,
-    const struct cover_field *fields, size_t nfields)
+sheet_fontdef(HPDF_Doc pdf, const char *data, unsigned int len,
+    const hb_set_t *chars)
+{
+	HPDF_Stream	 s;
+	HPDF_FontDef	 def;
+	char		 tag[HPDF_TTF_FONT_TAG_LEN + 1], name[HPDF_LIMIT_MAX_NAME_LEN + 1];
+	uint32_t	 h = 2166136261u;
+	hb_codepoint_t	 c = HB_SET_VALUE_INVALID;
+
+	if ((s = HPDF_MemStream_New(pdf->mmgr, len)) == NULL)
+		return NULL;
+	if (HPDF_Stream_Write(s, (const HPDF_BYTE *)data, len) != HPDF_OK) {
+		HPDF_Stream_Free(s);
+		return NULL;
+	}
+	if ((def = HPDF_TTFontDef_Load(pdf->mmgr, s, HPDF_TRUE)) == NULL)
+		return NULL;		/* s freed with it */
+	/* The subset's tag (PDF 32000 9.6.4): six capitals from the characters
+	 * it holds, so a sheet drawn again is the same bytes; another where
+	 * this document has that one. */
+	while (hb_set_next(chars, &c))
+		h = (h ^ c) * 16777619u;
+	for (;; h = h * 16777619u + 1) {
+		uint32_t x = h;
+
+		for (int i = 0; i < HPDF_TTF_FONT_TAG_LEN; i++, x /= 26)
+			tag[i] = (char)('A' + x % 26);
+		tag[HPDF_TTF_FONT_TAG_LEN] = '\0';
+		if (bsnprintf(name, sizeof(name), "%s+%s", tag, def->base_font) == -1) {
+			HPDF_FontDef_Free(def);
+			return NULL;
+		}
+		if (HPDF_Doc_FindFontDef(pdf, name) == NULL)
+			break;
+	}
+	HPDF_TTFontDef_SetTagName(def, tag);
+	/* The name libhpdf finds it by, which would otherwise be the whole
+	 * font's: one sheet's subset is not another's. */
+	strlcpy_(def->base_font, name, sizeof(def->base_font));
+	if (HPDF_Doc_RegisterFontDef(pdf, def) != HPDF_OK)
+		return NULL;		/* freed by libhpdf */
+	return def->base_font;
+}
+
+/* Font fi cut to the characters it draws on this sheet, with the sheet's
+ * encoding, or NULL. */
+static HPDF_Font
+sheet_font(struct cover_sheet *sh, const struct cover_template *t, int fi,
+    HPDF_Doc pdf)
 {
 	static const char	 drop[][5] = { "GSUB", "GPOS", "GDEF", "kern" };
 	hb_face_t		*face = cover_face(t->fonts[fi].path), *sub = NULL;
 	hb_subset_input_t	*in;
 	hb_blob_t		*blob = NULL;
-	const char		*data, *name = NULL;
+	HPDF_Font		 font = NULL;
+	HPDF_Dict		 tu;
+	const char		*data, *name;
 	unsigned int		 len;
-	char			 path[64];
-	int			 fd = -1;
 
-	if (face == NULL || (in = hb_subset_input_create_or_fail()) == NULL)
+	if (face == NULL || sh->enc[0] == '\0' ||
+	    (in = hb_subset_input_create_or_fail()) == NULL)
 		return NULL;
-	font_chars(t, fi, fields, nfields, hb_subset_input_unicode_set(in));
-	/* libhpdf neither shapes nor kerns: the layout tables are dead weight. */
+	hb_set_union(hb_subset_input_unicode_set(in), sh->chars[fi]);
 	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
 		hb_set_add(hb_subset_input_set(in, HB_SUBSET_SETS_DROP_TABLE_TAG),
 		    hb_tag_from_string(drop[i], 4));
+	hb_subset_input_set_flags(in, HB_SUBSET_FLAGS_NO_HINTING);
 	if ((sub = hb_subset_or_fail(face, in)) != NULL &&
 	    (blob = hb_face_reference_blob(sub)) != NULL &&
 	    (data = hb_blob_get_data(blob, &len)) != NULL && len > 0 &&
-	    (fd = memfd_create("roigate-cover-font", MFD_CLOEXEC)) != -1 &&
-	    write_all(fd, data, len) != -1) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		/* libhpdf opens its own descriptor and keeps it until saved. */
-		if ((name = HPDF_LoadTTFontFromFile(pdf, path, HPDF_TRUE)) == NULL)
-			HPDF_ResetError(pdf);
-	}
-	if (fd != -1)
-		close(fd);
+	    (name = sheet_fontdef(pdf, data, len, sh->chars[fi])) != NULL &&
+	    (font = HPDF_GetFont(pdf, name, sh->enc)) != NULL &&
+	    ((tu = sheet_tounicode(sh, pdf, font)) == NULL ||
+	    HPDF_Dict_Add(font, "ToUnicode", tu) != HPDF_OK))
+		font = NULL;
+	if (font == NULL)
+		HPDF_ResetError(pdf);
 	hb_blob_destroy(blob);
 	hb_face_destroy(sub);
 	hb_subset_input_destroy(in);
-	return name;
+	return font;
+}
+
+/* s drawn or measured in a font with the sheet's encoding (sh) or not. */
+static char *
+sheet_text(const struct cover_sheet *sh, const char *s)
+{
+	return sh ? sheet_encode(sh, s) : xstrdup(s);
+}
+
+static void
+text_out(HPDF_Page page, double x, double y, const char *s,
+    const struct cover_sheet *sh)
+{
+	char	*e = sheet_text(sh, s);
+
+	HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)y, e);
+	free(e);
+}
+
+static double
+text_width(HPDF_Page page, const char *s, const struct cover_sheet *sh)
+{
+	char	*e = sheet_text(sh, s);
+	double	 w = HPDF_Page_TextWidth(page, e);
+
+	free(e);
+	return w;
 }
 
 /* Words of text onto lines no wider than width; each line drawn at y,
- * y + 1.25 size, ... (points from the top). */
+ * y + 1.25 size, ... (points from the top).  libhpdf neither kerns nor
+ * spaces letters here, so a line is as wide as its words and spaces: each
+ * word is measured once. */
 static void
 draw_wrapped(HPDF_Page page, double ph, double x, double y, double width,
-    double size, char *text)
+    double size, char *text, const struct cover_sheet *sh)
 {
 	struct buf	 line;
 	char		*w, *s = text;
+	double		 space = text_width(page, " ", sh), lw = 0;
 
 	buf_init(&line);
 	while ((w = word(&s)) != NULL) {
-		size_t had = line.len;
+		double ww = text_width(page, w, sh);
 
-		if (had)
-			buf_add(&line, " ", 1);
-		buf_addstr(&line, w);
-		if (had && HPDF_Page_TextWidth(page, buf_cstr(&line)) > width) {
-			line.len = had;
-			HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
-			    buf_cstr(&line));
+		if (line.len && lw + space + ww > width) {
+			text_out(page, x, ph - y, buf_cstr(&line), sh);
 			y += size * 1.25;
 			line.len = 0;
-			buf_addstr(&line, w);
 		}
+		if (line.len) {
+			buf_add(&line, " ", 1);
+			lw += space;
+		} else
+			lw = 0;
+		buf_addstr(&line, w);
+		lw += ww;
 	}
 	if (line.len)
-		HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
-		    buf_cstr(&line));
+		text_out(page, x, ph - y, buf_cstr(&line), sh);
 	buf_free(&line);
 }
 
@@ -640,43 +968,104 @@ draw_image(const struct cover_template *t, const struct cover_line *cl,
 	return 0;
 }
 
-int
-cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
-    const struct cover_field *fields, size_t nfields, char *err, size_t errlen)
+/* How a font is drawn with on this sheet. */
+enum cover_enc { COVER_UNUSED, COVER_WINANSI, COVER_SHEET, COVER_UTF8 };
+
+/* The whole font with libhpdf's UTF-8 encoding, where no subset can be
+ * made. */
+static HPDF_Font
+whole_font(HPDF_Doc pdf, const char *path)
 {
-	HPDF_Font	 font[COVER_MAX_FONTS];
-	int		 winansi[COVER_MAX_FONTS], std;
-	double		 ph = HPDF_Page_GetHeight(page);
-	char		*s;
-	int		 rv = 0;
+	const char	*name;
 
 	/* A second page drawn into one document (the accounting report)
 	 * registers the encodings again: not an error. */
 	if (HPDF_UseUTFEncodings(pdf) != HPDF_OK)
 		HPDF_ResetError(pdf);
-	std = all_winansi(t, fields, nfields);
-	for (size_t i = 0; i < t->nfonts; i++) {
-		const char	*name = NULL;
-		int		 used = 0;
+	if ((name = HPDF_LoadTTFontFromFile(pdf, path, HPDF_TRUE)) == NULL)
+		return NULL;
+	return HPDF_GetFont(pdf, name, "UTF-8");
+}
 
-		/* Each font is embedded whole: load only those drawn with. */
+/* The fonts the sheet draws with: the standard ones where Windows-1252
+ * holds all its text, else each cut to what it draws. */
+static void
+load_fonts(const struct cover_template *t, HPDF_Doc pdf,
+    const struct cover_field *fields, size_t nfields, struct cover_sheet *sh,
+    HPDF_Font *font, enum cover_enc *enc)
+{
+	int	std = all_winansi(t, fields, nfields), begun = 0;
+
+	for (size_t i = 0; i < t->nfonts; i++) {
+		int	used = 0;
+
 		for (size_t k = 0; k < t->n; k++)
 			used |= (t->l[k].op == OP_TEXT || t->l[k].op == OP_WRAP) &&
 			    t->l[k].font == (int)i;
-		winansi[i] = std && t->fonts[i].std != NULL;
+		font[i] = NULL;
+		enc[i] = COVER_UNUSED;
 		if (!used)
-			font[i] = NULL;
-		else if (winansi[i])
+			continue;
+		if (std && t->fonts[i].std != NULL) {
 			font[i] = HPDF_GetFont(pdf, t->fonts[i].std, "WinAnsiEncoding");
-		else if ((name = load_subset(t, (int)i, pdf, fields, nfields)) !=
-		    NULL || (name = HPDF_LoadTTFontFromFile(pdf, t->fonts[i].path,
-		    HPDF_TRUE)) != NULL)
-			font[i] = HPDF_GetFont(pdf, name, "UTF-8");
-		else
-			font[i] = NULL;
+			enc[i] = COVER_WINANSI;
+		} else {
+			if (!begun++)
+				sheet_begin(sh, t, fields, nfields, pdf);
+			if ((font[i] = sheet_font(sh, t, (int)i, pdf)) != NULL)
+				enc[i] = COVER_SHEET;
+			else {
+				font[i] = whole_font(pdf, t->fonts[i].path);
+				enc[i] = COVER_UTF8;
+			}
+		}
 		if (font[i] == NULL)
 			HPDF_ResetError(pdf);
 	}
+}
+
+static void
+draw_text(const struct cover_line *cl, HPDF_Page page, double ph,
+    HPDF_Font font, enum cover_enc enc, const struct cover_sheet *sh,
+    const struct cover_field *fields, size_t nfields)
+{
+	const struct cover_sheet	*coded = enc == COVER_SHEET ? sh : NULL;
+	char				*s = expand(cl->text, fields, nfields);
+
+	flatten(s);
+	if (enc == COVER_WINANSI) {
+		char *w = to_winansi(s);	/* all_winansi() said it can */
+
+		free(s);
+		s = w ? w : xstrdup("");
+	}
+	HPDF_Page_SetGrayFill(page, 0);
+	HPDF_Page_BeginText(page);
+	if (cl->op == OP_TEXT) {
+		HPDF_Page_SetFontAndSize(page, font, (HPDF_REAL)cl->n[2]);
+		text_out(page, cl->n[0], ph - cl->n[1], s, coded);
+	} else {
+		HPDF_Page_SetFontAndSize(page, font, (HPDF_REAL)cl->n[3]);
+		draw_wrapped(page, ph, cl->n[0], cl->n[1], cl->n[2], cl->n[3], s,
+		    coded);
+	}
+	HPDF_Page_EndText(page);
+	free(s);
+}
+
+int
+cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
+    const struct cover_field *fields, size_t nfields, char *err, size_t errlen)
+{
+	struct cover_sheet	 sh;
+	HPDF_Font		 font[COVER_MAX_FONTS];
+	enum cover_enc		 enc[COVER_MAX_FONTS];
+	double			 ph = HPDF_Page_GetHeight(page);
+	char			*s;
+	int			 rv = 0;
+
+	memset(&sh, 0, sizeof(sh));
+	load_fonts(t, pdf, fields, nfields, &sh, font, enc);
 	for (size_t i = 0; rv == 0 && i < t->n; i++) {
 		const struct cover_line *cl = &t->l[i];
 		const char *v;
@@ -690,33 +1079,14 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 			break;
 		case OP_TEXT:
 		case OP_WRAP:
-			if (font[cl->font] == NULL)
-				return cover_err(err, errlen, t->path, cl->line, "font "
+			if (font[cl->font] == NULL) {
+				rv = cover_err(err, errlen, t->path, cl->line, "font "
 				    "%s (%s) cannot be loaded", t->fonts[cl->font].name,
 				    t->fonts[cl->font].path);
-			s = expand(cl->text, fields, nfields);
-			flatten(s);
-			if (winansi[cl->font]) {
-				char *w = to_winansi(s);	/* all_winansi() said it can */
-
-				free(s);
-				s = w ? w : xstrdup("");
+				break;
 			}
-			HPDF_Page_SetGrayFill(page, 0);
-			HPDF_Page_BeginText(page);
-			if (cl->op == OP_TEXT) {
-				HPDF_Page_SetFontAndSize(page, font[cl->font],
-				    (HPDF_REAL)cl->n[2]);
-				HPDF_Page_TextOut(page, (HPDF_REAL)cl->n[0],
-				    (HPDF_REAL)(ph - cl->n[1]), s);
-			} else {
-				HPDF_Page_SetFontAndSize(page, font[cl->font],
-				    (HPDF_REAL)cl->n[3]);
-				draw_wrapped(page, ph, cl->n[0], cl->n[1], cl->n[2],
-				    cl->n[3], s);
-			}
-			HPDF_Page_EndText(page);
-			free(s);
+			draw_text(cl, page, ph, font[cl->font], enc[cl->font], &sh,
+			    fields, nfields);
 			break;
 		case OP_RULE:
 			HPDF_Page_SetLineWidth(page, (HPDF_REAL)cl->n[4]);
@@ -757,5 +1127,6 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 			HPDF_ResetError(pdf);
 		}
 	}
+	sheet_end(&sh);
 	return rv;
 }
