@@ -509,6 +509,10 @@ all_winansi(const struct cover_template *t, const struct cover_field *fields,
  */
 #define COVER_FACES		8
 #define COVER_MAX_CHARS		1020	/* 4 blocks of 255 codes */
+/* A subset this small (a sheet's worth of glyphs) is stored as it is:
+ * deflate would take a third off its bytes, for a fifth of the sheet's
+ * time.  A larger one is deflated. */
+#define COVER_RAW_FONT		(8 * 1024)
 
 struct cover_sheet {
 	hb_set_t	*chars[COVER_MAX_FONTS];	/* what each font draws */
@@ -556,19 +560,50 @@ sheet_char(hb_codepoint_t u)
 	return u > 0xfffd ? 0xfffd : u;
 }
 
+/* The character at *p in UTF-8, and *p past it; U+FFFD for a byte that
+ * starts none, an overlong form or a surrogate. */
+static hb_codepoint_t
+utf8_next(const unsigned char **p)
+{
+	const unsigned char	*s = *p;
+	hb_codepoint_t		 c, min;
+	int			 n;
+
+	if (s[0] < 0x80) {
+		*p = s + 1;
+		return s[0];
+	}
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 1, c = s[0] & 0x1f, min = 0x80;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 2, c = s[0] & 0x0f, min = 0x800;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 3, c = s[0] & 0x07, min = 0x10000;
+	else {
+		*p = s + 1;
+		return 0xfffd;
+	}
+	for (int i = 1; i <= n; i++) {
+		if ((s[i] & 0xc0) != 0x80) {	/* a NUL too: it ends here */
+			*p = s + i;
+			return 0xfffd;
+		}
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	*p = s + n + 1;
+	if (c < min || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		return 0xfffd;
+	return c;
+}
+
 /* The characters s draws, each once, into u. */
 static void
 text_chars(const char *s, hb_set_t *u)
 {
-	hb_buffer_t		*b = hb_buffer_create();
-	hb_glyph_info_t		*g;
-	unsigned int		 n;
+	const unsigned char	*p = (const unsigned char *)s;
 
-	hb_buffer_add_utf8(b, s, -1, 0, -1);
-	g = hb_buffer_get_glyph_infos(b, &n);
-	for (unsigned int k = 0; k < n; k++)
-		hb_set_add(u, sheet_char(g[k].codepoint));	/* unshaped: Unicode */
-	hb_buffer_destroy(b);
+	while (*p)
+		hb_set_add(u, sheet_char(utf8_next(&p)));
 }
 
 /* The characters every text line set in font fi may draw, into u. */
@@ -731,28 +766,24 @@ sheet_cmp(const void *a, const void *b)
 static char *
 sheet_encode(const struct cover_sheet *sh, const char *s)
 {
-	hb_buffer_t		*b = hb_buffer_create();
-	hb_glyph_info_t		*g;
-	unsigned int		 n;
+	const unsigned char	*p = (const unsigned char *)s;
 	char			*out, *o;
 
-	hb_buffer_add_utf8(b, s, -1, 0, -1);
-	g = hb_buffer_get_glyph_infos(b, &n);
-	o = out = xreallocarray(NULL, (size_t)n + 1, 2);
-	for (unsigned int i = 0; i < n; i++) {
-		hb_codepoint_t	 u = sheet_char(g[i].codepoint);
-		hb_codepoint_t	*p = bsearch(&u, sh->cp, sh->ncp, sizeof(u), sheet_cmp);
+	/* No more codes than bytes, each at most two bytes. */
+	o = out = xreallocarray(NULL, strlen(s) + 1, 2);
+	while (*p) {
+		hb_codepoint_t	 u = sheet_char(utf8_next(&p));
+		hb_codepoint_t	*c = bsearch(&u, sh->cp, sh->ncp, sizeof(u), sheet_cmp);
 		HPDF_UINT16	 code;
 
-		if (p == NULL)		/* not possible: sheet_begin() saw it all */
+		if (c == NULL)		/* not possible: sheet_begin() saw it all */
 			continue;
-		code = sheet_code(sh, (size_t)(p - sh->cp));
+		code = sheet_code(sh, (size_t)(c - sh->cp));
 		if (sh->wide)
 			*o++ = (char)(code >> 8);
 		*o++ = (char)(code & 0xff);
 	}
 	*o = '\0';
-	hb_buffer_destroy(b);
 	return out;
 }
 
@@ -845,13 +876,33 @@ sheet_fontdef(HPDF_Doc pdf, const char *data, unsigned int len,
 	return def->base_font;
 }
 
+/* Every table of face libhpdf does not embed (its 13: the layout tables,
+ * kerning, MATH and the like are cut for nothing), into drop. */
+static void
+drop_tables(hb_face_t *face, hb_set_t *drop)
+{
+	static const char	 keep[] = "OS/2cmapcvt fpgmglyfheadhheahmtxlocamaxp"
+	    "namepostprep";
+	hb_tag_t		 tags[64];
+	unsigned int		 n = sizeof(tags) / sizeof(tags[0]);
+
+	hb_face_get_table_tags(face, 0, &n, tags);
+	for (unsigned int i = 0; i < n; i++) {
+		int	 kept = 0;
+
+		for (size_t k = 0; k + 4 < sizeof(keep); k += 4)
+			kept |= tags[i] == hb_tag_from_string(keep + k, 4);
+		if (!kept)
+			hb_set_add(drop, tags[i]);
+	}
+}
+
 /* Font fi cut to the characters it draws on this sheet, with the sheet's
  * encoding, or NULL. */
 static HPDF_Font
 sheet_font(struct cover_sheet *sh, const struct cover_template *t, int fi,
     HPDF_Doc pdf)
 {
-	static const char	 drop[][5] = { "GSUB", "GPOS", "GDEF", "kern" };
 	hb_face_t		*face = cover_face(t->fonts[fi].path), *sub = NULL;
 	hb_subset_input_t	*in;
 	hb_blob_t		*blob = NULL;
@@ -864,18 +915,20 @@ sheet_font(struct cover_sheet *sh, const struct cover_template *t, int fi,
 	    (in = hb_subset_input_create_or_fail()) == NULL)
 		return NULL;
 	hb_set_union(hb_subset_input_unicode_set(in), sh->chars[fi]);
-	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		hb_set_add(hb_subset_input_set(in, HB_SUBSET_SETS_DROP_TABLE_TAG),
-		    hb_tag_from_string(drop[i], 4));
+	drop_tables(face, hb_subset_input_set(in, HB_SUBSET_SETS_DROP_TABLE_TAG));
 	hb_subset_input_set_flags(in, HB_SUBSET_FLAGS_NO_HINTING);
 	if ((sub = hb_subset_or_fail(face, in)) != NULL &&
 	    (blob = hb_face_reference_blob(sub)) != NULL &&
 	    (data = hb_blob_get_data(blob, &len)) != NULL && len > 0 &&
 	    (name = sheet_fontdef(pdf, data, len, sh->chars[fi])) != NULL &&
-	    (font = HPDF_GetFont(pdf, name, sh->enc)) != NULL &&
-	    ((tu = sheet_tounicode(sh, pdf, font)) == NULL ||
-	    HPDF_Dict_Add(font, "ToUnicode", tu) != HPDF_OK))
-		font = NULL;
+	    (font = HPDF_GetFont(pdf, name, sh->enc)) != NULL) {
+		/* Its file, CIDToGIDMap and CMaps take the font's filter. */
+		if (len <= COVER_RAW_FONT)
+			font->filter = HPDF_STREAM_FILTER_NONE;
+		if ((tu = sheet_tounicode(sh, pdf, font)) == NULL ||
+		    HPDF_Dict_Add(font, "ToUnicode", tu) != HPDF_OK)
+			font = NULL;
+	}
 	if (font == NULL)
 		HPDF_ResetError(pdf);
 	hb_blob_destroy(blob);
