@@ -497,8 +497,10 @@ all_winansi(const struct cover_template *t, const struct cover_field *fields,
  * has an encoding of its own instead, a libhpdf CMap encoder (the kind its
  * CJK encodings are) that knows only the characters the sheet draws: the
  * k-th of them in code point order (from 0) is CID k + 1 and the byte
- * k + 1, or where a sheet draws more than 255 characters the two bytes
+ * k + 1, or where a sheet draws more than 254 characters the two bytes
  * 1 + k / 255, 1 + k % 255.  Never a NUL, so libhpdf's C strings carry it.
+ * One code more than the sheet has, drawing nothing, is there for
+ * libhpdf's sake: its CIDToGIDMap stops short of its last CID.
  * A ToUnicode map says which character each code is, so the text can be
  * searched and copied.
  *
@@ -508,7 +510,7 @@ all_winansi(const struct cover_template *t, const struct cover_field *fields,
  * embedded with libhpdf's UTF-8 encoding, as before.
  */
 #define COVER_FACES		8
-#define COVER_MAX_CHARS		1020	/* 4 blocks of 255 codes */
+#define COVER_MAX_CHARS		1019	/* and one more: 4 blocks of 255 codes */
 /* A subset this small (a sheet's worth of glyphs) is stored as it is:
  * deflate would take a third off its bytes, for a fifth of the sheet's
  * time.  A larger one is deflated. */
@@ -668,10 +670,12 @@ sheet_encoder_fill(HPDF_Encoder e, const struct cover_sheet *sh)
 
 	if ((ret = HPDF_CMapEncoder_InitAttr(e)) != HPDF_OK)
 		return ret;
-	/* A block of up to 255 codes runs on with consecutive CIDs. */
-	for (k = 0; k < sh->ncp; k += 255, nr++) {
+	/* A block of up to 255 codes runs on with consecutive CIDs; the
+	 * one after the last character's is unused. */
+	for (k = 0; k <= sh->ncp; k += 255, nr++) {
 		r[nr].from = sheet_code(sh, k);
-		r[nr].to = sheet_code(sh, k + (sh->ncp - k < 255 ? sh->ncp - k : 255) - 1);
+		r[nr].to = sheet_code(sh, k + (sh->ncp + 1 - k < 255 ? sh->ncp + 1 - k :
+		    255) - 1);
 		r[nr].cid = (HPDF_UINT16)(k + 1);
 	}
 	r[nr].from = r[nr].to = 0xffff;
@@ -725,7 +729,7 @@ sheet_begin(struct cover_sheet *sh, const struct cover_template *t,
 	while (hb_set_next(all, &c))
 		sh->cp[sh->ncp++] = c;
 	hb_set_destroy(all);
-	sh->wide = sh->ncp > 255;
+	sh->wide = sh->ncp + 1 > 255;
 	/* A name no other sheet of this document has (the accounting report
 	 * draws one for each disclosure). */
 	do
@@ -835,11 +839,13 @@ static const char *
 sheet_fontdef(HPDF_Doc pdf, const char *data, unsigned int len,
     const hb_set_t *chars)
 {
-	HPDF_Stream	 s;
-	HPDF_FontDef	 def;
-	char		 tag[HPDF_TTF_FONT_TAG_LEN + 1], name[HPDF_LIMIT_MAX_NAME_LEN + 1];
-	uint32_t	 h = 2166136261u;
-	hb_codepoint_t	 c = HB_SET_VALUE_INVALID;
+	HPDF_Stream		 s;
+	HPDF_FontDef		 def;
+	HPDF_TTFontDefAttr	 attr;
+	char			 tag[HPDF_TTF_FONT_TAG_LEN + 1];
+	char			 name[HPDF_LIMIT_MAX_NAME_LEN + 1];
+	uint32_t		 h = 2166136261u;
+	hb_codepoint_t		 c = HB_SET_VALUE_INVALID;
 
 	if ((s = HPDF_MemStream_New(pdf->mmgr, len)) == NULL)
 		return NULL;
@@ -868,6 +874,11 @@ sheet_fontdef(HPDF_Doc pdf, const char *data, unsigned int len,
 			break;
 	}
 	HPDF_TTFontDef_SetTagName(def, tag);
+	/* Every glyph of the subset is drawn or part of one drawn.  libhpdf
+	 * would embed only those it saw drawn and their parts, but not the
+	 * parts of parts: the circumflex and tilde of U+1EC5 (Nguyễn). */
+	attr = (HPDF_TTFontDefAttr)def->attr;
+	memset(attr->glyph_tbl.flgs, 1, attr->num_glyphs);
 	/* The name libhpdf finds it by, which would otherwise be the whole
 	 * font's: one sheet's subset is not another's. */
 	strlcpy_(def->base_font, name, sizeof(def->base_font));
