@@ -19,6 +19,7 @@
 
 #include <harfbuzz/hb-subset.h>
 #include <hpdf.h>
+#include <hpdf_conf.h>
 #include <hpdf_doc.h>
 #include <hpdf_encoder.h>
 #include <hpdf_fontdef.h>
@@ -608,25 +609,6 @@ text_chars(const char *s, hb_set_t *u)
 		hb_set_add(u, sheet_char(utf8_next(&p)));
 }
 
-/* The characters every text line set in font fi may draw, into u. */
-static void
-font_chars(const struct cover_template *t, int fi,
-    const struct cover_field *fields, size_t nfields, hb_set_t *u)
-{
-	hb_set_add(u, ' ');
-	for (size_t i = 0; i < t->n; i++) {
-		char	*s;
-
-		if ((t->l[i].op != OP_TEXT && t->l[i].op != OP_WRAP) ||
-		    t->l[i].font != fi)
-			continue;
-		s = expand(t->l[i].text, fields, nfields);
-		flatten(s);
-		text_chars(s, u);
-		free(s);
-	}
-}
-
 static HPDF_UINT16
 sheet_code(const struct cover_sheet *sh, size_t k)
 {
@@ -658,6 +640,30 @@ sheet_encoder_init(HPDF_Encoder e)
 	return HPDF_INVALID_ENCODER;
 }
 
+/* What HPDF_CMapEncoder_InitAttr() does, but with libc's memset: libhpdf's
+ * clears the 256 KB of code tables a byte at a time, a tenth of the
+ * sheet's time. */
+static HPDF_STATUS
+sheet_encoder_attr(HPDF_Encoder e)
+{
+	HPDF_CMapEncoderAttr	a;
+
+	if ((a = HPDF_GetMem(e->mmgr, sizeof(*a))) == NULL)
+		return e->error->error_no;
+	memset(a, 0, sizeof(*a));
+	e->attr = a;
+	a->writing_mode = HPDF_WMODE_HORIZONTAL;
+	for (size_t i = 0; i < 256; i++)
+		for (size_t j = 0; j < 256; j++)
+			a->unicode_map[i][j] = 0x25a1;	/* undefined: a square */
+	if ((a->cmap_range = HPDF_List_New(e->mmgr, HPDF_DEF_RANGE_TBL_NUM)) ==
+	    NULL || (a->notdef_range = HPDF_List_New(e->mmgr,
+	    HPDF_DEF_ITEMS_PER_BLOCK)) == NULL || (a->code_space_range =
+	    HPDF_List_New(e->mmgr, HPDF_DEF_ITEMS_PER_BLOCK)) == NULL)
+		return e->error->error_no;
+	return HPDF_OK;
+}
+
 static HPDF_STATUS
 sheet_encoder_fill(HPDF_Encoder e, const struct cover_sheet *sh)
 {
@@ -668,7 +674,7 @@ sheet_encoder_fill(HPDF_Encoder e, const struct cover_sheet *sh)
 	HPDF_STATUS			 ret;
 	size_t				 k, nr = 0;
 
-	if ((ret = HPDF_CMapEncoder_InitAttr(e)) != HPDF_OK)
+	if ((ret = sheet_encoder_attr(e)) != HPDF_OK)
 		return ret;
 	/* A block of up to 255 codes runs on with consecutive CIDs; the
 	 * one after the last character's is unused. */
@@ -716,11 +722,24 @@ sheet_begin(struct cover_sheet *sh, const struct cover_template *t,
 	HPDF_Encoder	 e;
 	int		 n = 0;
 
+	/* What every text line may draw (an `if` is not decided here), with
+	 * the space each font draws between words. */
 	for (size_t i = 0; i < t->nfonts; i++) {
 		sh->chars[i] = hb_set_create();
-		font_chars(t, (int)i, fields, nfields, sh->chars[i]);
-		hb_set_union(all, sh->chars[i]);
+		hb_set_add(sh->chars[i], ' ');
 	}
+	for (size_t i = 0; i < t->n; i++) {
+		char	*s;
+
+		if (t->l[i].op != OP_TEXT && t->l[i].op != OP_WRAP)
+			continue;
+		s = expand(t->l[i].text, fields, nfields);
+		flatten(s);
+		text_chars(s, sh->chars[t->l[i].font]);
+		free(s);
+	}
+	for (size_t i = 0; i < t->nfonts; i++)
+		hb_set_union(all, sh->chars[i]);
 	if (!hb_set_allocation_successful(all) ||
 	    hb_set_get_population(all) > COVER_MAX_CHARS) {
 		hb_set_destroy(all);
@@ -948,64 +967,75 @@ sheet_font(struct cover_sheet *sh, const struct cover_template *t, int fi,
 	return font;
 }
 
-/* s drawn or measured in a font with the sheet's encoding (sh) or not. */
-static char *
-sheet_text(const struct cover_sheet *sh, const char *s)
+/* The space of the sheet's encoding: its code, NUL-terminated, and how
+ * many bytes a code has. */
+static size_t
+sheet_space(const struct cover_sheet *sh, char sp[3])
 {
-	return sh ? sheet_encode(sh, s) : xstrdup(s);
+	char	*e = sheet_encode(sh, " ");
+
+	strlcpy_(sp, e, 3);
+	free(e);
+	return sh->wide ? 2 : 1;
 }
 
-static void
-text_out(HPDF_Page page, double x, double y, const char *s,
-    const struct cover_sheet *sh)
+/* The next word of *s (characters of unit bytes, words parted by the
+ * space sp) and its length in n; NULL after the last. */
+static const char *
+next_word(const char **s, size_t unit, const char *sp, size_t *n)
 {
-	char	*e = sheet_text(sh, s);
+	const char	*p = *s, *w;
 
-	HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)y, e);
-	free(e);
-}
-
-static double
-text_width(HPDF_Page page, const char *s, const struct cover_sheet *sh)
-{
-	char	*e = sheet_text(sh, s);
-	double	 w = HPDF_Page_TextWidth(page, e);
-
-	free(e);
+	while (*p && memcmp(p, sp, unit) == 0)
+		p += unit;
+	if (*p == '\0')
+		return NULL;
+	for (w = p; *p && memcmp(p, sp, unit) != 0; p += unit)
+		;
+	*n = (size_t)(p - w);
+	*s = p;
 	return w;
 }
 
-/* Words of text onto lines no wider than width; each line drawn at y,
- * y + 1.25 size, ... (points from the top).  libhpdf neither kerns nor
- * spaces letters here, so a line is as wide as its words and spaces: each
- * word is measured once. */
+/* Words of text, in the font's own bytes, onto lines no wider than width;
+ * each line drawn at y, y + 1.25 size, ... (points from the top).  libhpdf
+ * neither kerns nor spaces letters here, so a line is as wide as its words
+ * and spaces: each word is measured once. */
 static void
 draw_wrapped(HPDF_Page page, double ph, double x, double y, double width,
-    double size, char *text, const struct cover_sheet *sh)
+    double size, const char *text, size_t unit, const char *sp)
 {
-	struct buf	 line;
-	char		*w, *s = text;
-	double		 space = text_width(page, " ", sh), lw = 0;
+	struct buf	 line, w;
+	const char	*p, *s = text;
+	double		 space = HPDF_Page_TextWidth(page, sp), lw = 0;
+	size_t		 n;
 
 	buf_init(&line);
-	while ((w = word(&s)) != NULL) {
-		double ww = text_width(page, w, sh);
+	buf_init(&w);
+	while ((p = next_word(&s, unit, sp, &n)) != NULL) {
+		double ww;
 
+		w.len = 0;
+		buf_add(&w, p, n);
+		ww = HPDF_Page_TextWidth(page, buf_cstr(&w));
 		if (line.len && lw + space + ww > width) {
-			text_out(page, x, ph - y, buf_cstr(&line), sh);
+			HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
+			    buf_cstr(&line));
 			y += size * 1.25;
 			line.len = 0;
 		}
 		if (line.len) {
-			buf_add(&line, " ", 1);
+			buf_add(&line, sp, unit);
 			lw += space;
 		} else
 			lw = 0;
-		buf_addstr(&line, w);
+		buf_add(&line, p, n);
 		lw += ww;
 	}
 	if (line.len)
-		text_out(page, x, ph - y, buf_cstr(&line), sh);
+		HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
+		    buf_cstr(&line));
+	buf_free(&w);
 	buf_free(&line);
 }
 
@@ -1093,25 +1123,31 @@ draw_text(const struct cover_line *cl, HPDF_Page page, double ph,
     HPDF_Font font, enum cover_enc enc, const struct cover_sheet *sh,
     const struct cover_field *fields, size_t nfields)
 {
-	const struct cover_sheet	*coded = enc == COVER_SHEET ? sh : NULL;
-	char				*s = expand(cl->text, fields, nfields);
+	char	*s = expand(cl->text, fields, nfields), *w, sp[3] = " ";
+	size_t	 unit = 1;
 
+	/* The text in the font's own bytes. */
 	flatten(s);
 	if (enc == COVER_WINANSI) {
-		char *w = to_winansi(s);	/* all_winansi() said it can */
-
+		w = to_winansi(s);	/* all_winansi() said it can */
 		free(s);
 		s = w ? w : xstrdup("");
+	} else if (enc == COVER_SHEET) {
+		w = sheet_encode(sh, s);
+		free(s);
+		s = w;
+		unit = sheet_space(sh, sp);
 	}
 	HPDF_Page_SetGrayFill(page, 0);
 	HPDF_Page_BeginText(page);
 	if (cl->op == OP_TEXT) {
 		HPDF_Page_SetFontAndSize(page, font, (HPDF_REAL)cl->n[2]);
-		text_out(page, cl->n[0], ph - cl->n[1], s, coded);
+		HPDF_Page_TextOut(page, (HPDF_REAL)cl->n[0], (HPDF_REAL)(ph - cl->n[1]),
+		    s);
 	} else {
 		HPDF_Page_SetFontAndSize(page, font, (HPDF_REAL)cl->n[3]);
 		draw_wrapped(page, ph, cl->n[0], cl->n[1], cl->n[2], cl->n[3], s,
-		    coded);
+		    unit, sp);
 	}
 	HPDF_Page_EndText(page);
 	free(s);
