@@ -524,6 +524,7 @@ struct cover_sheet {
 	int		 wide;				/* two-byte codes */
 	char		 enc[32];			/* the encoder's name */
 	HPDF_Dict	 tounicode;			/* shared by its fonts */
+	unsigned int	*width[COVER_MAX_FONTS];	/* of code k, in 1/1000 size */
 };
 
 static struct {
@@ -773,8 +774,10 @@ fail:
 static void
 sheet_end(struct cover_sheet *sh)
 {
-	for (size_t i = 0; i < COVER_MAX_FONTS; i++)
+	for (size_t i = 0; i < COVER_MAX_FONTS; i++) {
 		hb_set_destroy(sh->chars[i]);
+		free(sh->width[i]);
+	}
 }
 
 static int
@@ -927,6 +930,21 @@ drop_tables(hb_face_t *face, hb_set_t *drop)
 	}
 }
 
+/* How wide each code is in font fi: a wrapped line is measured a word at
+ * a time, which libhpdf does with a glyph look-up for each character. */
+static void
+sheet_widths(struct cover_sheet *sh, int fi, HPDF_Font font)
+{
+	sh->width[fi] = xreallocarray(NULL, sh->ncp, sizeof(*sh->width[fi]));
+	for (size_t k = 0; k < sh->ncp; k++) {
+		HPDF_UINT16	code = sheet_code(sh, k);
+		HPDF_BYTE	b[2] = { (HPDF_BYTE)(code >> 8), (HPDF_BYTE)code };
+
+		sh->width[fi][k] = sh->wide ? HPDF_Font_TextWidth(font, b, 2).width :
+		    HPDF_Font_TextWidth(font, b + 1, 1).width;
+	}
+}
+
 /* Font fi cut to the characters it draws on this sheet, with the sheet's
  * encoding, or NULL. */
 static HPDF_Font
@@ -958,6 +976,8 @@ sheet_font(struct cover_sheet *sh, const struct cover_template *t, int fi,
 		if ((tu = sheet_tounicode(sh, pdf, font)) == NULL ||
 		    HPDF_Dict_Add(font, "ToUnicode", tu) != HPDF_OK)
 			font = NULL;
+		else
+			sheet_widths(sh, fi, font);
 	}
 	if (font == NULL)
 		HPDF_ResetError(pdf);
@@ -967,16 +987,58 @@ sheet_font(struct cover_sheet *sh, const struct cover_template *t, int fi,
 	return font;
 }
 
-/* The space of the sheet's encoding: its code, NUL-terminated, and how
- * many bytes a code has. */
-static size_t
-sheet_space(const struct cover_sheet *sh, char sp[3])
-{
-	char	*e = sheet_encode(sh, " ");
+/* What a line of text is drawn with: its font's bytes are one or two a
+ * character, with a space of its own. */
+struct cover_pen {
+	HPDF_Page		 page;
+	double			 size;
+	size_t			 unit;
+	char			 sp[3];
+	const struct cover_sheet *sh;		/* its encoding, or NULL */
+	const unsigned int	*width;		/* of its codes in the font */
+};
 
-	strlcpy_(sp, e, 3);
-	free(e);
-	return sh->wide ? 2 : 1;
+/* How wide the n bytes at s are on the page. */
+static double
+pen_width(const struct cover_pen *pen, const char *s, size_t n)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	unsigned long		 w = 0;
+	char			*c;
+	double			 r;
+
+	if (pen->width == NULL) {
+		c = xstrndup(s, n);
+		r = HPDF_Page_TextWidth(pen->page, c);
+		free(c);
+		return r;
+	}
+	for (size_t i = 0; i + pen->unit <= n; i += pen->unit)
+		w += pen->width[pen->unit == 2 ? (size_t)(p[i] - 1) * 255 + p[i + 1] - 1 :
+		    (size_t)p[i] - 1];
+	/* As libhpdf reckons it: thousandths of the size, in float. */
+	return (HPDF_REAL)w * (HPDF_REAL)pen->size / 1000;
+}
+
+/* The pen for font fi at size, its text in the sheet's encoding or not. */
+static void
+pen_init(struct cover_pen *pen, HPDF_Page page, double size,
+    const struct cover_sheet *sh, int fi)
+{
+	memset(pen, 0, sizeof(*pen));
+	pen->page = page;
+	pen->size = size;
+	pen->unit = 1;
+	pen->sp[0] = ' ';
+	if (sh) {
+		char	*e = sheet_encode(sh, " ");
+
+		strlcpy_(pen->sp, e, sizeof(pen->sp));
+		free(e);
+		pen->unit = sh->wide ? 2 : 1;
+		pen->sh = sh;
+		pen->width = sh->width[fi];
+	}
 }
 
 /* The next word of *s (characters of unit bytes, words parted by the
@@ -1002,30 +1064,26 @@ next_word(const char **s, size_t unit, const char *sp, size_t *n)
  * neither kerns nor spaces letters here, so a line is as wide as its words
  * and spaces: each word is measured once. */
 static void
-draw_wrapped(HPDF_Page page, double ph, double x, double y, double width,
-    double size, const char *text, size_t unit, const char *sp)
+draw_wrapped(const struct cover_pen *pen, double ph, double x, double y,
+    double width, const char *text)
 {
-	struct buf	 line, w;
+	struct buf	 line;
 	const char	*p, *s = text;
-	double		 space = HPDF_Page_TextWidth(page, sp), lw = 0;
+	double		 space = pen_width(pen, pen->sp, pen->unit), lw = 0;
 	size_t		 n;
 
 	buf_init(&line);
-	buf_init(&w);
-	while ((p = next_word(&s, unit, sp, &n)) != NULL) {
-		double ww;
+	while ((p = next_word(&s, pen->unit, pen->sp, &n)) != NULL) {
+		double ww = pen_width(pen, p, n);
 
-		w.len = 0;
-		buf_add(&w, p, n);
-		ww = HPDF_Page_TextWidth(page, buf_cstr(&w));
 		if (line.len && lw + space + ww > width) {
-			HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
+			HPDF_Page_TextOut(pen->page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
 			    buf_cstr(&line));
-			y += size * 1.25;
+			y += pen->size * 1.25;
 			line.len = 0;
 		}
 		if (line.len) {
-			buf_add(&line, sp, unit);
+			buf_add(&line, pen->sp, pen->unit);
 			lw += space;
 		} else
 			lw = 0;
@@ -1033,9 +1091,8 @@ draw_wrapped(HPDF_Page page, double ph, double x, double y, double width,
 		lw += ww;
 	}
 	if (line.len)
-		HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
+		HPDF_Page_TextOut(pen->page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
 		    buf_cstr(&line));
-	buf_free(&w);
 	buf_free(&line);
 }
 
@@ -1123,8 +1180,9 @@ draw_text(const struct cover_line *cl, HPDF_Page page, double ph,
     HPDF_Font font, enum cover_enc enc, const struct cover_sheet *sh,
     const struct cover_field *fields, size_t nfields)
 {
-	char	*s = expand(cl->text, fields, nfields), *w, sp[3] = " ";
-	size_t	 unit = 1;
+	struct cover_pen	 pen;
+	char			*s = expand(cl->text, fields, nfields), *w;
+	double			 size = cl->op == OP_TEXT ? cl->n[2] : cl->n[3];
 
 	/* The text in the font's own bytes. */
 	flatten(s);
@@ -1136,19 +1194,16 @@ draw_text(const struct cover_line *cl, HPDF_Page page, double ph,
 		w = sheet_encode(sh, s);
 		free(s);
 		s = w;
-		unit = sheet_space(sh, sp);
 	}
+	pen_init(&pen, page, size, enc == COVER_SHEET ? sh : NULL, cl->font);
 	HPDF_Page_SetGrayFill(page, 0);
 	HPDF_Page_BeginText(page);
-	if (cl->op == OP_TEXT) {
-		HPDF_Page_SetFontAndSize(page, font, (HPDF_REAL)cl->n[2]);
+	HPDF_Page_SetFontAndSize(page, font, (HPDF_REAL)size);
+	if (cl->op == OP_TEXT)
 		HPDF_Page_TextOut(page, (HPDF_REAL)cl->n[0], (HPDF_REAL)(ph - cl->n[1]),
 		    s);
-	} else {
-		HPDF_Page_SetFontAndSize(page, font, (HPDF_REAL)cl->n[3]);
-		draw_wrapped(page, ph, cl->n[0], cl->n[1], cl->n[2], cl->n[3], s,
-		    unit, sp);
-	}
+	else
+		draw_wrapped(&pen, ph, cl->n[0], cl->n[1], cl->n[2], s);
 	HPDF_Page_EndText(page);
 	free(s);
 }
