@@ -123,6 +123,7 @@ struct cover_template {
 static int
 cover_err(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+static void	cover_warm(const struct cover_template *);
 
 static int
 cover_err(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
@@ -380,6 +381,7 @@ cover_load_fields(const char *path, const char *font_dir,
 		cover_free(t);
 		return NULL;
 	}
+	cover_warm(t);
 	return t;
 }
 
@@ -532,12 +534,35 @@ static struct {
 	hb_face_t	*face;
 } cover_faces[COVER_FACES];
 
+/* Every table of face libhpdf does not embed (its 13: the layout tables,
+ * kerning, MATH and the like are cut for nothing), into drop. */
+static void
+drop_tables(hb_face_t *face, hb_set_t *drop)
+{
+	static const char	 keep[] = "OS/2cmapcvt fpgmglyfheadhheahmtxlocamaxp"
+	    "namepostprep";
+	hb_tag_t		 tags[64];
+	unsigned int		 n = sizeof(tags) / sizeof(tags[0]);
+
+	hb_face_get_table_tags(face, 0, &n, tags);
+	for (unsigned int i = 0; i < n; i++) {
+		int	 kept = 0;
+
+		for (size_t k = 0; k + 4 < sizeof(keep); k += 4)
+			kept |= tags[i] == hb_tag_from_string(keep + k, 4);
+		if (!kept)
+			hb_set_add(drop, tags[i]);
+	}
+}
+
+
 static hb_face_t *
 cover_face(const char *path)
 {
-	hb_blob_t	*blob;
-	hb_face_t	*face;
-	size_t		 i;
+	hb_subset_input_t	*in;
+	hb_blob_t		*blob;
+	hb_face_t		*face;
+	size_t			 i;
 
 	for (i = 0; i < COVER_FACES && cover_faces[i].path; i++)
 		if (strcmp(cover_faces[i].path, path) == 0)
@@ -553,7 +578,28 @@ cover_face(const char *path)
 	}
 	cover_faces[i].path = xstrdup(path);
 	cover_faces[i].face = face;
+	/* Cut it once now, which builds HarfBuzz's tables of it: a renderer
+	 * forked after cover_load() finds them made. */
+	if ((in = hb_subset_input_create_or_fail()) != NULL) {
+		hb_set_add(hb_subset_input_unicode_set(in), ' ');
+		drop_tables(face, hb_subset_input_set(in, HB_SUBSET_SETS_DROP_TABLE_TAG));
+		hb_subset_input_set_flags(in, HB_SUBSET_FLAGS_NO_HINTING);
+		hb_face_destroy(hb_subset_or_fail(face, in));
+		hb_subset_input_destroy(in);
+	}
 	return face;
+}
+
+/* Parse the faces a template's text may be cut from now: the worker loads
+ * the template before it forks a renderer (src/render.c), so each renderer
+ * starts with them.  One that cannot be read is left to cover_draw(),
+ * which embeds the whole font. */
+static void
+cover_warm(const struct cover_template *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->l[i].op == OP_TEXT || t->l[i].op == OP_WRAP)
+			(void)cover_face(t->fonts[t->l[i].font].path);
 }
 
 /* The character drawn for u: libhpdf reads only the Basic Multilingual
@@ -907,27 +953,6 @@ sheet_fontdef(HPDF_Doc pdf, const char *data, unsigned int len,
 	if (HPDF_Doc_RegisterFontDef(pdf, def) != HPDF_OK)
 		return NULL;		/* freed by libhpdf */
 	return def->base_font;
-}
-
-/* Every table of face libhpdf does not embed (its 13: the layout tables,
- * kerning, MATH and the like are cut for nothing), into drop. */
-static void
-drop_tables(hb_face_t *face, hb_set_t *drop)
-{
-	static const char	 keep[] = "OS/2cmapcvt fpgmglyfheadhheahmtxlocamaxp"
-	    "namepostprep";
-	hb_tag_t		 tags[64];
-	unsigned int		 n = sizeof(tags) / sizeof(tags[0]);
-
-	hb_face_get_table_tags(face, 0, &n, tags);
-	for (unsigned int i = 0; i < n; i++) {
-		int	 kept = 0;
-
-		for (size_t k = 0; k + 4 < sizeof(keep); k += 4)
-			kept |= tags[i] == hb_tag_from_string(keep + k, 4);
-		if (!kept)
-			hb_set_add(drop, tags[i]);
-	}
 }
 
 /* How wide each code is in font fi: a wrapped line is measured a word at
