@@ -261,6 +261,47 @@ def test_pdf_paginates(tmp_path):
         assert g.stop() == 0
 
 
+def accounting_pdf(tmp_path, names):
+    """The accounting PDF of one subpoena sent to each recipient name."""
+    g = Gateway(str(tmp_path))
+    g.start()
+    g.stop()
+    global JOBS
+    saved = JOBS
+    JOBS = [(200 + i, f"2026-03-{1 + i:02d}T10:00:00Z", "subpoena",
+             f"court-{i}", name, "+1555", f"subpoena {i}", ["delivered"])
+            for i, name in enumerate(names)]
+    try:
+        write_log(os.path.join(g.state, "roigate.db"))
+    finally:
+        JOBS = saved
+    g.start()
+    try:
+        out = str(tmp_path / "a.pdf")
+        g.roictl("accounting", "--mrn", MRN, "--format", "pdf", "-o", out,
+                 *PERIOD, check=0)
+    finally:
+        assert g.stop() == 0
+    return out
+
+
+def test_pdf_draws_every_entrys_own_characters(tmp_path):
+    # Each entry is a sheet of its own in one document, its fonts cut to its
+    # characters: the second entry's Ω must not be drawn from the first
+    # entry's cut, which has none.
+    shown = []
+    for i, last in enumerate(("Ωmega Court", "Ψmega Court")):
+        os.makedirs(tmp_path / str(i))
+        out = accounting_pdf(tmp_path / str(i), ["Tòa án Nguyễn", last])
+        subprocess.run(["qpdf", "--check", out], check=True, capture_output=True)
+        text = subprocess.run(["pdftotext", out, "-"], check=True,
+                              capture_output=True, text=True).stdout
+        assert "Tòa án Nguyễn" in text and last in text
+        shown.append(subprocess.run(["pdftoppm", "-r", "100", "-gray", out],
+                                    check=True, capture_output=True).stdout)
+    assert shown[0] != shown[1]
+
+
 def test_a_real_delivery_is_accounted_and_exempt_left_out(gw):
     p = Packet("ACC-REAL-1")
     gw.drop(p)
