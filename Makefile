@@ -271,7 +271,8 @@ $(B)/bench/ocr_bench: bench/ocr_bench.c $(B)/src/ocr.o $(B)/src/util.o $(B)/src/
 $(B)/bench/accounting_bench: bench/accounting_bench.c $(B)/src/accounting.o $(B)/src/store.o \
     $(B)/src/disclosure.o $(B)/src/cover.o $(B)/src/util.o $(B)/src/log.o
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) -lhpdf
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) -lharfbuzz-subset \
+	    -lharfbuzz -lhpdf
 
 $(B)/bench/smime_peer: bench/smime_peer.c
 	@mkdir -p $(dir $@)
