@@ -10,18 +10,21 @@
 #define COVERFONT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <harfbuzz/hb.h>
 #include <hpdf.h>
 
 #define COVER_MAX_FONTS		8
 #define COVER_MAX_CHARS		1019	/* and one more: 4 blocks of 255 codes */
+#define COVER_LOW_CHARS		0x250	/* Latin, looked up in a table */
 
 /* A sheet's encoding: code k (from 0) is the k-th character it draws, in
  * code point order; one byte, k + 1, or two where wide. */
 struct coverfont {
 	hb_set_t	*chars[COVER_MAX_FONTS];	/* what each font draws */
 	hb_codepoint_t	 cp[COVER_MAX_CHARS];		/* code k's character */
+	uint16_t	 low[COVER_LOW_CHARS];		/* 1 + the code of one, or 0 */
 	size_t		 ncp;
 	int		 wide;				/* two-byte codes */
 	char		 enc[32];			/* the encoder's name */

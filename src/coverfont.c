@@ -296,8 +296,11 @@ coverfont_begin(struct coverfont *sh, HPDF_Doc pdf)
 		hb_set_destroy(all);
 		return -1;
 	}
-	while (hb_set_next(all, &c))
+	while (hb_set_next(all, &c)) {
+		if (c < COVER_LOW_CHARS)
+			sh->low[c] = (uint16_t)(sh->ncp + 1);
 		sh->cp[sh->ncp++] = c;
+	}
 	hb_set_destroy(all);
 	sh->wide = sh->ncp + 1 > 255;
 	/* A name no other sheet of this document has (the accounting report
@@ -347,13 +350,17 @@ coverfont_encode(const struct coverfont *sh, const char *s)
 	/* No more codes than bytes, each at most two bytes. */
 	o = out = xreallocarray(NULL, strlen(s) + 1, 2);
 	while (*p) {
-		hb_codepoint_t	 u = sheet_char(utf8_next(&p));
-		hb_codepoint_t	*c = bsearch(&u, sh->cp, sh->ncp, sizeof(u), sheet_cmp);
+		hb_codepoint_t	 u = sheet_char(utf8_next(&p)), *c;
+		size_t		 k;
 		HPDF_UINT16	 code;
 
-		if (c == NULL)		/* not possible: sheet_begin() saw it all */
-			continue;
-		code = sheet_code(sh, (size_t)(c - sh->cp));
+		if (u < COVER_LOW_CHARS && sh->low[u])
+			k = sh->low[u] - 1u;
+		else if ((c = bsearch(&u, sh->cp, sh->ncp, sizeof(u), sheet_cmp)) != NULL)
+			k = (size_t)(c - sh->cp);
+		else
+			continue;	/* not possible: coverfont_begin() saw it all */
+		code = sheet_code(sh, k);
 		if (sh->wide)
 			*o++ = (char)(code >> 8);
 		*o++ = (char)(code & 0xff);
