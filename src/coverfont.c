@@ -43,7 +43,7 @@
 
 #define COVER_FACES		8
 /* A subset this small (a sheet's worth of glyphs) is stored as it is:
- * deflate would take a third off its bytes, for a fifth of the sheet's
+ * deflate would take a third off its bytes, for a third of the sheet's
  * time.  A larger one is deflated. */
 #define COVER_RAW_FONT		(8 * 1024)
 
