@@ -52,7 +52,7 @@ RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuz
 # Sources per program.
 # The document pipeline, one file per step (see include/render.h).
 PIPELINE_SRCS = src/render.c src/reader.c src/typeset.c src/search.c src/ocr.c \
-              src/boxes.c src/raster.c src/pdfout.c src/gate.c src/cover.c src/sandbox.c
+              src/boxes.c src/raster.c src/pdfout.c src/gate.c src/cover.c src/coverfont.c src/sandbox.c
 COMMON_SRCS = src/log.c src/util.c
 DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c src/accounting.c src/incident.c src/seal.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/retention.c src/backoff.c src/worker.c \
@@ -243,7 +243,8 @@ check: unit integration fuzz
 demo: all
 	@scripts/demo $(CURDIR)/$(B)
 
-$(B)/bench/cover_bench: bench/cover_bench.c $(B)/src/cover.o $(B)/src/util.o $(B)/src/log.o
+$(B)/bench/cover_bench: bench/cover_bench.c $(B)/src/cover.o $(B)/src/coverfont.o $(B)/src/util.o \
+    $(B)/src/log.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ -lharfbuzz-subset -lharfbuzz -lhpdf $(LIBS)
 
@@ -274,9 +275,10 @@ $(B)/bench/ocr_bench: bench/ocr_bench.c $(B)/src/ocr.o $(B)/src/util.o $(B)/src/
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
 
 $(B)/bench/accounting_bench: bench/accounting_bench.c $(B)/src/accounting.o $(B)/src/store.o \
-    $(B)/src/disclosure.o $(B)/src/cover.o $(B)/src/util.o $(B)/src/log.o
+    $(B)/src/disclosure.o $(B)/src/cover.o $(B)/src/coverfont.o $(B)/src/util.o $(B)/src/log.o
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) -lhpdf
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) -lharfbuzz-subset \
+	    -lharfbuzz -lhpdf
 
 $(B)/bench/smime_peer: bench/smime_peer.c
 	@mkdir -p $(dir $@)

@@ -13,17 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
-#include <harfbuzz/hb-subset.h>
 #include <hpdf.h>
 
 #include "cover.h"
+#include "coverfont.h"
 #include "util.h"
 
 #define COVER_MAX_LINES	500
-#define COVER_MAX_FONTS	8
 #define COVER_MAX_DEPTH	8
 
 const char *const cover_field_names[] = {
@@ -117,6 +115,7 @@ struct cover_template {
 static int
 cover_err(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+static void	cover_warm(const struct cover_template *);
 
 static int
 cover_err(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
@@ -374,6 +373,7 @@ cover_load_fields(const char *path, const char *font_dir,
 		cover_free(t);
 		return NULL;
 	}
+	cover_warm(t);
 	return t;
 }
 
@@ -479,140 +479,142 @@ all_winansi(const struct cover_template *t, const struct cover_field *fields,
 	return ok;
 }
 
-/*
- * A font drawn with outside Windows-1252 is embedded, but only the glyphs
- * the sheet uses: HarfBuzz cuts a TrueType subset (DejaVu Sans whole is
- * 183 KB in the PDF), and libhpdf 2.3.0, which reads fonts only from
- * files, loads it from a memfd by its /proc/self/fd name.  The parsed
- * faces are kept for the process (a renderer draws many covers).  When
- * anything here fails the whole font is embedded, as before.
- */
-#define COVER_FACES	8
-
-static struct {
-	char		*path;
-	hb_face_t	*face;
-} cover_faces[COVER_FACES];
-
-static hb_face_t *
-cover_face(const char *path)
+/* Parse the faces a template's text may be cut from now: the worker loads
+ * the template before it forks a renderer (src/render.c), so each renderer
+ * starts with them.  One that cannot be read is left to cover_draw(),
+ * which embeds the whole font. */
+static void
+cover_warm(const struct cover_template *t)
 {
-	hb_blob_t	*blob;
-	hb_face_t	*face;
-	size_t		 i;
-
-	for (i = 0; i < COVER_FACES && cover_faces[i].path; i++)
-		if (strcmp(cover_faces[i].path, path) == 0)
-			return cover_faces[i].face;
-	if (i == COVER_FACES ||
-	    (blob = hb_blob_create_from_file_or_fail(path)) == NULL)
-		return NULL;
-	face = hb_face_create(blob, 0);
-	hb_blob_destroy(blob);
-	if (hb_face_get_glyph_count(face) == 0) {
-		hb_face_destroy(face);
-		return NULL;
-	}
-	cover_faces[i].path = xstrdup(path);
-	cover_faces[i].face = face;
-	return face;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->l[i].op == OP_TEXT || t->l[i].op == OP_WRAP)
+			coverfont_warm(t->fonts[t->l[i].font].path);
 }
 
-/* The characters every text line set in font fi may draw, into u. */
-static void
-font_chars(const struct cover_template *t, int fi,
-    const struct cover_field *fields, size_t nfields, hb_set_t *u)
+/* The sheet's own encoding, of what every text line may draw (an `if` is
+ * not decided here); 0, or -1 where there is none. */
+static int
+sheet_begin(struct coverfont *sh, const struct cover_template *t,
+    const struct cover_field *fields, size_t nfields, HPDF_Doc pdf)
 {
-	hb_buffer_t	*b = hb_buffer_create();
-
-	hb_set_add(u, ' ');
 	for (size_t i = 0; i < t->n; i++) {
-		unsigned int		 n;
-		hb_glyph_info_t		*g;
-		char			*s;
+		char	*s;
 
-		if ((t->l[i].op != OP_TEXT && t->l[i].op != OP_WRAP) ||
-		    t->l[i].font != fi)
+		if (t->l[i].op != OP_TEXT && t->l[i].op != OP_WRAP)
 			continue;
 		s = expand(t->l[i].text, fields, nfields);
 		flatten(s);
-		hb_buffer_clear_contents(b);
-		hb_buffer_add_utf8(b, s, -1, 0, -1);
-		g = hb_buffer_get_glyph_infos(b, &n);
-		for (unsigned int k = 0; k < n; k++)
-			hb_set_add(u, g[k].codepoint);	/* unshaped: Unicode */
+		coverfont_add(sh, t->l[i].font, s);
 		free(s);
 	}
-	hb_buffer_destroy(b);
+	return coverfont_begin(sh, pdf);
 }
 
-/* The subset of font fi for this sheet, loaded into pdf; its libhpdf
- * name, or NULL. */
-static const char *
-load_subset(const struct cover_template *t, int fi, HPDF_Doc pdf,
-    const struct cover_field *fields, size_t nfields)
+/* What a line of text is drawn with: its font's bytes are one or two a
+ * character, with a space of its own. */
+struct cover_pen {
+	HPDF_Page		 page;
+	double			 size;
+	size_t			 unit;
+	char			 sp[3];
+	const struct coverfont *sh;		/* its encoding, or NULL */
+	const unsigned int	*width;		/* of its codes in the font */
+};
+
+/* How wide the n bytes at s are on the page. */
+static double
+pen_width(const struct cover_pen *pen, const char *s, size_t n)
 {
-	static const char	 drop[][5] = { "GSUB", "GPOS", "GDEF", "kern" };
-	hb_face_t		*face = cover_face(t->fonts[fi].path), *sub = NULL;
-	hb_subset_input_t	*in;
-	hb_blob_t		*blob = NULL;
-	const char		*data, *name = NULL;
-	unsigned int		 len;
-	char			 path[64];
-	int			 fd = -1;
+	const unsigned char	*p = (const unsigned char *)s;
+	unsigned long		 w = 0;
+	char			*c;
+	double			 r;
 
-	if (face == NULL || (in = hb_subset_input_create_or_fail()) == NULL)
-		return NULL;
-	font_chars(t, fi, fields, nfields, hb_subset_input_unicode_set(in));
-	/* libhpdf neither shapes nor kerns: the layout tables are dead weight. */
-	for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-		hb_set_add(hb_subset_input_set(in, HB_SUBSET_SETS_DROP_TABLE_TAG),
-		    hb_tag_from_string(drop[i], 4));
-	if ((sub = hb_subset_or_fail(face, in)) != NULL &&
-	    (blob = hb_face_reference_blob(sub)) != NULL &&
-	    (data = hb_blob_get_data(blob, &len)) != NULL && len > 0 &&
-	    (fd = memfd_create("roigate-cover-font", MFD_CLOEXEC)) != -1 &&
-	    write_all(fd, data, len) != -1) {
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		/* libhpdf opens its own descriptor and keeps it until saved. */
-		if ((name = HPDF_LoadTTFontFromFile(pdf, path, HPDF_TRUE)) == NULL)
-			HPDF_ResetError(pdf);
+	if (pen->width == NULL) {
+		c = xstrndup(s, n);
+		r = HPDF_Page_TextWidth(pen->page, c);
+		free(c);
+		return r;
 	}
-	if (fd != -1)
-		close(fd);
-	hb_blob_destroy(blob);
-	hb_face_destroy(sub);
-	hb_subset_input_destroy(in);
-	return name;
+	for (size_t i = 0; i + pen->unit <= n; i += pen->unit)
+		w += pen->width[pen->unit == 2 ? (size_t)(p[i] - 1) * 255 + p[i + 1] - 1 :
+		    (size_t)p[i] - 1];
+	/* As libhpdf reckons it: thousandths of the size, in float. */
+	return (HPDF_REAL)w * (HPDF_REAL)pen->size / 1000;
 }
 
-/* Words of text onto lines no wider than width; each line drawn at y,
- * y + 1.25 size, ... (points from the top). */
+/* The pen for font fi at size, its text in the sheet's encoding or not. */
 static void
-draw_wrapped(HPDF_Page page, double ph, double x, double y, double width,
-    double size, char *text)
+pen_init(struct cover_pen *pen, HPDF_Page page, double size,
+    const struct coverfont *sh, int fi)
+{
+	memset(pen, 0, sizeof(*pen));
+	pen->page = page;
+	pen->size = size;
+	pen->unit = 1;
+	pen->sp[0] = ' ';
+	if (sh) {
+		char	*e = coverfont_encode(sh, " ");
+
+		strlcpy_(pen->sp, e, sizeof(pen->sp));
+		free(e);
+		pen->unit = sh->wide ? 2 : 1;
+		pen->sh = sh;
+		pen->width = sh->width[fi];
+	}
+}
+
+/* The next word of *s (characters of unit bytes, words parted by the
+ * space sp) and its length in n; NULL after the last. */
+static const char *
+next_word(const char **s, size_t unit, const char *sp, size_t *n)
+{
+	const char	*p = *s, *w;
+
+	while (*p && memcmp(p, sp, unit) == 0)
+		p += unit;
+	if (*p == '\0')
+		return NULL;
+	for (w = p; *p && memcmp(p, sp, unit) != 0; p += unit)
+		;
+	*n = (size_t)(p - w);
+	*s = p;
+	return w;
+}
+
+/* Words of text, in the font's own bytes, onto lines no wider than width;
+ * each line drawn at y, y + 1.25 size, ... (points from the top).  libhpdf
+ * neither kerns nor spaces letters here, so a line is as wide as its words
+ * and spaces: each word is measured once. */
+static void
+draw_wrapped(const struct cover_pen *pen, double ph, double x, double y,
+    double width, const char *text)
 {
 	struct buf	 line;
-	char		*w, *s = text;
+	const char	*p, *s = text;
+	double		 space = pen_width(pen, pen->sp, pen->unit), lw = 0;
+	size_t		 n;
 
 	buf_init(&line);
-	while ((w = word(&s)) != NULL) {
-		size_t had = line.len;
+	while ((p = next_word(&s, pen->unit, pen->sp, &n)) != NULL) {
+		double ww = pen_width(pen, p, n);
 
-		if (had)
-			buf_add(&line, " ", 1);
-		buf_addstr(&line, w);
-		if (had && HPDF_Page_TextWidth(page, buf_cstr(&line)) > width) {
-			line.len = had;
-			HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
+		if (line.len && lw + space + ww > width) {
+			HPDF_Page_TextOut(pen->page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
 			    buf_cstr(&line));
-			y += size * 1.25;
+			y += pen->size * 1.25;
 			line.len = 0;
-			buf_addstr(&line, w);
 		}
+		if (line.len) {
+			buf_add(&line, pen->sp, pen->unit);
+			lw += space;
+		} else
+			lw = 0;
+		buf_add(&line, p, n);
+		lw += ww;
 	}
 	if (line.len)
-		HPDF_Page_TextOut(page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
+		HPDF_Page_TextOut(pen->page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
 		    buf_cstr(&line));
 	buf_free(&line);
 }
@@ -640,43 +642,109 @@ draw_image(const struct cover_template *t, const struct cover_line *cl,
 	return 0;
 }
 
-int
-cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
-    const struct cover_field *fields, size_t nfields, char *err, size_t errlen)
+/* How a font is drawn with on this sheet. */
+enum cover_enc { COVER_UNUSED, COVER_WINANSI, COVER_SHEET, COVER_UTF8 };
+
+/* The whole font with libhpdf's UTF-8 encoding, where no subset can be
+ * made. */
+static HPDF_Font
+whole_font(HPDF_Doc pdf, const char *path)
 {
-	HPDF_Font	 font[COVER_MAX_FONTS];
-	int		 winansi[COVER_MAX_FONTS], std;
-	double		 ph = HPDF_Page_GetHeight(page);
-	char		*s;
-	int		 rv = 0;
+	const char	*name;
 
 	/* A second page drawn into one document (the accounting report)
 	 * registers the encodings again: not an error. */
 	if (HPDF_UseUTFEncodings(pdf) != HPDF_OK)
 		HPDF_ResetError(pdf);
-	std = all_winansi(t, fields, nfields);
-	for (size_t i = 0; i < t->nfonts; i++) {
-		const char	*name = NULL;
-		int		 used = 0;
+	if ((name = HPDF_LoadTTFontFromFile(pdf, path, HPDF_TRUE)) == NULL)
+		return NULL;
+	return HPDF_GetFont(pdf, name, "UTF-8");
+}
 
-		/* Each font is embedded whole: load only those drawn with. */
+/* The fonts the sheet draws with: the standard ones where Windows-1252
+ * holds all its text, else each cut to what it draws (src/coverfont.c). */
+static void
+load_fonts(const struct cover_template *t, HPDF_Doc pdf,
+    const struct cover_field *fields, size_t nfields, struct coverfont *sh,
+    HPDF_Font *font, enum cover_enc *enc)
+{
+	int	std = all_winansi(t, fields, nfields), begun = 0;
+
+	for (size_t i = 0; i < t->nfonts; i++) {
+		int	used = 0;
+
 		for (size_t k = 0; k < t->n; k++)
 			used |= (t->l[k].op == OP_TEXT || t->l[k].op == OP_WRAP) &&
 			    t->l[k].font == (int)i;
-		winansi[i] = std && t->fonts[i].std != NULL;
+		font[i] = NULL;
+		enc[i] = COVER_UNUSED;
 		if (!used)
-			font[i] = NULL;
-		else if (winansi[i])
+			continue;
+		if (std && t->fonts[i].std != NULL) {
 			font[i] = HPDF_GetFont(pdf, t->fonts[i].std, "WinAnsiEncoding");
-		else if ((name = load_subset(t, (int)i, pdf, fields, nfields)) !=
-		    NULL || (name = HPDF_LoadTTFontFromFile(pdf, t->fonts[i].path,
-		    HPDF_TRUE)) != NULL)
-			font[i] = HPDF_GetFont(pdf, name, "UTF-8");
-		else
-			font[i] = NULL;
+			enc[i] = COVER_WINANSI;
+		} else {
+			if (!begun++)
+				sheet_begin(sh, t, fields, nfields, pdf);
+			if ((font[i] = coverfont_load(sh, (int)i, t->fonts[i].path,
+			    pdf)) != NULL)
+				enc[i] = COVER_SHEET;
+			else {
+				font[i] = whole_font(pdf, t->fonts[i].path);
+				enc[i] = COVER_UTF8;
+			}
+		}
 		if (font[i] == NULL)
 			HPDF_ResetError(pdf);
 	}
+}
+
+static void
+draw_text(const struct cover_line *cl, HPDF_Page page, double ph,
+    HPDF_Font font, enum cover_enc enc, const struct coverfont *sh,
+    const struct cover_field *fields, size_t nfields)
+{
+	struct cover_pen	 pen;
+	char			*s = expand(cl->text, fields, nfields), *w;
+	double			 size = cl->op == OP_TEXT ? cl->n[2] : cl->n[3];
+
+	/* The text in the font's own bytes. */
+	flatten(s);
+	if (enc == COVER_WINANSI) {
+		w = to_winansi(s);	/* all_winansi() said it can */
+		free(s);
+		s = w ? w : xstrdup("");
+	} else if (enc == COVER_SHEET) {
+		w = coverfont_encode(sh, s);
+		free(s);
+		s = w;
+	}
+	pen_init(&pen, page, size, enc == COVER_SHEET ? sh : NULL, cl->font);
+	HPDF_Page_SetGrayFill(page, 0);
+	HPDF_Page_BeginText(page);
+	HPDF_Page_SetFontAndSize(page, font, (HPDF_REAL)size);
+	if (cl->op == OP_TEXT)
+		HPDF_Page_TextOut(page, (HPDF_REAL)cl->n[0], (HPDF_REAL)(ph - cl->n[1]),
+		    s);
+	else
+		draw_wrapped(&pen, ph, cl->n[0], cl->n[1], cl->n[2], s);
+	HPDF_Page_EndText(page);
+	free(s);
+}
+
+int
+cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
+    const struct cover_field *fields, size_t nfields, char *err, size_t errlen)
+{
+	struct coverfont	 sh;
+	HPDF_Font		 font[COVER_MAX_FONTS];
+	enum cover_enc		 enc[COVER_MAX_FONTS];
+	double			 ph = HPDF_Page_GetHeight(page);
+	char			*s;
+	int			 rv = 0;
+
+	memset(&sh, 0, sizeof(sh));
+	load_fonts(t, pdf, fields, nfields, &sh, font, enc);
 	for (size_t i = 0; rv == 0 && i < t->n; i++) {
 		const struct cover_line *cl = &t->l[i];
 		const char *v;
@@ -690,33 +758,14 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 			break;
 		case OP_TEXT:
 		case OP_WRAP:
-			if (font[cl->font] == NULL)
-				return cover_err(err, errlen, t->path, cl->line, "font "
+			if (font[cl->font] == NULL) {
+				rv = cover_err(err, errlen, t->path, cl->line, "font "
 				    "%s (%s) cannot be loaded", t->fonts[cl->font].name,
 				    t->fonts[cl->font].path);
-			s = expand(cl->text, fields, nfields);
-			flatten(s);
-			if (winansi[cl->font]) {
-				char *w = to_winansi(s);	/* all_winansi() said it can */
-
-				free(s);
-				s = w ? w : xstrdup("");
+				break;
 			}
-			HPDF_Page_SetGrayFill(page, 0);
-			HPDF_Page_BeginText(page);
-			if (cl->op == OP_TEXT) {
-				HPDF_Page_SetFontAndSize(page, font[cl->font],
-				    (HPDF_REAL)cl->n[2]);
-				HPDF_Page_TextOut(page, (HPDF_REAL)cl->n[0],
-				    (HPDF_REAL)(ph - cl->n[1]), s);
-			} else {
-				HPDF_Page_SetFontAndSize(page, font[cl->font],
-				    (HPDF_REAL)cl->n[3]);
-				draw_wrapped(page, ph, cl->n[0], cl->n[1], cl->n[2],
-				    cl->n[3], s);
-			}
-			HPDF_Page_EndText(page);
-			free(s);
+			draw_text(cl, page, ph, font[cl->font], enc[cl->font], &sh,
+			    fields, nfields);
 			break;
 		case OP_RULE:
 			HPDF_Page_SetLineWidth(page, (HPDF_REAL)cl->n[4]);
@@ -757,5 +806,6 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 			HPDF_ResetError(pdf);
 		}
 	}
+	coverfont_end(&sh);
 	return rv;
 }

@@ -235,30 +235,57 @@ def test_pdf_is_checked_deterministic_and_audited(agw, tmp_path):
 
 
 def test_pdf_paginates(tmp_path):
+    out = accounting_pdf(tmp_path, [
+        (100 + i, f"2026-01-{1 + i % 28:02d}T10:00:00Z", "subpoena",
+         f"court-{i}", f"Court {i}", "+1555", f"subpoena {i}", ["delivered"])
+        for i in range(30)])
+    text = subprocess.run(["pdftotext", out, "-"], check=True,
+                          capture_output=True, text=True).stdout
+    # 30 entries, five a page (templates/accounting): six pages.
+    assert "Page 1 of 6" in text and "Page 6 of 6" in text
+    assert "Page 7" not in text
+
+
+def accounting_pdf(tmp_path, jobs):
+    """The accounting PDF of a log of jobs (as JOBS)."""
     g = Gateway(str(tmp_path))
     g.start()
     g.stop()
     global JOBS
     saved = JOBS
-    JOBS = [(100 + i, f"2026-01-{1 + i % 28:02d}T10:00:00Z", "subpoena",
-             f"court-{i}", f"Court {i}", "+1555", f"subpoena {i}",
-             ["delivered"]) for i in range(30)]
+    JOBS = jobs
     try:
         write_log(os.path.join(g.state, "roigate.db"))
     finally:
         JOBS = saved
     g.start()
     try:
-        out = str(tmp_path / "p.pdf")
+        out = str(tmp_path / "a.pdf")
         g.roictl("accounting", "--mrn", MRN, "--format", "pdf", "-o", out,
                  *PERIOD, check=0)
-        text = subprocess.run(["pdftotext", out, "-"], check=True,
-                              capture_output=True, text=True).stdout
-        # 30 entries, five a page (templates/accounting): six pages.
-        assert "Page 1 of 6" in text and "Page 6 of 6" in text
-        assert "Page 7" not in text
     finally:
         assert g.stop() == 0
+    return out
+
+
+def test_pdf_draws_every_entrys_own_characters(tmp_path):
+    # Each entry is a sheet of its own in one document, its fonts cut to its
+    # characters: the second entry's Ω must not be drawn from the first
+    # entry's cut, which has none.
+    shown = []
+    for i, last in enumerate(("Ωmega Court", "Ψmega Court")):
+        os.makedirs(tmp_path / str(i))
+        out = accounting_pdf(tmp_path / str(i), [
+            (200 + k, f"2026-03-{1 + k:02d}T10:00:00Z", "subpoena", f"court-{k}",
+             name, "+1555", f"subpoena {k}", ["delivered"])
+            for k, name in enumerate(["Tòa án Nguyễn", last])])
+        subprocess.run(["qpdf", "--check", out], check=True, capture_output=True)
+        text = subprocess.run(["pdftotext", out, "-"], check=True,
+                              capture_output=True, text=True).stdout
+        assert "Tòa án Nguyễn" in text and last in text
+        shown.append(subprocess.run(["pdftoppm", "-r", "100", "-gray", out],
+                                    check=True, capture_output=True).stdout)
+    assert shown[0] != shown[1]
 
 
 def test_a_real_delivery_is_accounted_and_exempt_left_out(gw):

@@ -361,6 +361,64 @@ def test_cover_sheet_shows_every_field(tmp_path):
     qpdf_check(out)
 
 
+def cover_only(folder, tmp_path, name):
+    """The cover (page 1) of a preview rendered for recipient name, on its
+    own: qpdf copies its streams as they are, so its size is the cover's."""
+    render(folder, "--to", name, "--time", "1795000000")
+    cover = str(tmp_path / "cover.pdf")
+    subprocess.run(["qpdf", "--empty", "--pages",
+                    os.path.join(folder, "preview.pdf"), "1", "--", cover],
+                   check=True)
+    return cover
+
+
+def cover_pixels(pdf):
+    return subprocess.run(["pdftoppm", "-r", "100", "-gray", pdf],
+                          capture_output=True, check=True).stdout
+
+
+@pytest.mark.parametrize("name", [
+    "Dr. Nguyễn Thị Minh Khai", "Ελένη Παπαδοπούλου", "Łukasz Żółć",
+    "Зоя Иванова", "Անի Սարգսյան", "Zoë Ωmega – Ἀθηνᾶ"])
+def test_cover_for_any_name_embeds_a_small_subset_that_reads_back(tmp_path, name):
+    folder = str(tmp_path / "p")
+    cover_packet(folder)
+    cover = cover_only(folder, tmp_path, name)
+    # Under 30 KB, the fonts embedded as subsets (a tag: ABCDEF+DejaVuSans).
+    assert os.path.getsize(cover) < 30_000, os.path.getsize(cover)
+    fonts = subprocess.run(["pdffonts", cover], capture_output=True, text=True,
+                           check=True).stdout
+    rows = fonts.splitlines()[2:]
+    assert len(rows) == 2, fonts            # regular and bold
+    for row in rows:
+        assert re.match(r"[A-Z]{6}\+DejaVuSans", row), fonts
+        assert row.split()[-5:-2] == ["yes", "yes", "yes"], fonts  # emb sub uni
+    text = subprocess.run(["pdftotext", cover, "-"], capture_output=True,
+                          text=True, check=True).stdout
+    assert name in text and "Example Family Practice" in text
+    qpdf_check(cover)
+    # The same sheet again is the same bytes.
+    again = str(tmp_path / "again")
+    shutil.copytree(folder, again)
+    os.unlink(os.path.join(again, "preview.pdf"))
+    with open(cover, "rb") as a, open(cover_only(again, tmp_path, name), "rb") as b:
+        assert a.read() == b.read()
+
+
+@pytest.mark.parametrize("one,other", [
+    ("Nguyễn Ω", "Nguyen Ω"),      # ễ is e, a circumflex and a tilde: all drawn
+    ("Zoë Ω –", "Zoë Ω —"),        # the sheet's last character is its own
+])
+def test_cover_draws_each_character_with_its_own_glyph(tmp_path, one, other):
+    shown = []
+    for i, name in enumerate((one, other)):
+        folder = str(tmp_path / f"p{i}")
+        cover_packet(folder)
+        os.makedirs(tmp_path / f"c{i}")
+        shown.append(cover_pixels(cover_only(folder, tmp_path / f"c{i}", name)))
+    assert shown[0] != shown[1]
+
+
 def test_cover_without_part2_or_urgency_leaves_them_out(tmp_path):
     folder = str(tmp_path / "p")
     cover_packet(folder, part2=False, urgent=False)
