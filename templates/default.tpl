@@ -20,9 +20,11 @@ if org_fax
 text 370 110 10 regular Fax {org_fax}
 end
 
+# Black text on a light box, clear of the title below it.
 if urgent
-fill 400 130 141 30 0
-text 416 151 18 bold URGENT
+fill 421 120 120 24 0.85
+box 421 120 120 24 1.5
+text 447 138 16 bold URGENT
 end
 
 text 54 170 28 bold Fax / Records Transmittal

@@ -322,6 +322,24 @@ def cover_packet(folder, part2=False, urgent=True):
         json.dump(m, f, ensure_ascii=False)
 
 
+@pytest.mark.parametrize("profile", ["document", "fax"])
+def test_urgent_mark_is_readable_on_the_page(tmp_path, profile):
+    """"URGENT" is for the person at the fax machine: it must be seen on
+    the page (OCR of the pixels), not only be in the text layer, and stay
+    clear of the title."""
+    folder = str(tmp_path / "p")
+    cover_packet(folder)
+    render(folder, "-p", profile, "--to", "Dr. Zoë Example")
+    out = os.path.join(folder, "preview.pdf")
+    subprocess.run(["pdftoppm", "-f", "1", "-l", "1", "-r", "200", "-gray",
+                    "-png", out, str(tmp_path / "pg")], check=True)
+    seen = subprocess.run(["tesseract", str(tmp_path / "pg-1.png"), "-"],
+                          capture_output=True, text=True, check=True,
+                          env=dict(os.environ, OMP_THREAD_LIMIT="1")).stdout
+    assert "URGENT" in seen, seen
+    assert "Fax / Records Transmittal" in seen, seen
+
+
 def test_cover_sheet_shows_every_field(tmp_path):
     folder = str(tmp_path / "p")
     cover_packet(folder, part2=True)
