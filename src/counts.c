@@ -99,7 +99,7 @@ counts_start(struct store *s)
 	if (counts.following)
 		return 0;
 	memset(&counts, 0, sizeof(counts));
-	if (store_status(s, 0, &st) == -1) {
+	if (store_status_counts(s, &st) == -1) {
 		store_status_free(&st);
 		return -1;
 	}
