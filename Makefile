@@ -276,7 +276,7 @@ $(B)/bench/ocr_bench: bench/ocr_bench.c $(B)/src/ocr.o $(B)/src/util.o $(B)/src/
 $(B)/bench/accounting_bench: bench/accounting_bench.c $(B)/src/accounting.o $(B)/src/store.o \
     $(B)/src/disclosure.o $(B)/src/cover.o $(B)/src/util.o $(B)/src/log.o
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) -lhpdf
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) -lharfbuzz-subset -lharfbuzz -lhpdf
 
 $(B)/bench/smime_peer: bench/smime_peer.c
 	@mkdir -p $(dir $@)
@@ -296,6 +296,9 @@ bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/smime_peer $(B)
 	@bench/seal $(CURDIR)/$(B)
 	@bench/prune $(CURDIR)/$(B)
 	@bench/accounting $(CURDIR)/$(B)
+	@bench/sandbox $(CURDIR)/$(B)
+	@bench/redact_widths $(CURDIR)/$(B)
+	@bench/intake_compare $(CURDIR)/$(B)
 
 # Where `make install` puts what is not a program.  The Debian package
 # (debian/rules) sets SYSTEMDUNITDIR=/lib/systemd/system, Debian 12's place,
