@@ -287,6 +287,7 @@ bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/smime_peer $(B)
     $(B)/bench/seal_bench $(B)/bench/ocr_bench $(B)/bench/accounting_bench $(B)/bench/prune_bench
 	@bench/run $(CURDIR)/$(B)
 	@bench/latency $(CURDIR)/$(B)
+	@bench/intake_profile $(CURDIR)/$(B) --no-trace
 	@bench/render $(CURDIR)/$(B)
 	@bench/ocr $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)
