@@ -289,6 +289,7 @@ bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/smime_peer $(B)
     $(B)/bench/seal_bench $(B)/bench/ocr_bench $(B)/bench/accounting_bench $(B)/bench/prune_bench
 	@bench/run $(CURDIR)/$(B)
 	@bench/latency $(CURDIR)/$(B)
+	@bench/intake_profile $(CURDIR)/$(B) --no-trace
 	@bench/render $(CURDIR)/$(B)
 	@bench/ocr $(CURDIR)/$(B)
 	@bench/sftp $(CURDIR)/$(B)
@@ -298,6 +299,8 @@ bench: all $(B)/bench/sftp_put $(B)/bench/smime_build $(B)/bench/smime_peer $(B)
 	@bench/seal $(CURDIR)/$(B)
 	@bench/prune $(CURDIR)/$(B)
 	@bench/accounting $(CURDIR)/$(B)
+	@bench/sandbox $(CURDIR)/$(B)
+	@bench/redact_widths $(CURDIR)/$(B)
 
 # Where `make install` puts what is not a program.  The Debian package
 # (debian/rules) sets SYSTEMDUNITDIR=/lib/systemd/system, Debian 12's place,

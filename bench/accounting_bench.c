@@ -104,8 +104,10 @@ main(int argc, char *argv[])
 	t2 = now_s();
 	buf_init(&pdf);
 	if (accounting_pdf(rep, argc > 4 ? argv[4] : "templates", "/usr/share/fonts/"
-	    "truetype/dejavu", &pdf, err, sizeof(err)) == -1)
-		fprintf(stderr, "pdf: %s\n", err);
+	    "truetype/dejavu", &pdf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "pdf: %s\n", err);	/* no time for what failed */
+		return 1;
+	}
 	t3 = now_s();
 	printf("accounting: %lld entries of one patient among %lld: report %.3f s "
 	    "(%zu items after summarizing), text %.3f s (%zu bytes), PDF %.3f s "

@@ -226,6 +226,8 @@ typedef int (*store_event_cb)(const struct job_event *, void *arg);
 int	store_job_events(struct store *, int64_t id, store_event_cb, void *);
 
 int	store_status(struct store *, int64_t now, struct store_status *out);
+/* Only the jobs by state and the unfinished ones by transport. */
+int	store_status_counts(struct store *, struct store_status *out);
 /* Only what the counts leave out: the oldest waiting job, the last hour's
  * deliveries, the last errors (by_state and by_transport left empty). */
 int	store_status_recent(struct store *, int64_t now, struct store_status *out);
@@ -264,7 +266,7 @@ int	store_disclosure_guarded(struct store *);
 /* The last seq ever appended, as recorded beside the log; -1 on error. */
 int64_t	store_disclosure_head(struct store *);	/* -1: missing or not a number */
 /* The first entry with a value of the wrong type or with an embedded NUL
- * (edited outside roigate), or 0. */
+ * (edited outside roigate), 0 if none, -1 if it cannot be read. */
 int64_t	store_disclosure_malformed(struct store *);
 
 /* Audit log. */

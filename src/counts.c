@@ -3,10 +3,11 @@
  * state, kept by the daemon (roigated) so that `roictl status` reads
  * counts instead of counting a million rows on each request.
  *
- * Counted once in the database when first asked; after that every change
- * to the jobs table is reported by the store (store_watch_jobs: SQLite's
- * pre-update hook, whatever code path made it) and held until its
- * transaction commits, dropped if it rolls back.  Anything the counts
+ * Counted once in the database at start-up (or, if that failed, when
+ * first asked); after that every change to the jobs table is reported by
+ * the store (store_watch_jobs: SQLite's pre-update hook, whatever code
+ * path made it) and held until its transaction commits, dropped if it
+ * rolls back.  Anything the counts
  * cannot follow (an unknown state, too many transports) makes them stop,
  * and the next request counts in the database again.
  */
@@ -99,7 +100,7 @@ counts_start(struct store *s)
 	if (counts.following)
 		return 0;
 	memset(&counts, 0, sizeof(counts));
-	if (store_status(s, 0, &st) == -1) {
+	if (store_status_counts(s, &st) == -1) {
 		store_status_free(&st);
 		return -1;
 	}

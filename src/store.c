@@ -226,6 +226,15 @@ static const char *const migrations[] = {
 	" BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;"
 	"CREATE TRIGGER prunes_no_delete BEFORE DELETE ON prunes"
 	" BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;",
+
+	/*
+	 * 11: the waiting jobs by age, so that `roictl status` finds the
+	 * oldest in one step of an index instead of walking every waiting
+	 * job (200,000 after an outage took 15 ms a request).  Partial: it
+	 * holds only the waiting jobs, and costs nothing for the finished.
+	 */
+	"CREATE INDEX jobs_waiting_age ON jobs(created_at)"
+	" WHERE state IN ('queued', 'deferred');",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1044,18 +1053,24 @@ count_rows(struct store *s, const char *sql, struct store_count **out,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* A count or time (never negative); 0 if no row, -1 on error. */
 static int64_t
 scalar(struct store *s, const char *sql, int64_t bind)
 {
 	sqlite3_stmt	*st = prep(s, sql);
 	int64_t		 v = 0;
+	int		 rc;
 
 	if (st == NULL)
-		return 0;
+		return -1;
 	if (sqlite3_bind_parameter_count(st) > 0)
 		sqlite3_bind_int64(st, 1, bind);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE) {
+		seterr(s);
+		v = -1;
+	}
 	sqlite3_finalize(st);
 	return v;
 }
@@ -1079,7 +1094,7 @@ collect_error(const struct job *j, void *arg)
 }
 
 int
-store_status(struct store *s, int64_t now, struct store_status *out)
+store_status_counts(struct store *s, struct store_status *out)
 {
 	memset(out, 0, sizeof(*out));
 	/* Every state is counted by the (state, next_at) index. */
@@ -1089,6 +1104,14 @@ store_status(struct store *s, int64_t now, struct store_status *out)
 	    "('delivered', 'failed', 'cancelled') GROUP BY transport",
 	    &out->by_transport, &out->nby_transport) == -1)
 		return -1;
+	return 0;
+}
+
+int
+store_status(struct store *s, int64_t now, struct store_status *out)
+{
+	if (store_status_counts(s, out) == -1)
+		return -1;
 	return store_status_recent(s, now, out);
 }
 
@@ -1097,11 +1120,17 @@ store_status_recent(struct store *s, int64_t now, struct store_status *out)
 {
 	sqlite3_stmt	*st;
 
-	/* Each by an index: the waiting jobs, the last hour, the errors. */
+	/* Each by an index: the oldest waiting job is the first entry of
+	 * jobs_waiting_age (named, or SQLite walks jobs_waiting instead), the
+	 * last hour a range of jobs_delivered, the errors the last five of
+	 * jobs_errors. */
 	out->oldest_queued_at = scalar(s, "SELECT COALESCE(MIN(created_at), 0) "
-	    "FROM jobs WHERE state IN ('queued', 'deferred')", 0);
+	    "FROM jobs INDEXED BY jobs_waiting_age WHERE state IN ('queued', "
+	    "'deferred')", 0);
 	out->delivered_last_hour = scalar(s, "SELECT COUNT(*) FROM jobs WHERE "
 	    "delivered_at >= ?", now - 3600);
+	if (out->oldest_queued_at == -1 || out->delivered_last_hour == -1)
+		return -1;
 	st = prep(s, "SELECT " JOB_COLS " FROM jobs WHERE last_error IS NOT NULL "
 	    "AND last_error <> '' ORDER BY updated_at DESC LIMIT 5");
 	if (st == NULL || jobs_query(s, st, collect_error, out) == -1)
@@ -1398,20 +1427,27 @@ store_disclosure_guarded(struct store *s)
 		{ "counters_forward", TRIGGER_FORWARD },
 		{ "counters_no_delete", TRIGGER_NO_DEL_COUNTER },
 	};
+	const size_t	 n = sizeof(want) / sizeof(want[0]);
 	sqlite3_stmt	*st;
+	const char	*sql;
+	size_t		 i;
 	int		 ok = 1;
 
+	_Static_assert(sizeof(want) / sizeof(want[0]) == 5, "one ? a trigger");
 	/* Present, and as created: a trigger replaced by one of the same name
-	 * that does nothing guards nothing. */
-	for (size_t i = 0; ok && i < sizeof(want) / sizeof(want[0]); i++) {
-		if ((st = prep(s, "SELECT sql FROM sqlite_master WHERE type = "
-		    "'trigger' AND name = ?")) == NULL)
-			return 0;
-		sqlite3_bind_text(st, 1, want[i].name, -1, SQLITE_STATIC);
-		ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
-		    strcmp((const char *)sqlite3_column_text(st, 0), want[i].sql) == 0;
-		sqlite3_finalize(st);
-	}
+	 * that does nothing guards nothing.  One walk of the schema (each
+	 * `roictl status` asks), the triggers in the order of want. */
+	if ((st = prep(s, "SELECT sql FROM sqlite_master WHERE type = 'trigger'"
+	    " AND name IN (?1, ?2, ?3, ?4, ?5) ORDER BY CASE name WHEN ?1 THEN 1"
+	    " WHEN ?2 THEN 2 WHEN ?3 THEN 3 WHEN ?4 THEN 4 ELSE 5 END")) == NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		sqlite3_bind_text(st, (int)i + 1, want[i].name, -1, SQLITE_STATIC);
+	for (i = 0; ok && i < n; i++)
+		ok = sqlite3_step(st) == SQLITE_ROW &&
+		    (sql = (const char *)sqlite3_column_text(st, 0)) != NULL &&
+		    strcmp(sql, want[i].sql) == 0;
+	sqlite3_finalize(st);
 	return ok;
 }
 

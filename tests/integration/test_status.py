@@ -3,6 +3,7 @@
 retries, refusals, holds and cancels, and across a restart, they are the
 table's own counts."""
 import os
+import time
 
 from gateway import Gateway, Packet, wait_state
 
@@ -30,7 +31,7 @@ def test_status_counts_follow_every_change(tmp_path):
                         "backoff_max": "1h"})
     gw.start()
     try:
-        assert_counts_match(gw)              # counted once here, then followed
+        assert_counts_match(gw)              # counted at start-up, then followed
         gw.add_recipient("records-desk")
         gw.add_recipient("later", transport="flaky", address="tempfail:50:3600")
         gw.add_recipient("never", transport="flaky", address="permfail")
@@ -44,13 +45,20 @@ def test_status_counts_follow_every_change(tmp_path):
         wait_state(gw, "ROI-ST-2", "deferred", timeout=120)
         j4 = wait_state(gw, "ROI-ST-4", "deferred", timeout=120)
         assert_counts_match(gw)
+        # The oldest waiting job (the index of waiting jobs by age).
+        age = gw.json("status")["oldest_queued_age"]
+        with gw.db() as db:
+            oldest = db.execute("SELECT MIN(created_at) FROM jobs WHERE state IN"
+                                " ('queued', 'deferred')").fetchone()[0]
+        assert age is not None and abs(age - (int(time.time()) - oldest)) <= 2
         gw.roictl("hold", str(j4["id"]), check=0)
         assert_counts_match(gw)
         j2 = gw.job_by_packet("ROI-ST-2")
         gw.roictl("cancel", str(j2["id"]), check=0)
         assert_counts_match(gw)
-        st = gw.json("status")["states"]
-        assert st["delivered"] == 2 and st["held"] >= 1
+        st = gw.json("status")
+        assert st["states"]["delivered"] == 2 and st["states"]["held"] >= 1
+        assert st["oldest_queued_age"] is None      # nothing waits any more
     finally:
         gw.stop()
     gw.start()

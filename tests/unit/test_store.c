@@ -94,14 +94,14 @@ test_open_sets_wal_and_schema(void **state)
 	mode = raw_text(f->path, "PRAGMA journal_mode");
 	assert_string_equal(mode, "wal");
 	free(mode);
-	assert_int_equal(store_schema_version(f->s), 10);
+	assert_int_equal(store_schema_version(f->s), 11);
 	mode = raw_text(f->path, "PRAGMA user_version");
-	assert_string_equal(mode, "10");
+	assert_string_equal(mode, "11");
 	free(mode);
 	/* Opening again migrates nothing and keeps the version. */
 	again = store_open(f->path, err, sizeof(err));
 	assert_non_null(again);
-	assert_int_equal(store_schema_version(again), 10);
+	assert_int_equal(store_schema_version(again), 11);
 	store_close(again);
 }
 
@@ -758,6 +758,19 @@ test_status_table(void **state)
 	store_status_free(&st);
 	assert_int_equal(store_status(f->s, now_wall() + 7200, &st), 0);
 	assert_int_equal(st.delivered_last_hour, 0);
+	store_status_free(&st);
+	/* The two queued jobs taken by workers: the oldest still waiting is
+	 * the deferred one (its index entry follows the job's state). */
+	for (int64_t id = 1; id <= 2; id++) {
+		struct job_update	 u = JOB_UPDATE_NONE;
+
+		assert_int_equal(store_begin(f->s), 0);
+		assert_int_equal(store_job_set_state(f->s, id, JOB_RENDERING, &u,
+		    "daemon", "test"), 0);
+		assert_int_equal(store_commit(f->s), 0);
+	}
+	assert_int_equal(store_status(f->s, now_wall(), &st), 0);
+	assert_int_equal(st.oldest_queued_at, 1795000002);
 	store_status_free(&st);
 }
 
