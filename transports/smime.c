@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <immintrin.h>
+
 #include <curl/curl.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
@@ -466,11 +468,14 @@ body_text(struct smime_state *st, const struct transport_message *m,
  * Base64 in 76-character CRLF lines (RFC 2045).  Every byte sent is
  * encoded twice (the attachment, then the envelope), so three bytes
  * become four characters by two lookups in a table of character pairs
- * rather than EVP_EncodeBlock's one character at a time.
+ * rather than EVP_EncodeBlock's one character at a time; and where the
+ * processor has AVX2, a whole line's first 48 bytes are encoded 24 at a
+ * time (b64_line_avx2).
  */
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static char b64_pair[4096][2];
+static int b64_avx2;		/* the processor has AVX2 (b64_init) */
 
 static void
 b64_init(void)
@@ -478,6 +483,72 @@ b64_init(void)
 	for (int i = 0; i < 4096; i++) {
 		b64_pair[i][0] = b64_alphabet[i >> 6];
 		b64_pair[i][1] = b64_alphabet[i & 63];
+	}
+	__builtin_cpu_init();
+	b64_avx2 = __builtin_cpu_supports("avx2");
+}
+
+/*
+ * 24 bytes as 32 characters at o, in AVX2 registers (the method of Mula
+ * and Lemire, "Faster Base64 Encoding and Decoding Using AVX2
+ * Instructions", 2018): v holds them as 12 in bytes 4..15 of its low lane
+ * and 12 in bytes 0..11 of its high lane; each 3 bytes are spread into four
+ * 6-bit values, and each value becomes its character by adding the offset
+ * of its range of the alphabet.
+ */
+__attribute__((target("avx2"))) static inline void
+b64_24_avx2(unsigned char *o, __m256i v)
+{
+	__m256i	t0, t1, idx;
+
+	v = _mm256_shuffle_epi8(v, _mm256_set_epi8(
+	    10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1,
+	    14, 15, 13, 14, 11, 12, 10, 11, 8, 9, 7, 8, 5, 6, 4, 5));
+	t0 = _mm256_mulhi_epu16(_mm256_and_si256(v, _mm256_set1_epi32(0x0fc0fc00)),
+	    _mm256_set1_epi32(0x04000040));
+	t1 = _mm256_mullo_epi16(_mm256_and_si256(v, _mm256_set1_epi32(0x003f03f0)),
+	    _mm256_set1_epi32(0x01000010));
+	v = _mm256_or_si256(t0, t1);		/* 32 values of 0..63 */
+	/* The ranges A-Z, a-z, 0-9, +, /: index 0, 1, 2..11, 12, 13. */
+	idx = _mm256_sub_epi8(_mm256_subs_epu8(v, _mm256_set1_epi8(51)),
+	    _mm256_cmpgt_epi8(v, _mm256_set1_epi8(25)));
+	v = _mm256_add_epi8(v, _mm256_shuffle_epi8(_mm256_setr_epi8(
+	    65, 71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 0, 0,
+	    65, 71, -4, -4, -4, -4, -4, -4, -4, -4, -4, -4, -19, -16, 0, 0), idx));
+	_mm256_storeu_si256((__m256i *)o, v);
+}
+
+/*
+ * A whole line (B64_LINE bytes) in three steps that read only the line:
+ * bytes 0..23 and 24..47 (each loaded from its start, 32 bytes), then
+ * 33..56 (loaded from 25, the line's last 32 bytes), whose characters
+ * overlap the second step's by 8 with the same values.
+ */
+__attribute__((target("avx2"))) static void
+b64_line_avx2(unsigned char *o, const unsigned char *in)
+{
+	const __m256i	head = _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6);
+	const __m256i	tail = _mm256_setr_epi32(0, 2, 3, 4, 5, 6, 7, 0);
+
+	b64_24_avx2(o, _mm256_permutevar8x32_epi32(
+	    _mm256_loadu_si256((const __m256i *)in), head));
+	b64_24_avx2(o + 32, _mm256_permutevar8x32_epi32(
+	    _mm256_loadu_si256((const __m256i *)(in + 24)), head));
+	b64_24_avx2(o + 44, _mm256_permutevar8x32_epi32(
+	    _mm256_loadu_si256((const __m256i *)(in + 25)), tail));
+	o[76] = '\r';
+	o[77] = '\n';
+}
+
+static void
+b64_pairs(unsigned char *p, const unsigned char *in, size_t n)
+{
+	for (size_t i = 0; i + 3 <= n; i += 3, p += 4) {
+		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 |
+		    in[i + 2];
+
+		memcpy(p, b64_pair[v >> 12], 2);
+		memcpy(p + 2, b64_pair[v & 0xfff], 2);
 	}
 }
 
@@ -488,14 +559,13 @@ b64_line(unsigned char *o, const unsigned char *in, size_t n)
 	unsigned char	*p = o;
 	size_t		 i;
 
-	for (i = 0; i + 3 <= n; i += 3) {
-		unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 |
-		    in[i + 2];
-
-		memcpy(p, b64_pair[v >> 12], 2);
-		memcpy(p + 2, b64_pair[v & 0xfff], 2);
-		p += 4;
+	if (n == B64_LINE && b64_avx2) {
+		b64_line_avx2(o, in);
+		return 78;
 	}
+	b64_pairs(p, in, n);
+	i = n - n % 3;
+	p += i / 3 * 4;
 	if (n - i == 1) {
 		*p++ = b64_alphabet[in[i] >> 2];
 		*p++ = b64_alphabet[(in[i] & 3) << 4];
