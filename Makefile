@@ -255,8 +255,8 @@ $(B)/bench/sftp_put: bench/sftp_put.c $(B)/src/util.o $(B)/src/log.o include/roi
 $(B)/bench/smime_build: bench/smime_build.c transports/smime.c $(B)/src/util.o $(B)/src/log.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes $(TRANSPORT_CFLAGS_smime) $(EXE_CFLAGS) \
-	    $(EXE_LDFLAGS) -o $@ $< $(B)/src/util.o $(B)/src/log.o $(TRANSPORT_LIBS_smime) \
-	    $(shell $(PKG_CONFIG) --libs libcrypto)
+	    -flto $(EXE_LDFLAGS) -Wl,--as-needed -o $@ $< $(B)/src/util.o $(B)/src/log.o \
+	    $(TRANSPORT_LIBS_smime) $(shell $(PKG_CONFIG) --libs libcrypto) -lpthread
 
 $(B)/bench/seal_bench: bench/seal_bench.c $(B)/src/seal.o $(B)/src/store.o $(B)/src/disclosure.o \
     $(B)/src/util.o $(B)/src/log.o
