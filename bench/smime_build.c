@@ -89,6 +89,7 @@ main(int argc, char *argv[])
 	printf("%.4f\n", (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	X509_free(rcert);
+	buf_free(&pem);
 	close(mm.out);
 	smime_shutdown(st);
 	return 0;
