@@ -11,8 +11,9 @@
  * CRLF line endings throughout.  The signature advertises only AES in its
  * SMIMECapabilities.  The message is made in one pass over the output
  * files (read, hashed, base64, digested for the signature, encrypted,
- * base64 again) into one unlinked temporary file that libcurl then reads:
- * a 50 MB output is never held in memory more than a chunk at a time.
+ * base64 again; three threads, see sign_and_encrypt) into a memory file
+ * (tmpfile_fd) that libcurl then reads: the process holds no more than a
+ * few chunks of a 50 MB output at a time.
  *
  * The recipient's directory entry:
  *	address		the e-mail address
