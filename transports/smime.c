@@ -1035,9 +1035,14 @@ sha2_final(struct sha2 *c, unsigned char md[32])
  * base64 is digested beside the file it encodes (send_attachment) and
  * passed on directly.
  */
+struct ring;
+static unsigned char	*ring_space(struct ring *, size_t);
+static void		 ring_commit(struct ring *, size_t);
+
 struct signed_content {
 	struct sha2	 md;
-	BIO		*next;		/* the encrypting thread's ring */
+	BIO		*next;		/* the encrypting thread's ring, */
+	struct ring	*ring;		/* into which base64 is written directly */
 };
 
 static BIO_METHOD	*signed_method;
@@ -1062,7 +1067,7 @@ send_attachment(BIO *sig, struct signed_content *sc,
 	enum { CHUNK = B64_LINE * 2048 };	/* 116,736 bytes in, 159,744 out */
 	static const char	 xd[] = "0123456789abcdef";
 	struct sha2		 h;
-	unsigned char		*in = malloc(CHUNK), *enc = malloc(B64_OUT(CHUNK));
+	unsigned char		*in = malloc(CHUNK), *enc;
 	unsigned char		 md[32];
 	size_t			 have = 0, k;
 	off_t			 off = 0;
@@ -1072,7 +1077,7 @@ send_attachment(BIO *sig, struct signed_content *sc,
 	hex[0] = '\0';
 	if (sha2_init(&h) == -1)
 		goto done;
-	if (in == NULL || enc == NULL)
+	if (in == NULL)
 		goto done;
 	if (BIO_printf(sig, "--%s\r\nContent-Type: "
 	    "%s; name=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n"
@@ -1091,12 +1096,16 @@ send_attachment(BIO *sig, struct signed_content *sc,
 		have += (size_t)n;
 		/* Whole chunks are whole lines: only the last line is short. */
 		if (have == CHUNK || n == 0) {
-			k = b64_lines(enc, in, have);
-			if (sha2_update2(&h, in, have, &sc->md, enc, k) == -1 ||
-			    put(sc->next, enc, k) == -1) {
+			if ((enc = ring_space(sc->ring, B64_OUT(CHUNK))) == NULL) {
 				rv = -2;
 				goto done;
 			}
+			k = b64_lines(enc, in, have);
+			if (sha2_update2(&h, in, have, &sc->md, enc, k) == -1) {
+				rv = -2;
+				goto done;
+			}
+			ring_commit(sc->ring, k);
 			have = 0;
 		}
 	} while (n != 0);
@@ -1111,7 +1120,6 @@ send_attachment(BIO *sig, struct signed_content *sc,
 done:
 	sha2_free(&h);
 	free(in);
-	free(enc);
 	return rv;
 }
 
@@ -1286,6 +1294,22 @@ ring_publish(struct ring *r)
 	pthread_mutex_unlock(&r->mu);
 	r->fill = 0;
 	return r->failed ? -1 : 0;
+}
+
+/* Room for n bytes (at most RING_CHUNK) in the slot being filled, for
+ * ring_commit; NULL if the consumer failed. */
+static unsigned char *
+ring_space(struct ring *r, size_t n)
+{
+	if (RING_CHUNK - r->fill < n && ring_publish(r) == -1)
+		return NULL;
+	return r->slot[r->head % RING_SLOTS] + r->fill;
+}
+
+static void
+ring_commit(struct ring *r, size_t n)
+{
+	r->fill += n;
 }
 
 static int
@@ -1482,6 +1506,7 @@ sign_and_encrypt(struct smime_state *st, const struct transport_message *m,
 	    sg.cipher)) == NULL)
 		goto fail;
 	sc.next = rb;
+	sc.ring = sg.cipher;
 	sg.lines->to = sg.sink;
 	sg.lines->finish = lines_finish;
 	sg.lines->arg = &sg;
