@@ -50,7 +50,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#define SMIME_X86	1		/* AVX2 and SHA instructions, if present */
+#else
+#define SMIME_X86	0
+#endif
 
 #include <curl/curl.h>
 #include <openssl/cms.h>
@@ -471,8 +476,8 @@ body_text(struct smime_state *st, const struct transport_message *m,
  * encoded twice (the attachment, then the envelope), so three bytes
  * become four characters by two lookups in a table of character pairs
  * rather than EVP_EncodeBlock's one character at a time; and where the
- * processor has AVX2, a whole line's first 48 bytes are encoded 24 at a
- * time (b64_line_avx2).
+ * processor has AVX2, a whole line is encoded 24 bytes at a time
+ * (b64_line_avx2).
  */
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -486,10 +491,13 @@ b64_init(void)
 		b64_pair[i][0] = b64_alphabet[i >> 6];
 		b64_pair[i][1] = b64_alphabet[i & 63];
 	}
+#if SMIME_X86
 	__builtin_cpu_init();
 	b64_avx2 = __builtin_cpu_supports("avx2");
+#endif
 }
 
+#if SMIME_X86
 /*
  * 24 bytes as 32 characters at o, in AVX2 registers (the method of Mula
  * and Lemire, "Faster Base64 Encoding and Decoding Using AVX2
@@ -541,6 +549,7 @@ b64_line_avx2(unsigned char *o, const unsigned char *in)
 	o[76] = '\r';
 	o[77] = '\n';
 }
+#endif
 
 static void
 b64_pairs(unsigned char *p, const unsigned char *in, size_t n)
@@ -561,10 +570,12 @@ b64_line(unsigned char *o, const unsigned char *in, size_t n)
 	unsigned char	*p = o;
 	size_t		 i;
 
+#if SMIME_X86
 	if (n == B64_LINE && b64_avx2) {
 		b64_line_avx2(o, in);
 		return 78;
 	}
+#endif
 	b64_pairs(p, in, n);
 	i = n - n % 3;
 	p += i / 3 * 4;
@@ -780,10 +791,10 @@ put(BIO *b, const void *p, size_t n)
  * and as base64 text (the digest the signature covers).  The SHA
  * instructions wait on each other within one stream, so a block of each
  * stream interleaved costs little more than one: sha2_update2 hashes the
- * two together where the processor has them (checked against OpenSSL's
- * SHA-256 by tests/integration/test_smime.py, which compares both digests
- * with what was sent), and through OpenSSL one after the other where it
- * has not.
+ * two together where the processor has them, and through OpenSSL one after
+ * the other where it has not.  A wrong digest fails every send (the file's
+ * differs from the daemon's, the signature does not verify), which
+ * tests/integration/test_smime.py would see.
  */
 struct sha2 {
 	uint32_t	 h[8];
@@ -795,6 +806,7 @@ struct sha2 {
 
 static int	sha_ni = -1;		/* the processor has them (sha2_init) */
 
+#if SMIME_X86
 static const uint32_t sha_k[64] = {
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
 	0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
@@ -899,6 +911,21 @@ sha_ni_x2(uint32_t ha[8], const unsigned char *a, uint32_t hb[8],
 {
 	sha_ni_blocks(ha, a, hb, b, n, 1);
 }
+#else
+/* Never called: sha_ni is 0 without the instructions. */
+static void
+sha_ni_x1(uint32_t h[8], const unsigned char *p, size_t n)
+{
+	abort();
+}
+
+static void
+sha_ni_x2(uint32_t ha[8], const unsigned char *a, uint32_t hb[8],
+    const unsigned char *b, size_t n)
+{
+	abort();
+}
+#endif
 
 static int
 sha2_init(struct sha2 *c)
@@ -907,9 +934,13 @@ sha2_init(struct sha2 *c)
 	    0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 };
 
 	if (sha_ni == -1) {
+#if SMIME_X86
 		__builtin_cpu_init();
 		sha_ni = __builtin_cpu_supports("sha") &&
 		    __builtin_cpu_supports("sse4.1");
+#else
+		sha_ni = 0;
+#endif
 	}
 	memset(c, 0, sizeof(*c));
 	memcpy(c->h, iv, sizeof(iv));
