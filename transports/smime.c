@@ -1259,10 +1259,9 @@ send_signature(CMS_ContentInfo *sign, BIO *env, const char *sb)
  * share the two cores: this one reads, hashes, encodes and digests the
  * content; the second encrypts it into the EnvelopedData's DER; the third
  * encodes that in base64 lines and writes the file (a small message, or
- * one processor: all three in this one, each ring "direct").  Between each two, a
- * ring of a few chunks (2 MB each, whatever the size of the message),
- * deep enough that a thread descheduled for a few milliseconds on a busy
- * machine does not stop the others.
+ * one processor: all three in this one, each ring "direct").  Between
+ * each two, a ring of a few chunks (2 MB, whatever the size of the
+ * message; 1 MB and 8 MB measured no different on a busy machine).
  */
 #define RING_SLOTS	8
 /* Attachments smaller than this in all go through the stages in one thread:
