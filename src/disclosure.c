@@ -169,7 +169,12 @@ disclosure_verify(struct store *s, int64_t *count, char *err, size_t errlen)
 	}
 	if (v.bad)
 		return -1;
-	if ((bad = store_disclosure_malformed(s)) > 0) {
+	if ((bad = store_disclosure_malformed(s)) == -1) {
+		bsnprintf(err, errlen, "cannot check the disclosure log's fields: "
+		    "%.200s", store_errmsg(s));
+		return -1;
+	}
+	if (bad > 0) {
 		bsnprintf(err, errlen, "entry %lld: a field holds a value of the "
 		    "wrong type or a hidden NUL byte (the entry was edited outside "
 		    "roigate)", (long long)bad);

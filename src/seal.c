@@ -882,7 +882,11 @@ seal_verify(struct store *st, const uint8_t vkey[SEAL_KEY_LEN],
 	}
 	if (vs.bad)
 		goto done;
-	if ((head = store_disclosure_malformed(st)) > 0) {
+	if ((head = store_disclosure_malformed(st)) == -1) {
+		bsnprintf(v->msg, sizeof(v->msg), "cannot check the disclosure "
+		    "log's fields: %.200s", store_errmsg(st));
+		v->code = SEAL_ERROR;
+	} else if (head > 0) {
 		bsnprintf(v->msg, sizeof(v->msg), "disclosure log entry %lld: a field "
 		    "holds a value of the wrong type or a hidden NUL byte (edited "
 		    "outside roigate)", (long long)head);

@@ -1472,7 +1472,10 @@ store_disclosure_malformed(struct store *s)
 	/* What the hash cannot see once a value is read back as C text or
 	 * integer: a number stored as text or real, a hash of another length,
 	 * text cut at an embedded NUL, a blob. */
-	return scalar(s, "SELECT seq FROM disclosures WHERE"
+	/* The row's number, not its seq (seq itself may be what is wrong):
+	 * above 0 whenever a row is found. */
+	return scalar(s, "SELECT CASE WHEN rowid > 0 THEN rowid ELSE 1 END"
+	    " FROM disclosures WHERE"
 	    " typeof(seq) <> 'integer' OR typeof(at) <> 'integer'"
 	    " OR typeof(job_id) <> 'integer' OR typeof(accountable) <> 'integer'"
 	    " OR typeof(pages) NOT IN ('integer', 'null')"
@@ -1502,7 +1505,7 @@ store_disclosure_malformed(struct store *s)
 	    "  COALESCE(outcome, '') || COALESCE(detail, '') ||"
 	    "  COALESCE(output_sha256, '') || COALESCE(hash, '') ||"
 	    "  COALESCE(prev_hash, '') AS BLOB), x'00') > 0"
-	    " ORDER BY seq LIMIT 1", 0);
+	    " ORDER BY rowid LIMIT 1", 0);
 }
 
 /* The audit log. */
