@@ -390,27 +390,64 @@ spool_removable(const char *name, int fd, const struct stat *st, char *why,
 	return 1;
 }
 
-/* Remove the original of a packet roigated has copied and committed. */
+/*
+ * Remove the original of a packet roigated has copied and committed.  The
+ * folder is first renamed, in one step, to a name the spool never looks at
+ * (.roigate-taken-INODE): a crash while its files go then leaves no half
+ * packet (documents without their manifest, which would wait and be
+ * refused), only a folder the next start removes.  Before the rename the
+ * folder is whole and known again for the job's own (jobs/JOB/.origin).
+ */
+#define TAKEN_PREFIX	".roigate-taken-"
+
 static int
-spool_remove_original(const char *name, const struct manifest *m)
+spool_remove_original(const char *name)
 {
-	int	fd, rv = 0;
+	char		taken[64];
+	struct stat	st;
+	int		fd;
 
 	if ((fd = openat(incoming_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC)) == -1)
 		return errno == ENOENT ? 0 : -1;
-	for (size_t i = 0; i < m->ndocs; i++)
-		if (unlinkat(fd, m->docs[i].file, 0) == -1 && errno != ENOENT)
-			rv = -1;
-	if (unlinkat(fd, "manifest.json", 0) == -1 && errno != ENOENT)
-		rv = -1;
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		return -1;
+	}
 	close(fd);
+	snprintf(taken, sizeof(taken), TAKEN_PREFIX "%llu",
+	    (unsigned long long)st.st_ino);
+	(void)remove_dir_at(incoming_fd, taken);	/* a left-over, same inode */
+	if (renameat(incoming_fd, name, incoming_fd, taken) == -1)
+		return errno == ENOENT ? 0 : -1;
+	test_crashpoint("spool_mid_removal");
 	/* Reason files of an earlier refusal go with it (they are ours).  No
 	 * fsync: should the removal be lost in a crash, the folder is known
-	 * again for job's own (jobs/JOB/.origin) and removed then. */
-	if (rv == 0 && remove_dir_at(incoming_fd, name) == -1)
-		rv = -1;
-	return rv;
+	 * again for the job's own and removed then. */
+	return remove_dir_at(incoming_fd, taken);
+}
+
+/* Folders a crash left half removed (see spool_remove_original). */
+static void
+spool_remove_taken(void)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd;
+
+	if ((fd = dup(incoming_fd)) == -1)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, TAKEN_PREFIX, strlen(TAKEN_PREFIX)) == 0 &&
+		    (de->d_type == DT_DIR || de->d_type == DT_UNKNOWN) &&
+		    remove_dir_at(incoming_fd, de->d_name) == -1)
+			log_warn("spool: incoming/%s, left by a removal cut short, "
+			    "cannot be removed: %s", de->d_name, strerror(errno));
+	closedir(d);
 }
 
 static int64_t
@@ -463,7 +500,7 @@ spool_take(struct packet *p, int fd)
 		 * removal, or it was dropped again unchanged): only remove it. */
 		intake_stage_discard(&sg);
 		errlist_free(&errs);
-		rv = spool_remove_original(p->name, m);
+		rv = spool_remove_original(p->name);
 		manifest_free(m);
 		if (rv == 0) {
 			log_info("spool: packet already accepted as job %lld; its copy "
@@ -496,7 +533,7 @@ spool_take(struct packet *p, int fd)
 		return 1;
 	}
 	log_info("spool: packet accepted as job %lld", (long long)id);
-	if (spool_remove_original(p->name, m) == -1) {
+	if (spool_remove_original(p->name) == -1) {
 		/* Taken all the same: the next look finds it is job id. */
 		snprintf(why, sizeof(why), "job %lld was taken, but its folder "
 		    "incoming/%.100s cannot be removed: %s", (long long)id, p->name,
@@ -628,6 +665,7 @@ spool_init(void)
 		fatalx("cannot load libmagic's database");
 	intake_init(jobs_fd, magic);
 	intake_recover();
+	spool_remove_taken();
 	ino_lf = loop_fd_add(ino_fd, EPOLLIN, spool_inotify, NULL);
 	settle_timer = loop_timer_new(spool_settle, NULL);
 	rescan_timer = loop_timer_new(spool_rescan_timer, NULL);

@@ -49,6 +49,8 @@ CRASH_POINTS = [
     # (where, what the log must show for the job)
     ("intake_after_rename", ["attempt", "delivered"]),
     ("intake_after_commit", ["attempt", "delivered"]),
+    # The clerk's folder half removed: no half packet is left to be refused.
+    ("spool_mid_removal", ["attempt", "delivered"]),
     ("queue_after_attempt", ["attempt", "interrupted", "attempt", "delivered"]),
     ("queue_before_outcome", ["attempt", "interrupted", "attempt", "delivered"]),
 ]
