@@ -205,7 +205,14 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER assessments_no_update BEFORE UPDATE ON assessments"
 	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;"
 	"CREATE TRIGGER assessments_no_delete BEFORE DELETE ON assessments"
-	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;",
+	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;"
+	/* The one 30-day extension of a patient's access request (164.524(b)(2)). */
+	"CREATE TABLE request_extensions (request_id TEXT PRIMARY KEY,"
+	" at INTEGER NOT NULL, reason TEXT NOT NULL, actor TEXT);"
+	"CREATE TRIGGER request_extensions_no_update BEFORE UPDATE ON request_extensions"
+	" BEGIN SELECT RAISE(ABORT, 'extensions are written once'); END;"
+	"CREATE TRIGGER request_extensions_no_delete BEFORE DELETE ON request_extensions"
+	" BEGIN SELECT RAISE(ABORT, 'extensions are written once'); END;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -2220,5 +2227,41 @@ store_sealed_rows(struct store *s, enum store_sealed t, const char *where_col,
 		if (cb(v, n, arg))
 			break;
 	}
+	return rows_end(s, st, rc);
+}
+
+/* A request's extension: 0, 1 if it had one already, -1. */
+int
+store_request_extend(struct store *s, const char *request_id, int64_t at,
+    const char *reason, const char *actor)
+{
+	sqlite3_stmt	*st = prep(s, "INSERT OR IGNORE INTO request_extensions"
+	    " VALUES (?, ?, ?, ?)");
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, request_id);
+	sqlite3_bind_int64(st, 2, at);
+	bind_text(st, 3, reason);
+	bind_text(st, 4, actor);
+	if (step_done(s, st) == -1)
+		return -1;
+	return sqlite3_changes(s->db) == 1 ? 0 : 1;
+}
+
+int
+store_request_extensions(struct store *s, store_extension_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT request_id, at, reason, actor FROM"
+	    " request_extensions");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb((const char *)sqlite3_column_text(st, 0),
+		    sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st,
+		    2), (const char *)sqlite3_column_text(st, 3), arg))
+			break;
 	return rows_end(s, st, rc);
 }
