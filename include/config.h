@@ -105,6 +105,7 @@ struct config {
 	int64_t	 render_memory;		/* bytes the reader may hold */
 	int64_t	 max_image_pixels;
 	int64_t	 render_timeout_ms;
+	int64_t	 request_deadline_other_ms;	/* [requests]; 0: none */
 	int64_t	 archive_retention_ms;	/* copies of what was sent; 0: none kept */
 	char	*font_dir;
 	int	 render_ocr;		/* enum render_ocr: patterns, all, off */

@@ -425,6 +425,12 @@ int	store_suspension_iter(struct store *, store_suspension_cb, void *);
 /* A sealed table's rows as text (the canonical columns, sequence first),
  * optionally only those whose column where_col equals where_val. */
 typedef int (*store_row_cb)(const char *const *values, int n, void *arg);
+/* Request deadlines (src/requests.c): the one extension of a request. */
+int	store_request_extend(struct store *, const char *request_id, int64_t at,
+	    const char *reason, const char *actor);
+typedef int (*store_extension_cb)(const char *request_id, int64_t at,
+	    const char *reason, const char *actor, void *arg);
+int	store_request_extensions(struct store *, store_extension_cb, void *);
 int	store_sealed_rows(struct store *, enum store_sealed, const char *where_col,
 	    int64_t where_val, store_row_cb, void *);
 

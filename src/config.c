@@ -65,6 +65,7 @@ static const struct key_def keys[] = {
 	{ "render", "max_memory", KEY_SIZE, OFF(render_memory), 16 << 20, INT64_MAX, NULL },
 	{ "render", "max_image_pixels", KEY_SIZE, OFF(max_image_pixels), 1000, INT64_MAX, NULL },
 	{ "render", "timeout", KEY_DURATION, OFF(render_timeout_ms), 1000, 86400000, NULL },
+	{ "requests", "deadline_other", KEY_DURATION, OFF(request_deadline_other_ms), 0, INT64_MAX, NULL },
 	{ "render", "archive_retention", KEY_DURATION, OFF(archive_retention_ms), 0, INT64_MAX, NULL },
 	{ "render", "font_dir", KEY_PATH, OFF(font_dir), 0, 0, NULL },
 	{ "render", "ocr", KEY_CHOICE, OFF(render_ocr), 0, 0, "patterns|all|off" },
@@ -173,6 +174,7 @@ config_defaults(struct config *c)
 	c->max_image_pixels = (int64_t)100 * 1000 * 1000;
 	c->render_timeout_ms = 300 * 1000;
 	c->archive_retention_ms = (int64_t)30 * 86400 * 1000;
+	c->request_deadline_other_ms = (int64_t)30 * 86400 * 1000;
 	c->font_dir = xstrdup("/usr/share/fonts/truetype/dejavu");
 	c->render_ocr = 0;
 	c->ocr_dpi = 300;
@@ -469,10 +471,10 @@ parse_section(struct parser *p, char *s)
 	} else if (arg != NULL || (strcmp(s, "daemon") && strcmp(s, "spool") &&
 	    strcmp(s, "queue") && strcmp(s, "render") && strcmp(s, "control") &&
 	    strcmp(s, "log") && strcmp(s, "roles") && strcmp(s, "alerts") &&
-	    strcmp(s, "exporter"))) {
+	    strcmp(s, "exporter") && strcmp(s, "requests"))) {
 		perr(p, "unknown section [%.60s%s%.60s] (sections are daemon, spool, "
-		    "queue, render, control, log, roles, alerts, exporter, transport "
-		    "NAME)", s, arg ? " " : "", arg ? arg : "");
+		    "queue, render, control, log, roles, alerts, exporter, requests, "
+		    "transport NAME)", s, arg ? " " : "", arg ? arg : "");
 		return;
 	}
 	bsnprintf(p->section, sizeof(p->section), "%s", s);

@@ -32,6 +32,7 @@
 #include "policy.h"
 #include "probe.h"
 #include "queue.h"
+#include "requests.h"
 #include "roigated.h"
 #include "seal.h"
 #include "store.h"
@@ -240,6 +241,16 @@ op_status(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	    "workers_running", queue_running(), "problems", problems,
 	    "last_errors", errs, "uptime", (json_int_t)(now - rg->started_at),
 	    "draining", rg->draining, "instance", rg->instance);
+	if (sees_all_jobs(p)) {
+		/* The oldest open request's age in days (docs/requests.md). */
+		char	 err[256];
+		json_t	*open = requests_open(now, err, sizeof(err));
+
+		json_object_set_new(r->result, "oldest_open_request_age",
+		    json_array_size(open) ? json_incref(json_object_get(
+		    json_array_get(open, 0), "age_days")) : json_null());
+		json_decref(open);
+	}
 	store_status_free(&st);
 }
 
@@ -939,6 +950,38 @@ op_incident_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	json_decref(inc);
 }
 
+/* Open requests and their deadlines (docs/requests.md). */
+static void
+op_requests(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	const char	*ext = json_string_value(json_object_get(req, "extend"));
+	const char	*reason = json_string_value(json_object_get(req, "reason"));
+	char		 err[512], actor[80];
+	json_t		*open;
+	int		 nf;
+
+	if (ext) {
+		if (reason == NULL || !*reason) {
+			fail(r, "bad_request", "reason: the extension's reason, as "
+			    "told to the patient in writing");
+			return;
+		}
+		actor_name(p, actor, sizeof(actor));
+		snprintf(r->target, sizeof(r->target), "request extension");
+		if (requests_extend(ext, reason, actor, &nf, err, sizeof(err)) == -1) {
+			fail(r, nf ? "not_found" : strstr(err, "cannot record") ?
+			    "unavailable" : "conflict", "%s", err);
+			return;
+		}
+	}
+	if ((open = requests_open(now_wall(), err, sizeof(err))) == NULL) {
+		fail(r, "unavailable", "%s", err);
+		return;
+	}
+	r->result = json_pack("{s:o}", "requests", open);
+}
+
 static json_t *
 recipient_json(const struct recipient *rc)
 {
@@ -1440,6 +1483,7 @@ static const struct op_def ops[] = {
 	    op_incident_open },
 	{ "incident-assess", ROLE_AUDIT, "audit", op_incident_assess },
 	{ "incident-show", ROLE_AUDIT, "audit", op_incident_show },
+	{ "requests", READERS, "operate, audit or admin", op_requests },
 	{ "recipient-add", ROLE_ADMIN, "admin", op_recipient_add },
 	{ "recipient-list", READERS, "operate, audit or admin", op_recipient_list },
 	{ "recipient-show", READERS, "operate, audit or admin", op_recipient_show },

@@ -62,6 +62,9 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  accounting --mrn MRN [--from D] [--to D] [--format text|json|pdf] [-o FILE]\n"
 "                                  the 164.528 accounting of disclosures of a patient\n"
 "  accounting suspend --agency NAME --until DATE [--oral] [--mrn M] | --list | --end ID\n"
+"Requests (role operate, audit or admin):\n"
+"  requests [--overdue] [--due-within DAYS]   open requests, age and deadline\n"
+"  requests extend ID --reason TEXT           the one 30-day extension (164.524)\n"
 "Incidents (role audit; open: audit or operate):\n"
 "  incident open --job N --kind misdirected|wrong_patient|wrong_documents|exposed|other --note T\n"
 "  incident assess ID --determination low_probability|breach [--nature T] [--person T]\n"
@@ -198,6 +201,10 @@ cmd_status(struct roigate *rg, int argc, char **argv)
 		printf("Oldest waiting job:      %lld s\n", (long long)json_integer_value(v));
 	else
 		printf("Oldest waiting job:      none waiting\n");
+	v = json_object_get(r, "oldest_open_request_age");
+	if (json_is_integer(v))
+		printf("Oldest open request:     %lld days\n",
+		    (long long)json_integer_value(v));
 	printf("Delivered in last hour:  %lld\n", i_(r, "delivered_last_hour"));
 	printf("Workers running:         %lld\n", i_(r, "workers_running"));
 	if (json_is_string(json_object_get(r, "instance")))
@@ -1384,6 +1391,60 @@ usage:
 	return EX_USAGE;
 }
 
+static int
+cmd_requests(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "overdue", no_argument, NULL, 'o' },
+		{ "due-within", required_argument, NULL, 'd' },
+		{ "reason", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t		*args = json_object(), *r, *v;
+	long long	 within = -1;
+	int		 ch, rv, overdue = 0;
+	size_t		 i;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'o')
+			overdue = 1;
+		else if (ch == 'd')
+			within = atoll(optarg);	/* "5d" or "5": days */
+		else if (ch == 'r')
+			json_object_set_new(args, "reason", json_string(optarg));
+		else
+			goto usage;
+	}
+	if (optind < argc && strcmp(argv[optind], "extend") == 0 &&
+	    optind + 2 == argc)
+		json_object_set_new(args, "extend", json_string(argv[optind + 1]));
+	else if (optind != argc)
+		goto usage;
+	if ((rv = call(rg, "requests", args, &r)) != 0)
+		return rv;
+	json_array_foreach(json_object_get(r, "requests"), i, v) {
+		json_t *left = json_object_get(v, "days_left");
+
+		if ((overdue && !json_is_true(json_object_get(v, "overdue"))) ||
+		    (within >= 0 && (!left || json_integer_value(left) > within)))
+			continue;
+		if (json_out)
+			print_json(v);
+		else
+			printf("%s %s received %s, %lld days old, due %s%s%s\n",
+			    s_(v, "id"), s_(v, "basis"), s_(v, "received_on"),
+			    i_(v, "age_days"), s_(v, "due"),
+			    json_is_true(json_object_get(v, "overdue")) ? " OVERDUE" : "",
+			    json_object_get(v, "extension") ? " (extended)" : "");
+	}
+	json_decref(r);
+	return 0;
+usage:
+	json_decref(args);
+	return EX_USAGE;
+}
+
 static const struct cmd cmds[] = {
 	{ "status", cmd_status, "status", "Queue counts by state and transport, the oldest "
 	    "waiting job, deliveries in the last hour,\nproblems the daemon reports, and "
@@ -1445,6 +1506,14 @@ static const struct cmd cmds[] = {
 	    "audit log.  `suspend` records an\noversight or law-enforcement agency's "
 	    "request (164.528(a)(2)): entries to it\nare held back until DATE (an oral "
 	    "request: 30 days at most).  See docs/accounting.md." },
+	{ "requests", cmd_requests, "requests [--overdue] [--due-within DAYS] "
+	    "[--json]\n       roictl requests extend ID --reason TEXT",
+	    "Open records requests (a request is open until a job for it is "
+	    "delivered),\noldest first, with their age and deadline: 30 days from "
+	    "receipt for a\npatient's access request (164.524), plus one 30-day "
+	    "extension (`extend`,\nwith the reason given to the patient in "
+	    "writing); other bases: [requests]\ndeadline_other.  See "
+	    "docs/requests.md." },
 	{ "incident", cmd_incident, "incident open --job N --kind K --note TEXT "
 	    "[--discovered D]\n       roictl incident assess ID --determination "
 	    "low_probability|breach\n                [--nature T] [--person T] "

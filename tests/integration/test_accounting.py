@@ -280,3 +280,30 @@ def test_roles_and_usage(gw):
     assert r["code"] == "bad_request"
     r = gw.roictl("accounting", "--help", check=0)
     assert "164.528" in r.stdout
+
+
+def test_suspensions_are_sealed(gateway_factory):
+    from test_sealing import setup_seal, verify
+    from gateway import wait_for
+    g = gateway_factory(log={"seal_interval": "1s"})
+    keyfile = setup_seal(g)
+    g.start()
+    g.roictl("accounting", "suspend", "--agency", "state-oversight",
+             "--until", "2099-01-01", check=0)
+    db_path = os.path.join(g.state, "roigate.db")
+
+    def covered():
+        with sqlite3.connect(db_path) as db:
+            r = db.execute("SELECT MAX(last_seq) FROM seal_ranges WHERE name ="
+                           " 'suspensions'").fetchone()[0]
+        return r is not None and r >= 1
+    wait_for("a seal over the suspension", covered, timeout=20)
+    g.stop()
+    r = verify(g, keyfile)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # Someone with the daemon's rights shortens the suspension: noticed.
+    with sqlite3.connect(db_path) as db:
+        db.execute("DROP TRIGGER suspensions_no_update")
+        db.execute("UPDATE suspensions SET until_at = 0")
+    r = verify(g, keyfile)
+    assert r.returncode != 0 and "suspensions" in r.stdout + r.stderr
