@@ -346,6 +346,7 @@ enum store_sealed {
 	STORE_SEALED_SUSPENSIONS,	/* schema 9 */
 	STORE_SEALED_INCIDENTS,		/* schema 9 */
 	STORE_SEALED_ASSESSMENTS,	/* schema 9 */
+	STORE_SEALED_EXTENSIONS,	/* schema 9: request_extensions */
 	STORE_SEALED_N
 };
 const char	*store_sealed_name(enum store_sealed);	/* the table's name */
@@ -425,7 +426,8 @@ int	store_suspension_iter(struct store *, store_suspension_cb, void *);
 /* A sealed table's rows as text (the canonical columns, sequence first),
  * optionally only those whose column where_col equals where_val. */
 typedef int (*store_row_cb)(const char *const *values, int n, void *arg);
-/* Request deadlines (src/requests.c): the one extension of a request. */
+/* Request deadlines (src/requests.c): the one extension of a request, a
+ * sealed row: 0, 1 if the request has one already, -1. */
 int	store_request_extend(struct store *, const char *request_id, int64_t at,
 	    const char *reason, const char *actor);
 typedef int (*store_extension_cb)(const char *request_id, int64_t at,

@@ -968,7 +968,8 @@ op_requests(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 			return;
 		}
 		actor_name(p, actor, sizeof(actor));
-		snprintf(r->target, sizeof(r->target), "request extension");
+		snprintf(r->target, sizeof(r->target), "request %.64s", ext);
+		snprintf(r->detail, sizeof(r->detail), "extension");
 		if (requests_extend(ext, reason, actor, &nf, err, sizeof(err)) == -1) {
 			fail(r, nf ? "not_found" : strstr(err, "cannot record") ?
 			    "unavailable" : "conflict", "%s", err);

@@ -1391,37 +1391,99 @@ usage:
 	return EX_USAGE;
 }
 
+/* "5d" or "5": days; -1 if it is neither. */
+static long long
+requests_days(const char *s)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || errno || v < 0 || (*end && strcmp(end, "d")))
+		return -1;
+	return v;
+}
+
+static int
+requests_extend(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t	*args = json_object(), *r;
+	int	 ch, rv;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'r') {
+			json_decref(args);
+			return EX_USAGE;
+		}
+		json_object_set_new(args, "reason", json_string(optarg));
+	}
+	if (optind + 1 != argc || json_object_get(args, "reason") == NULL) {
+		json_decref(args);
+		return EX_USAGE;
+	}
+	json_object_set_new(args, "extend", json_string(argv[optind]));
+	if ((rv = call(rg, "requests", args, &r)) != 0)
+		return rv;
+	if (!json_out)
+		printf("request %s extended by 30 days\n", argv[optind]);
+	json_decref(r);
+	return 0;
+}
+
+static void
+requests_print(json_t *v)
+{
+	json_t	*left = json_object_get(v, "days_left");
+	char	 due[64], flags[32];
+
+	if (json_is_integer(left))
+		snprintf(due, sizeof(due), "%s (%lld days %s)", s_(v, "due"),
+		    llabs((long long)json_integer_value(left)),
+		    json_integer_value(left) < 0 ? "ago" : "left");
+	else
+		snprintf(due, sizeof(due), "no deadline");
+	snprintf(flags, sizeof(flags), "%s%s%s",
+	    json_is_true(json_object_get(v, "overdue")) ? "OVERDUE" : "",
+	    json_is_true(json_object_get(v, "overdue")) &&
+	    json_object_get(v, "extension") ? ", " : "",
+	    json_object_get(v, "extension") ? "extended" : "");
+	printf("%-16s %-16s %-10s %4lld  %-*s%s\n", s_(v, "id"), s_(v, "basis"),
+	    s_(v, "received_on"), i_(v, "age_days"), *flags ? 29 : 0, due, flags);
+}
+
 static int
 cmd_requests(struct roigate *rg, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "overdue", no_argument, NULL, 'o' },
 		{ "due-within", required_argument, NULL, 'd' },
-		{ "reason", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
-	json_t		*args = json_object(), *r, *v;
+	json_t		*r, *v;
 	long long	 within = -1;
-	int		 ch, rv, overdue = 0;
+	int		 ch, rv, overdue = 0, n = 0;
 	size_t		 i;
 
+	if (argc > 1 && strcmp(argv[1], "extend") == 0)
+		return requests_extend(rg, argc - 1, argv + 1);
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (ch == 'o')
 			overdue = 1;
-		else if (ch == 'd')
-			within = atoll(optarg);	/* "5d" or "5": days */
-		else if (ch == 'r')
-			json_object_set_new(args, "reason", json_string(optarg));
-		else
-			goto usage;
+		else if (ch != 'd' || (within = requests_days(optarg)) == -1) {
+			fprintf(stderr, "roictl: --due-within takes days: 5 or 5d\n");
+			return EX_USAGE;
+		}
 	}
-	if (optind < argc && strcmp(argv[optind], "extend") == 0 &&
-	    optind + 2 == argc)
-		json_object_set_new(args, "extend", json_string(argv[optind + 1]));
-	else if (optind != argc)
-		goto usage;
-	if ((rv = call(rg, "requests", args, &r)) != 0)
+	if (optind != argc)
+		return EX_USAGE;
+	if ((rv = call(rg, "requests", json_object(), &r)) != 0)
 		return rv;
 	json_array_foreach(json_object_get(r, "requests"), i, v) {
 		json_t *left = json_object_get(v, "days_left");
@@ -1431,18 +1493,18 @@ cmd_requests(struct roigate *rg, int argc, char **argv)
 			continue;
 		if (json_out)
 			print_json(v);
-		else
-			printf("%s %s received %s, %lld days old, due %s%s%s\n",
-			    s_(v, "id"), s_(v, "basis"), s_(v, "received_on"),
-			    i_(v, "age_days"), s_(v, "due"),
-			    json_is_true(json_object_get(v, "overdue")) ? " OVERDUE" : "",
-			    json_object_get(v, "extension") ? " (extended)" : "");
+		else {
+			if (n++ == 0)
+				printf("%-16s %-16s %-10s %4s  %s\n", "REQUEST",
+				    "BASIS", "RECEIVED", "AGE", "DUE");
+			requests_print(v);
+		}
 	}
+	if (!json_out && n == 0)
+		printf("no open requests%s\n", overdue || within >= 0 ?
+		    " match" : "");
 	json_decref(r);
 	return 0;
-usage:
-	json_decref(args);
-	return EX_USAGE;
 }
 
 static const struct cmd cmds[] = {

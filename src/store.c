@@ -208,13 +208,16 @@ static const char *const migrations[] = {
 	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;"
 	"CREATE TRIGGER assessments_no_delete BEFORE DELETE ON assessments"
 	" BEGIN SELECT RAISE(ABORT, 'assessments are append-only'); END;"
-	/* The one 30-day extension of a patient's access request (164.524(b)(2)). */
-	"CREATE TABLE request_extensions (request_id TEXT PRIMARY KEY,"
-	" at INTEGER NOT NULL, reason TEXT NOT NULL, actor TEXT);"
+	/* The one 30-day extension of a patient's access request
+	 * (164.524(b)(2)), sealed; the unique index keeps it to one. */
+	"CREATE TABLE request_extensions (seq INTEGER PRIMARY KEY,"
+	" at INTEGER NOT NULL, request_id TEXT NOT NULL, reason TEXT NOT NULL,"
+	" actor TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT);"
+	"CREATE UNIQUE INDEX request_extensions_once ON request_extensions(request_id);"
 	"CREATE TRIGGER request_extensions_no_update BEFORE UPDATE ON request_extensions"
-	" BEGIN SELECT RAISE(ABORT, 'extensions are written once'); END;"
+	" BEGIN SELECT RAISE(ABORT, 'extensions are append-only'); END;"
 	"CREATE TRIGGER request_extensions_no_delete BEFORE DELETE ON request_extensions"
-	" BEGIN SELECT RAISE(ABORT, 'extensions are written once'); END;",
+	" BEGIN SELECT RAISE(ABORT, 'extensions are append-only'); END;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1703,6 +1706,8 @@ static const char *const incident_cols[] = { "seq", "at", "kind", "job_id",
 static const char *const assessment_cols[] = { "seq", "at", "incident",
 	"nature", "unauthorized_person", "acquired_viewed", "mitigation",
 	"determination", "actor", "supersedes", NULL };
+static const char *const extension_cols[] = { "seq", "at", "request_id",
+	"reason", "actor", NULL };
 
 static const struct sealed_table {
 	const char		*name;		/* table, and its name in the seals */
@@ -1713,6 +1718,7 @@ static const struct sealed_table {
 	[STORE_SEALED_SUSPENSIONS] = { "suspensions", suspension_cols },
 	[STORE_SEALED_INCIDENTS] = { "incidents", incident_cols },
 	[STORE_SEALED_ASSESSMENTS] = { "assessments", assessment_cols },
+	[STORE_SEALED_EXTENSIONS] = { "request_extensions", extension_cols },
 };
 
 const char *
@@ -2351,30 +2357,41 @@ store_watch_jobs(struct store *s, const struct store_job_watch *w)
 	return 0;
 }
 
-/* A request's extension: 0, 1 if it had one already, -1. */
+/* A request's extension, a sealed row: 0, 1 if it had one already, -1. */
 int
 store_request_extend(struct store *s, const char *request_id, int64_t at,
     const char *reason, const char *actor)
 {
-	sqlite3_stmt	*st = prep(s, "INSERT OR IGNORE INTO request_extensions"
-	    " VALUES (?, ?, ?, ?)");
+	sqlite3_stmt	*st = prep(s, "SELECT 1 FROM request_extensions WHERE"
+	    " request_id = ?");
+	const char	*v[4];
+	char		 when[24];
+	int		 rc;
 
 	if (st == NULL)
 		return -1;
 	bind_text(st, 1, request_id);
-	sqlite3_bind_int64(st, 2, at);
-	bind_text(st, 3, reason);
-	bind_text(st, 4, actor);
-	if (step_done(s, st) == -1)
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE) {
+		seterr(s);
 		return -1;
-	return sqlite3_changes(s->db) == 1 ? 0 : 1;
+	}
+	snprintf(when, sizeof(when), "%lld", (long long)at);
+	v[0] = when;
+	v[1] = request_id;
+	v[2] = reason;
+	v[3] = actor;
+	return store_sealed_append(s, STORE_SEALED_EXTENSIONS, v, NULL);
 }
 
 int
 store_request_extensions(struct store *s, store_extension_cb cb, void *arg)
 {
 	sqlite3_stmt	*st = prep(s, "SELECT request_id, at, reason, actor FROM"
-	    " request_extensions");
+	    " request_extensions ORDER BY seq");
 	int		 rc;
 
 	if (st == NULL)

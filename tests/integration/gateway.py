@@ -414,6 +414,20 @@ class Gateway:
                                uri=True)
 
 
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+
+
+def golden(name, got):
+    """got equals golden/NAME; with ROIGATE_GOLDEN_UPDATE=1 it is written
+    there first (then read the diff)."""
+    path = os.path.join(GOLDEN, name)
+    if os.environ.get("ROIGATE_GOLDEN_UPDATE"):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(got)
+    with open(path, encoding="utf-8") as f:
+        assert got == f.read(), f"{name} differs from the golden file"
+
+
 def wait_for(what, predicate, timeout=20, interval=0.02):
     """Poll a condition on the daemon's observable state until it holds."""
     deadline = time.monotonic() + timeout
