@@ -321,6 +321,24 @@ struct store_brief {
 typedef int (*store_brief_cb)(const struct store_brief *, void *arg);
 int	store_jobs_brief(struct store *, unsigned state_mask, store_brief_cb,
 	    void *);
+/* The daily reconciliation (src/daily.c): every event before `to` of the
+ * jobs that lived in [from, to) (made before `to`, and not finished before
+ * `from`), job by job, each job's events in order; no PHI. */
+struct store_day_event {
+	int64_t		 job_id;
+	const char	*packet_id;
+	const char	*transport;
+	const char	*recipient_id;
+	const char	*request_ref;
+	const char	*remote_id;
+	int64_t		 sent_at;
+	int64_t		 at;
+	const char	*to_state;
+	const char	*reason;
+};
+typedef int (*store_day_cb)(const struct store_day_event *, void *arg);
+int	store_day_events(struct store *, int64_t from, int64_t to, store_day_cb,
+	    void *);
 /* The disclosure log's outcomes counted by transport (metrics at start). */
 typedef int (*store_outcome_cb)(const char *transport, const char *outcome,
 	    int64_t count, int64_t pages, void *arg);

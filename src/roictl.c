@@ -62,6 +62,9 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  accounting --mrn MRN [--from D] [--to D] [--format text|json|pdf] [-o FILE]\n"
 "                                  the 164.528 accounting of disclosures of a patient\n"
 "  accounting suspend --agency NAME --until DATE [--oral] [--mrn M] | --list | --end ID\n"
+"  report daily [--date D] [--format text|json|pdf] [-o FILE]\n"
+"                                  the day's reconciliation: accepted, delivered, failed,\n"
+"                                  held, awaiting confirmation, unconfirmed sends\n"
 "Requests (role operate, audit or admin):\n"
 "  requests [--overdue] [--due-within DAYS]   open requests, age and deadline\n"
 "  requests extend ID --reason TEXT           the one 30-day extension (164.524)\n"
@@ -1206,7 +1209,7 @@ accounting_suspend(struct roigate *rg, int argc, char **argv)
 }
 
 static int
-accounting_write(json_t *r, const char *fmt, const char *out)
+report_write(json_t *r, const char *fmt, const char *out)
 {
 	const char	*b64 = json_string_value(json_object_get(r, "pdf"));
 	unsigned char	*pdf;
@@ -1249,51 +1252,84 @@ accounting_write(json_t *r, const char *fmt, const char *out)
 	return rv;
 }
 
+/*
+ * A report command (accounting, report daily): each option whose val is 0
+ * goes into the request under its own name; --format and -o/--output say
+ * how the answer is written.  required: an option that must be given.
+ */
 static int
-cmd_accounting(struct roigate *rg, int argc, char **argv)
+report_run(struct roigate *rg, const char *op, int argc, char **argv,
+    const struct option *opts, const char *required)
 {
-	static const struct option opts[] = {
-		{ "mrn", required_argument, NULL, 'm' },
-		{ "from", required_argument, NULL, 'f' },
-		{ "to", required_argument, NULL, 't' },
-		{ "format", required_argument, NULL, 'F' },
-		{ "generated", required_argument, NULL, 'g' },
-		{ "output", required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
-	};
-	json_t		*args, *r;
+	json_t		*args = json_object(), *r;
 	const char	*fmt = json_out ? "json" : "text", *out = NULL;
-	int		 ch, rv;
+	int		 ch, idx, rv;
 
-	if (argc > 1 && strcmp(argv[1], "suspend") == 0)
-		return accounting_suspend(rg, argc - 1, argv + 1);
-	args = json_object();
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		const char *key = ch == 'm' ? "mrn" : ch == 'f' ? "from" :
-		    ch == 't' ? "to" : ch == 'g' ? "generated" : NULL;
-		if (key)
-			json_object_set_new(args, key, json_string(optarg));
+	while ((ch = getopt_long(argc, argv, "o:", opts, &idx)) != -1) {
+		if (ch == 0)
+			json_object_set_new(args, opts[idx].name, json_string(optarg));
 		else if (ch == 'F')
 			fmt = optarg;
 		else if (ch == 'o')
 			out = optarg;
-		else {
-			json_decref(args);
-			return EX_USAGE;
-		}
+		else
+			goto usage;
 	}
-	if (optind != argc || json_object_get(args, "mrn") == NULL ||
-	    (strcmp(fmt, "text") && strcmp(fmt, "json") && strcmp(fmt, "pdf"))) {
-		json_decref(args);
-		return EX_USAGE;
-	}
+	if (optind != argc || (required && json_object_get(args, required) ==
+	    NULL) || (strcmp(fmt, "text") && strcmp(fmt, "json") &&
+	    strcmp(fmt, "pdf")))
+		goto usage;
 	json_object_set_new(args, "format", json_string(fmt));
-	if ((rv = call(rg, "accounting", args, &r)) != 0)
+	if ((rv = call(rg, op, args, &r)) != 0)
 		return rv;
-	rv = accounting_write(r, fmt, out);
+	rv = report_write(r, fmt, out);
 	json_decref(r);
 	return rv;
+usage:
+	json_decref(args);
+	return EX_USAGE;
+}
+
+static int
+cmd_accounting(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mrn", required_argument, NULL, 0 },
+		{ "from", required_argument, NULL, 0 },
+		{ "to", required_argument, NULL, 0 },
+		{ "generated", required_argument, NULL, 0 },
+		{ "format", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	if (argc > 1 && strcmp(argv[1], "suspend") == 0)
+		return accounting_suspend(rg, argc - 1, argv + 1);
+	return report_run(rg, "accounting", argc, argv, opts, "mrn");
+}
+
+static int
+report_daily(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "date", required_argument, NULL, 0 },
+		{ "generated", required_argument, NULL, 0 },
+		{ "format", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	return report_run(rg, "report-daily", argc, argv, opts, NULL);
+}
+
+static int
+cmd_report(struct roigate *rg, int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "daily") == 0)
+		return report_daily(rg, argc - 1, argv + 1);
+	fprintf(stderr, "roictl: report: which one? (daily)\n");
+	return EX_USAGE;
 }
 
 /* Options of `incident open` and `incident assess` into request keys. */
@@ -1568,6 +1604,16 @@ static const struct cmd cmds[] = {
 	    "audit log.  `suspend` records an\noversight or law-enforcement agency's "
 	    "request (164.528(a)(2)): entries to it\nare held back until DATE (an oral "
 	    "request: 30 days at most).  See docs/accounting.md." },
+	{ "report", cmd_report, "report daily [--date D] [--format text|json|pdf] "
+	    "[-o FILE] [--generated TIME]",
+	    "The daily reconciliation (role audit): what was accepted, delivered, "
+	    "failed,\nheld and cancelled on day D (default today, local time), by "
+	    "transport and\nrecipient; what was still awaiting confirmation at its "
+	    "end; every send whose\noutcome is not confirmed (a fax not yet "
+	    "confirmed, a send interrupted); the\nfailed and held jobs with their "
+	    "reasons.  The PDF is drawn from\ntemplates/daily/.  What was asked "
+	    "and the SHA-256 of the answer go into the\naudit log.  See "
+	    "docs/daily.md." },
 	{ "requests", cmd_requests, "requests [--overdue] [--due-within DAYS] "
 	    "[--json]\n       roictl requests extend ID --reason TEXT",
 	    "Open records requests (a request is open until a job for it is "

@@ -2403,3 +2403,39 @@ store_request_extensions(struct store *s, store_extension_cb cb, void *arg)
 			break;
 	return rows_end(s, st, rc);
 }
+
+int
+store_day_events(struct store *s, int64_t from, int64_t to, store_day_cb cb,
+    void *arg)
+{
+	/* A job finished before the day has no part in it: its last change
+	 * (updated_at) is before the day and its state is final. */
+	sqlite3_stmt		*st = prep(s, "SELECT j.id, j.packet_id, j.transport,"
+	    " j.recipient_id, j.request_ref, j.remote_id, j.sent_at, e.at,"
+	    " e.to_state, e.reason FROM jobs j JOIN job_events e ON e.job_id = j.id"
+	    " WHERE j.created_at < ?2 AND (j.updated_at >= ?1 OR j.state NOT IN"
+	    " ('delivered', 'failed', 'cancelled')) AND e.at < ?2"
+	    " ORDER BY j.id, e.id");
+	struct store_day_event	 e;
+	int			 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, to);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		e.job_id = sqlite3_column_int64(st, 0);
+		e.packet_id = (const char *)sqlite3_column_text(st, 1);
+		e.transport = (const char *)sqlite3_column_text(st, 2);
+		e.recipient_id = (const char *)sqlite3_column_text(st, 3);
+		e.request_ref = (const char *)sqlite3_column_text(st, 4);
+		e.remote_id = (const char *)sqlite3_column_text(st, 5);
+		e.sent_at = sqlite3_column_int64(st, 6);
+		e.at = sqlite3_column_int64(st, 7);
+		e.to_state = (const char *)sqlite3_column_text(st, 8);
+		e.reason = (const char *)sqlite3_column_text(st, 9);
+		if (cb(&e, arg))
+			break;
+	}
+	return rows_end(s, st, rc);
+}

@@ -37,7 +37,7 @@ def test_every_command_is_offered():
     missing = [c for c, _, _ in srcinfo.roictl_commands() if c not in offered]
     assert not missing, "completion/roictl.bash does not offer commands: " + ", ".join(missing)
     assert set(complete("roictl re")) == {"release", "retry", "recipient",
-                                         "requests"}
+                                         "report", "requests"}
 
 
 def test_every_global_option_is_offered():
