@@ -444,6 +444,14 @@ int	store_suspension_iter(struct store *, store_suspension_cb, void *);
 /* A sealed table's rows as text (the canonical columns, sequence first),
  * optionally only those whose column where_col equals where_val. */
 typedef int (*store_row_cb)(const char *const *values, int n, void *arg);
+/* Request deadlines (src/requests.c): the requests still open, as
+ * docs/requests.md counts them (no job delivered, one still to do, or a
+ * failure after the last delivery), each with the ids of its jobs ("4,5",
+ * in no order) and the manifest of its newest job.  The jobs table is
+ * grouped by its columns; only open requests' manifests are read. */
+typedef int (*store_open_request_cb)(const char *request_id, const char *jobs,
+	    const char *manifest, void *arg);
+int	store_open_requests(struct store *, store_open_request_cb, void *);
 /* Request deadlines (src/requests.c): the one extension of a request, a
  * sealed row: 0, 1 if the request has one already, -1. */
 int	store_request_extend(struct store *, const char *request_id, int64_t at,

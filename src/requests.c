@@ -5,8 +5,10 @@
  * delivered and none is left to do: none waiting, sending, held or
  * awaiting confirmation, and none that failed after the last delivery
  * (a failed packet sent again later is redone; cancelled jobs do not
- * count).  Until then it is open.  Only the extension is stored of its
- * own: a sealed row of request_extensions (schema 9).
+ * count).  Until then it is open.  The store groups the jobs by request
+ * (store_open_requests) and hands over the newest manifest of each open
+ * one only.  Only the extension is stored of its own: a sealed row of
+ * request_extensions (schema 9).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,67 +25,60 @@ struct req_scan {
 	json_t	*by_id;		/* request id -> object */
 };
 
-/* Per request while scanning: the last delivered and failed job, and
- * whether any is still to do ("_"-keys are dropped from the answer). */
-static void
-req_note_job(json_t *o, const struct job *j)
+static int
+req_cmp_id(const void *a, const void *b)
 {
-	const char	*key = NULL;
+	json_int_t x = json_integer_value(*(json_t *const *)a);
+	json_int_t y = json_integer_value(*(json_t *const *)b);
 
-	if (j->state == JOB_DELIVERED)
-		key = "_delivered";
-	else if (j->state == JOB_FAILED)
-		key = "_failed";
-	else if (j->state != JOB_CANCELLED)
-		json_object_set_new(o, "_pending", json_true());
-	if (key && json_integer_value(json_object_get(o, key)) < j->id)
-		json_object_set_new(o, key, json_integer(j->id));
+	return (x > y) - (x < y);
+}
+
+/* "5,4" into [4, 5]. */
+static json_t *
+req_job_ids(const char *list)
+{
+	json_t	**v = NULL, *arr = json_array();
+	size_t	  n = 0, cap = 0, i;
+	char	 *end;
+
+	while (list && *list) {
+		long long id = strtoll(list, &end, 10);
+
+		if (end == list)
+			break;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			v = xreallocarray(v, cap, sizeof(*v));
+		}
+		v[n++] = json_integer(id);
+		list = *end == ',' ? end + 1 : end;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), req_cmp_id);
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, v[i]);
+	free(v);
+	return arr;
 }
 
 static int
-req_job(const struct job *j, void *arg)
+req_open(const char *id, const char *jobs, const char *manifest, void *arg)
 {
 	struct req_scan	*rs = arg;
-	json_t		*m = j->manifest ? json_loads(j->manifest, 0, NULL) : NULL;
-	json_t		*rq = json_object_get(m, "request"), *o;
-	const char	*id = json_string_value(json_object_get(rq, "id"));
+	json_t		*m = manifest ? json_loads(manifest, 0, NULL) : NULL;
+	json_t		*rq = json_object_get(m, "request");
 	const char	*recv = json_string_value(json_object_get(rq, "received_on"));
 	const char	*basis = json_string_value(json_object_get(m, "basis"));
 	int64_t		 t = 0;
 
-	if (id == NULL || recv == NULL || datetime_parse(recv, &t) == -1) {
-		json_decref(m);
-		return 0;
-	}
-	if ((o = json_object_get(rs->by_id, id)) == NULL) {
-		o = json_pack("{s:s, s:s, s:I, s:s, s:[]}", "id", id,
-		    "received_on", recv, "received_at", (json_int_t)t, "basis",
-		    basis ? basis : "", "jobs");
-		json_object_set_new(rs->by_id, id, o);
-	}
-	/* The jobs come newest first: listed oldest first. */
-	json_array_insert_new(json_object_get(o, "jobs"), 0, json_integer(j->id));
-	req_note_job(o, j);
+	if (id && recv && datetime_parse(recv, &t) == 0)
+		json_object_set_new(rs->by_id, id, json_pack("{s:s, s:s, s:I, s:s,"
+		    " s:o}", "id", id, "received_on", recv, "received_at",
+		    (json_int_t)t, "basis", basis ? basis : "", "jobs",
+		    req_job_ids(jobs)));
 	json_decref(m);
 	return 0;
-}
-
-/* Answered: delivered, nothing left to do, no failure after it. */
-static int
-req_answered(json_t *o)
-{
-	json_int_t	d = json_integer_value(json_object_get(o, "_delivered"));
-
-	return d > 0 && !json_is_true(json_object_get(o, "_pending")) &&
-	    json_integer_value(json_object_get(o, "_failed")) < d;
-}
-
-static void
-req_drop_scan_keys(json_t *o)
-{
-	json_object_del(o, "_delivered");
-	json_object_del(o, "_failed");
-	json_object_del(o, "_pending");
 }
 
 static int
@@ -168,7 +163,7 @@ requests_open(int64_t now, char *err, size_t errlen)
 	const char	*k;
 	size_t		 n = 0, i;
 
-	if (store_jobs_list(rg->store, -1, NULL, 0, req_job, &rs) == -1 ||
+	if (store_open_requests(rg->store, req_open, &rs) == -1 ||
 	    store_request_extensions(rg->store, req_extension, rs.by_id) == -1) {
 		bsnprintf(err, errlen, "%.200s", store_errmsg(rg->store));
 		json_decref(rs.by_id);
@@ -177,12 +172,10 @@ requests_open(int64_t now, char *err, size_t errlen)
 	}
 	v = xcalloc(json_object_size(rs.by_id) + 1, sizeof(*v));
 	json_object_foreach(rs.by_id, k, o)
-		if (!req_answered(o))
-			v[n++] = o;
+		v[n++] = o;
 	qsort(v, n, sizeof(*v), req_cmp);
 	for (i = 0; i < n; i++) {
 		req_deadline(v[i], now);
-		req_drop_scan_keys(v[i]);
 		json_array_append(arr, v[i]);
 	}
 	free(v);

@@ -2439,3 +2439,27 @@ store_day_events(struct store *s, int64_t from, int64_t to, store_day_cb cb,
 	}
 	return rows_end(s, st, rc);
 }
+
+int
+store_open_requests(struct store *s, store_open_request_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT r.request_ref, r.jobs, (SELECT"
+	    " manifest FROM jobs WHERE id = r.newest) FROM (SELECT request_ref,"
+	    " group_concat(id) AS jobs, MAX(id) AS newest,"
+	    " MAX(CASE WHEN state = 'delivered' THEN id END) AS delivered,"
+	    " MAX(CASE WHEN state = 'failed' THEN id END) AS failed,"
+	    " SUM(state NOT IN ('delivered', 'failed', 'cancelled')) AS pending"
+	    " FROM jobs WHERE request_ref IS NOT NULL AND request_ref <> ''"
+	    " GROUP BY request_ref) r WHERE r.delivered IS NULL OR r.pending > 0"
+	    " OR COALESCE(r.failed, 0) > r.delivered");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb((const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1),
+		    (const char *)sqlite3_column_text(st, 2), arg))
+			break;
+	return rows_end(s, st, rc);
+}

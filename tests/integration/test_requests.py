@@ -13,7 +13,7 @@ import sqlite3
 
 import pytest
 
-from gateway import Packet, golden, wait_state
+from gateway import Packet, golden, wait_for, wait_state
 
 def ago(days):
     return (datetime.date.today() - datetime.timedelta(days=days)).isoformat()
@@ -133,7 +133,9 @@ def test_open_requests_deadlines_and_extension(rgw):
     assert "Oldest open request:     35 days" in gw.roictl("status",
                                                           check=0).stdout
     # Once the waiting packet is delivered, the request is answered.
-    gw.roictl("cancel", "5", check=0)
+    # (Deferred a moment before its worker is reaped: "try again".)
+    wait_for("the cancel to be taken",
+             lambda: gw.roictl("cancel", "5").returncode == 0)
     gw.drop(packet("RQ-8", "REQ-PART", 20, "patient_access", "records-desk"))
     wait_state(gw, "RQ-8", "delivered")
     assert "REQ-PART" not in [r["id"] for r in gw.jsonl("requests")]
