@@ -177,3 +177,27 @@ def test_pdf_paginates_from_an_edited_template(day, tmp_path):
     assert n >= 3 and f"Page {n} of {n}" in text
     assert f"Page {n + 1} " not in text
     subprocess.run(["qpdf", "--check", out], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("tz", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_the_day_is_local(gateway_factory, tz):
+    """UTC+14 and UTC-11: for most of a UTC day one of them is on another
+    date; the day, its bounds and the counts follow the daemon's TZ."""
+    from zoneinfo import ZoneInfo
+    gw = gateway_factory()
+    gw.start(env={"TZ": tz})
+    gw.add_recipient("records-desk")
+    gw.drop(Packet("DAY-TZ"))
+    wait_state(gw, "DAY-TZ", "delivered")
+    rep = report(gw)
+    local = datetime.datetime.now(ZoneInfo(tz))
+    assert rep["date"] == local.date().isoformat()
+    midnight = datetime.datetime.combine(local.date(), datetime.time(),
+                                         ZoneInfo(tz))
+    utc = midnight.astimezone(datetime.timezone.utc)
+    assert rep["from"] == utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert rep["totals"]["delivered"] == 1
+    # The same packet on the neighbouring days: not there.
+    for d in (-1, 1):
+        other = (local.date() + datetime.timedelta(days=d)).isoformat()
+        assert report(gw, "--date", other)["totals"]["delivered"] == 0
