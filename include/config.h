@@ -28,7 +28,7 @@ enum alert_rule {
 	ALERT_CREDENTIALS,	/* a transport's credentials were refused */
 	ALERT_DISK,		/* spool or state folder below disk_free_below */
 	ALERT_SEALING,		/* sealing or verification of the log failing */
-	ALERT_DEADLINE,		/* the oldest open request near its deadline */
+	ALERT_DEADLINE,		/* open requests near their deadline */
 	ALERT_NRULES
 };
 #define ALERT_RULES_ALL		((1u << ALERT_NRULES) - 1)

@@ -154,3 +154,30 @@ def test_the_extension_is_sealed(gateway_factory):
     # Someone with the daemon's rights backdates the extension: noticed.
     edit_is_noticed(g, keyfile, "request_extensions",
                     "UPDATE request_extensions SET at = at - 86400 * 40")
+
+
+def test_a_request_near_its_deadline_is_an_alert(gateway_factory):
+    gw = gateway_factory(alerts={"check_interval": "300ms",
+                                 "deadline_within": "5d"})
+    gw.start()
+    gw.add_recipient("records-desk")
+    gw.add_recipient("busy", transport="flaky", address="tempfail:100:3600")
+    # 27 days old: due in 3.  10 days old: due in 20, no alert for it.
+    gw.drop(packet("RQ-A1", "REQ-NEAR", 27, "patient_access", "busy"))
+    gw.drop(packet("RQ-A2", "REQ-FAR", 10, "patient_access", "busy"))
+    near = wait_state(gw, "RQ-A1", "deferred")["id"]
+    wait_state(gw, "RQ-A2", "deferred")
+
+    def deadline_alerts():
+        return [a for a in gw.jsonl("alerts") if a.get("rule") == "deadline"]
+    a = wait_for("the deadline alert", deadline_alerts)[0]
+    assert a["subject"] == "requests" and a["status"] == "firing"
+    assert "request REQ-NEAR, due " + ago(-3) in a["summary"]
+    assert "1 open records requests" in a["summary"]
+    # Answered (sent again to a desk that delivers): the alert resolves.
+    wait_for("the cancel to be taken",
+             lambda: gw.roictl("cancel", str(near)).returncode == 0)
+    gw.drop(packet("RQ-A3", "REQ-NEAR", 27, "patient_access", "records-desk"))
+    wait_state(gw, "RQ-A3", "delivered")
+    wait_for("the resolution", lambda: [a for a in deadline_alerts()
+                                        if a["status"] == "resolved"])
