@@ -1616,12 +1616,12 @@ static const struct cmd cmds[] = {
 	    "docs/daily.md." },
 	{ "requests", cmd_requests, "requests [--overdue] [--due-within DAYS] "
 	    "[--json]\n       roictl requests extend ID --reason TEXT",
-	    "Open records requests (a request is open until a job for it is "
-	    "delivered),\noldest first, with their age and deadline: 30 days from "
-	    "receipt for a\npatient's access request (164.524), plus one 30-day "
-	    "extension (`extend`,\nwith the reason given to the patient in "
-	    "writing); other bases: [requests]\ndeadline_other.  See "
-	    "docs/requests.md." },
+	    "Open records requests, oldest first, with their age and deadline (a "
+	    "request\nis open until its jobs are delivered; a failed packet sent "
+	    "again counts as\nredone): 30 days from receipt for a patient's access "
+	    "request (164.524), plus\none 30-day extension (`extend`, within the "
+	    "30 days, with the reason given to\nthe patient in writing); other "
+	    "bases: [requests] deadline_other.  See\ndocs/requests.md." },
 	{ "incident", cmd_incident, "incident open --job N --kind K --note TEXT "
 	    "[--discovered D]\n       roictl incident assess ID --determination "
 	    "low_probability|breach\n                [--nature T] [--person T] "
