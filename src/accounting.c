@@ -309,7 +309,8 @@ acc_items(struct acc_build *b)
 	json_t	**v, *arr = json_array();
 	size_t	  i, k, nv = 0;
 
-	qsort(b->e, b->n, sizeof(*b->e), acc_cmp_group);
+	if (b->n > 0)	/* b->e is NULL then: qsort of NULL is undefined */
+		qsort(b->e, b->n, sizeof(*b->e), acc_cmp_group);
 	v = xcalloc(b->n + 1, sizeof(*v));
 	for (i = 0; i < b->n; i = k) {
 		for (k = i + 1; k < b->n && acc_same(&b->e[i], &b->e[k]); k++)
