@@ -54,7 +54,7 @@ RENDER_LIBS = $(shell $(PKG_CONFIG) --static --libs mupdf 2>/dev/null) -lharfbuz
 PIPELINE_SRCS = src/render.c src/reader.c src/typeset.c src/search.c src/ocr.c \
               src/boxes.c src/raster.c src/pdfout.c src/gate.c src/cover.c src/coverfont.c src/sandbox.c
 COMMON_SRCS = src/log.c src/util.c
-DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c src/accounting.c src/incident.c src/seal.c \
+DAEMON_SRCS = src/roigated.c src/loop.c src/config.c src/store.c src/disclosure.c src/accounting.c src/report.c src/daily.c src/incident.c src/requests.c src/seal.c \
               src/manifest.c src/policy.c src/spool.c src/intake.c src/submit.c src/queue.c src/retention.c src/backoff.c src/worker.c \
               src/transport.c src/probe.c src/control.c src/control_ops.c src/proto.c \
               src/metrics.c src/alerts.c src/window.c src/counts.c \
@@ -278,7 +278,7 @@ $(B)/bench/ocr_bench: bench/ocr_bench.c $(B)/src/ocr.o $(B)/src/util.o $(B)/src/
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) $(RENDER_LIBS)
 
-$(B)/bench/accounting_bench: bench/accounting_bench.c $(B)/src/accounting.o $(B)/src/store.o \
+$(B)/bench/accounting_bench: bench/accounting_bench.c $(B)/src/accounting.o $(B)/src/report.o $(B)/src/store.o \
     $(B)/src/disclosure.o $(B)/src/cover.o $(B)/src/coverfont.o $(B)/src/util.o $(B)/src/log.o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ $(LIBS) -lharfbuzz-subset \

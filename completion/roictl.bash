@@ -8,7 +8,7 @@
 # given on the command line, if any; a daemon that does not answer, or a
 # caller without the role, simply gets no ids.
 
-_roictl_commands="status list show hold release retry cancel watch submit log verify-log audit prune recipient shape alerts metrics accounting incident"
+_roictl_commands="status list show hold release retry cancel watch submit log verify-log audit prune recipient shape alerts metrics accounting report requests incident"
 _roictl_states="queued rendering sending awaiting_confirmation deferred held delivered failed cancelled"
 
 # roictl with the socket the user typed (-s/--socket), JSON output.
@@ -87,6 +87,33 @@ _roictl()
 			-o | --output) COMPREPLY=($(compgen -f -- "$cur")) ;;
 			--mrn | --from | --to | --generated) ;;
 			*) COMPREPLY=($(compgen -W "--mrn --from --to --format --generated --output -o --json --help" -- "$cur")) ;;
+			esac
+		fi
+		;;
+	report)
+		if ((COMP_CWORD == n + 1)) && [[ $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "daily" -- "$cur"))
+		elif [[ ${COMP_WORDS[n + 1]} == daily ]]; then
+			case $prev in
+			--format) COMPREPLY=($(compgen -W "text json pdf" -- "$cur")) ;;
+			-o | --output) COMPREPLY=($(compgen -f -- "$cur")) ;;
+			--date | --generated) ;;
+			*) COMPREPLY=($(compgen -W "--date --format --generated --output -o --json --help" -- "$cur")) ;;
+			esac
+		fi
+		;;
+	requests)
+		if ((COMP_CWORD == n + 1)) && [[ $cur != -* ]]; then
+			COMPREPLY=($(compgen -W "extend" -- "$cur"))
+		elif [[ ${COMP_WORDS[n + 1]} == extend ]]; then
+			case $prev in
+			--reason) ;;
+			*) [[ $cur == -* ]] && COMPREPLY=($(compgen -W "--reason --json --help" -- "$cur")) ;;
+			esac
+		else
+			case $prev in
+			--due-within) ;;
+			*) COMPREPLY=($(compgen -W "--overdue --due-within --json --help" -- "$cur")) ;;
 			esac
 		fi
 		;;

@@ -26,8 +26,7 @@ void	alerts_job_event(const struct job *j, const char *transport,
 	    enum job_state to, enum transport_status,
 	    const struct transport_receipt *);
 /*
- * A condition from elsewhere (sealing, request deadlines: hooks for
- * features being built): active opens the alert for (rule, subject) if it
+ * A condition from elsewhere (sealing, request deadlines): active opens the alert for (rule, subject) if it
  * is not open, !active resolves it.  summary: plain words, no PHI.
  */
 void	alerts_condition(enum alert_rule, const char *subject, int active,

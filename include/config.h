@@ -28,7 +28,7 @@ enum alert_rule {
 	ALERT_CREDENTIALS,	/* a transport's credentials were refused */
 	ALERT_DISK,		/* spool or state folder below disk_free_below */
 	ALERT_SEALING,		/* sealing or verification of the log failing */
-	ALERT_DEADLINE,		/* the oldest open request near its deadline */
+	ALERT_DEADLINE,		/* open requests near their deadline */
 	ALERT_NRULES
 };
 #define ALERT_RULES_ALL		((1u << ALERT_NRULES) - 1)
@@ -111,6 +111,7 @@ struct config {
 	int64_t	 render_memory;		/* bytes the reader may hold */
 	int64_t	 max_image_pixels;
 	int64_t	 render_timeout_ms;
+	int64_t	 request_deadline_other_ms;	/* [requests]; 0: none */
 	int64_t	 archive_retention_ms;	/* [retention] archive (old name [render]
 					 * archive_retention): copies of what
 					 * was sent; 0: none kept */

@@ -323,6 +323,24 @@ struct store_brief {
 typedef int (*store_brief_cb)(const struct store_brief *, void *arg);
 int	store_jobs_brief(struct store *, unsigned state_mask, store_brief_cb,
 	    void *);
+/* The daily reconciliation (src/daily.c): every event before `to` of the
+ * jobs that lived in [from, to) (made before `to`, and not finished before
+ * `from`), job by job, each job's events in order; no PHI. */
+struct store_day_event {
+	int64_t		 job_id;
+	const char	*packet_id;
+	const char	*transport;
+	const char	*recipient_id;
+	const char	*request_ref;
+	const char	*remote_id;
+	int64_t		 sent_at;
+	int64_t		 at;
+	const char	*to_state;
+	const char	*reason;
+};
+typedef int (*store_day_cb)(const struct store_day_event *, void *arg);
+int	store_day_events(struct store *, int64_t from, int64_t to, store_day_cb,
+	    void *);
 /* The disclosure log's outcomes counted by transport (metrics at start). */
 typedef int (*store_outcome_cb)(const char *transport, const char *outcome,
 	    int64_t count, int64_t pages, void *arg);
@@ -349,6 +367,7 @@ enum store_sealed {
 	STORE_SEALED_INCIDENTS,		/* schema 9 */
 	STORE_SEALED_ASSESSMENTS,	/* schema 9 */
 	STORE_SEALED_PRUNES,		/* schema 10: never pruned itself */
+	STORE_SEALED_EXTENSIONS,	/* schema 9: request_extensions */
 	STORE_SEALED_N
 };
 const char	*store_sealed_name(enum store_sealed);	/* the table's name */
@@ -428,6 +447,21 @@ int	store_suspension_iter(struct store *, store_suspension_cb, void *);
 /* A sealed table's rows as text (the canonical columns, sequence first),
  * optionally only those whose column where_col equals where_val. */
 typedef int (*store_row_cb)(const char *const *values, int n, void *arg);
+/* Request deadlines (src/requests.c): the requests still open, as
+ * docs/requests.md counts them (no job delivered, one still to do, or a
+ * failure after the last delivery), each with the ids of its jobs ("4,5",
+ * in no order) and the manifest of its newest job.  The jobs table is
+ * grouped by its columns; only open requests' manifests are read. */
+typedef int (*store_open_request_cb)(const char *request_id, const char *jobs,
+	    const char *manifest, void *arg);
+int	store_open_requests(struct store *, store_open_request_cb, void *);
+/* Request deadlines (src/requests.c): the one extension of a request, a
+ * sealed row: 0, 1 if the request has one already, -1. */
+int	store_request_extend(struct store *, const char *request_id, int64_t at,
+	    const char *reason, const char *actor);
+typedef int (*store_extension_cb)(const char *request_id, int64_t at,
+	    const char *reason, const char *actor, void *arg);
+int	store_request_extensions(struct store *, store_extension_cb, void *);
 int	store_sealed_rows(struct store *, enum store_sealed, const char *where_col,
 	    int64_t where_val, store_row_cb, void *);
 

@@ -18,10 +18,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include <hpdf.h>
-
 #include "accounting.h"
 #include "cover.h"
+#include "report.h"
 #include "store.h"
 #include "util.h"
 
@@ -310,7 +309,8 @@ acc_items(struct acc_build *b)
 	json_t	**v, *arr = json_array();
 	size_t	  i, k, nv = 0;
 
-	qsort(b->e, b->n, sizeof(*b->e), acc_cmp_group);
+	if (b->n > 0)	/* b->e is NULL then: qsort of NULL is undefined */
+		qsort(b->e, b->n, sizeof(*b->e), acc_cmp_group);
 	v = xcalloc(b->n + 1, sizeof(*v));
 	for (i = 0; i < b->n; i = k) {
 		for (k = i + 1; k < b->n && acc_same(&b->e[i], &b->e[k]); k++)
@@ -384,36 +384,6 @@ js(json_t *o, const char *k)
 	return s ? s : "";
 }
 
-/* s wrapped at 76 columns, each line after the first indented. */
-static void
-acc_wrap(struct buf *b, const char *s, const char *indent)
-{
-	size_t	col = strspn(s, " "), w;
-	int	first = 1;
-
-	buf_add(b, s, col);	/* the first line's own indent */
-	s += col;
-	while (*s) {
-		while (*s == ' ')
-			s++;
-		w = strcspn(s, " ");
-		if (w == 0)
-			break;
-		if (!first && col + 1 + w > 76) {
-			buf_printf(b, "\n%s", indent);
-			col = strlen(indent);
-		} else if (!first) {
-			buf_add(b, " ", 1);
-			col++;
-		}
-		buf_add(b, s, w);
-		col += w;
-		s += w;
-		first = 0;
-	}
-	buf_add(b, "\n", 1);
-}
-
 static void
 acc_text_item(struct buf *b, json_t *it)
 {
@@ -428,7 +398,7 @@ acc_text_item(struct buf *b, json_t *it)
 		    (long long)json_integer_value(json_object_get(it, "count")),
 		    js(r, "name"), js(it, "frequency"), js(it, "date"),
 		    js(it, "last_date"));
-		acc_wrap(b, line, "   ");
+		report_wrap(b, line, "   ");
 		buf_printf(b, "   Date: %s\n", js(it, "date"));
 	} else
 		buf_printf(b, "%lld. Date: %s%s\n",
@@ -436,19 +406,19 @@ acc_text_item(struct buf *b, json_t *it)
 		    js(it, "date"), strcmp(js(it, "status"), "disclosed") ?
 		    " (possibly disclosed: the outcome was never confirmed)" : "");
 	snprintf(line, sizeof(line), "   To: %s, %s", js(r, "name"), js(r, "address"));
-	acc_wrap(b, line, "       ");
+	report_wrap(b, line, "       ");
 	if (pages > 0)
 		snprintf(line, sizeof(line), "   What: %s; %lld pages", js(it,
 		    "description"), (long long)pages);
 	else
 		snprintf(line, sizeof(line), "   What: %s", js(it, "description"));
-	acc_wrap(b, line, "         ");
+	report_wrap(b, line, "         ");
 	if (*js(it, "request"))
 		snprintf(line, sizeof(line), "   Purpose: %s (request %s)",
 		    js(it, "purpose"), js(it, "request"));
 	else
 		snprintf(line, sizeof(line), "   Purpose: %s", js(it, "purpose"));
-	acc_wrap(b, line, "            ");
+	report_wrap(b, line, "            ");
 }
 
 char *
@@ -468,7 +438,7 @@ accounting_text(json_t *rep)
 	buf_printf(&b, "Patient: %s (MRN %s)\n", js(p, "name"), js(p, "mrn"));
 	buf_printf(&b, "Period: %s to %s\n", js(per, "from"), js(per, "to"));
 	buf_printf(&b, "Generated: %s\n\n", js(rep, "generated"));
-	acc_wrap(&b, js(rep, "excluded"), "");
+	report_wrap(&b, js(rep, "excluded"), "");
 	buf_add(&b, "\n", 1);
 	if (json_array_size(items) == 0)
 		buf_printf(&b, "No disclosures to list in this period.\n");
@@ -480,7 +450,7 @@ accounting_text(json_t *rep)
 	}
 	if (possible) {
 		buf_add(&b, "\n", 1);
-		acc_wrap(&b, js(rep, "possibly_note"), "");
+		report_wrap(&b, js(rep, "possibly_note"), "");
 	}
 	out = xstrdup(buf_cstr(&b));
 	buf_free(&b);
@@ -491,10 +461,7 @@ accounting_text(json_t *rep)
  * The PDF: templates/accounting/page.tpl draws each page's frame (heading,
  * patient, period, the sentence on what is left out, "page X of Y"), and
  * templates/accounting/entry.tpl one entry, drawn again and again down
- * the page; both in the cover sheet's language (docs/templates.md).
- * "#! area TOP BOTTOM" in the first says where entries go, "#! height H"
- * in the second how tall one is.  The creation date is the report's
- * generation time, so the same inputs give the same bytes.
+ * the page (src/report.c).
  */
 static const char *const acc_page_fields[] = { "org_name", "org_address",
 	"patient_name", "mrn", "period_from", "period_to", "generated", "page",
@@ -503,212 +470,97 @@ static const char *const acc_entry_fields[] = { "number", "date", "status",
 	"recipient_name", "recipient_address", "description", "pages_sent",
 	"purpose", "request", "summary", NULL };
 
-/* The numbers of a "#! WORD N [N]" line of a template; -1 if none. */
-static int
-acc_directive(const char *path, const char *word, double *a, double *b)
-{
-	FILE	*f = fopen(path, "re");
-	char	 line[256], *p, *end;
-	size_t	 wl = strlen(word);
-	int	 rv = -1;
-
-	if (f == NULL)
-		return -1;
-	while (rv == -1 && fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "#! ", 3) != 0 || strncmp(line + 3, word, wl) != 0 ||
-		    line[3 + wl] != ' ')
-			continue;
-		p = line + 4 + wl;
-		double x = strtod(p, &end), y;
-
-		if (end == p)
-			continue;
-		p = end;
-		y = strtod(p, &end);
-		*a = x;
-		*b = end == p ? x : y;
-		rv = 0;
-	}
-	fclose(f);
-	return rv;
-}
-
 struct acc_pdf {
-	struct cover_template	*page, *entry;
-	double			 top, bottom, height;
-	size_t			 per_page;
+	json_t	*rep;
+	int	 possible;
+	char	 pg[16], pgs[16], num[16], pages[16], summary[512];
 };
 
 static int
-acc_pdf_load(struct acc_pdf *p, const char *dir, const char *font_dir,
-    char *err, size_t errlen)
+acc_pdf_entry(void *arg, size_t i, struct cover_field *f, char *err,
+    size_t errlen)
 {
-	char	pp[4096], ep[4096];
+	struct acc_pdf	*a = arg;
+	json_t		*it = json_array_get(json_object_get(a->rep, "entries"), i);
+	json_t		*r = json_object_get(it, "recipient");
 
-	snprintf(pp, sizeof(pp), "%s/accounting/page.tpl", dir);
-	snprintf(ep, sizeof(ep), "%s/accounting/entry.tpl", dir);
-	if ((p->page = cover_load_fields(pp, font_dir, acc_page_fields, err,
-	    errlen)) == NULL || (p->entry = cover_load_fields(ep, font_dir,
-	    acc_entry_fields, err, errlen)) == NULL)
-		return -1;
-	if (acc_directive(pp, "area", &p->top, &p->bottom) == -1 ||
-	    acc_directive(ep, "height", &p->height, &p->height) == -1 ||
-	    p->height < 10 || p->bottom < p->top + p->height) {
-		bsnprintf(err, errlen, "template %s needs \"#! area TOP BOTTOM\" and "
-		    "%s \"#! height H\" (an entry no taller than the area)", pp, ep);
-		return -1;
-	}
-	p->per_page = (size_t)((p->bottom - p->top) / p->height);
-	return 0;
-}
-
-static void
-acc_entry_fields_of(json_t *it, struct cover_field *f, char *num, char *pages,
-    char *summary, size_t slen)
-{
-	json_t	*r = json_object_get(it, "recipient");
-
-	snprintf(num, 16, "%lld", (long long)json_integer_value(json_object_get(it,
-	    "number")));
-	snprintf(pages, 16, "%lld", (long long)json_integer_value(json_object_get(it,
-	    "pages")));
-	summary[0] = '\0';
+	snprintf(a->num, sizeof(a->num), "%lld", (long long)json_integer_value(
+	    json_object_get(it, "number")));
+	snprintf(a->pages, sizeof(a->pages), "%lld", (long long)
+	    json_integer_value(json_object_get(it, "pages")));
+	a->summary[0] = '\0';
 	if (strcmp(js(it, "type"), "summary") == 0)
-		snprintf(summary, slen, "%lld disclosures for this purpose, %s; the "
-		    "first on %s (below), the last on %s.",
+		snprintf(a->summary, sizeof(a->summary), "%lld disclosures for this "
+		    "purpose, %s; the first on %s (below), the last on %s.",
 		    (long long)json_integer_value(json_object_get(it, "count")),
 		    js(it, "frequency"), js(it, "date"), js(it, "last_date"));
-	f[0] = (struct cover_field){ "number", num };
+	f[0] = (struct cover_field){ "number", a->num };
 	f[1] = (struct cover_field){ "date", js(it, "date") };
 	f[2] = (struct cover_field){ "status", strcmp(js(it, "status"),
 	    "disclosed") ? "Possibly disclosed: the outcome was never confirmed" : "" };
 	f[3] = (struct cover_field){ "recipient_name", js(r, "name") };
 	f[4] = (struct cover_field){ "recipient_address", js(r, "address") };
 	f[5] = (struct cover_field){ "description", js(it, "description") };
-	f[6] = (struct cover_field){ "pages_sent", strcmp(pages, "0") ? pages : "" };
+	f[6] = (struct cover_field){ "pages_sent", strcmp(a->pages, "0") ?
+	    a->pages : "" };
 	f[7] = (struct cover_field){ "purpose", js(it, "purpose") };
 	f[8] = (struct cover_field){ "request", js(it, "request") };
-	f[9] = (struct cover_field){ "summary", summary };
+	f[9] = (struct cover_field){ "summary", a->summary };
+	return 10;
 }
 
 static int
-acc_pdf_page(const struct acc_pdf *p, HPDF_Doc pdf, json_t *rep, size_t pageno,
-    size_t npages, int possible, char *err, size_t errlen)
+acc_pdf_page(void *arg, size_t pageno, size_t npages, struct cover_field *f,
+    char *err, size_t errlen)
 {
-	HPDF_Page		 page = HPDF_AddPage(pdf);
-	json_t			*pt = json_object_get(rep, "patient");
-	json_t			*per = json_object_get(rep, "period");
-	json_t			*items = json_object_get(rep, "entries");
-	struct cover_field	 f[12], ef[10];
-	char			 pg[16], pgs[16], num[16], pages[16], summary[512];
-	size_t			 i;
+	struct acc_pdf	*a = arg;
+	json_t		*pt = json_object_get(a->rep, "patient");
+	json_t		*per = json_object_get(a->rep, "period");
 
-	HPDF_Page_SetWidth(page, 612);
-	HPDF_Page_SetHeight(page, 792);
-	snprintf(pg, sizeof(pg), "%zu", pageno + 1);
-	snprintf(pgs, sizeof(pgs), "%zu", npages);
-	f[0] = (struct cover_field){ "org_name", js(rep, "organization") };
-	f[1] = (struct cover_field){ "org_address", js(rep, "organization_address") };
+	snprintf(a->pg, sizeof(a->pg), "%zu", pageno + 1);
+	snprintf(a->pgs, sizeof(a->pgs), "%zu", npages);
+	f[0] = (struct cover_field){ "org_name", js(a->rep, "organization") };
+	f[1] = (struct cover_field){ "org_address", js(a->rep,
+	    "organization_address") };
 	f[2] = (struct cover_field){ "patient_name", js(pt, "name") };
 	f[3] = (struct cover_field){ "mrn", js(pt, "mrn") };
 	f[4] = (struct cover_field){ "period_from", js(per, "from") };
 	f[5] = (struct cover_field){ "period_to", js(per, "to") };
-	f[6] = (struct cover_field){ "generated", js(rep, "generated") };
-	f[7] = (struct cover_field){ "page", pg };
-	f[8] = (struct cover_field){ "pages", pgs };
-	f[9] = (struct cover_field){ "excluded", js(rep, "excluded") };
-	f[10] = (struct cover_field){ "possibly_note", possible ?
-	    js(rep, "possibly_note") : "" };
-	f[11] = (struct cover_field){ "empty", json_array_size(items) ? "" : "yes" };
-	if (cover_draw(p->page, pdf, page, f, 12, err, errlen) == -1)
-		return -1;
-	for (i = pageno * p->per_page; i < json_array_size(items) &&
-	    i < (pageno + 1) * p->per_page; i++) {
-		double dy = p->top + (double)(i - pageno * p->per_page) * p->height;
-		int rv;
-
-		acc_entry_fields_of(json_array_get(items, i), ef, num, pages, summary,
-		    sizeof(summary));
-		/* The entry template is drawn from its own top-left: move it. */
-		HPDF_Page_GSave(page);
-		HPDF_Page_Concat(page, 1, 0, 0, 1, 0, (HPDF_REAL)-dy);
-		rv = cover_draw(p->entry, pdf, page, ef, 10, err, errlen);
-		HPDF_Page_GRestore(page);
-		if (rv == -1)
-			return -1;
-	}
-	return 0;
+	f[6] = (struct cover_field){ "generated", js(a->rep, "generated") };
+	f[7] = (struct cover_field){ "page", a->pg };
+	f[8] = (struct cover_field){ "pages", a->pgs };
+	f[9] = (struct cover_field){ "excluded", js(a->rep, "excluded") };
+	f[10] = (struct cover_field){ "possibly_note", a->possible ?
+	    js(a->rep, "possibly_note") : "" };
+	f[11] = (struct cover_field){ "empty", json_array_size(json_object_get(
+	    a->rep, "entries")) ? "" : "yes" };
+	return 12;
 }
 
-static void
-acc_pdf_date(HPDF_Doc pdf, int64_t t)
-{
-	struct tm	tm;
-	time_t		tt = (time_t)t;
-	HPDF_Date	d;
-
-	gmtime_r(&tt, &tm);
-	memset(&d, 0, sizeof(d));
-	d.year = tm.tm_year + 1900;
-	d.month = tm.tm_mon + 1;
-	d.day = tm.tm_mday;
-	d.hour = tm.tm_hour;
-	d.minutes = tm.tm_min;
-	d.seconds = tm.tm_sec;
-	d.ind = 'Z';
-	HPDF_SetInfoDateAttr(pdf, HPDF_INFO_CREATION_DATE, d);
-}
+static const struct report_layout acc_layout = {
+	.folder = "accounting",
+	.item_tpl = "entry.tpl",
+	.page_fields = acc_page_fields,
+	.item_fields = acc_entry_fields,
+	.title = "Accounting of disclosures",
+	.page = acc_pdf_page,
+	.item = acc_pdf_entry,
+};
 
 int
 accounting_pdf(json_t *rep, const char *dir, const char *font_dir,
     struct buf *out, char *err, size_t errlen)
 {
-	struct acc_pdf	 p;
-	HPDF_Doc	 pdf = NULL;
+	struct acc_pdf	 a;
 	json_t		*items = json_object_get(rep, "entries"), *it;
-	size_t		 npages, i;
-	int		 possible = 0, rv = -1;
 	int64_t		 gen = 0;
-	HPDF_UINT32	 size;
-	HPDF_BYTE	 chunk[65536];
+	size_t		 i;
 
-	memset(&p, 0, sizeof(p));
-	if (acc_pdf_load(&p, dir, font_dir, err, errlen) == -1)
-		goto done;
+	memset(&a, 0, sizeof(a));
+	a.rep = rep;
 	json_array_foreach(items, i, it)
-		possible |= strcmp(js(it, "status"), "disclosed") != 0;
-	npages = (json_array_size(items) + p.per_page - 1) / p.per_page;
-	if (npages == 0)
-		npages = 1;
-	if ((pdf = HPDF_New(NULL, NULL)) == NULL) {
-		bsnprintf(err, errlen, "out of memory");
-		goto done;
-	}
-	HPDF_SetCompressionMode(pdf, HPDF_COMP_ALL);
+		a.possible |= strcmp(js(it, "status"), "disclosed") != 0;
 	datetime_parse(js(rep, "generated"), &gen);
-	acc_pdf_date(pdf, gen);
-	HPDF_SetInfoAttr(pdf, HPDF_INFO_TITLE, "Accounting of disclosures");
-	for (i = 0; i < npages; i++)
-		if (acc_pdf_page(&p, pdf, rep, i, npages, possible, err, errlen) == -1)
-			goto done;
-	if (HPDF_SaveToStream(pdf) != HPDF_OK) {
-		bsnprintf(err, errlen, "the PDF cannot be written (libhpdf error "
-		    "0x%04lx)", (unsigned long)HPDF_GetError(pdf));
-		goto done;
-	}
-	HPDF_ResetStream(pdf);
-	for (;;) {
-		size = sizeof(chunk);
-		HPDF_STATUS st = HPDF_ReadFromStream(pdf, chunk, &size);
-		buf_add(out, chunk, size);
-		if (st != HPDF_OK || size == 0)
-			break;
-	}
-	rv = 0;
-done:
-	if (pdf)
-		HPDF_Free(pdf);
-	cover_free(p.page);
-	cover_free(p.entry);
-	return rv;
+	return report_pdf(&acc_layout, dir, font_dir, gen, json_array_size(items),
+	    &a, out, err, errlen);
 }

@@ -44,6 +44,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "requests.h"
 #include "roigated.h"
 #include "store.h"
 #include "util.h"
@@ -486,6 +487,49 @@ check_disk(const char *name, const char *path)
 	    summary, 0);
 }
 
+/*
+ * ALERT_DEADLINE: open records requests within [alerts] deadline_within of
+ * their deadline, or past it (docs/requests.md); one alert for them all,
+ * naming the nearest by its request id (not PHI: the patient is not in it).
+ */
+static void
+check_deadlines(void)
+{
+	json_t		*open, *o, *near = NULL;
+	json_int_t	 left, near_left = 0;
+	size_t		 i, n = 0, overdue = 0;
+	char		 err[256], summary[256] = "";
+
+	if (!rule_on(ALERT_DEADLINE) || rg->conf->alert_deadline_ms <= 0) {
+		alerts_condition(ALERT_DEADLINE, "requests", 0, "", 0);
+		return;
+	}
+	if ((open = requests_open(now_wall(), err, sizeof(err))) == NULL)
+		return;		/* the store says why in status; try next time */
+	json_array_foreach(open, i, o) {
+		if (!json_is_integer(json_object_get(o, "days_left")))
+			continue;
+		left = json_integer_value(json_object_get(o, "days_left"));
+		if (left * 86400000 > rg->conf->alert_deadline_ms)
+			continue;
+		n++;
+		overdue += json_is_true(json_object_get(o, "overdue"));
+		if (near == NULL || left < near_left) {
+			near = o;
+			near_left = left;
+		}
+	}
+	if (near)
+		snprintf(summary, sizeof(summary), "%zu open records requests are "
+		    "due within %lld days or overdue (%zu overdue); the nearest: "
+		    "request %.64s, due %.10s (roictl requests)", n, (long long)
+		    (rg->conf->alert_deadline_ms / 86400000), overdue,
+		    json_string_value(json_object_get(near, "id")),
+		    json_string_value(json_object_get(near, "due")));
+	alerts_condition(ALERT_DEADLINE, "requests", n > 0, summary, 0);
+	json_decref(open);
+}
+
 static void
 alerts_check(void *arg)
 {
@@ -501,7 +545,7 @@ alerts_check(void *arg)
 	 * sealing reports here too once it exists (alerts_condition). */
 	alerts_condition(ALERT_SEALING, "disclosure log", rg->problem[PROBLEM_LOG][0],
 	    rg->problem[PROBLEM_LOG][0] ? rg->problem[PROBLEM_LOG] : "", 0);
-	/* ALERT_DEADLINE: requests (a later feature) call alerts_condition. */
+	check_deadlines();
 	loop_timer_set(check_timer, rg->conf->alert_check_ms);
 }
 

@@ -66,6 +66,7 @@ static const struct key_def keys[] = {
 	{ "render", "max_memory", KEY_SIZE, OFF(render_memory), 16 << 20, INT64_MAX, NULL },
 	{ "render", "max_image_pixels", KEY_SIZE, OFF(max_image_pixels), 1000, INT64_MAX, NULL },
 	{ "render", "timeout", KEY_DURATION, OFF(render_timeout_ms), 1000, 86400000, NULL },
+	{ "requests", "deadline_other", KEY_DURATION, OFF(request_deadline_other_ms), 0, INT64_MAX, NULL },
 	/* The old name of [retention] archive, still read (roigated -n says so). */
 	{ "render", "archive_retention", KEY_DURATION, OFF(archive_retention_ms), 0, INT64_MAX, NULL },
 	{ "render", "font_dir", KEY_PATH, OFF(font_dir), 0, 0, NULL },
@@ -186,6 +187,7 @@ config_defaults(struct config *c)
 	c->archive_retention_ms = (int64_t)30 * 86400 * 1000;
 	c->retention_jobs_ms = (int64_t)30 * 86400 * 1000;
 	c->retention_records_ms = RETENTION_RECORDS_MIN_MS;
+	c->request_deadline_other_ms = (int64_t)30 * 86400 * 1000;
 	c->font_dir = xstrdup("/usr/share/fonts/truetype/dejavu");
 	c->render_ocr = 0;
 	c->ocr_dpi = 300;
@@ -482,9 +484,11 @@ parse_section(struct parser *p, char *s)
 	} else if (arg != NULL || (strcmp(s, "daemon") && strcmp(s, "spool") &&
 	    strcmp(s, "queue") && strcmp(s, "render") && strcmp(s, "control") &&
 	    strcmp(s, "log") && strcmp(s, "roles") && strcmp(s, "alerts") &&
-	    strcmp(s, "exporter") && strcmp(s, "retention"))) {
+	    strcmp(s, "exporter") && strcmp(s, "retention") &&
+	    strcmp(s, "requests"))) {
 		perr(p, "unknown section [%.60s%s%.60s] (sections are daemon, spool, "
 		    "queue, render, control, log, roles, alerts, exporter, retention, "
+		    "requests, "
 		    "transport NAME)", s, arg ? " " : "", arg ? arg : "");
 		return;
 	}

@@ -151,8 +151,9 @@ audit_flush(void)
 	while (done < naudit_pending &&
 	    store_audit_add(rg->store, &audit_pending[done]) == 0)
 		audit_entry_free(&audit_pending[done++]);
-	memmove(audit_pending, audit_pending + done,
-	    (naudit_pending - done) * sizeof(*audit_pending));
+	if (done > 0)	/* memmove of NULL, even for 0 bytes, is undefined */
+		memmove(audit_pending, audit_pending + done,
+		    (naudit_pending - done) * sizeof(*audit_pending));
 	naudit_pending -= done;
 	if (naudit_pending == 0 && audit_lost) {
 		char			 d[96];

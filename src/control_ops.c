@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "accounting.h"
+#include "daily.h"
 #include "alerts.h"
 #include "config.h"
 #include "control_ops.h"
@@ -33,6 +34,7 @@
 #include "probe.h"
 #include "queue.h"
 #include "retention.h"
+#include "requests.h"
 #include "roigated.h"
 #include "seal.h"
 #include "store.h"
@@ -241,6 +243,16 @@ op_status(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	    "workers_running", queue_running(), "problems", problems,
 	    "last_errors", errs, "uptime", (json_int_t)(now - rg->started_at),
 	    "draining", rg->draining, "instance", rg->instance);
+	if (sees_all_jobs(p)) {
+		/* The oldest open request's age in days (docs/requests.md). */
+		char	 err[256];
+		json_t	*open = requests_open(now, err, sizeof(err));
+
+		json_object_set_new(r->result, "oldest_open_request_age",
+		    json_array_size(open) ? json_incref(json_object_get(
+		    json_array_get(open, 0), "age_days")) : json_null());
+		json_decref(open);
+	}
 	store_status_free(&st);
 }
 
@@ -651,6 +663,54 @@ acc_base64(const struct buf *b)
 	return j;
 }
 
+/* The report in the format asked into r->result (the JSON report is
+ * there already): "text", or "pdf" in base64, and the SHA-256 of what
+ * the caller gets, for the audit log.  0, or -1 after fail(). */
+static int
+report_render(struct op_result *r, json_t *rep, const char *fmt,
+    char *(*text_of)(json_t *), int (*pdf_of)(json_t *, const char *,
+    const char *, struct buf *, char *, size_t), char sha[65])
+{
+	struct buf	 pdf;
+	char		 err[512], *text = NULL;
+	int		 rv = 0;
+
+	buf_init(&pdf);
+	if (strcmp(fmt, "pdf") == 0) {
+		if ((rv = pdf_of(rep, rg->conf->template_dir, rg->conf->font_dir,
+		    &pdf, err, sizeof(err))) == -1) {
+			fail(r, "unavailable", "%s", err);
+			json_decref(r->result);
+			r->result = NULL;
+			goto done;
+		}
+		sha256_hex(pdf.data, pdf.len, sha);
+		json_object_set_new(r->result, "pdf", acc_base64(&pdf));
+	} else if (strcmp(fmt, "text") == 0) {
+		text = text_of(rep);
+		sha256_hex(text, strlen(text), sha);
+		json_object_set_new(r->result, "text", json_string(text));
+	} else {
+		text = json_dumps(rep, JSON_SORT_KEYS | JSON_INDENT(2));
+		sha256_hex(text, strlen(text), sha);
+	}
+	json_object_set_new(r->result, "sha256", json_string(sha));
+done:
+	free(text);
+	buf_free(&pdf);
+	return rv;
+}
+
+static int
+report_format_ok(const char *fmt, struct op_result *r)
+{
+	if (strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "pdf")) {
+		fail(r, "bad_request", "format: text, json or pdf");
+		return 0;
+	}
+	return 1;
+}
+
 static void
 op_accounting(const struct peer *p, json_t *req, const int *fds, size_t nfds,
     struct op_result *r)
@@ -658,8 +718,7 @@ op_accounting(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	struct accounting_req	 q;
 	const char		*fmt = json_string_value(json_object_get(req, "format"));
 	json_t			*rep;
-	struct buf		 pdf;
-	char			 err[512], sha[65], *text = NULL;
+	char			 err[512], sha[65];
 	int			 held = 0;
 
 	memset(&q, 0, sizeof(q));
@@ -669,11 +728,7 @@ op_accounting(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		fail(r, "bad_request", "mrn: the patient's MRN is required");
 		return;
 	}
-	if (strcmp(fmt, "json") && strcmp(fmt, "text") && strcmp(fmt, "pdf")) {
-		fail(r, "bad_request", "format: text, json or pdf");
-		return;
-	}
-	if (acc_period(req, &q, r) == -1)
+	if (!report_format_ok(fmt, r) || acc_period(req, &q, r) == -1)
 		return;
 	q.org_name = rg->conf->organization;
 	q.org_address = rg->conf->organization_address;
@@ -682,34 +737,57 @@ op_accounting(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		return;
 	}
 	r->result = json_pack("{s:O, s:i}", "report", rep, "held_back", held);
-	buf_init(&pdf);
-	if (strcmp(fmt, "pdf") == 0) {
-		if (accounting_pdf(rep, rg->conf->template_dir, rg->conf->font_dir,
-		    &pdf, err, sizeof(err)) == -1) {
-			fail(r, "unavailable", "%s", err);
-			json_decref(r->result);
-			r->result = NULL;
-			goto done;
-		}
-		sha256_hex(pdf.data, pdf.len, sha);
-		json_object_set_new(r->result, "pdf", acc_base64(&pdf));
-	} else if (strcmp(fmt, "text") == 0) {
-		text = accounting_text(rep);
-		sha256_hex(text, strlen(text), sha);
-		json_object_set_new(r->result, "text", json_string(text));
-	} else {
-		text = json_dumps(rep, JSON_SORT_KEYS | JSON_INDENT(2));
-		sha256_hex(text, strlen(text), sha);
+	if (report_render(r, rep, fmt, accounting_text, accounting_pdf, sha) == 0) {
+		/* The audit log names whose accounting it was by count, not
+		 * by MRN. */
+		snprintf(r->target, sizeof(r->target), "accounting of one patient");
+		snprintf(r->detail, sizeof(r->detail), "%s, %zu entries, %d held "
+		    "back; sha256 %s", fmt, json_array_size(json_object_get(rep,
+		    "entries")), held, sha);
 	}
-	json_object_set_new(r->result, "sha256", json_string(sha));
-	/* The audit log names whose accounting it was by count, not by MRN. */
-	snprintf(r->target, sizeof(r->target), "accounting of one patient");
-	snprintf(r->detail, sizeof(r->detail), "%s, %zu entries, %d held back; "
-	    "sha256 %s", fmt, json_array_size(json_object_get(rep, "entries")), held,
-	    sha);
-done:
-	free(text);
-	buf_free(&pdf);
+	json_decref(rep);
+}
+
+/*
+ * The daily reconciliation (docs/daily.md): one day in local time, as
+ * JSON, text or PDF; the SHA-256 of what was returned and who asked go
+ * into the audit log.
+ */
+static void
+op_report_daily(const struct peer *p, json_t *req, const int *fds,
+    size_t nfds, struct op_result *r)
+{
+	struct daily_req	 q;
+	const char		*fmt = json_string_value(json_object_get(req, "format"));
+	json_t			*rep;
+	int64_t			 gen;
+	char			 err[512], sha[65];
+
+	memset(&q, 0, sizeof(q));
+	fmt = fmt ? fmt : "json";
+	if (!report_format_ok(fmt, r) || arg_time(req, "generated", &gen, r) == -1)
+		return;
+	if (json_object_get(req, "date") && !json_is_string(json_object_get(req,
+	    "date"))) {
+		fail(r, "bad_request", "date: a day, as 2026-12-01");
+		return;
+	}
+	q.generated = gen ? gen : now_wall();
+	if (daily_day(json_string_value(json_object_get(req, "date")), now_wall(),
+	    &q, err, sizeof(err)) == -1) {
+		fail(r, "bad_request", "%s", err);
+		return;
+	}
+	q.org_name = rg->conf->organization;
+	if ((rep = daily_build(rg->store, &q, err, sizeof(err))) == NULL) {
+		fail(r, "unavailable", "%s", err);
+		return;
+	}
+	r->result = json_pack("{s:O}", "report", rep);
+	if (report_render(r, rep, fmt, daily_text, daily_pdf, sha) == 0) {
+		snprintf(r->target, sizeof(r->target), "daily report %s", q.date);
+		snprintf(r->detail, sizeof(r->detail), "%s; sha256 %s", fmt, sha);
+	}
 	json_decref(rep);
 }
 
@@ -939,6 +1017,39 @@ op_incident_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	r->result = json_pack("{s:o, s:s}", "report", rep, "text", text);
 	free(text);
 	json_decref(inc);
+}
+
+/* Open requests and their deadlines (docs/requests.md). */
+static void
+op_requests(const struct peer *p, json_t *req, const int *fds, size_t nfds,
+    struct op_result *r)
+{
+	const char	*ext = json_string_value(json_object_get(req, "extend"));
+	const char	*reason = json_string_value(json_object_get(req, "reason"));
+	char		 err[512], actor[80];
+	json_t		*open;
+	int		 nf;
+
+	if (ext) {
+		if (reason == NULL || !*reason) {
+			fail(r, "bad_request", "reason: the extension's reason, as "
+			    "told to the patient in writing");
+			return;
+		}
+		actor_name(p, actor, sizeof(actor));
+		snprintf(r->target, sizeof(r->target), "request %.64s", ext);
+		snprintf(r->detail, sizeof(r->detail), "extension");
+		if (requests_extend(ext, reason, actor, &nf, err, sizeof(err)) == -1) {
+			fail(r, nf ? "not_found" : strstr(err, "cannot record") ?
+			    "unavailable" : "conflict", "%s", err);
+			return;
+		}
+	}
+	if ((open = requests_open(now_wall(), err, sizeof(err))) == NULL) {
+		fail(r, "unavailable", "%s", err);
+		return;
+	}
+	r->result = json_pack("{s:o}", "requests", open);
 }
 
 static json_t *
@@ -1486,11 +1597,13 @@ static const struct op_def ops[] = {
 	{ "audit", ROLE_AUDIT, "audit", op_audit },
 	{ "accounting", ROLE_AUDIT, "audit", op_accounting },
 	{ "accounting-suspend", ROLE_AUDIT, "audit", op_accounting_suspend },
+	{ "report-daily", ROLE_AUDIT, "audit", op_report_daily },
 	{ "incident-open", ROLE_AUDIT | ROLE_OPERATE, "audit or operate",
 	    op_incident_open },
 	{ "incident-assess", ROLE_AUDIT, "audit", op_incident_assess },
 	{ "incident-show", ROLE_AUDIT, "audit", op_incident_show },
 	{ "prune", ROLE_ADMIN, "admin", op_prune },
+	{ "requests", READERS, "operate, audit or admin", op_requests },
 	{ "recipient-add", ROLE_ADMIN, "admin", op_recipient_add },
 	{ "recipient-list", READERS, "operate, audit or admin", op_recipient_list },
 	{ "recipient-show", READERS, "operate, audit or admin", op_recipient_show },

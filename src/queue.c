@@ -1172,10 +1172,12 @@ queue_get_idle(int64_t id, struct job *j, char *err, size_t errlen)
 	return 0;
 }
 
+/* An operator's command: from a state in allowed to `to`.  why_not says
+ * which states it needs, done is the job event's reason. */
 static int
 queue_command(int64_t id, unsigned allowed, enum job_state to,
-    struct job_update *u, const char *actor, const char *what, char *err,
-    size_t errlen)
+    struct job_update *u, const char *actor, const char *why_not,
+    const char *done, char *err, size_t errlen)
 {
 	struct job	j;
 	int		rv;
@@ -1184,7 +1186,7 @@ queue_command(int64_t id, unsigned allowed, enum job_state to,
 		return -1;
 	if (!(allowed & (1u << j.state))) {
 		bsnprintf(err, errlen, "job %lld is %s; %s", (long long)id,
-		    job_state_name(j.state), what);
+		    job_state_name(j.state), why_not);
 		job_free(&j);
 		return -1;
 	}
@@ -1193,7 +1195,7 @@ queue_command(int64_t id, unsigned allowed, enum job_state to,
 		to = JOB_AWAITING;	/* a held fax in flight resumes polling */
 	rv = store_begin(rg->store);
 	if (rv == 0)
-		rv = store_job_set_state(rg->store, id, to, u, actor, what);
+		rv = store_job_set_state(rg->store, id, to, u, actor, done);
 	job_free(&j);
 	if (queue_commit_or_rollback(rv) == -1) {
 		bsnprintf(err, errlen, "database error: %.200s", store_errmsg(rg->store));
@@ -1212,7 +1214,7 @@ queue_hold(int64_t id, const char *actor, char *err, size_t errlen)
 
 	return queue_command(id, S(JOB_QUEUED) | S(JOB_DEFERRED) | S(JOB_AWAITING),
 	    JOB_HELD, &u, actor, "only queued, deferred or awaiting_confirmation "
-	    "jobs can be held", err, errlen) == -1 ? -1 : 0;
+	    "jobs can be held", "held by an operator", err, errlen) == -1 ? -1 : 0;
 }
 
 int
@@ -1222,7 +1224,8 @@ queue_release(int64_t id, const char *actor, char *err, size_t errlen)
 
 	u.next_at = now_wall_ms();
 	return queue_command(id, S(JOB_HELD), JOB_QUEUED, &u, actor,
-	    "only held jobs can be released", err, errlen);
+	    "only held jobs can be released", "released by an operator", err,
+	    errlen);
 }
 
 int
@@ -1248,7 +1251,8 @@ queue_retry(int64_t id, const char *actor, char *err, size_t errlen)
 	u.attempts = 0;
 	u.last_error = "";
 	return queue_command(id, S(JOB_DEFERRED) | S(JOB_FAILED), JOB_QUEUED, &u,
-	    actor, "only deferred or failed jobs can be retried", err, errlen);
+	    actor, "only deferred or failed jobs can be retried",
+	    "retried by an operator", err, errlen);
 }
 
 int
@@ -1258,5 +1262,5 @@ queue_cancel(int64_t id, const char *actor, char *err, size_t errlen)
 
 	return queue_command(id, S(JOB_QUEUED) | S(JOB_DEFERRED) | S(JOB_HELD),
 	    JOB_CANCELLED, &u, actor, "only queued, deferred or held jobs can be "
-	    "cancelled", err, errlen);
+	    "cancelled", "cancelled by an operator", err, errlen);
 }

@@ -62,6 +62,12 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  accounting --mrn MRN [--from D] [--to D] [--format text|json|pdf] [-o FILE]\n"
 "                                  the 164.528 accounting of disclosures of a patient\n"
 "  accounting suspend --agency NAME --until DATE [--oral] [--mrn M] | --list | --end ID\n"
+"  report daily [--date D] [--format text|json|pdf] [-o FILE]\n"
+"                                  the day's reconciliation: accepted, delivered, failed,\n"
+"                                  held, awaiting confirmation, unconfirmed sends\n"
+"Requests (role operate, audit or admin):\n"
+"  requests [--overdue] [--due-within DAYS]   open requests, age and deadline\n"
+"  requests extend ID --reason TEXT           the one 30-day extension (164.524)\n"
 "Incidents (role audit; open: audit or operate):\n"
 "  incident open --job N --kind misdirected|wrong_patient|wrong_documents|exposed|other --note T\n"
 "  incident assess ID --determination low_probability|breach [--nature T] [--person T]\n"
@@ -201,6 +207,10 @@ cmd_status(struct roigate *rg, int argc, char **argv)
 		printf("Oldest waiting job:      %lld s\n", (long long)json_integer_value(v));
 	else
 		printf("Oldest waiting job:      none waiting\n");
+	v = json_object_get(r, "oldest_open_request_age");
+	if (json_is_integer(v))
+		printf("Oldest open request:     %lld days\n",
+		    (long long)json_integer_value(v));
 	printf("Delivered in last hour:  %lld\n", i_(r, "delivered_last_hour"));
 	printf("Workers running:         %lld\n", i_(r, "workers_running"));
 	if (json_is_string(json_object_get(r, "instance")))
@@ -1265,7 +1275,7 @@ accounting_suspend(struct roigate *rg, int argc, char **argv)
 }
 
 static int
-accounting_write(json_t *r, const char *fmt, const char *out)
+report_write(json_t *r, const char *fmt, const char *out)
 {
 	const char	*b64 = json_string_value(json_object_get(r, "pdf"));
 	unsigned char	*pdf;
@@ -1308,51 +1318,84 @@ accounting_write(json_t *r, const char *fmt, const char *out)
 	return rv;
 }
 
+/*
+ * A report command (accounting, report daily): each option whose val is 0
+ * goes into the request under its own name; --format and -o/--output say
+ * how the answer is written.  required: an option that must be given.
+ */
 static int
-cmd_accounting(struct roigate *rg, int argc, char **argv)
+report_run(struct roigate *rg, const char *op, int argc, char **argv,
+    const struct option *opts, const char *required)
 {
-	static const struct option opts[] = {
-		{ "mrn", required_argument, NULL, 'm' },
-		{ "from", required_argument, NULL, 'f' },
-		{ "to", required_argument, NULL, 't' },
-		{ "format", required_argument, NULL, 'F' },
-		{ "generated", required_argument, NULL, 'g' },
-		{ "output", required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
-	};
-	json_t		*args, *r;
+	json_t		*args = json_object(), *r;
 	const char	*fmt = json_out ? "json" : "text", *out = NULL;
-	int		 ch, rv;
+	int		 ch, idx, rv;
 
-	if (argc > 1 && strcmp(argv[1], "suspend") == 0)
-		return accounting_suspend(rg, argc - 1, argv + 1);
-	args = json_object();
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
-		const char *key = ch == 'm' ? "mrn" : ch == 'f' ? "from" :
-		    ch == 't' ? "to" : ch == 'g' ? "generated" : NULL;
-		if (key)
-			json_object_set_new(args, key, json_string(optarg));
+	while ((ch = getopt_long(argc, argv, "o:", opts, &idx)) != -1) {
+		if (ch == 0)
+			json_object_set_new(args, opts[idx].name, json_string(optarg));
 		else if (ch == 'F')
 			fmt = optarg;
 		else if (ch == 'o')
 			out = optarg;
-		else {
-			json_decref(args);
-			return EX_USAGE;
-		}
+		else
+			goto usage;
 	}
-	if (optind != argc || json_object_get(args, "mrn") == NULL ||
-	    (strcmp(fmt, "text") && strcmp(fmt, "json") && strcmp(fmt, "pdf"))) {
-		json_decref(args);
-		return EX_USAGE;
-	}
+	if (optind != argc || (required && json_object_get(args, required) ==
+	    NULL) || (strcmp(fmt, "text") && strcmp(fmt, "json") &&
+	    strcmp(fmt, "pdf")))
+		goto usage;
 	json_object_set_new(args, "format", json_string(fmt));
-	if ((rv = call(rg, "accounting", args, &r)) != 0)
+	if ((rv = call(rg, op, args, &r)) != 0)
 		return rv;
-	rv = accounting_write(r, fmt, out);
+	rv = report_write(r, fmt, out);
 	json_decref(r);
 	return rv;
+usage:
+	json_decref(args);
+	return EX_USAGE;
+}
+
+static int
+cmd_accounting(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "mrn", required_argument, NULL, 0 },
+		{ "from", required_argument, NULL, 0 },
+		{ "to", required_argument, NULL, 0 },
+		{ "generated", required_argument, NULL, 0 },
+		{ "format", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	if (argc > 1 && strcmp(argv[1], "suspend") == 0)
+		return accounting_suspend(rg, argc - 1, argv + 1);
+	return report_run(rg, "accounting", argc, argv, opts, "mrn");
+}
+
+static int
+report_daily(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "date", required_argument, NULL, 0 },
+		{ "generated", required_argument, NULL, 0 },
+		{ "format", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'o' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	return report_run(rg, "report-daily", argc, argv, opts, NULL);
+}
+
+static int
+cmd_report(struct roigate *rg, int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "daily") == 0)
+		return report_daily(rg, argc - 1, argv + 1);
+	fprintf(stderr, "roictl: report: which one? (daily)\n");
+	return EX_USAGE;
 }
 
 /* Options of `incident open` and `incident assess` into request keys. */
@@ -1450,6 +1493,122 @@ usage:
 	return EX_USAGE;
 }
 
+/* "5d" or "5": days; -1 if it is neither. */
+static long long
+requests_days(const char *s)
+{
+	char		*end;
+	long long	 v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || errno || v < 0 || (*end && strcmp(end, "d")))
+		return -1;
+	return v;
+}
+
+static int
+requests_extend(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t	*args = json_object(), *r;
+	int	 ch, rv;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'r') {
+			json_decref(args);
+			return EX_USAGE;
+		}
+		json_object_set_new(args, "reason", json_string(optarg));
+	}
+	if (optind + 1 != argc || json_object_get(args, "reason") == NULL) {
+		json_decref(args);
+		return EX_USAGE;
+	}
+	json_object_set_new(args, "extend", json_string(argv[optind]));
+	if ((rv = call(rg, "requests", args, &r)) != 0)
+		return rv;
+	if (!json_out)
+		printf("request %s extended by 30 days\n", argv[optind]);
+	json_decref(r);
+	return 0;
+}
+
+static void
+requests_print(json_t *v)
+{
+	json_t	*left = json_object_get(v, "days_left");
+	char	 due[64], flags[32];
+
+	if (json_is_integer(left))
+		snprintf(due, sizeof(due), "%s (%lld days %s)", s_(v, "due"),
+		    llabs((long long)json_integer_value(left)),
+		    json_integer_value(left) < 0 ? "ago" : "left");
+	else
+		snprintf(due, sizeof(due), "no deadline");
+	snprintf(flags, sizeof(flags), "%s%s%s",
+	    json_is_true(json_object_get(v, "overdue")) ? "OVERDUE" : "",
+	    json_is_true(json_object_get(v, "overdue")) &&
+	    json_object_get(v, "extension") ? ", " : "",
+	    json_object_get(v, "extension") ? "extended" : "");
+	printf("%-16s %-16s %-10s %4lld  %-*s%s\n", s_(v, "id"), s_(v, "basis"),
+	    s_(v, "received_on"), i_(v, "age_days"), *flags ? 29 : 0, due, flags);
+}
+
+static int
+cmd_requests(struct roigate *rg, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "overdue", no_argument, NULL, 'o' },
+		{ "due-within", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t		*r, *v;
+	long long	 within = -1;
+	int		 ch, rv, overdue = 0, n = 0;
+	size_t		 i;
+
+	if (argc > 1 && strcmp(argv[1], "extend") == 0)
+		return requests_extend(rg, argc - 1, argv + 1);
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'o')
+			overdue = 1;
+		else if (ch != 'd' || (within = requests_days(optarg)) == -1) {
+			fprintf(stderr, "roictl: --due-within takes days: 5 or 5d\n");
+			return EX_USAGE;
+		}
+	}
+	if (optind != argc)
+		return EX_USAGE;
+	if ((rv = call(rg, "requests", json_object(), &r)) != 0)
+		return rv;
+	json_array_foreach(json_object_get(r, "requests"), i, v) {
+		json_t *left = json_object_get(v, "days_left");
+
+		if ((overdue && !json_is_true(json_object_get(v, "overdue"))) ||
+		    (within >= 0 && (!left || json_integer_value(left) > within)))
+			continue;
+		if (json_out)
+			print_json(v);
+		else {
+			if (n++ == 0)
+				printf("%-16s %-16s %-10s %4s  %s\n", "REQUEST",
+				    "BASIS", "RECEIVED", "AGE", "DUE");
+			requests_print(v);
+		}
+	}
+	if (!json_out && n == 0)
+		printf("no open requests%s\n", overdue || within >= 0 ?
+		    " match" : "");
+	json_decref(r);
+	return 0;
+}
+
 static const struct cmd cmds[] = {
 	{ "status", cmd_status, "status", "Queue counts by state and transport, the oldest "
 	    "waiting job, deliveries in the last hour,\nproblems the daemon reports, and "
@@ -1518,6 +1677,24 @@ static const struct cmd cmds[] = {
 	    "audit log.  `suspend` records an\noversight or law-enforcement agency's "
 	    "request (164.528(a)(2)): entries to it\nare held back until DATE (an oral "
 	    "request: 30 days at most).  See docs/accounting.md." },
+	{ "report", cmd_report, "report daily [--date D] [--format text|json|pdf] "
+	    "[-o FILE] [--generated TIME]",
+	    "The daily reconciliation (role audit): what was accepted, delivered, "
+	    "failed,\nheld and cancelled on day D (default today, local time), by "
+	    "transport and\nrecipient; what was still awaiting confirmation at its "
+	    "end; every send whose\noutcome is not confirmed (a fax not yet "
+	    "confirmed, a send interrupted); the\nfailed and held jobs with their "
+	    "reasons.  The PDF is drawn from\ntemplates/daily/.  What was asked "
+	    "and the SHA-256 of the answer go into the\naudit log.  See "
+	    "docs/daily.md." },
+	{ "requests", cmd_requests, "requests [--overdue] [--due-within DAYS] "
+	    "[--json]\n       roictl requests extend ID --reason TEXT",
+	    "Open records requests, oldest first, with their age and deadline (a "
+	    "request\nis open until its jobs are delivered; a failed packet sent "
+	    "again counts as\nredone): 30 days from receipt for a patient's access "
+	    "request (164.524), plus\none 30-day extension (`extend`, within the "
+	    "30 days, with the reason given to\nthe patient in writing); other "
+	    "bases: [requests] deadline_other.  See\ndocs/requests.md." },
 	{ "incident", cmd_incident, "incident open --job N --kind K --note TEXT "
 	    "[--discovered D]\n       roictl incident assess ID --determination "
 	    "low_probability|breach\n                [--nature T] [--person T] "

@@ -862,7 +862,8 @@ seal_verify(struct store *st, const uint8_t vkey[SEAL_KEY_LEN],
 	v->last_seal_at = vs.z[vs.nz - 1].end_at;
 	/* The prune records first: they say where the other chains begin. */
 	for (int i = 0; i < STORE_SEALED_N && !vs.bad; i++) {
-		enum store_sealed t = i == 0 ? STORE_SEALED_PRUNES : i - 1;
+		enum store_sealed t = i == 0 ? STORE_SEALED_PRUNES :
+		    i <= STORE_SEALED_PRUNES ? i - 1 : i;
 		vs.t = t;
 		vs.expect = vs.cut[t] + 1;
 		vs.e = 0;

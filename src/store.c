@@ -235,6 +235,26 @@ static const char *const migrations[] = {
 	 */
 	"CREATE INDEX jobs_waiting_age ON jobs(created_at)"
 	" WHERE state IN ('queued', 'deferred');",
+
+	/*
+	 * 12: request deadlines (src/requests.c, docs/requests.md).  The one
+	 * 30-day extension of a patient's access request (164.524(b)(2)),
+	 * sealed; the unique index keeps it to one.
+	 */
+	"CREATE TABLE request_extensions (seq INTEGER PRIMARY KEY,"
+	" at INTEGER NOT NULL, request_id TEXT NOT NULL, reason TEXT NOT NULL,"
+	" actor TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT);"
+	"CREATE UNIQUE INDEX request_extensions_once ON request_extensions(request_id);"
+	"CREATE TRIGGER request_extensions_no_update BEFORE UPDATE ON request_extensions"
+	" BEGIN SELECT RAISE(ABORT, 'extensions are append-only'); END;"
+	"CREATE TRIGGER request_extensions_no_delete BEFORE DELETE ON request_extensions"
+	" BEGIN SELECT RAISE(ABORT, 'extensions are append-only'); END;"
+	/* The open requests are found among the requests with a job not
+	 * delivered (few), not by grouping every job: status asks for the
+	 * oldest on each request. */
+	"CREATE INDEX jobs_request ON jobs(request_ref);"
+	"CREATE INDEX jobs_request_undelivered ON jobs(request_ref)"
+	" WHERE state <> 'delivered';",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1743,6 +1763,8 @@ static const char *const assessment_cols[] = { "seq", "at", "incident",
 	"determination", "actor", "supersedes", NULL };
 static const char *const prune_cols[] = { "seq", "at", "actor", "before_at",
 	"cuts", NULL };
+static const char *const extension_cols[] = { "seq", "at", "request_id",
+	"reason", "actor", NULL };
 
 static const struct sealed_table {
 	const char		*name;		/* table, and its name in the seals */
@@ -1755,6 +1777,7 @@ static const struct sealed_table {
 	[STORE_SEALED_INCIDENTS] = { "incidents", incident_cols, 9 },
 	[STORE_SEALED_ASSESSMENTS] = { "assessments", assessment_cols, 9 },
 	[STORE_SEALED_PRUNES] = { "prunes", prune_cols, 10 },
+	[STORE_SEALED_EXTENSIONS] = { "request_extensions", extension_cols, 12 },
 };
 
 /* A copy of an older schema (roigate-verify) lacks the later tables: they
@@ -2636,4 +2659,113 @@ done:
 	free(trigger);
 	buf_free(&q);
 	return n;
+}
+
+/* A request's extension, a sealed row: 0, 1 if it had one already, -1. */
+int
+store_request_extend(struct store *s, const char *request_id, int64_t at,
+    const char *reason, const char *actor)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT 1 FROM request_extensions WHERE"
+	    " request_id = ?");
+	const char	*v[4];
+	char		 when[24];
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, request_id);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE) {
+		seterr(s);
+		return -1;
+	}
+	snprintf(when, sizeof(when), "%lld", (long long)at);
+	v[0] = when;
+	v[1] = request_id;
+	v[2] = reason;
+	v[3] = actor;
+	return store_sealed_append(s, STORE_SEALED_EXTENSIONS, v, NULL);
+}
+
+int
+store_request_extensions(struct store *s, store_extension_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT request_id, at, reason, actor FROM"
+	    " request_extensions ORDER BY seq");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb((const char *)sqlite3_column_text(st, 0),
+		    sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st,
+		    2), (const char *)sqlite3_column_text(st, 3), arg))
+			break;
+	return rows_end(s, st, rc);
+}
+
+int
+store_day_events(struct store *s, int64_t from, int64_t to, store_day_cb cb,
+    void *arg)
+{
+	/* A job finished before the day has no part in it: its last change
+	 * (updated_at) is before the day and its state is final. */
+	sqlite3_stmt		*st = prep(s, "SELECT j.id, j.packet_id, j.transport,"
+	    " j.recipient_id, j.request_ref, j.remote_id, j.sent_at, e.at,"
+	    " e.to_state, e.reason FROM jobs j JOIN job_events e ON e.job_id = j.id"
+	    " WHERE j.created_at < ?2 AND (j.updated_at >= ?1 OR j.state NOT IN"
+	    " ('delivered', 'failed', 'cancelled')) AND e.at < ?2"
+	    " ORDER BY j.id, e.id");
+	struct store_day_event	 e;
+	int			 rc;
+
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, from);
+	sqlite3_bind_int64(st, 2, to);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		e.job_id = sqlite3_column_int64(st, 0);
+		e.packet_id = (const char *)sqlite3_column_text(st, 1);
+		e.transport = (const char *)sqlite3_column_text(st, 2);
+		e.recipient_id = (const char *)sqlite3_column_text(st, 3);
+		e.request_ref = (const char *)sqlite3_column_text(st, 4);
+		e.remote_id = (const char *)sqlite3_column_text(st, 5);
+		e.sent_at = sqlite3_column_int64(st, 6);
+		e.at = sqlite3_column_int64(st, 7);
+		e.to_state = (const char *)sqlite3_column_text(st, 8);
+		e.reason = (const char *)sqlite3_column_text(st, 9);
+		if (cb(&e, arg))
+			break;
+	}
+	return rows_end(s, st, rc);
+}
+
+int
+store_open_requests(struct store *s, store_open_request_cb cb, void *arg)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT r.request_ref, r.jobs, (SELECT"
+	    " manifest FROM jobs WHERE id = r.newest) FROM (SELECT request_ref,"
+	    " group_concat(id) AS jobs, MAX(id) AS newest,"
+	    " MAX(CASE WHEN state = 'delivered' THEN id END) AS delivered,"
+	    " MAX(CASE WHEN state = 'failed' THEN id END) AS failed,"
+	    " SUM(state NOT IN ('delivered', 'failed', 'cancelled')) AS pending"
+	    " FROM jobs WHERE request_ref IN (SELECT request_ref FROM jobs"
+	    " WHERE state <> 'delivered' AND request_ref IS NOT NULL AND"
+	    " request_ref <> '') GROUP BY request_ref) r"
+	    " WHERE r.delivered IS NULL OR r.pending > 0"
+	    " OR COALESCE(r.failed, 0) > r.delivered");
+	int		 rc;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb((const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1),
+		    (const char *)sqlite3_column_text(st, 2), arg))
+			break;
+	return rows_end(s, st, rc);
 }

@@ -17,9 +17,8 @@ import time
 
 import pytest
 
-from gateway import Gateway, Packet, wait_state
+from gateway import Gateway, Packet, golden, wait_state
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
 MRN = "TEST-ACC-1"
 GENERATED = "2030-01-02T03:04:05Z"
 PERIOD = ("--from", "2025-01-01", "--to", "2026-12-31",
@@ -138,15 +137,6 @@ def agw(tmp_path):
     yield g
     if g.proc is not None:
         assert g.stop() == 0, g.log()
-
-
-def golden(name, got):
-    path = os.path.join(GOLDEN, name)
-    if os.environ.get("ROIGATE_GOLDEN_UPDATE"):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(got)
-    with open(path, encoding="utf-8") as f:
-        assert got == f.read(), f"{name} differs from the golden file"
 
 
 def test_text_and_json_match_golden(agw):
@@ -307,3 +297,15 @@ def test_roles_and_usage(gw):
     assert r["code"] == "bad_request"
     r = gw.roictl("accounting", "--help", check=0)
     assert "164.528" in r.stdout
+
+
+def test_suspensions_are_sealed(gateway_factory):
+    from test_sealing import setup_seal, edit_is_noticed
+    g = gateway_factory(log={"seal_interval": "1s"})
+    keyfile = setup_seal(g)
+    g.start()
+    g.roictl("accounting", "suspend", "--agency", "state-oversight",
+             "--until", "2099-01-01", check=0)
+    # Someone with the daemon's rights shortens the suspension: noticed.
+    edit_is_noticed(g, keyfile, "suspensions",
+                    "UPDATE suspensions SET until_at = 0")

@@ -36,7 +36,8 @@ def test_every_command_is_offered():
     offered = set(complete("roictl "))
     missing = [c for c, _, _ in srcinfo.roictl_commands() if c not in offered]
     assert not missing, "completion/roictl.bash does not offer commands: " + ", ".join(missing)
-    assert set(complete("roictl re")) == {"release", "retry", "recipient"}
+    assert set(complete("roictl re")) == {"release", "retry", "recipient",
+                                         "report", "requests"}
 
 
 def test_every_global_option_is_offered():

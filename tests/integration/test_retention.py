@@ -33,6 +33,7 @@ SEALED = {
                    " acquired_viewed, mitigation, determination, actor,"
                    " supersedes",
     "prunes": "seq, at, actor, before_at, cuts",
+    "request_extensions": "seq, at, request_id, reason, actor",
 }
 
 
@@ -346,7 +347,11 @@ def seal_current_epoch(db_path, state_dir, start, end):
 
 def test_forged_prune_is_found(gateway_factory):
     g, keyfile = sealed_gateway(gateway_factory)
-    deliver(g, 3)
+    # One packet sealed in an epoch of its own, then two more: an epoch
+    # ends inside the log, where a prune may cut.
+    deliver(g, 1)
+    wait_sealed(g, 2)
+    deliver(g, 2, prefix="ROI-S2")
     wait_sealed(g, 6)
     assert g.stop() == 0
     db_path = os.path.join(g.state, "roigate.db")

@@ -52,17 +52,32 @@ def verify(g, keyfile, *extra):
                           timeout=60)
 
 
-def wait_sealed(g, seq):
-    """Until a seal covers disclosure entry seq."""
+def wait_sealed(g, seq, table="disclosures"):
+    """Until a seal covers row seq of a sealed table."""
     def covered():
         db = sqlite3.connect(os.path.join(g.state, "roigate.db"))
         try:
             r = db.execute("SELECT MAX(last_seq) FROM seal_ranges WHERE name ="
-                           " 'disclosures'").fetchone()[0]
+                           " ?", (table,)).fetchone()[0]
         finally:
             db.close()
         return r is not None and r >= seq
-    wait_for(f"a seal over entry {seq}", covered, timeout=20)
+    wait_for(f"a seal over {table} row {seq}", covered, timeout=20)
+
+
+def edit_is_noticed(g, keyfile, table, sql):
+    """Once sealed, the daemon stopped: roigate-verify passes; then an edit
+    of the table made with the daemon's rights (its update trigger
+    dropped) is noticed and the table named."""
+    wait_sealed(g, 1, table)
+    g.stop()
+    r = verify(g, keyfile)
+    assert r.returncode == 0, r.stdout + r.stderr
+    with sqlite3.connect(os.path.join(g.state, "roigate.db")) as db:
+        db.execute(f"DROP TRIGGER {table}_no_update")
+        db.execute(sql)
+    r = verify(g, keyfile)
+    assert r.returncode != 0 and table in r.stdout + r.stderr
 
 
 def ns(v):
