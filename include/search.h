@@ -53,6 +53,10 @@ void	search_page_done(struct pattern *, size_t n);
 
 void	search_text_init(struct page_text *);
 void	search_text_free(struct page_text *);
+/* The page's text layer, as drawn from list (the page's contents, no
+ * annotations); throws on error, with t left empty. */
+void	search_text_from_list(fz_context *, fz_display_list *, fz_rect bounds,
+	    struct page_text *);
 /* The words OCR read from an image of the page at dpi. */
 void	search_text_from_ocr(const struct ocr_page *, fz_rect bounds,
 	    double dpi, struct page_text *);

@@ -376,7 +376,7 @@ cover_fields(const struct manifest *mf, const struct render_cover *c, int pages,
 
 /* The output read back before anything leaves (src/gate.c). */
 static int
-render_gate(struct doc_run *r, int outfd)
+render_gate(struct doc_run *r, int outfd, const struct cover_regions *reg)
 {
 	struct gate_doc	*gd = xcalloc(r->mf->ndocs + 1, sizeof(*gd));
 	struct gate	 g;
@@ -398,6 +398,7 @@ render_gate(struct doc_run *r, int outfd)
 	g.docs = gd;
 	g.page_doc = r->page_doc;
 	g.pages = r->w->pages;
+	g.cover = reg;
 	rv = gate_check(r->ctx, outfd, &g, r->res->gate,
 	    sizeof(r->res->gate), r->res->err, sizeof(r->res->err));
 	free(gd);
@@ -413,6 +414,7 @@ render_run(struct doc_run *r, const int *docfds, int outfd,
     const struct render_cover *c, struct cover_template *tpl, HPDF_Page cover)
 {
 	struct cover_field	 fields[32];
+	struct cover_regions	 reg;
 	char			 fbuf[4][64];
 	size_t			 nf;
 	int			 rv = 0;
@@ -428,8 +430,8 @@ render_run(struct doc_run *r, const int *docfds, int outfd,
 		return -1;
 	t = now_us();
 	cover_fields(r->mf, c, r->w->pages, fbuf, fields, &nf);
-	if (cover_draw(tpl, r->w->pdf, cover, fields, nf, r->res->err,
-	    sizeof(r->res->err)) == -1) {
+	if (cover_draw_regions(tpl, r->w->pdf, cover, fields, nf, &reg,
+	    r->res->err, sizeof(r->res->err)) == -1) {
 		r->res->admin = 1;
 		return -1;
 	}
@@ -442,7 +444,7 @@ render_run(struct doc_run *r, const int *docfds, int outfd,
 	}
 	tm->save_us = now_us() - t;
 	t = now_us();
-	rv = render_gate(r, outfd);
+	rv = render_gate(r, outfd, &reg);
 	tm->gate_us = now_us() - t;
 	return rv;
 }

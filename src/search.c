@@ -499,11 +499,21 @@ void
 search_page(fz_context *ctx, fz_display_list *list, fz_rect bounds,
     struct pattern *p, size_t np, struct boxes *bx)
 {
-	fz_stext_page		*sp = NULL;
-	fz_device		*dev = NULL;
 	struct page_text	 t;
 
 	search_text_init(&t);
+	search_text_from_list(ctx, list, bounds, &t);
+	search_text(&t, bounds, p, np, 0, bx);
+	search_text_free(&t);
+}
+
+void
+search_text_from_list(fz_context *ctx, fz_display_list *list, fz_rect bounds,
+    struct page_text *t)
+{
+	fz_stext_page		*sp = NULL;
+	fz_device		*dev = NULL;
+
 	fz_var(sp);
 	fz_var(dev);
 	fz_try(ctx) {
@@ -513,16 +523,15 @@ search_page(fz_context *ctx, fz_display_list *list, fz_rect bounds,
 		fz_run_display_list(ctx, list, dev, fz_identity, fz_infinite_rect,
 		    &reader_cookie);
 		fz_close_device(ctx, dev);
-		text_from_stext(sp, &t);
+		text_from_stext(sp, t);
 	}
 	fz_always(ctx) {
 		fz_drop_device(ctx, dev);
 		fz_drop_stext_page(ctx, sp);
 	}
 	fz_catch(ctx) {
-		search_text_free(&t);
+		search_text_free(t);
+		search_text_init(t);
 		fz_rethrow(ctx);
 	}
-	search_text(&t, bounds, p, np, 0, bx);
-	search_text_free(&t);
 }
