@@ -10,6 +10,8 @@
 
 #include <hpdf.h>
 
+#include "util.h"
+
 struct cover_template;
 
 /* The values {name} stands for; a field that is "" is false for `if`. */
@@ -38,6 +40,8 @@ extern const char *const cover_field_names[];
  * page points from the top-left corner.  known is 0 where they cannot be
  * told (more than COVER_MAX_REGIONS, a font drawn whole, whose text the
  * leak gate does not trust to read back): then the whole page is read.
+ * drawn holds every text and wrap line's text as drawn, one a line, for
+ * the gate to find in the output's text layer.
  */
 struct cover_region {
 	double	x0, y0, x1, y1;
@@ -47,6 +51,7 @@ struct cover_regions {
 	struct cover_region	r[COVER_MAX_REGIONS];
 	size_t			n;
 	int			known;
+	struct buf		drawn;
 };
 
 /* The fields a site sets once for every packet (roigate.conf [cover]) and
@@ -58,9 +63,12 @@ extern const char *const cover_site_fields[];
 int	cover_draw(const struct cover_template *, HPDF_Doc pdf, HPDF_Page page,
 	    const struct cover_field *fields, size_t nfields, char *err,
 	    size_t errlen);
-/* The same, with where its fields went in reg. */
+/* The same, with where its fields went in reg (from cover_regions_init;
+ * cover_regions_free after). */
 int	cover_draw_regions(const struct cover_template *, HPDF_Doc pdf,
 	    HPDF_Page page, const struct cover_field *fields, size_t nfields,
 	    struct cover_regions *reg, char *err, size_t errlen);
+void	cover_regions_init(struct cover_regions *);
+void	cover_regions_free(struct cover_regions *);
 
 #endif

@@ -63,6 +63,9 @@ void	search_text_from_ocr(const struct ocr_page *, fz_rect bounds,
 /* Every match in t as boxes in bx. */
 void	search_text(struct page_text *, fz_rect bounds, struct pattern *,
 	    size_t np, int from_ocr, struct boxes *bx);
+/* Does t show every line of lines (its letters and digits, normalized,
+ * one after the other), where those drew t?  1 or 0. */
+int	search_text_shows(const struct page_text *, const char *lines);
 /* The first pattern that t still shows (its expression, or a string one
  * of its matches spelled before redaction): its index, or -1. */
 int	search_leak(const struct page_text *, const struct pattern *, size_t np);

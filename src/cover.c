@@ -739,7 +739,8 @@ load_fonts(const struct cover_template *t, HPDF_Doc pdf,
 static void
 draw_text(const struct cover_line *cl, HPDF_Page page, double ph,
     HPDF_Font font, enum cover_enc enc, const struct coverfont *sh,
-    const struct cover_field *fields, size_t nfields, struct cover_region *at)
+    const struct cover_field *fields, size_t nfields, struct cover_region *at,
+    struct buf *drawn)
 {
 	struct cover_pen	 pen;
 	char			*s = expand(cl->text, fields, nfields), *w;
@@ -748,6 +749,10 @@ draw_text(const struct cover_line *cl, HPDF_Page page, double ph,
 
 	/* The text in the font's own bytes. */
 	flatten(s);
+	if (drawn) {
+		buf_addstr(drawn, s);
+		buf_addstr(drawn, "\n");
+	}
 	if (enc == COVER_WINANSI) {
 		w = to_winansi(s);	/* all_winansi() said it can */
 		free(s);
@@ -797,6 +802,21 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 	    errlen);
 }
 
+void
+cover_regions_init(struct cover_regions *reg)
+{
+	memset(reg, 0, sizeof(*reg));
+	buf_init(&reg->drawn);
+}
+
+void
+cover_regions_free(struct cover_regions *reg)
+{
+	buf_free(&reg->drawn);
+	reg->n = 0;
+	reg->known = 0;
+}
+
 int
 cover_draw_regions(const struct cover_template *t, HPDF_Doc pdf,
     HPDF_Page page, const struct cover_field *fields, size_t nfields,
@@ -814,6 +834,7 @@ cover_draw_regions(const struct cover_template *t, HPDF_Doc pdf,
 	if (reg) {
 		reg->n = 0;
 		reg->known = 1;
+		reg->drawn.len = 0;
 	}
 	load_fonts(t, pdf, fields, nfields, &sh, font, enc);
 	for (size_t i = 0; rv == 0 && i < t->n; i++) {
@@ -836,7 +857,7 @@ cover_draw_regions(const struct cover_template *t, HPDF_Doc pdf,
 				break;
 			}
 			draw_text(cl, page, ph, font[cl->font], enc[cl->font], &sh,
-			    fields, nfields, &at);
+			    fields, nfields, &at, reg ? &reg->drawn : NULL);
 			region_add(reg, cl, &at);
 			/* A font drawn whole (no subset could be cut) is
 			 * libhpdf's own encoding: its text layer is not relied
@@ -886,5 +907,7 @@ cover_draw_regions(const struct cover_template *t, HPDF_Doc pdf,
 		}
 	}
 	coverfont_end(&sh);
+	if (reg)
+		buf_cstr(&reg->drawn);		/* NUL-terminated for the gate */
 	return rv;
 }

@@ -192,7 +192,8 @@ gate_rects(const struct cover_regions *reg, fz_rect bounds, int dpi, int w,
 }
 
 /* The cover, its regions known: the index of the first pattern its text
- * layer or the OCR of its regions shows, or -1. */
+ * layer or the OCR of its regions shows, or -1; -2 if its text layer does
+ * not hold every line the sheet drew (then it cannot stand in for OCR). */
 static int
 gate_cover_page(fz_context *ctx, fz_document *doc, const struct pattern *p,
     size_t np, int dpi, const struct cover_regions *reg)
@@ -216,7 +217,10 @@ gate_cover_page(fz_context *ctx, fz_document *doc, const struct pattern *p,
 		bounds = fz_bound_page(ctx, page);
 		list = reader_record_page(ctx, page, bounds);
 		search_text_from_list(ctx, list, bounds, &t);
-		hit = search_leak(&t, p, np);
+		if (!search_text_shows(&t, reg->drawn.data ? reg->drawn.data : ""))
+			hit = -2;
+		else
+			hit = search_leak(&t, p, np);
 		if (hit == -1 && reg->n > 0) {
 			pix = raster_gray(ctx, list, bounds, dpi);
 			rv = ocr_read_rects(pix->samples, pix->w, pix->h,
@@ -281,7 +285,7 @@ gate_names(struct buf *b, size_t from, const struct pattern *p, size_t n)
  * and the record says so. */
 static void
 gate_summary(const struct gate *g, const struct pattern *cp, size_t ncp,
-    int read, char *summary, size_t slen)
+    int read, int whole, char *summary, size_t slen)
 {
 	struct buf	b;
 	size_t		mark;
@@ -291,7 +295,7 @@ gate_summary(const struct gate *g, const struct pattern *cp, size_t ncp,
 	    gate_dpi(g->o), read, g->pages);
 	if (ncp == 0)
 		buf_addstr(&b, "no patterns");
-	else if (gate_by_regions(g))
+	else if (!whole)
 		buf_printf(&b, "text layer + OCR of %zu field region%s for ",
 		    g->cover->n, g->cover->n == 1 ? "" : "s");
 	else
@@ -311,9 +315,10 @@ gate_summary(const struct gate *g, const struct pattern *cp, size_t ncp,
  * something. */
 static int
 gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
-    const struct pattern *cp, size_t ncp, int *read, char *err, size_t errlen)
+    const struct pattern *cp, size_t ncp, int *read, int *whole, char *err,
+    size_t errlen)
 {
-	volatile int	pno = 1, hit = -1, nread = 0;
+	volatile int	pno = 1, hit = -1, nread = 0, all = !gate_by_regions(g);
 
 	fz_try(ctx) {
 		for (pno = 1; pno <= g->pages && hit == -1; pno++) {
@@ -324,10 +329,13 @@ gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
 			if (n == 0)
 				continue;
 			nread++;
-			if ((hit = pno == 1 && gate_by_regions(g) ?
-			    gate_cover_page(ctx, doc, p, n, gate_dpi(g->o),
-			    g->cover) : gate_page(ctx, doc, pno, p, n,
-			    gate_dpi(g->o))) >= 0)
+			hit = pno == 1 && !all ? gate_cover_page(ctx, doc, p, n,
+			    gate_dpi(g->o), g->cover) : -2;
+			if (hit == -2) {
+				all |= pno == 1;
+				hit = gate_page(ctx, doc, pno, p, n, gate_dpi(g->o));
+			}
+			if (hit >= 0)
 				snprintf(err, errlen, dn ? "page %d: %s is still "
 				    "readable after redaction: check the redactions "
 				    "marked for it" : "page %d (the cover sheet): %s is "
@@ -342,6 +350,7 @@ gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
 		return -1;
 	}
 	*read = nread;
+	*whole = all;
 	return hit == -1 ? 0 : -1;
 }
 
@@ -353,18 +362,19 @@ gate_check(fz_context *ctx, int fd, const struct gate *g,
 	struct reader_doc	 rd;
 	struct pattern		*cp = NULL;
 	size_t			 ncp;
-	int			 rv, read = 0;
+	int			 rv, read = 0, whole = 1;
 
 	memset(rp, 0, sizeof(rp));
 	if (gate_cover(g, rp, &cp, &ncp) == -1)
 		cp = NULL, ncp = 0;
 	rv = reader_open(ctx, fd, "application/pdf", g->o, &rd, err, errlen);
 	if (rv == 0) {
-		rv = gate_pages(ctx, rd.doc, g, cp, ncp, &read, err, errlen);
+		rv = gate_pages(ctx, rd.doc, g, cp, ncp, &read, &whole, err,
+		    errlen);
 		reader_close(ctx, &rd);
 	}
 	if (rv == 0)
-		gate_summary(g, cp, ncp, read, summary, slen);
+		gate_summary(g, cp, ncp, read, whole, summary, slen);
 	search_free(cp, ncp);
 	return rv;
 }

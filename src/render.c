@@ -421,6 +421,7 @@ render_run(struct doc_run *r, const int *docfds, int outfd,
 	int64_t			 t = now_us();
 	struct render_times	*tm = &r->res->times;
 
+	cover_regions_init(&reg);
 	for (size_t k = 0; rv == 0 && k < r->mf->ndocs; k++) {
 		size_t i = manifest_output_doc(r->mf, k);	/* the consent first */
 		rv = render_doc(r, &r->mf->docs[i], (int)i + 1, docfds[i]);
@@ -433,6 +434,7 @@ render_run(struct doc_run *r, const int *docfds, int outfd,
 	if (cover_draw_regions(tpl, r->w->pdf, cover, fields, nf, &reg,
 	    r->res->err, sizeof(r->res->err)) == -1) {
 		r->res->admin = 1;
+		cover_regions_free(&reg);
 		return -1;
 	}
 	tm->cover_us = now_us() - t;
@@ -440,12 +442,14 @@ render_run(struct doc_run *r, const int *docfds, int outfd,
 	if (pdfout_save(r->w, outfd, r->res->sha256, r->res->err,
 	    sizeof(r->res->err)) == -1) {
 		r->res->tempfail = 1;
+		cover_regions_free(&reg);
 		return -1;
 	}
 	tm->save_us = now_us() - t;
 	t = now_us();
 	rv = render_gate(r, outfd, &reg);
 	tm->gate_us = now_us() - t;
+	cover_regions_free(&reg);
 	return rv;
 }
 
