@@ -307,6 +307,22 @@ def test_cover_of_too_many_fields_is_read_whole_by_ocr(tmp_path):
     assert_cover_refused(r, folder, "the patient's name")
 
 
+def test_cover_text_layer_short_of_what_was_drawn_is_read_whole(tmp_path):
+    """A line under 1 pt is left out of the text layer's search: the text
+    layer no longer holds all the sheet drew, and OCR reads the whole
+    cover."""
+    tpl = tmp_path / "fine.tpl"
+    with open(os.path.join(TEMPLATES, "default.tpl")) as f:
+        tpl.write_text(f.read() + "text 54 700 0.5 regular Fine print\n")
+    folder = str(tmp_path / "p")
+    cover_packet(folder)
+    r = subprocess.run([RENDER, "-t", str(tpl), folder], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert ("cover: OCR of the whole page for patient_name,mrn,dob;"
+            in r.stdout), r.stdout
+
+
 def test_box_widths_are_quantized_and_lines_intact(tmp_path):
     """Boxes over names are a multiple of 72 pt wide, and no taller than
     the 12 pt line (they never cut the lines around them)."""
