@@ -272,16 +272,31 @@ def test_cover_recipient_named_like_the_patient_is_refused(tmp_path):
     assert_cover_refused(r, folder, "the patient's name")
 
 
+def render_with_template(tmp_path, text, *args, **cover):
+    """The cover packet rendered with a template of text (appended to the
+    default template's if it starts with "+")."""
+    tpl = tmp_path / "t.tpl"
+    if text.startswith("+"):
+        with open(os.path.join(TEMPLATES, "default.tpl")) as f:
+            text = f.read() + text[1:]
+    tpl.write_text(text)
+    folder = str(tmp_path / "p")
+    if os.path.exists(os.path.join(folder, "preview.pdf")):
+        os.unlink(os.path.join(folder, "preview.pdf"))
+    cover_packet(folder, **cover)
+    return folder, subprocess.run([RENDER, "-t", str(tpl), *args, folder],
+                                  capture_output=True, text=True, timeout=300)
+
+
+WHOLE_COVER = "cover: OCR of the whole page for patient_name,mrn,dob;"
+
+
 def test_cover_template_literal_is_read_by_the_text_layer(tmp_path):
     """An administrator's mistake: an SSN typed into the template itself,
     outside every field region, is found in the cover's text layer."""
-    tpl = tmp_path / "ssn.tpl"
-    with open(os.path.join(TEMPLATES, "default.tpl")) as f:
-        tpl.write_text(f.read() + "text 54 700 10 regular Billing: 123-45-6789\n")
-    folder = str(tmp_path / "p")
-    cover_packet(folder)
-    r = subprocess.run([RENDER, "-t", str(tpl), "--protect", "ssn", folder],
-                       capture_output=True, text=True, timeout=300)
+    folder, r = render_with_template(
+        tmp_path, "+text 54 700 10 regular Billing: 123-45-6789\n",
+        "--protect", "ssn")
     assert_cover_refused(r, folder, "the SSN")
 
 
@@ -289,21 +304,14 @@ def test_cover_of_too_many_fields_is_read_whole_by_ocr(tmp_path):
     """Regions the gate cannot account for (more than it keeps): the whole
     cover is read by OCR, as it always was, and a look-alike name is
     still found."""
-    tpl = tmp_path / "many.tpl"
-    tpl.write_text("".join("text 54 %d 8 regular {request_id}\n" % (60 + 10 * i)
-                           for i in range(65))
-                   + "wrap 54 720 480 11 regular {note}\n")
-    folder = str(tmp_path / "p")
-    cover_packet(folder)
-    r = subprocess.run([RENDER, "-t", str(tpl), folder], capture_output=True,
-                       text=True, timeout=300)
+    many = ("".join("text 54 %d 8 regular {request_id}\n" % (60 + 10 * i)
+                    for i in range(65))
+            + "wrap 54 720 480 11 regular {note}\n")
+    folder, r = render_with_template(tmp_path, many)
     assert r.returncode == 0, r.stderr
-    assert ("cover: OCR of the whole page for patient_name,mrn,dob;"
-            in r.stdout), r.stdout
-    os.unlink(os.path.join(folder, "preview.pdf"))
-    cover_packet(folder, note="Records of %s enclosed" % LOOK_ALIKE)
-    r = subprocess.run([RENDER, "-t", str(tpl), folder], capture_output=True,
-                       text=True, timeout=300)
+    assert WHOLE_COVER in r.stdout, r.stdout
+    folder, r = render_with_template(
+        tmp_path, many, note="Records of %s enclosed" % LOOK_ALIKE)
     assert_cover_refused(r, folder, "the patient's name")
 
 
@@ -311,16 +319,10 @@ def test_cover_text_layer_short_of_what_was_drawn_is_read_whole(tmp_path):
     """A line under 1 pt is left out of the text layer's search: the text
     layer no longer holds all the sheet drew, and OCR reads the whole
     cover."""
-    tpl = tmp_path / "fine.tpl"
-    with open(os.path.join(TEMPLATES, "default.tpl")) as f:
-        tpl.write_text(f.read() + "text 54 700 0.5 regular Fine print\n")
-    folder = str(tmp_path / "p")
-    cover_packet(folder)
-    r = subprocess.run([RENDER, "-t", str(tpl), folder], capture_output=True,
-                       text=True, timeout=300)
+    folder, r = render_with_template(
+        tmp_path, "+text 54 700 0.5 regular Fine print\n")
     assert r.returncode == 0, r.stderr
-    assert ("cover: OCR of the whole page for patient_name,mrn,dob;"
-            in r.stdout), r.stdout
+    assert WHOLE_COVER in r.stdout, r.stdout
 
 
 def test_box_widths_are_quantized_and_lines_intact(tmp_path):
