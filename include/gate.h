@@ -1,8 +1,9 @@
 /*
  * The leak gate (worker): after the output is written and before any
  * transport sees it, every page of it, cover sheet included, is read back
- * by OCR from its own pixels and searched for what must not be there.
- * See src/gate.c.
+ * (by OCR from its own pixels; the cover by its text layer and OCR of
+ * where its fields are) and searched for what must not be there.  See
+ * src/gate.c.
  */
 #ifndef GATE_H
 #define GATE_H
@@ -11,6 +12,7 @@
 
 #include <mupdf/fitz.h>
 
+struct cover_regions;
 struct manifest;
 struct pattern;
 struct render_opts;
@@ -29,6 +31,10 @@ struct gate {
 	const int		*page_doc;	/* output page -> document, 1-based;
 						 * page 1 (the cover) is 0 */
 	int			 pages;
+	/* Where the cover shows what a packet put there (src/cover.c):
+	 * the cover's text layer is searched whole and these regions read
+	 * by OCR; NULL or not known, the whole cover is read by OCR. */
+	const struct cover_regions *cover;
 };
 
 /*

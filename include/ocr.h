@@ -35,6 +35,14 @@ void	ocr_sandboxed(void);
  * or Tesseract failed). */
 int	ocr_read(const unsigned char *gray, int w, int h, int stride, int dpi,
 	    struct ocr_page *out);
+/* A rectangle of an image, in its pixels. */
+struct ocr_rect {
+	int	x, y, w, h;
+};
+/* The words in each of n rectangles of the image, one after the other
+ * into out, their boxes in the whole image's pixels.  0, or -1. */
+int	ocr_read_rects(const unsigned char *gray, int w, int h, int stride,
+	    int dpi, const struct ocr_rect *, size_t n, struct ocr_page *out);
 void	ocr_page_free(struct ocr_page *);
 
 #endif

@@ -53,12 +53,19 @@ void	search_page_done(struct pattern *, size_t n);
 
 void	search_text_init(struct page_text *);
 void	search_text_free(struct page_text *);
+/* The page's text layer, as drawn from list (the page's contents, no
+ * annotations); throws on error, with t left empty. */
+void	search_text_from_list(fz_context *, fz_display_list *, fz_rect bounds,
+	    struct page_text *);
 /* The words OCR read from an image of the page at dpi. */
 void	search_text_from_ocr(const struct ocr_page *, fz_rect bounds,
 	    double dpi, struct page_text *);
 /* Every match in t as boxes in bx. */
 void	search_text(struct page_text *, fz_rect bounds, struct pattern *,
 	    size_t np, int from_ocr, struct boxes *bx);
+/* Does t show every line of lines (its letters and digits, normalized,
+ * one after the other), where those drew t?  1 or 0. */
+int	search_text_shows(const struct page_text *, const char *lines);
 /* The first pattern that t still shows (its expression, or a string one
  * of its matches spelled before redaction): its index, or -1. */
 int	search_leak(const struct page_text *, const struct pattern *, size_t np);

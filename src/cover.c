@@ -33,6 +33,12 @@ const char *const cover_field_names[] = {
 	NULL
 };
 
+const char *const cover_site_fields[] = {
+	"org_name", "org_address", "org_phone", "org_fax", "logo",
+	"part2_notice", "part2_short",
+	NULL
+};
+
 /*
  * The statements of 42 CFR 2.32(a) as amended in 2024 (89 FR 12472,
  * compliance from 2026-02-16): the full notice of (a)(1) and the short
@@ -404,6 +410,27 @@ field_value(const struct cover_field *f, size_t n, const char *name, size_t len)
 	return "";
 }
 
+/* Does s name a field a packet or its recipient fills in (any but the
+ * site's own)? */
+static int
+packet_text(const char *s)
+{
+	const char	*p, *q;
+
+	for (p = s; (p = strchr(p, '{')) != NULL && (q = strchr(p, '}')) != NULL;
+	    p = q + 1) {
+		size_t	len = (size_t)(q - p - 1), i;
+
+		for (i = 0; cover_site_fields[i]; i++)
+			if (strlen(cover_site_fields[i]) == len &&
+			    strncmp(cover_site_fields[i], p + 1, len) == 0)
+				break;
+		if (cover_site_fields[i] == NULL)
+			return 1;
+	}
+	return 0;
+}
+
 /* s with its {fields} filled in. */
 static char *
 expand(const char *s, const struct cover_field *f, size_t n)
@@ -585,10 +612,11 @@ next_word(const char **s, size_t unit, const char *sp, size_t *n)
 /* Words of text, in the font's own bytes, onto lines no wider than width;
  * each line drawn at y, y + 1.25 size, ... (points from the top).  libhpdf
  * neither kerns nor spaces letters here, so a line is as wide as its words
- * and spaces: each word is measured once. */
+ * and spaces: each word is measured once.  The widest line's width and
+ * the last line's y in *wide and *last. */
 static void
 draw_wrapped(const struct cover_pen *pen, double ph, double x, double y,
-    double width, const char *text)
+    double width, const char *text, double *wide, double *last)
 {
 	struct buf	 line;
 	const char	*p, *s = text;
@@ -602,6 +630,7 @@ draw_wrapped(const struct cover_pen *pen, double ph, double x, double y,
 		if (line.len && lw + space + ww > width) {
 			HPDF_Page_TextOut(pen->page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
 			    buf_cstr(&line));
+			*wide = lw > *wide ? lw : *wide;
 			y += pen->size * 1.25;
 			line.len = 0;
 		}
@@ -616,13 +645,17 @@ draw_wrapped(const struct cover_pen *pen, double ph, double x, double y,
 	if (line.len)
 		HPDF_Page_TextOut(pen->page, (HPDF_REAL)x, (HPDF_REAL)(ph - y),
 		    buf_cstr(&line));
+	*wide = lw > *wide ? lw : *wide;
+	*last = y;
 	buf_free(&line);
 }
 
+/* The image file at its place; where it went in *at (nothing drawn: an
+ * empty one). */
 static int
 draw_image(const struct cover_template *t, const struct cover_line *cl,
-    HPDF_Doc pdf, HPDF_Page page, double ph, const char *file, char *err,
-    size_t errlen)
+    HPDF_Doc pdf, HPDF_Page page, double ph, const char *file,
+    struct cover_region *at, char *err, size_t errlen)
 {
 	HPDF_Image	img;
 	double		iw, ih, h;
@@ -639,6 +672,8 @@ draw_image(const struct cover_template *t, const struct cover_line *cl,
 	h = iw > 0 ? cl->n[2] * ih / iw : 0;
 	HPDF_Page_DrawImage(page, img, (HPDF_REAL)cl->n[0],
 	    (HPDF_REAL)(ph - cl->n[1] - h), (HPDF_REAL)cl->n[2], (HPDF_REAL)h);
+	*at = (struct cover_region){ cl->n[0], cl->n[1], cl->n[0] + cl->n[2],
+	    cl->n[1] + h };
 	return 0;
 }
 
@@ -699,17 +734,25 @@ load_fonts(const struct cover_template *t, HPDF_Doc pdf,
 	}
 }
 
+/* A line's text drawn, and where in *at: from above its tallest capital
+ * with an accent to below its descenders, as wide as it is set. */
 static void
 draw_text(const struct cover_line *cl, HPDF_Page page, double ph,
     HPDF_Font font, enum cover_enc enc, const struct coverfont *sh,
-    const struct cover_field *fields, size_t nfields)
+    const struct cover_field *fields, size_t nfields, struct cover_region *at,
+    struct buf *drawn)
 {
 	struct cover_pen	 pen;
 	char			*s = expand(cl->text, fields, nfields), *w;
 	double			 size = cl->op == OP_TEXT ? cl->n[2] : cl->n[3];
+	double			 wide = 0, last = cl->n[1];
 
 	/* The text in the font's own bytes. */
 	flatten(s);
+	if (drawn) {
+		buf_addstr(drawn, s);
+		buf_addstr(drawn, "\n");
+	}
 	if (enc == COVER_WINANSI) {
 		w = to_winansi(s);	/* all_winansi() said it can */
 		free(s);
@@ -723,19 +766,63 @@ draw_text(const struct cover_line *cl, HPDF_Page page, double ph,
 	HPDF_Page_SetGrayFill(page, 0);
 	HPDF_Page_BeginText(page);
 	HPDF_Page_SetFontAndSize(page, font, (HPDF_REAL)size);
-	if (cl->op == OP_TEXT)
+	if (cl->op == OP_TEXT) {
 		HPDF_Page_TextOut(page, (HPDF_REAL)cl->n[0], (HPDF_REAL)(ph - cl->n[1]),
 		    s);
-	else
-		draw_wrapped(&pen, ph, cl->n[0], cl->n[1], cl->n[2], s);
+		wide = pen_width(&pen, s, strlen(s));
+	} else
+		draw_wrapped(&pen, ph, cl->n[0], cl->n[1], cl->n[2], s, &wide, &last);
 	HPDF_Page_EndText(page);
 	free(s);
+	*at = (struct cover_region){ cl->n[0], cl->n[1] - 1.2 * size,
+	    cl->n[0] + wide, last + 0.35 * size };
+}
+
+/* Where line cl drew, into reg if a packet put anything there. */
+static void
+region_add(struct cover_regions *reg, const struct cover_line *cl,
+    const struct cover_region *at)
+{
+	int	packet = cl->op == OP_IMAGE ? strcmp(cl->text, "{logo}") != 0 :
+		    packet_text(cl->text);
+
+	if (reg == NULL || !packet || at->x1 <= at->x0 || at->y1 <= at->y0)
+		return;
+	if (reg->n == COVER_MAX_REGIONS)
+		reg->known = 0;
+	else
+		reg->r[reg->n++] = *at;
 }
 
 int
 cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
     const struct cover_field *fields, size_t nfields, char *err, size_t errlen)
 {
+	return cover_draw_regions(t, pdf, page, fields, nfields, NULL, err,
+	    errlen);
+}
+
+void
+cover_regions_init(struct cover_regions *reg)
+{
+	memset(reg, 0, sizeof(*reg));
+	buf_init(&reg->drawn);
+}
+
+void
+cover_regions_free(struct cover_regions *reg)
+{
+	buf_free(&reg->drawn);
+	reg->n = 0;
+	reg->known = 0;
+}
+
+int
+cover_draw_regions(const struct cover_template *t, HPDF_Doc pdf,
+    HPDF_Page page, const struct cover_field *fields, size_t nfields,
+    struct cover_regions *reg, char *err, size_t errlen)
+{
+	struct cover_region	 at;
 	struct coverfont	 sh;
 	HPDF_Font		 font[COVER_MAX_FONTS];
 	enum cover_enc		 enc[COVER_MAX_FONTS];
@@ -744,6 +831,11 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 	int			 rv = 0;
 
 	memset(&sh, 0, sizeof(sh));
+	if (reg) {
+		reg->n = 0;
+		reg->known = 1;
+		reg->drawn.len = 0;
+	}
 	load_fonts(t, pdf, fields, nfields, &sh, font, enc);
 	for (size_t i = 0; rv == 0 && i < t->n; i++) {
 		const struct cover_line *cl = &t->l[i];
@@ -765,7 +857,13 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 				break;
 			}
 			draw_text(cl, page, ph, font[cl->font], enc[cl->font], &sh,
-			    fields, nfields);
+			    fields, nfields, &at, reg ? &reg->drawn : NULL);
+			region_add(reg, cl, &at);
+			/* A font drawn whole (no subset could be cut) is
+			 * libhpdf's own encoding: its text layer is not relied
+			 * on to read back. */
+			if (reg && enc[cl->font] == COVER_UTF8)
+				reg->known = 0;
 			break;
 		case OP_RULE:
 			HPDF_Page_SetLineWidth(page, (HPDF_REAL)cl->n[4]);
@@ -793,8 +891,10 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 			break;
 		case OP_IMAGE:
 			s = expand(cl->text, fields, nfields);
-			rv = draw_image(t, cl, pdf, page, ph, s, err, errlen);
+			at = (struct cover_region){ 0, 0, 0, 0 };
+			rv = draw_image(t, cl, pdf, page, ph, s, &at, err, errlen);
 			free(s);
+			region_add(reg, cl, &at);
 			break;
 		case OP_FONT:
 		case OP_END:
@@ -807,5 +907,7 @@ cover_draw(const struct cover_template *t, HPDF_Doc pdf, HPDF_Page page,
 		}
 	}
 	coverfont_end(&sh);
+	if (reg)
+		buf_cstr(&reg->drawn);		/* NUL-terminated for the gate */
 	return rv;
 }

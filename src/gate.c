@@ -7,6 +7,12 @@
  *     before redaction;
  *   - on the cover sheet, for the patient's name, MRN and date of birth
  *     (they never belong there) and the site's protected patterns.
+ * The cover is roigate's own typesetting (src/cover.c), which says where
+ * it put what a packet or its recipient filled in: its text layer, which
+ * holds every character it drew, is searched whole (the template's own
+ * words are read there only), and OCR reads the fields' regions, so that
+ * a look-alike letter in a note or a purpose is read as the page shows it.
+ * Where the regions are not known, OCR reads the whole cover.
  * One hit fails the job before the transport is called: nothing is sent.
  * Pages are read one at a time.
  */
@@ -19,6 +25,7 @@
 
 #include <mupdf/fitz.h>
 
+#include "cover.h"
 #include "gate.h"
 #include "manifest.h"
 #include "ocr.h"
@@ -133,6 +140,126 @@ gate_page(fz_context *ctx, fz_document *doc, int pno, const struct pattern *p,
 	return hit;
 }
 
+/* Around a field's region, in points: ink a little outside the font's
+ * boxes, and room for Tesseract to see each line's edges. */
+#define GATE_MARGIN	4.0
+
+/* The cover's regions in the pixels of its image at dpi (w x h), each
+ * with its margin and on the page, those that overlap merged (a block of
+ * lines is read as one); how many in r. */
+static size_t
+gate_rects(const struct cover_regions *reg, fz_rect bounds, int dpi, int w,
+    int h, struct ocr_rect *r)
+{
+	double	k = dpi / 72.0;
+	size_t	n = 0;
+	int	merged = 1;
+
+	for (size_t i = 0; i < reg->n; i++) {
+		const struct cover_region *c = &reg->r[i];
+		int x0 = (int)((c->x0 - GATE_MARGIN - bounds.x0) * k);
+		int y0 = (int)((c->y0 - GATE_MARGIN - bounds.y0) * k);
+		int x1 = (int)((c->x1 + GATE_MARGIN - bounds.x0) * k + 1);
+		int y1 = (int)((c->y1 + GATE_MARGIN - bounds.y0) * k + 1);
+
+		x0 = x0 < 0 ? 0 : x0;
+		y0 = y0 < 0 ? 0 : y0;
+		x1 = x1 > w ? w : x1;
+		y1 = y1 > h ? h : y1;
+		if (x1 > x0 && y1 > y0)
+			r[n++] = (struct ocr_rect){ x0, y0, x1 - x0, y1 - y0 };
+	}
+	while (merged) {
+		merged = 0;
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = i + 1; j < n; j++) {
+				struct ocr_rect	*a = &r[i], *b = &r[j];
+				int		 ax1 = a->x + a->w, ay1 = a->y + a->h;
+				int		 bx1 = b->x + b->w, by1 = b->y + b->h;
+
+				if (b->x > ax1 || a->x > bx1 || b->y > ay1 ||
+				    a->y > by1)
+					continue;
+				a->x = a->x < b->x ? a->x : b->x;
+				a->y = a->y < b->y ? a->y : b->y;
+				a->w = (ax1 > bx1 ? ax1 : bx1) - a->x;
+				a->h = (ay1 > by1 ? ay1 : by1) - a->y;
+				r[j--] = r[--n];
+				merged = 1;
+			}
+	}
+	return n;
+}
+
+/* The cover, its regions known: the index of the first pattern its text
+ * layer or the OCR of its regions shows, or -1; -2 if its text layer does
+ * not hold every line the sheet drew (then it cannot stand in for OCR). */
+static int
+gate_cover_page(fz_context *ctx, fz_document *doc, const struct pattern *p,
+    size_t np, int dpi, const struct cover_regions *reg)
+{
+	fz_page			*page = fz_load_page(ctx, doc, 0);
+	fz_display_list		*list = NULL;
+	fz_pixmap		*pix = NULL;
+	struct ocr_rect		 r[COVER_MAX_REGIONS];
+	struct ocr_page		 op;
+	struct page_text	 t;
+	fz_rect			 bounds;
+	int			 hit = -1, rv = 0;
+
+	memset(&op, 0, sizeof(op));
+	search_text_init(&t);
+	fz_var(list);
+	fz_var(pix);
+	fz_var(hit);
+	fz_var(rv);
+	fz_try(ctx) {
+		bounds = fz_bound_page(ctx, page);
+		list = reader_record_page(ctx, page, bounds);
+		search_text_from_list(ctx, list, bounds, &t);
+		if (!search_text_shows(&t, reg->drawn.data ? reg->drawn.data : ""))
+			hit = -2;
+		else
+			hit = search_leak(&t, p, np);
+		if (hit == -1 && reg->n > 0) {
+			pix = raster_gray(ctx, list, bounds, dpi);
+			rv = ocr_read_rects(pix->samples, pix->w, pix->h,
+			    (int)pix->stride, dpi, r, gate_rects(reg, bounds, dpi,
+			    pix->w, pix->h, r), &op);
+		}
+	}
+	fz_always(ctx) {
+		fz_drop_pixmap(ctx, pix);
+		fz_drop_display_list(ctx, list);
+		fz_drop_page(ctx, page);
+	}
+	fz_catch(ctx) {
+		search_text_free(&t);
+		ocr_page_free(&op);
+		fz_rethrow(ctx);
+	}
+	search_text_free(&t);
+	if (rv == -1) {
+		ocr_page_free(&op);
+		fz_throw(ctx, FZ_ERROR_GENERIC, "OCR failed");
+	}
+	if (hit == -1 && op.n > 0) {
+		search_text_init(&t);
+		search_text_from_ocr(&op, bounds, dpi, &t);
+		hit = search_leak(&t, p, np);
+		search_text_free(&t);
+	}
+	ocr_page_free(&op);
+	return hit;
+}
+
+/* Are the cover's regions known, so that it is read by them? */
+static int
+gate_by_regions(const struct gate *g)
+{
+	return g->cover != NULL && g->cover->known;
+}
+
 /* Which patterns were looked for, for the record: names only, each once
  * in the list that starts at byte from of b. */
 static void
@@ -152,12 +279,13 @@ gate_names(struct buf *b, size_t from, const struct pattern *p, size_t n)
 	}
 }
 
-/* "ocr 300 dpi, 3 of 5 pages read back; cover: ...; documents: ssn": a
- * page of a document with no pattern has nothing to be looked for and is
- * not read, and the record says so. */
+/* "ocr 300 dpi, 3 of 5 pages read back; cover: text layer + OCR of 4
+ * field regions for patient_name,...; documents: ssn": a page of a
+ * document with no pattern has nothing to be looked for and is not read,
+ * and the record says so. */
 static void
 gate_summary(const struct gate *g, const struct pattern *cp, size_t ncp,
-    int read, char *summary, size_t slen)
+    int read, int whole, char *summary, size_t slen)
 {
 	struct buf	b;
 	size_t		mark;
@@ -165,6 +293,13 @@ gate_summary(const struct gate *g, const struct pattern *cp, size_t ncp,
 	buf_init(&b);
 	buf_printf(&b, "ocr %d dpi, %d of %d pages read back; cover: ",
 	    gate_dpi(g->o), read, g->pages);
+	if (ncp == 0)
+		buf_addstr(&b, "no patterns");
+	else if (!whole)
+		buf_printf(&b, "text layer + OCR of %zu field region%s for ",
+		    g->cover->n, g->cover->n == 1 ? "" : "s");
+	else
+		buf_addstr(&b, "OCR of the whole page for ");
 	gate_names(&b, b.len, cp, ncp);
 	buf_addstr(&b, "; documents: ");
 	mark = b.len;
@@ -180,9 +315,10 @@ gate_summary(const struct gate *g, const struct pattern *cp, size_t ncp,
  * something. */
 static int
 gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
-    const struct pattern *cp, size_t ncp, int *read, char *err, size_t errlen)
+    const struct pattern *cp, size_t ncp, int *read, int *whole, char *err,
+    size_t errlen)
 {
-	volatile int	pno = 1, hit = -1, nread = 0;
+	volatile int	pno = 1, hit = -1, nread = 0, all = !gate_by_regions(g);
 
 	fz_try(ctx) {
 		for (pno = 1; pno <= g->pages && hit == -1; pno++) {
@@ -193,8 +329,13 @@ gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
 			if (n == 0)
 				continue;
 			nread++;
-			if ((hit = gate_page(ctx, doc, pno, p, n,
-			    gate_dpi(g->o))) >= 0)
+			hit = pno == 1 && !all ? gate_cover_page(ctx, doc, p, n,
+			    gate_dpi(g->o), g->cover) : -2;
+			if (hit == -2) {
+				all |= pno == 1;
+				hit = gate_page(ctx, doc, pno, p, n, gate_dpi(g->o));
+			}
+			if (hit >= 0)
 				snprintf(err, errlen, dn ? "page %d: %s is still "
 				    "readable after redaction: check the redactions "
 				    "marked for it" : "page %d (the cover sheet): %s is "
@@ -209,6 +350,7 @@ gate_pages(fz_context *ctx, fz_document *doc, const struct gate *g,
 		return -1;
 	}
 	*read = nread;
+	*whole = all;
 	return hit == -1 ? 0 : -1;
 }
 
@@ -220,18 +362,19 @@ gate_check(fz_context *ctx, int fd, const struct gate *g,
 	struct reader_doc	 rd;
 	struct pattern		*cp = NULL;
 	size_t			 ncp;
-	int			 rv, read = 0;
+	int			 rv, read = 0, whole = 1;
 
 	memset(rp, 0, sizeof(rp));
 	if (gate_cover(g, rp, &cp, &ncp) == -1)
 		cp = NULL, ncp = 0;
 	rv = reader_open(ctx, fd, "application/pdf", g->o, &rd, err, errlen);
 	if (rv == 0) {
-		rv = gate_pages(ctx, rd.doc, g, cp, ncp, &read, err, errlen);
+		rv = gate_pages(ctx, rd.doc, g, cp, ncp, &read, &whole, err,
+		    errlen);
 		reader_close(ctx, &rd);
 	}
 	if (rv == 0)
-		gate_summary(g, cp, ncp, read, summary, slen);
+		gate_summary(g, cp, ncp, read, whole, summary, slen);
 	search_free(cp, ncp);
 	return rv;
 }

@@ -129,6 +129,33 @@ ocr_read(const unsigned char *gray, int w, int h, int stride, int dpi,
 	return rv;
 }
 
+int
+ocr_read_rects(const unsigned char *gray, int w, int h, int stride, int dpi,
+    const struct ocr_rect *r, size_t n, struct ocr_page *out)
+{
+	TessResultIterator	*it;
+	int			 rv = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (ocr_api == NULL)
+		return -1;
+	TessBaseAPISetImage(ocr_api, gray, w, h, 1, stride);
+	TessBaseAPISetSourceResolution(ocr_api, dpi);
+	/* Each rectangle is read on its own (SetRectangle drops the last
+	 * one's results); the boxes come in the whole image's pixels. */
+	for (size_t i = 0; rv == 0 && i < n; i++) {
+		TessBaseAPISetRectangle(ocr_api, r[i].x, r[i].y, r[i].w, r[i].h);
+		if (TessBaseAPIRecognize(ocr_api, NULL) != 0)
+			rv = -1;
+		else if ((it = TessBaseAPIGetIterator(ocr_api)) != NULL) {
+			ocr_collect(it, out);
+			TessResultIteratorDelete(it);
+		}
+	}
+	TessBaseAPIClear(ocr_api);
+	return rv;
+}
+
 void
 ocr_page_free(struct ocr_page *p)
 {

@@ -376,7 +376,7 @@ cover_fields(const struct manifest *mf, const struct render_cover *c, int pages,
 
 /* The output read back before anything leaves (src/gate.c). */
 static int
-render_gate(struct doc_run *r, int outfd)
+render_gate(struct doc_run *r, int outfd, const struct cover_regions *reg)
 {
 	struct gate_doc	*gd = xcalloc(r->mf->ndocs + 1, sizeof(*gd));
 	struct gate	 g;
@@ -398,6 +398,7 @@ render_gate(struct doc_run *r, int outfd)
 	g.docs = gd;
 	g.page_doc = r->page_doc;
 	g.pages = r->w->pages;
+	g.cover = reg;
 	rv = gate_check(r->ctx, outfd, &g, r->res->gate,
 	    sizeof(r->res->gate), r->res->err, sizeof(r->res->err));
 	free(gd);
@@ -413,12 +414,14 @@ render_run(struct doc_run *r, const int *docfds, int outfd,
     const struct render_cover *c, struct cover_template *tpl, HPDF_Page cover)
 {
 	struct cover_field	 fields[32];
+	struct cover_regions	 reg;
 	char			 fbuf[4][64];
 	size_t			 nf;
 	int			 rv = 0;
 	int64_t			 t = now_us();
 	struct render_times	*tm = &r->res->times;
 
+	cover_regions_init(&reg);
 	for (size_t k = 0; rv == 0 && k < r->mf->ndocs; k++) {
 		size_t i = manifest_output_doc(r->mf, k);	/* the consent first */
 		rv = render_doc(r, &r->mf->docs[i], (int)i + 1, docfds[i]);
@@ -428,9 +431,10 @@ render_run(struct doc_run *r, const int *docfds, int outfd,
 		return -1;
 	t = now_us();
 	cover_fields(r->mf, c, r->w->pages, fbuf, fields, &nf);
-	if (cover_draw(tpl, r->w->pdf, cover, fields, nf, r->res->err,
-	    sizeof(r->res->err)) == -1) {
+	if (cover_draw_regions(tpl, r->w->pdf, cover, fields, nf, &reg,
+	    r->res->err, sizeof(r->res->err)) == -1) {
 		r->res->admin = 1;
+		cover_regions_free(&reg);
 		return -1;
 	}
 	tm->cover_us = now_us() - t;
@@ -438,12 +442,14 @@ render_run(struct doc_run *r, const int *docfds, int outfd,
 	if (pdfout_save(r->w, outfd, r->res->sha256, r->res->err,
 	    sizeof(r->res->err)) == -1) {
 		r->res->tempfail = 1;
+		cover_regions_free(&reg);
 		return -1;
 	}
 	tm->save_us = now_us() - t;
 	t = now_us();
-	rv = render_gate(r, outfd);
+	rv = render_gate(r, outfd, &reg);
 	tm->gate_us = now_us() - t;
+	cover_regions_free(&reg);
 	return rv;
 }
 

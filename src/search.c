@@ -472,17 +472,55 @@ squeezed_has(const char *text, size_t len, const char *s)
 	return 0;
 }
 
-int
-search_leak(const struct page_text *t, const struct pattern *p, size_t np)
+/* t's letters and digits, lower case (any byte of a character outside
+ * ASCII kept): a new string, its length in *n. */
+static char *
+squeeze(const struct page_text *t, size_t *n)
 {
 	char	*sq = xmalloc(t->s.len + 1);
-	size_t	 n = 0, off, so, eo;
-	int	 hit = -1;
 
+	*n = 0;
 	for (size_t i = 0; i < t->s.len; i++)
 		if (isalnum((unsigned char)t->s.data[i]) ||
 		    (unsigned char)t->s.data[i] >= 0x80)
-			sq[n++] = (char)tolower((unsigned char)t->s.data[i]);
+			sq[(*n)++] = (char)tolower((unsigned char)t->s.data[i]);
+	sq[*n] = '\0';
+	return sq;
+}
+
+int
+search_text_shows(const struct page_text *t, const char *lines)
+{
+	size_t		 n, ln;
+	char		*sq = squeeze(t, &n), *lsq;
+	const char	*s = lines, *end;
+	int		 ok = 1, c;
+
+	for (; ok && *s; s = *end ? end + 1 : end) {
+		struct page_text line;
+
+		end = strchrnul(s, '\n');
+		search_text_init(&line);
+		for (const char *p = s; p < end; ) {
+			p += fz_chartorune(&c, p);
+			text_add(&line, c, fz_empty_rect);
+		}
+		lsq = squeeze(&line, &ln);
+		ok = ln == 0 || squeezed_has(sq, n, lsq);
+		free(lsq);
+		search_text_free(&line);
+	}
+	free(sq);
+	return ok;
+}
+
+int
+search_leak(const struct page_text *t, const struct pattern *p, size_t np)
+{
+	size_t	 n, off, so, eo;
+	char	*sq = squeeze(t, &n);
+	int	 hit = -1;
+
 	for (size_t k = 0; hit == -1 && k < np; k++) {
 		off = 0;
 		if (match_next(t, &p[k], &off, &so, &eo))
@@ -499,11 +537,21 @@ void
 search_page(fz_context *ctx, fz_display_list *list, fz_rect bounds,
     struct pattern *p, size_t np, struct boxes *bx)
 {
-	fz_stext_page		*sp = NULL;
-	fz_device		*dev = NULL;
 	struct page_text	 t;
 
 	search_text_init(&t);
+	search_text_from_list(ctx, list, bounds, &t);
+	search_text(&t, bounds, p, np, 0, bx);
+	search_text_free(&t);
+}
+
+void
+search_text_from_list(fz_context *ctx, fz_display_list *list, fz_rect bounds,
+    struct page_text *t)
+{
+	fz_stext_page		*sp = NULL;
+	fz_device		*dev = NULL;
+
 	fz_var(sp);
 	fz_var(dev);
 	fz_try(ctx) {
@@ -513,16 +561,15 @@ search_page(fz_context *ctx, fz_display_list *list, fz_rect bounds,
 		fz_run_display_list(ctx, list, dev, fz_identity, fz_infinite_rect,
 		    &reader_cookie);
 		fz_close_device(ctx, dev);
-		text_from_stext(sp, &t);
+		text_from_stext(sp, t);
 	}
 	fz_always(ctx) {
 		fz_drop_device(ctx, dev);
 		fz_drop_stext_page(ctx, sp);
 	}
 	fz_catch(ctx) {
-		search_text_free(&t);
+		search_text_free(t);
+		search_text_init(t);
 		fz_rethrow(ctx);
 	}
-	search_text(&t, bounds, p, np, 0, bx);
-	search_text_free(&t);
 }

@@ -209,6 +209,122 @@ def test_cover_note_naming_the_patient_is_refused(tmp_path):
             "patient's name, which never belongs there") in r.stderr
 
 
+# --- the gate on the cover sheet ---------------------------------------------
+#
+# The cover is roigate's own typesetting: its text layer is searched whole
+# and OCR reads only where the template put what the packet or its
+# recipient filled in (src/cover.c records those regions as it draws).
+
+# Zoë Testpatient with Cyrillic о, е, Т, р, а: the text layer holds
+# other letters, the page shows the same name.
+LOOK_ALIKE = "Z\u043e\u0435 \u0422\u0435st\u0440\u0430ti\u0435nt"
+COVER_GATE = re.compile(r"gate \[ocr \d+ dpi, 1 of 2 pages read back; cover: "
+                        r"text layer \+ OCR of (\d+) field regions for "
+                        r"patient_name,mrn,dob; documents: no patterns\]")
+
+
+def cover_packet(folder, purpose=None, **cover):
+    m = write_packet(folder, {"note.txt": b"nothing here\n"})
+    m["cover_sheet"].update(cover)
+    if purpose:
+        m["request"]["purpose"] = purpose
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(m, f, ensure_ascii=False)
+    return m
+
+
+def assert_cover_refused(r, folder, what):
+    assert r.returncode == 65, r.stdout + r.stderr
+    assert ("page 1 (the cover sheet): %s is printed on it, where it never "
+            "belongs" % what) in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(folder, "preview.pdf"))
+
+
+@pytest.mark.parametrize("profile", ["document", "fax"])
+def test_cover_gate_reads_the_text_layer_and_the_field_regions(tmp_path, profile):
+    folder = str(tmp_path / "p")
+    cover_packet(folder)
+    r = run(folder, "-p", profile)
+    assert r.returncode == 0, r.stderr
+    m = COVER_GATE.search(r.stdout)
+    assert m, r.stdout
+    # The recipient's name and address, From, Date, Pages, Request,
+    # Purpose and the note (the organization line is empty: not drawn).
+    assert int(m.group(1)) == 8, r.stdout
+
+
+@pytest.mark.parametrize("profile", ["document", "fax"])
+@pytest.mark.parametrize("field", ["note", "purpose"])
+def test_cover_look_alike_letters_are_read_by_ocr(tmp_path, field, profile):
+    """Intake compares letters; a name spelled with Cyrillic look-alikes
+    passes it and the text layer, but OCR of the field's region reads
+    what the page shows."""
+    folder = str(tmp_path / "p")
+    cover_packet(folder, **{field: "Records of %s enclosed" % LOOK_ALIKE})
+    r = run(folder, "-p", profile)
+    assert_cover_refused(r, folder, "the patient's name")
+
+
+def test_cover_recipient_named_like_the_patient_is_refused(tmp_path):
+    folder = str(tmp_path / "p")
+    m = cover_packet(folder)
+    r = run(folder, "--to", m["patient"]["name"])
+    assert_cover_refused(r, folder, "the patient's name")
+
+
+def render_with_template(tmp_path, text, *args, **cover):
+    """The cover packet rendered with a template of text (appended to the
+    default template's if it starts with "+")."""
+    tpl = tmp_path / "t.tpl"
+    if text.startswith("+"):
+        with open(os.path.join(TEMPLATES, "default.tpl")) as f:
+            text = f.read() + text[1:]
+    tpl.write_text(text)
+    folder = str(tmp_path / "p")
+    if os.path.exists(os.path.join(folder, "preview.pdf")):
+        os.unlink(os.path.join(folder, "preview.pdf"))
+    cover_packet(folder, **cover)
+    return folder, subprocess.run([RENDER, "-t", str(tpl), *args, folder],
+                                  capture_output=True, text=True, timeout=300)
+
+
+WHOLE_COVER = "cover: OCR of the whole page for patient_name,mrn,dob;"
+
+
+def test_cover_template_literal_is_read_by_the_text_layer(tmp_path):
+    """An administrator's mistake: an SSN typed into the template itself,
+    outside every field region, is found in the cover's text layer."""
+    folder, r = render_with_template(
+        tmp_path, "+text 54 700 10 regular Billing: 123-45-6789\n",
+        "--protect", "ssn")
+    assert_cover_refused(r, folder, "the SSN")
+
+
+def test_cover_of_too_many_fields_is_read_whole_by_ocr(tmp_path):
+    """Regions the gate cannot account for (more than it keeps): the whole
+    cover is read by OCR, as it always was, and a look-alike name is
+    still found."""
+    many = ("".join("text 54 %d 8 regular {request_id}\n" % (60 + 10 * i)
+                    for i in range(65))
+            + "wrap 54 720 480 11 regular {note}\n")
+    folder, r = render_with_template(tmp_path, many)
+    assert r.returncode == 0, r.stderr
+    assert WHOLE_COVER in r.stdout, r.stdout
+    folder, r = render_with_template(
+        tmp_path, many, note="Records of %s enclosed" % LOOK_ALIKE)
+    assert_cover_refused(r, folder, "the patient's name")
+
+
+def test_cover_text_layer_short_of_what_was_drawn_is_read_whole(tmp_path):
+    """A line under 1 pt is left out of the text layer's search: the text
+    layer no longer holds all the sheet drew, and OCR reads the whole
+    cover."""
+    folder, r = render_with_template(
+        tmp_path, "+text 54 700 0.5 regular Fine print\n")
+    assert r.returncode == 0, r.stderr
+    assert WHOLE_COVER in r.stdout, r.stdout
+
+
 def test_box_widths_are_quantized_and_lines_intact(tmp_path):
     """Boxes over names are a multiple of 72 pt wide, and no taller than
     the 12 pt line (they never cut the lines around them)."""
@@ -301,8 +417,9 @@ def test_daemon_records_what_the_gate_checked(gateway_factory):
     show = gw.job(j["id"])
     sending = [e for e in show["events"] if e["to"] == "sending"]
     assert len(sending) == 1
-    gate = ("leak gate: ocr 300 dpi, 2 of 2 pages read back; cover: "
-            "patient_name,mrn,dob; documents: ssn")
+    gate = ("leak gate: ocr 300 dpi, 2 of 2 pages read back; cover: text "
+            "layer + OCR of 9 field regions for patient_name,mrn,dob; "
+            "documents: ssn")
     assert sending[0]["reason"] == "attempt 1 by local; " + gate, sending[0]
     entries = gw.log_entries("--job", str(j["id"]))
     assert [e["outcome"] for e in entries] == ["attempt", "delivered"]
