@@ -16,10 +16,12 @@
  *	connect_timeout, timeout, transfer_timeout	seconds
  *	verify		size | readback (default readback)
  *
- * Each file is written as NAME.part (mode 0600) in chunks of at most
- * 255 KiB, fsynced where the server offers fsync@openssh.com, checked
- * (size, or read back and hashed), and renamed to NAME, which must not
- * exist unless overwrite is set.  A retry after a crash removes a stale
+ * Each file is written as NAME.part (mode 0600) over a second SFTP
+ * channel with the writes pipelined and, with verify=readback, read back
+ * and hashed while it is sent (sftp_stream.c); fsynced where the server
+ * offers fsync@openssh.com, closed, checked (size with stat, and the
+ * read-back SHA-256), and renamed to NAME, which must not exist unless
+ * overwrite is set.  A retry after a crash removes a stale
  * .part and finds files already delivered (same size, and the same
  * SHA-256 read back from the server, as this job's file), so a packet is
  * never delivered twice under two names; a file it cannot read back is
