@@ -7,11 +7,12 @@
  * One upload creates the file (CREAT|EXCL, mode 0600) and keeps 1 MiB
  * of writes in flight.  With readback, each chunk the server has
  * acknowledged is read back on the same handle while later chunks are
- * still being sent (512 KiB of reads in flight) and hashed in file order
+ * still being sent (510 KiB of reads in flight) and hashed in file order
  * as it arrives; the upload and its check overlap instead of following
  * each other.  Chunks are as large as the server's limits@openssh.com
- * allows, up to 255 KiB for writes (256 KiB makes OpenSSH drop the
- * channel) and 128 KiB for reads; without it, 255 KiB and 64 KiB.  A
+ * allows, up to 255 KiB (256 KiB makes OpenSSH drop the channel; fewer,
+ * larger requests cost the server less); without it, 255 KiB writes and
+ * 64 KiB reads.  A
  * server that answers a read with less than was asked gets smaller
  * reads from then on.  Then fsync@openssh.com where offered, and
  * close.  The caller still checks the size with stat and compares the
@@ -19,7 +20,7 @@
  * decides that a file is delivered.
  *
  * Memory is bounded: one write buffer and the read buffers, under 1 MiB.
- * What is in flight towards us (read data, 512 KiB) stays under the
+ * What is in flight towards us (read data, 510 KiB) stays under the
  * least window libssh 0.10 leaves a channel once read from (it grows it
  * back to 1.25 MB when it falls below half), so the server can always
  * send every answer we asked for while a write of ours waits for the
@@ -58,9 +59,9 @@
 
 #define STREAM_WCHUNK		(255 * 1024)	/* the most data in one write */
 #define STREAM_WBYTES		(1024 * 1024)	/* writes in flight */
-#define STREAM_RCHUNK		(128 * 1024)	/* the most asked in one read */
+#define STREAM_RCHUNK		(255 * 1024)	/* the most asked in one read */
 #define STREAM_RCHUNK_DEFAULT	(64 * 1024)	/* without limits@openssh.com */
-#define STREAM_RBYTES		(512 * 1024)	/* reads in flight: see above */
+#define STREAM_RBYTES		(510 * 1024)	/* reads in flight: see above */
 #define STREAM_WRITES		32		/* ring sizes: at least */
 #define STREAM_READS		32		/*  BYTES / the least chunk */
 #define STREAM_MIN_CHUNK	(32 * 1024)
