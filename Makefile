@@ -69,6 +69,7 @@ TEST_TRANSPORTS = flaky
 # What each transport plugin links besides libcrypto.
 TRANSPORT_CFLAGS_sftp = $(shell $(PKG_CONFIG) --cflags libssh 2>/dev/null)
 TRANSPORT_LIBS_sftp   = $(shell $(PKG_CONFIG) --libs libssh 2>/dev/null)
+TRANSPORT_SRCS_sftp   = transports/sftp_stream.c
 TRANSPORT_CFLAGS_smime = $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 TRANSPORT_LIBS_smime   = $(shell $(PKG_CONFIG) --libs libcurl libssl 2>/dev/null)
 TRANSPORT_CFLAGS_faxapi = $(shell $(PKG_CONFIG) --cflags libcurl jansson 2>/dev/null)
@@ -174,7 +175,7 @@ $(B)/roigate-exporter: $(EXPORTER_OBJS)
 $(B)/transports/%.so: transports/%.c include/roigate/transport.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(TRANSPORT_CFLAGS_$*) -fPIC $(SO_LDFLAGS) -o $@ $< \
-	    $(B)/src/util.o $(B)/src/log.o $(TRANSPORT_LIBS_$*) \
+	    $(TRANSPORT_SRCS_$*) $(B)/src/util.o $(B)/src/log.o $(TRANSPORT_LIBS_$*) \
 	    $(shell $(PKG_CONFIG) --libs libcrypto)
 
 $(B)/tests/transports/%.so: tests/transports/%.c include/roigate/transport.h
@@ -184,6 +185,7 @@ $(B)/tests/transports/%.so: tests/transports/%.c include/roigate/transport.h
 # The transports link util.o/log.o, so those must be PIC too.
 $(B)/src/util.o $(B)/src/log.o: EXE_CFLAGS = -fPIC
 $(TRANSPORTS:%=$(B)/transports/%.so): $(B)/src/util.o $(B)/src/log.o
+$(B)/transports/sftp.so: $(TRANSPORT_SRCS_sftp) transports/sftp_stream.h
 
 # Unit tests: each links the module it tests plus what that module needs.
 UNIT_DEPS_config     = src/config.c
