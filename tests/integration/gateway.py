@@ -81,6 +81,27 @@ def pdf_pages(path):
     return int(re.search(r"^Pages:\s+(\d+)", out, re.M).group(1))
 
 
+def report_pdf(gw, tmp_path, *args):
+    """A report's PDF, `roictl ARGS --format pdf -o FILE` twice: the same
+    bytes both times, the file its writer's alone (0600), a link put in its
+    place not followed, and qpdf --check content.  (bytes, pdftotext
+    -layout's text)."""
+    a, b = str(tmp_path / "a.pdf"), str(tmp_path / "b.pdf")
+    for out in (a, b):
+        gw.roictl(*args, "--format", "pdf", "-o", out, check=0)
+    data = open(a, "rb").read()
+    assert data == open(b, "rb").read(), "same inputs, different bytes"
+    assert os.stat(a).st_mode & 0o777 == 0o600
+    link = str(tmp_path / "link.pdf")
+    os.symlink(str(tmp_path / "elsewhere.pdf"), link)
+    r = gw.roictl(*args, "--format", "pdf", "-o", link)
+    assert r.returncode == 73 and not os.path.exists(tmp_path / "elsewhere.pdf")
+    subprocess.run(["qpdf", "--check", a], check=True, capture_output=True)
+    text = subprocess.run(["pdftotext", "-layout", a, "-"], check=True,
+                          capture_output=True, text=True).stdout
+    return data, text
+
+
 def sample_manifest():
     with open(os.path.join(SAMPLE, "manifest.json"), encoding="utf-8") as f:
         return json.load(f)
