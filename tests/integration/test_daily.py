@@ -13,14 +13,12 @@ with ROIGATE_GOLDEN_UPDATE=1 and read the diff.
 import datetime
 import hashlib
 import json
-import os
 import re
-import shutil
-import subprocess
 
 import pytest
 
-from gateway import TEMPLATES, Packet, golden, report_pdf, wait_for, wait_state
+from gateway import (Packet, golden, report_paginated, report_pdf, wait_for,
+                     wait_state)
 # The fax API stand-in and its certificates, as the fax tests have them.
 from test_fax import add_fax, api, fax_gateway, pki  # noqa: F401
 
@@ -143,26 +141,7 @@ def test_pdf_is_checked_deterministic_and_audited(day, tmp_path):
 
 
 def test_pdf_paginates_from_an_edited_template(day, tmp_path):
-    tpl = str(tmp_path / "templates")
-    shutil.copytree(TEMPLATES, tpl)
-    page = os.path.join(tpl, "daily", "page.tpl")
-    with open(page) as f:
-        src = f.read()
-    # Room for five rows a page.
-    with open(page, "w") as f:
-        f.write(src.replace("#! area 130 740", "#! area 130 200"))
-    day.stop()
-    day.settings["daemon"]["template_dir"] = tpl
-    day.write_conf()
-    day.start()
-    out = str(tmp_path / "p.pdf")
-    day.roictl("report", "daily", "--format", "pdf", "-o", out, check=0)
-    text = subprocess.run(["pdftotext", out, "-"], check=True,
-                          capture_output=True, text=True).stdout
-    n = int(re.search(r"Page 1 of (\d+)", text).group(1))
-    assert n >= 3 and f"Page {n} of {n}" in text
-    assert f"Page {n + 1} " not in text
-    subprocess.run(["qpdf", "--check", out], check=True, capture_output=True)
+    report_paginated(day, tmp_path, "daily", "report", "daily")
 
 
 @pytest.mark.parametrize("tz", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])

@@ -2,15 +2,13 @@
 its waiting jobs held, each change naming the incident), the four-factor
 assessment is prefilled from the log and superseded, never edited, and the
 report gives the 60-day deadline from discovery.  Sealed records."""
-import datetime
 import hashlib
-import json
 import os
 import sqlite3
 
 import pytest
 
-from gateway import Packet, report_pdf, wait_for, wait_state
+from gateway import Packet, report_paginated, report_pdf, wait_for, wait_state
 
 
 def check_pdf(gw, tmp_path):
@@ -109,3 +107,15 @@ def test_incident_arguments(gw):
     assert gw.roictl("incident", "list", "-o", "x.pdf").returncode == 64
     r = gw.call("incident-show", incident=1, report="yes", format="docx")
     assert r["code"] == "bad_request"
+
+
+def test_report_pdf_paginates_from_an_edited_template(gw, tmp_path):
+    gw.drop(Packet("INC-PAGES"))
+    wait_state(gw, "INC-PAGES", "delivered")
+    job = [j["id"] for j in gw.jobs()][0]
+    gw.json("incident", "open", "--job", str(job), "--kind", "wrong_documents",
+            "--note", "the discharge summary was not asked for")
+    gw.json("incident", "assess", "1", "--determination", "breach")
+    text = report_paginated(gw, tmp_path, "incident", "incident", "report",
+                            "1")
+    assert "the discharge summary was not asked for" in text
