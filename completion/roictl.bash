@@ -125,9 +125,10 @@ _roictl()
 			--job) COMPREPLY=($(compgen -W "$(_roictl_jobs)" -- "$cur")) ;;
 			--kind) COMPREPLY=($(compgen -W "misdirected wrong_patient wrong_documents exposed other" -- "$cur")) ;;
 			--determination) COMPREPLY=($(compgen -W "low_probability breach" -- "$cur")) ;;
-			--format) COMPREPLY=($(compgen -W "text json" -- "$cur")) ;;
-			--note | --nature | --person | --acquired | --mitigation | --discovered) ;;
-			*) COMPREPLY=($(compgen -W "--job --kind --note --discovered --determination --nature --person --acquired --mitigation --format --json --help" -- "$cur")) ;;
+			--format) COMPREPLY=($(compgen -W "text json pdf" -- "$cur")) ;;
+			--output | -o) COMPREPLY=($(compgen -f -- "$cur")) ;;
+			--note | --nature | --person | --acquired | --mitigation | --discovered | --generated) ;;
+			*) COMPREPLY=($(compgen -W "--job --kind --note --discovered --determination --nature --person --acquired --mitigation --format --generated --output -o --json --help" -- "$cur")) ;;
 			esac
 		fi
 		;;

@@ -13,6 +13,8 @@
 
 #include <jansson.h>
 
+#include "util.h"
+
 #define INCIDENT_NOTIFY_DAYS	60	/* 164.404(b): from discovery */
 
 /* 0 with *out (the incident), or -1 with err; *notfound for no such job. */
@@ -31,8 +33,12 @@ int	incident_assess(const char *actor, int64_t id,
 /* One incident with its assessments and linked entries (NULL: none). */
 json_t	*incident_get(int64_t id, char *err, size_t errlen, int *notfound);
 json_t	*incident_list(char *err, size_t errlen);
-/* What the notification needs, as JSON, and as text (free it). */
-json_t	*incident_report(json_t *incident);
+/* What the notification needs, as JSON (org: the organization's name;
+ * generated: the report's time), as text (free it), and as PDF into out
+ * from template_dir/incident/page.tpl and row.tpl (0, or -1 with err). */
+json_t	*incident_report(json_t *incident, const char *org, int64_t generated);
 char	*incident_report_text(json_t *report);
+int	 incident_report_pdf(json_t *report, const char *template_dir,
+	    const char *font_dir, struct buf *out, char *err, size_t errlen);
 
 #endif

@@ -1,10 +1,11 @@
 /*
  * The reports roictl asks for (daemon): what the accounting of
- * disclosures and the daily reconciliation share.  A PDF report is drawn
- * from two templates in the cover sheet's language (docs/templates.md)
- * kept in a folder of template_dir of its own: page.tpl, each page's
- * frame, with a "#! area TOP BOTTOM" line saying where items go, and an
- * item template drawn again and again down the page, with "#! height H".
+ * disclosures, the daily reconciliation and the incident report share.
+ * A PDF report is drawn from two templates in the cover sheet's
+ * language (docs/templates.md) kept in a folder of template_dir of its
+ * own: page.tpl, each page's frame, with a "#! area TOP BOTTOM" line
+ * saying where items go, and an item template drawn again and again down
+ * the page, with "#! height H".
  * The PDF's creation date is the report's time, so the same inputs give
  * the same bytes.
  */

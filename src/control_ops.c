@@ -989,10 +989,10 @@ static void
 op_incident_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
     struct op_result *r)
 {
-	const char	*fmt = json_string_value(json_object_get(req, "report"));
-	char		 err[512], *text;
+	const char	*fmt = json_string_value(json_object_get(req, "format"));
+	char		 err[512], sha[65];
 	json_t		*inc, *rep;
-	int64_t		 id;
+	int64_t		 id, gen = 0;
 	int		 nf;
 
 	if (json_object_get(req, "incident") == NULL) {
@@ -1004,19 +1004,28 @@ op_incident_show(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	}
 	if (arg_incident(req, &id, r) == -1)
 		return;
+	/* The report (asked by "report"): text unless told otherwise. */
+	fmt = fmt ? fmt : "text";
+	if (json_object_get(req, "report") && (!report_format_ok(fmt, r) ||
+	    arg_time(req, "generated", &gen, r) == -1))
+		return;
 	if ((inc = incident_get(id, err, sizeof(err), &nf)) == NULL) {
 		incident_fail(r, nf, err);
 		return;
 	}
-	if (fmt == NULL) {
+	if (json_object_get(req, "report") == NULL) {
 		r->result = inc;
 		return;
 	}
-	rep = incident_report(inc);
-	text = incident_report_text(rep);
-	r->result = json_pack("{s:o, s:s}", "report", rep, "text", text);
-	free(text);
+	rep = incident_report(inc, rg->conf->organization, gen ? gen : now_wall());
 	json_decref(inc);
+	r->result = json_pack("{s:O}", "report", rep);
+	/* Who asked and the SHA-256 of what they got go into the audit log. */
+	if (report_render(r, rep, fmt, incident_report_text, incident_report_pdf,
+	    sha) == 0)
+		snprintf(r->detail, sizeof(r->detail), "report, %s; sha256 %s", fmt,
+		    sha);
+	json_decref(rep);
 }
 
 /* Open requests and their deadlines (docs/requests.md). */

@@ -6,6 +6,8 @@
  * disabled and every queued, deferred or held job to it is held, each job
  * event naming the incident.  Incidents and assessments are sealed rows
  * (schema 9): an assessment is never edited; a new one supersedes it.
+ * The report (text, JSON, or PDF drawn from templates/incident/ by
+ * src/report.c) holds what the patient's notification needs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 
 #include "incident.h"
 #include "queue.h"
+#include "report.h"
 #include "roigated.h"
 #include "store.h"
 #include "util.h"
@@ -337,20 +340,27 @@ incident_assess(const char *actor, int64_t id, const struct incident_factors *fa
 }
 
 json_t *
-incident_report(json_t *inc)
+incident_report(json_t *inc, const char *org, int64_t generated)
 {
 	json_t		*e = inc_last_entry(inc), *a = json_object_get(inc, "assessment");
 	int64_t		 disc = 0;
 	const char	*det = json_is_object(a) ? inc_s(a, "determination") : "";
 
 	datetime_parse(inc_s(inc, "discovered_at"), &disc);
-	return json_pack("{s:O, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:s, s:O?,"
-	    " s:s}", "incident", json_object_get(inc, "id"), "kind",
-	    inc_s(inc, "kind"), "what_happened", inc_s(inc, "note"),
-	    "discovered_at", inc_time(disc), "disclosed_at", inc_s(e, "at"),
-	    "patient", inc_s(e, "patient_name"), "mrn", inc_s(e, "mrn"),
-	    "notify_by", inc_time(disc + INCIDENT_NOTIFY_DAYS * 86400LL),
-	    "phi_involved", inc_s(e, "description"), "assessment", a,
+	return json_pack("{s:s, s:o, s:O, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:s,"
+	    " s:{s:s, s:s, s:s}, s:s, s:O, s:O, s:O?, s:s}", "organization",
+	    org ? org : "", "generated", inc_time(generated), "incident",
+	    json_object_get(inc, "id"), "kind", inc_s(inc, "kind"),
+	    "what_happened", inc_s(inc, "note"), "discovered_at", inc_time(disc),
+	    "disclosed_at", inc_s(e, "at"), "patient", inc_s(e, "patient_name"),
+	    "mrn", inc_s(e, "mrn"), "notify_by", inc_time(disc +
+	    INCIDENT_NOTIFY_DAYS * 86400LL), "phi_involved", inc_s(e,
+	    "description"), "recipient", "id", *inc_s(inc, "recipient") ?
+	    inc_s(inc, "recipient") : inc_s(e, "recipient_id"), "name", inc_s(e,
+	    "recipient_name"), "address", inc_s(e, "recipient_address"),
+	    "containment", *inc_s(inc, "containment") ? inc_s(inc, "containment") :
+	    "none recorded", "disclosures", json_object_get(inc, "disclosures"),
+	    "assessments", json_object_get(inc, "assessments"), "assessment", a,
 	    "notification", !*det ? "not yet assessed: assess the four factors "
 	    "(roictl incident assess) before the deadline" : strcmp(det, "breach")
 	    == 0 ? "required (164.404): tell the patient in plain language what "
@@ -362,24 +372,38 @@ incident_report(json_t *inc)
 	    "information was compromised (keep this record six years)");
 }
 
+/* "NAME at ADDRESS (ID)": to whom it went. */
+static void
+inc_recipient(json_t *r, char *out, size_t len)
+{
+	json_t	*to = json_object_get(r, "recipient");
+
+	snprintf(out, len, "%s at %s (%s)", inc_s(to, "name"), inc_s(to,
+	    "address"), inc_s(to, "id"));
+}
+
 char *
 incident_report_text(json_t *r)
 {
 	struct buf	 b;
 	json_t		*a = json_object_get(r, "assessment");
 	json_t		*f = json_object_get(a, "factors");
-	char		*out;
+	char		*out, to[600];
 
 	buf_init(&b);
+	inc_recipient(r, to, sizeof(to));
 	buf_printf(&b, "Incident %lld (%s)\n", (long long)json_integer_value(
 	    json_object_get(r, "incident")), inc_s(r, "kind"));
+	buf_printf(&b, "Organization: %s\nGenerated: %s\n", inc_s(r,
+	    "organization"), inc_s(r, "generated"));
 	buf_printf(&b, "What happened: %s\n", inc_s(r, "what_happened"));
 	buf_printf(&b, "Patient: %s (MRN %s)\n", inc_s(r, "patient"), inc_s(r, "mrn"));
-	buf_printf(&b, "Disclosed: %s\nDiscovered: %s\n", inc_s(r, "disclosed_at"),
-	    inc_s(r, "discovered_at"));
+	buf_printf(&b, "Disclosed: %s\nDisclosed to: %s\nDiscovered: %s\n",
+	    inc_s(r, "disclosed_at"), to, inc_s(r, "discovered_at"));
 	buf_printf(&b, "Notify by: %s (60 days from discovery, 164.404(b))\n",
 	    inc_s(r, "notify_by"));
 	buf_printf(&b, "Information involved: %s\n", inc_s(r, "phi_involved"));
+	buf_printf(&b, "What was done: %s\n", inc_s(r, "containment"));
 	if (json_is_object(a))
 		buf_printf(&b, "Assessment %lld by %s at %s:\n  nature and extent: %s\n"
 		    "  unauthorized person: %s\n  acquired or viewed: %s\n"
@@ -392,4 +416,197 @@ incident_report_text(json_t *r)
 	out = xstrdup(buf_cstr(&b));
 	buf_free(&b);
 	return out;
+}
+
+/*
+ * The PDF: templates/incident/page.tpl draws each page's frame and
+ * templates/incident/row.tpl one row, of one of three kinds: a heading,
+ * a labelled value ("Discovered" and its date) or a line of text (a
+ * disclosure, an assessment's factor), long values wrapped over rows.
+ */
+static const char *const inc_page_fields[] = { "org_name", "incident", "kind",
+	"generated", "notify_by", "page", "pages", NULL };
+static const char *const inc_row_fields[] = { "heading", "label", "value",
+	"line", NULL };
+
+struct inc_pdf_row {
+	int	 kind;		/* 'h' heading, 'v' label and value, 'l' line,
+				 * 'b' blank */
+	char	*label, *text;
+};
+
+struct inc_pdf {
+	json_t			*rep;
+	struct inc_pdf_row	*rows;
+	size_t			 n, cap;
+	char			 id[24], pg[16], pgs[16];
+};
+
+static void
+inc_pdf_add(struct inc_pdf *p, int kind, const char *label, const char *text)
+{
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 64;
+		p->rows = xreallocarray(p->rows, p->cap, sizeof(*p->rows));
+	}
+	p->rows[p->n++] = (struct inc_pdf_row){ kind, label ? xstrdup(label) :
+	    NULL, text ? xstrdup(text) : NULL };
+}
+
+/* text wrapped into rows of kind: the label on the first. */
+static void
+inc_pdf_wrapped(struct inc_pdf *p, int kind, const char *label,
+    const char *text, const char *indent)
+{
+	struct buf	 b;
+	char		*line, *save = NULL;
+
+	buf_init(&b);
+	report_wrap(&b, *text ? text : "-", indent);
+	for (line = strtok_r(buf_cstr(&b), "\n", &save); line;
+	    line = strtok_r(NULL, "\n", &save)) {
+		inc_pdf_add(p, kind, label, line);
+		label = NULL;
+	}
+	buf_free(&b);
+}
+
+static void
+inc_pdf_heading(struct inc_pdf *p, const char *title)
+{
+	if (p->n)
+		inc_pdf_add(p, 'b', NULL, NULL);	/* a blank row above */
+	inc_pdf_add(p, 'h', NULL, title);
+}
+
+static void
+inc_pdf_rows(struct inc_pdf *p)
+{
+	json_t	*r = p->rep, *it, *in_force = json_object_get(r, "assessment");
+	json_t	*f, *all = json_object_get(r, "assessments");
+	size_t	 i;
+	char	 s[1400], to[600];
+	static const char *const factors[][2] = { { "nature", "Nature and "
+	    "extent" }, { "unauthorized_person", "Unauthorized person" },
+	    { "acquired_or_viewed", "Acquired or viewed" }, { "mitigation",
+	    "Mitigation" } };
+
+	inc_recipient(r, to, sizeof(to));
+	inc_pdf_heading(p, "The incident");
+	inc_pdf_wrapped(p, 'v', "What happened", inc_s(r, "what_happened"), "");
+	snprintf(s, sizeof(s), "%s (MRN %s)", inc_s(r, "patient"), inc_s(r, "mrn"));
+	inc_pdf_wrapped(p, 'v', "Patient", s, "");
+	inc_pdf_wrapped(p, 'v', "Disclosed", inc_s(r, "disclosed_at"), "");
+	inc_pdf_wrapped(p, 'v', "Disclosed to", to, "");
+	inc_pdf_wrapped(p, 'v', "Information", inc_s(r, "phi_involved"), "");
+	inc_pdf_wrapped(p, 'v', "Discovered", inc_s(r, "discovered_at"), "");
+	snprintf(s, sizeof(s), "%s (60 days from discovery, 164.404(b))",
+	    inc_s(r, "notify_by"));
+	inc_pdf_wrapped(p, 'v', "Notify by", s, "");
+	inc_pdf_wrapped(p, 'v', "What was done", inc_s(r, "containment"), "");
+
+	snprintf(s, sizeof(s), "Disclosures involved (%zu)", json_array_size(
+	    json_object_get(r, "disclosures")));
+	inc_pdf_heading(p, s);
+	json_array_foreach(json_object_get(r, "disclosures"), i, it) {
+		snprintf(s, sizeof(s), "Entry %lld, %s, %s: %s at %s (%s); %s; "
+		    "%lld pages", (long long)json_integer_value(json_object_get(it,
+		    "seq")), inc_s(it, "at"), inc_s(it, "outcome"), inc_s(it,
+		    "recipient_name"), inc_s(it, "recipient_address"), inc_s(it,
+		    "recipient_id"), inc_s(it, "description"), (long long)
+		    json_integer_value(json_object_get(it, "pages")));
+		inc_pdf_wrapped(p, 'l', NULL, s, "    ");
+	}
+	if (json_array_size(json_object_get(r, "disclosures")) == 0)
+		inc_pdf_add(p, 'l', NULL, "None in the disclosure log.");
+
+	snprintf(s, sizeof(s), "Risk assessments, 164.402(2) (%zu)",
+	    json_array_size(all));
+	inc_pdf_heading(p, s);
+	json_array_foreach(all, i, it) {
+		snprintf(s, sizeof(s), "Assessment %lld by %s at %s (%s): "
+		    "determination %s", (long long)json_integer_value(
+		    json_object_get(it, "id")), inc_s(it, "by"), inc_s(it, "at"),
+		    json_equal(it, in_force) ? "in force" : "superseded",
+		    inc_s(it, "determination"));
+		inc_pdf_wrapped(p, 'l', NULL, s, "    ");
+		f = json_object_get(it, "factors");
+		for (size_t k = 0; k < sizeof(factors) / sizeof(factors[0]); k++) {
+			snprintf(s, sizeof(s), "    %s: %s", factors[k][1],
+			    inc_s(f, factors[k][0]));
+			inc_pdf_wrapped(p, 'l', NULL, s, "      ");
+		}
+	}
+	if (json_array_size(all) == 0)
+		inc_pdf_add(p, 'l', NULL, "Not yet assessed.");
+
+	inc_pdf_heading(p, "Notification of the patient, 164.404");
+	inc_pdf_wrapped(p, 'l', NULL, inc_s(r, "notification"), "");
+}
+
+static int
+inc_pdf_page(void *arg, size_t pageno, size_t npages, struct cover_field *f,
+    char *err, size_t errlen)
+{
+	struct inc_pdf	*p = arg;
+
+	snprintf(p->pg, sizeof(p->pg), "%zu", pageno + 1);
+	snprintf(p->pgs, sizeof(p->pgs), "%zu", npages);
+	f[0] = (struct cover_field){ "org_name", inc_s(p->rep, "organization") };
+	f[1] = (struct cover_field){ "incident", p->id };
+	f[2] = (struct cover_field){ "kind", inc_s(p->rep, "kind") };
+	f[3] = (struct cover_field){ "generated", inc_s(p->rep, "generated") };
+	f[4] = (struct cover_field){ "notify_by", inc_s(p->rep, "notify_by") };
+	f[5] = (struct cover_field){ "page", p->pg };
+	f[6] = (struct cover_field){ "pages", p->pgs };
+	return 7;
+}
+
+static int
+inc_pdf_row(void *arg, size_t i, struct cover_field *f, char *err,
+    size_t errlen)
+{
+	struct inc_pdf_row	*r = &((struct inc_pdf *)arg)->rows[i];
+
+	f[0] = (struct cover_field){ "heading", r->kind == 'h' ? r->text : "" };
+	f[1] = (struct cover_field){ "label", r->kind == 'v' && r->label ?
+	    r->label : "" };
+	f[2] = (struct cover_field){ "value", r->kind == 'v' ? r->text : "" };
+	f[3] = (struct cover_field){ "line", r->kind == 'l' ? r->text : "" };
+	return 4;
+}
+
+static const struct report_layout inc_layout = {
+	.folder = "incident",
+	.item_tpl = "row.tpl",
+	.page_fields = inc_page_fields,
+	.item_fields = inc_row_fields,
+	.title = "Incident report",
+	.page = inc_pdf_page,
+	.item = inc_pdf_row,
+};
+
+int
+incident_report_pdf(json_t *rep, const char *dir, const char *font_dir,
+    struct buf *out, char *err, size_t errlen)
+{
+	struct inc_pdf	 p;
+	int64_t		 gen = 0;
+	size_t		 i;
+	int		 rv;
+
+	memset(&p, 0, sizeof(p));
+	p.rep = rep;
+	snprintf(p.id, sizeof(p.id), "%lld", (long long)json_integer_value(
+	    json_object_get(rep, "incident")));
+	inc_pdf_rows(&p);
+	datetime_parse(inc_s(rep, "generated"), &gen);
+	rv = report_pdf(&inc_layout, dir, font_dir, gen, p.n, &p, out, err,
+	    errlen);
+	for (i = 0; i < p.n; i++) {
+		free(p.rows[i].label);
+		free(p.rows[i].text);
+	}
+	free(p.rows);
+	return rv;
 }

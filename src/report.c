@@ -2,7 +2,8 @@
  * The reports' shared machinery (daemon): paginated PDFs drawn from a
  * page template and an item template (include/report.h), and text
  * wrapped for a terminal.  Used by the accounting of disclosures
- * (src/accounting.c) and the daily reconciliation (src/daily.c).
+ * (src/accounting.c), the daily reconciliation (src/daily.c) and the
+ * incident report (src/incident.c).
  */
 #include <stdio.h>
 #include <stdlib.h>

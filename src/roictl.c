@@ -72,7 +72,7 @@ ROIGATE_DEFAULT_SOCKET "); what you may do depends on your roles.\n"
 "  incident open --job N --kind misdirected|wrong_patient|wrong_documents|exposed|other --note T\n"
 "  incident assess ID --determination low_probability|breach [--nature T] [--person T]\n"
 "                [--acquired T] [--mitigation T]\n"
-"  incident list | show ID | report ID [--format text|json]\n"
+"  incident list | show ID | report ID [--format text|json|pdf] [-o FILE]\n"
 "Retention (role admin):\n"
 "  prune [--dry-run]               remove the sealed records older than [retention]\n"
 "                                  records (six years at least), under a sealed record\n"
@@ -1413,16 +1413,18 @@ incident_opts(int argc, char **argv, json_t *args)
 		{ "mitigation", required_argument, NULL, 'm' },
 		{ "determination", required_argument, NULL, 'D' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "generated", required_argument, NULL, 'g' },
+		{ "output", required_argument, NULL, 'o' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const char *const keys[] = { "j", "job", "k", "kind", "n", "note",
 	    "d", "discovered", "N", "nature", "p", "unauthorized_person",
 	    "a", "acquired_or_viewed", "m", "mitigation", "D", "determination",
-	    "f", "format", NULL };
+	    "f", "format", "g", "generated", "o", "output", NULL };
 	int	ch;
 
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
 		size_t i;
 
 		for (i = 0; keys[i] && keys[i][0] != ch; i += 2)
@@ -1441,12 +1443,24 @@ static int
 cmd_incident(struct roigate *rg, int argc, char **argv)
 {
 	const char	*sub = argc > 1 ? argv[1] : "";
-	json_t		*args = json_object(), *r, *v;
-	const char	*op = "incident-show";
+	json_t		*args = json_object(), *r, *v, *outj = NULL;
+	const char	*op = "incident-show", *out = NULL;
+	char		 fmt[8];
 	size_t		 i;
-	int		 rv, text = 0;
+	int		 rv, report = !strcmp(sub, "report");
 
 	if (incident_opts(argc - 1, argv + 1, args) == -1)
+		goto usage;
+	/* args goes with the request: what is needed after is kept here. */
+	v = json_object_get(args, "format");
+	snprintf(fmt, sizeof(fmt), "%s", v ? json_string_value(v) : json_out ?
+	    "json" : "text");
+	if ((outj = json_incref(json_object_get(args, "output"))))
+		out = json_string_value(outj);
+	json_object_del(args, "output");
+	/* --format, --generated and -o are the report's. */
+	if (!report && (out || json_object_get(args, "format") ||
+	    json_object_get(args, "generated")))
 		goto usage;
 	if (strcmp(sub, "open") == 0) {
 		op = "incident-open";
@@ -1455,28 +1469,27 @@ cmd_incident(struct roigate *rg, int argc, char **argv)
 	} else if (strcmp(sub, "list") == 0) {
 		if (optind != argc - 1)
 			goto usage;
-	} else if (!strcmp(sub, "show") || !strcmp(sub, "assess") ||
-	    !strcmp(sub, "report")) {
+	} else if (!strcmp(sub, "show") || !strcmp(sub, "assess") || report) {
 		if (optind != argc - 2)
 			goto usage;
 		json_object_set_new(args, "incident", json_integer(atoll(argv[argc - 1])));
 		if (!strcmp(sub, "assess"))
 			op = "incident-assess";
-		if (!strcmp(sub, "report")) {
-			v = json_object_get(args, "format");
-			text = !json_out && (v == NULL || !strcmp(json_string_value(v),
-			    "text"));
+		if (report) {
+			if (strcmp(fmt, "text") && strcmp(fmt, "json") &&
+			    strcmp(fmt, "pdf"))
+				goto usage;
+			json_object_set_new(args, "format", json_string(fmt));
 			json_object_set_new(args, "report", json_string("yes"));
 		}
 	} else
 		goto usage;
-	json_object_del(args, "format");
-	if ((rv = call(rg, op, args, &r)) != 0)
+	if ((rv = call(rg, op, args, &r)) != 0) {
+		json_decref(outj);
 		return rv;
-	if (text)
-		fputs(s_(r, "text"), stdout);
-	else if (!strcmp(sub, "report"))
-		print_json(json_object_get(r, "report"));
+	}
+	if (report)
+		rv = report_write(r, fmt, out);
 	else if (!strcmp(sub, "list") && json_out)
 		print_lines(json_object_get(r, "incidents"));
 	else if (!strcmp(sub, "list"))
@@ -1487,8 +1500,10 @@ cmd_incident(struct roigate *rg, int argc, char **argv)
 	else
 		print_json(r);
 	json_decref(r);
-	return 0;
+	json_decref(outj);
+	return rv;
 usage:
+	json_decref(outj);
 	json_decref(args);
 	return EX_USAGE;
 }
@@ -1699,7 +1714,7 @@ static const struct cmd cmds[] = {
 	    "[--discovered D]\n       roictl incident assess ID --determination "
 	    "low_probability|breach\n                [--nature T] [--person T] "
 	    "[--acquired T] [--mitigation T]\n       roictl incident list | show ID "
-	    "| report ID [--format text|json]",
+	    "| report ID [--format text|json|pdf]\n                [-o FILE] [--generated TIME]",
 	    "Incidents (open: role audit or operate; the rest: audit).  K is "
 	    "misdirected,\nwrong_patient, wrong_documents, exposed or other.  A "
 	    "misdirected one disables\nthe recipient and holds every queued, "
@@ -1707,7 +1722,12 @@ static const struct cmd cmds[] = {
 	    "incident.  assess records the four factors of\n164.402(2) (prefilled "
 	    "from the log when not given) and the determination;\na new assessment "
 	    "supersedes, never edits.  report: what the patient's\nnotification "
-	    "needs and the 60-day deadline from discovery.  See docs/incidents.md." },
+	    "needs (what happened, when it was discovered, what was\ndisclosed, to "
+	    "whom, what was done, the assessments) and the 60-day deadline\nfrom "
+	    "discovery; the PDF is drawn from templates/incident/.  --generated "
+	    "TIME\nfixes the report's time (the same inputs give the same bytes).  "
+	    "The SHA-256\nof the report goes into the audit log.  See "
+	    "docs/incidents.md." },
 	{ "recipient", cmd_recipient, "recipient add ID --name N --transport T "
 	    "--address A [--organization O] [--param K=V]...\n       roictl recipient "
 	    "list | show ID | disable ID\n       roictl recipient verify ID [--yes | "

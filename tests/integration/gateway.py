@@ -81,6 +81,54 @@ def pdf_pages(path):
     return int(re.search(r"^Pages:\s+(\d+)", out, re.M).group(1))
 
 
+def report_pdf(gw, tmp_path, *args):
+    """A report's PDF, `roictl ARGS --format pdf -o FILE` twice: the same
+    bytes both times, the file its writer's alone (0600), a link put in its
+    place not followed, and qpdf --check content.  (bytes, pdftotext
+    -layout's text)."""
+    a, b = str(tmp_path / "a.pdf"), str(tmp_path / "b.pdf")
+    for out in (a, b):
+        gw.roictl(*args, "--format", "pdf", "-o", out, check=0)
+    data = open(a, "rb").read()
+    assert data == open(b, "rb").read(), "same inputs, different bytes"
+    assert os.stat(a).st_mode & 0o777 == 0o600
+    link = str(tmp_path / "link.pdf")
+    os.symlink(str(tmp_path / "elsewhere.pdf"), link)
+    r = gw.roictl(*args, "--format", "pdf", "-o", link)
+    assert r.returncode == 73 and not os.path.exists(tmp_path / "elsewhere.pdf")
+    subprocess.run(["qpdf", "--check", a], check=True, capture_output=True)
+    text = subprocess.run(["pdftotext", "-layout", a, "-"], check=True,
+                          capture_output=True, text=True).stdout
+    return data, text
+
+
+def report_paginated(gw, tmp_path, folder, *args):
+    """A report's PDF (`roictl ARGS --format pdf -o FILE`) drawn from a copy
+    of the templates whose FOLDER/page.tpl has room for five rows a page:
+    three pages at least, "Page X of Y" right, qpdf --check content.  The
+    daemon is restarted on the copy.  pdftotext's text."""
+    tpl = str(tmp_path / "templates")
+    shutil.copytree(TEMPLATES, tpl)
+    page = os.path.join(tpl, folder, "page.tpl")
+    with open(page) as f:
+        src = f.read()
+    with open(page, "w") as f:
+        f.write(src.replace("#! area 130 740", "#! area 130 200"))
+    gw.stop()
+    gw.settings["daemon"]["template_dir"] = tpl
+    gw.write_conf()
+    gw.start()
+    out = str(tmp_path / "p.pdf")
+    gw.roictl(*args, "--format", "pdf", "-o", out, check=0)
+    text = subprocess.run(["pdftotext", out, "-"], check=True,
+                          capture_output=True, text=True).stdout
+    n = int(re.search(r"Page 1 of (\d+)", text).group(1))
+    assert n >= 3 and f"Page {n} of {n}" in text
+    assert f"Page {n + 1} " not in text
+    subprocess.run(["qpdf", "--check", out], check=True, capture_output=True)
+    return text
+
+
 def sample_manifest():
     with open(os.path.join(SAMPLE, "manifest.json"), encoding="utf-8") as f:
         return json.load(f)

@@ -13,14 +13,12 @@ with ROIGATE_GOLDEN_UPDATE=1 and read the diff.
 import datetime
 import hashlib
 import json
-import os
 import re
-import shutil
-import subprocess
 
 import pytest
 
-from gateway import TEMPLATES, Packet, golden, wait_for, wait_state
+from gateway import (Packet, golden, report_paginated, report_pdf, wait_for,
+                     wait_state)
 # The fax API stand-in and its certificates, as the fax tests have them.
 from test_fax import add_fax, api, fax_gateway, pki  # noqa: F401
 
@@ -126,16 +124,8 @@ def test_another_day_and_bad_dates(day):
 
 
 def test_pdf_is_checked_deterministic_and_audited(day, tmp_path):
-    a, b = str(tmp_path / "a.pdf"), str(tmp_path / "b.pdf")
-    for out in (a, b):
-        day.roictl("report", "daily", "--format", "pdf", "--generated",
-                   GENERATED, "-o", out, check=0)
-    data = open(a, "rb").read()
-    assert data == open(b, "rb").read(), "same inputs, different bytes"
-    assert os.stat(a).st_mode & 0o777 == 0o600
-    subprocess.run(["qpdf", "--check", a], check=True, capture_output=True)
-    text = subprocess.run(["pdftotext", "-layout", a, "-"], check=True,
-                          capture_output=True, text=True).stdout
+    data, text = report_pdf(day, tmp_path, "report", "daily", "--generated",
+                            GENERATED)
     today = datetime.date.today().isoformat()
     for s in ("Example Hospital HIM", f"Daily reconciliation: {today}",
               "Page 1 of 1", GENERATED, "records-desk", "clinic-fax",
@@ -148,35 +138,10 @@ def test_pdf_is_checked_deterministic_and_audited(day, tmp_path):
             if x.get("op") == "report-daily" and x.get("outcome") == "ok"]
     assert rows and sha in rows[-1]["detail"]
     assert f"daily report {today}" == rows[-1]["target"]
-    # It may name requests: the file is its writer's alone, and a link put
-    # in its place is not followed.
-    link = str(tmp_path / "link.pdf")
-    os.symlink(str(tmp_path / "elsewhere.pdf"), link)
-    r = day.roictl("report", "daily", "--format", "pdf", "-o", link)
-    assert r.returncode == 73 and not os.path.exists(tmp_path / "elsewhere.pdf")
 
 
 def test_pdf_paginates_from_an_edited_template(day, tmp_path):
-    tpl = str(tmp_path / "templates")
-    shutil.copytree(TEMPLATES, tpl)
-    page = os.path.join(tpl, "daily", "page.tpl")
-    with open(page) as f:
-        src = f.read()
-    # Room for five rows a page.
-    with open(page, "w") as f:
-        f.write(src.replace("#! area 130 740", "#! area 130 200"))
-    day.stop()
-    day.settings["daemon"]["template_dir"] = tpl
-    day.write_conf()
-    day.start()
-    out = str(tmp_path / "p.pdf")
-    day.roictl("report", "daily", "--format", "pdf", "-o", out, check=0)
-    text = subprocess.run(["pdftotext", out, "-"], check=True,
-                          capture_output=True, text=True).stdout
-    n = int(re.search(r"Page 1 of (\d+)", text).group(1))
-    assert n >= 3 and f"Page {n} of {n}" in text
-    assert f"Page {n + 1} " not in text
-    subprocess.run(["qpdf", "--check", out], check=True, capture_output=True)
+    report_paginated(day, tmp_path, "daily", "report", "daily")
 
 
 @pytest.mark.parametrize("tz", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])

@@ -2,17 +2,39 @@
 its waiting jobs held, each change naming the incident), the four-factor
 assessment is prefilled from the log and superseded, never edited, and the
 report gives the 60-day deadline from discovery.  Sealed records."""
-import datetime
-import json
+import hashlib
 import os
 import sqlite3
 
 import pytest
 
-from gateway import Packet, wait_for, wait_state
+from gateway import Packet, report_paginated, report_pdf, wait_for, wait_state
 
 
-def test_misdirected_is_contained_assessed_and_reported(gw):
+def check_pdf(gw, tmp_path):
+    """The PDF of incident 1 (report_pdf checks the file): what the
+    notification needs; its SHA-256 in the audit log."""
+    generated = "2026-12-01T09:00:00Z"
+    data, text = report_pdf(gw, tmp_path, "incident", "report", "1",
+                            "--generated", generated)
+    for s in ("Health Information Management", "Incident 1 (misdirected)",
+              "Page 1 of 1", generated, "faxed to the wrong clinic",
+              "Discovered", "2026-11-30T00:00:00Z",
+              "Notify by", "2027-01-29T00:00:00Z", "60 days from discovery",
+              "Wrong Clinic at slow:4000 (fax-x)", "lab (2026-10-14)",
+              "TEST-000123", "recipient fax-x disabled",
+              "Disclosures involved (", "superseded",
+              "(in force)", "determination low_probability",
+              "confirmed in writing it destroyed", "not required"):
+        assert s in text, f"{s!r} not in the PDF"
+    sha = hashlib.sha256(data).hexdigest()
+    rows = [x for x in gw.jsonl("audit", "--limit", "1000")
+            if x.get("op") == "incident-show" and x.get("outcome") == "ok"]
+    assert rows and sha in rows[-1]["detail"], rows[-1:]
+    assert rows[-1]["target"] == "incident 1"
+
+
+def test_misdirected_is_contained_assessed_and_reported(gw, tmp_path):
     gw.roictl("recipient", "add", "fax-x", "--name", "Wrong Clinic",
               "--transport", "flaky", "--address", "slow:4000",
               "--param", "max_concurrent=1", check=0)
@@ -58,6 +80,9 @@ def test_misdirected_is_contained_assessed_and_reported(gw):
     assert "not required" in rep["notification"]
     text = gw.roictl("incident", "report", "1", check=0).stdout
     assert "Notify by: 2027-01-29" in text and "destroyed the pages" in text
+    assert "Disclosed to: Wrong Clinic at slow:4000 (fax-x)" in text
+    assert "What was done: recipient fax-x disabled" in text
+    check_pdf(gw, tmp_path)
     assert [x["id"] for x in gw.jsonl("incident", "list")] == [1]
     with sqlite3.connect(os.path.join(gw.state, "roigate.db")) as db:
         for t in ("incidents", "assessments"):
@@ -77,3 +102,20 @@ def test_incident_arguments(gw):
     r = gw.roictl("incident", "assess", "7", "--determination", "maybe")
     assert r.returncode in (64, 65, 67)
     assert gw.roictl("incident", "--help", check=0).stdout.count("164.402")
+    assert gw.roictl("incident", "report", "1", "--format",
+                     "docx").returncode == 64
+    assert gw.roictl("incident", "list", "-o", "x.pdf").returncode == 64
+    r = gw.call("incident-show", incident=1, report="yes", format="docx")
+    assert r["code"] == "bad_request"
+
+
+def test_report_pdf_paginates_from_an_edited_template(gw, tmp_path):
+    gw.drop(Packet("INC-PAGES"))
+    wait_state(gw, "INC-PAGES", "delivered")
+    job = [j["id"] for j in gw.jobs()][0]
+    gw.json("incident", "open", "--job", str(job), "--kind", "wrong_documents",
+            "--note", "the discharge summary was not asked for")
+    gw.json("incident", "assess", "1", "--determination", "breach")
+    text = report_paginated(gw, tmp_path, "incident", "incident", "report",
+                            "1")
+    assert "the discharge summary was not asked for" in text
