@@ -116,8 +116,15 @@ def test_program_gets_the_alert_as_json(tmp_path):
         gw.drop(Packet("ROI-AL-PF", recipient="broken"))
         j = wait_state(gw, "ROI-AL-PF", ("failed", "held"))
         assert j["state"] == "failed"
-        wait_for("the program's alert", lambda: len(os.listdir(got)) >= 1, 20)
-        a = json.loads(open(os.path.join(got, os.listdir(got)[0])).read())
+        def alert():
+            # The program writes its file as it reads: whole once it parses.
+            for n in os.listdir(got):
+                try:
+                    return json.loads(open(os.path.join(got, n)).read())
+                except ValueError:
+                    pass
+            return None
+        a = wait_for("the program's alert", alert, 20)
         assert a["status"] == "firing" and a["rule"] == "failed"
         assert a["subject"] == "transport flaky" and a["jobs"] == [j["id"]]
         assert a["source"] == "roigate" and a["instance"] == gw.instance()
@@ -125,9 +132,15 @@ def test_program_gets_the_alert_as_json(tmp_path):
         gw.add_recipient("fine", transport="flaky", address="ok")
         gw.drop(Packet("ROI-AL-OK", recipient="fine"))
         wait_state(gw, "ROI-AL-OK", "delivered")
-        wait_for("the resolution", lambda: len(os.listdir(got)) >= 2, 20)
-        states = sorted(json.load(open(os.path.join(got, n)))["status"]
-                        for n in os.listdir(got))
-        assert states == ["firing", "resolved"]
+        def alerts():
+            out = []
+            for n in os.listdir(got):
+                try:
+                    out.append(json.load(open(os.path.join(got, n)))["status"])
+                except ValueError:
+                    return None             # one still being written
+            return out if len(out) >= 2 else None
+        assert sorted(wait_for("the resolution", alerts, 20)) == ["firing",
+                                                                 "resolved"]
     finally:
         gw.stop()

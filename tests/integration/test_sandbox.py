@@ -227,6 +227,11 @@ def test_intake_probe_is_sandboxed(gateway_factory):
     os.rename(folder, os.path.join(gw.incoming, "slow"))
     probe = wait_for("the document reader", lambda: descendants(gw.proc.pid),
                      timeout=20)[0]
+    # Caught just after its fork it may still be entering the sandbox (it
+    # does so before reading a byte): the slow document keeps it reading
+    # for seconds, so it must be seen in the sandbox well before it ends.
+    wait_for("the document reader in its sandbox",
+             lambda: status(probe)["Seccomp"] == "2", timeout=5)
     st = status(probe)
     assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2", st
     assert not [f for f in fds(probe) if "roigate.db" in f or os.path.isdir(f)]
