@@ -1156,6 +1156,9 @@ cmd_watch(struct roigate *rg, int argc, char **argv)
 		fprintf(stderr, "roictl: watch needs a terminal\n");
 		return EX_USAGE;
 	}
+	/* A frame is written whole at its fflush, not line by line between
+	 * the daemon's answers (a half-drawn screen, and flicker). */
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 	tcgetattr(STDIN_FILENO, &watch_saved);
 	raw = watch_saved;
 	raw.c_lflag &= ~(ICANON | ECHO);
