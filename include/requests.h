@@ -16,6 +16,9 @@
 
 /* The open requests, oldest first; NULL and err on failure. */
 json_t	*requests_open(int64_t now, char *err, size_t errlen);
+/* The oldest open request's age in local calendar days (what status
+ * shows): 1, 0 if none is open, -1 on error. */
+int	 requests_oldest_age(int64_t now, int64_t *days);
 /* Record the one extension of an open patient-access request. */
 int	 requests_extend(const char *id, const char *reason, const char *actor,
 	    int *notfound, char *err, size_t errlen);

@@ -452,6 +452,9 @@ typedef int (*store_row_cb)(const char *const *values, int n, void *arg);
  * failure after the last delivery), each with the ids of its jobs ("4,5",
  * in no order) and the manifest of its newest job.  The jobs table is
  * grouped by its columns; only open requests' manifests are read. */
+/* The received_on (YYYY-MM-DD) of the oldest open request: 1, 0 if
+ * none is open, -1 on error. */
+int	store_oldest_open_request(struct store *, char *received_on, size_t);
 typedef int (*store_open_request_cb)(const char *request_id, const char *jobs,
 	    const char *manifest, void *arg);
 int	store_open_requests(struct store *, store_open_request_cb, void *);

@@ -245,13 +245,19 @@ op_status(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 	    "draining", rg->draining, "instance", rg->instance);
 	if (sees_all_jobs(p)) {
 		/* The oldest open request's age in days (docs/requests.md). */
-		char	 err[256];
-		json_t	*open = requests_open(now, err, sizeof(err));
+		int64_t	days;
+		int	rv = requests_oldest_age(now, &days);
 
+		if (rv == -1) {
+			json_decref(r->result);
+			r->result = NULL;
+			fail(r, "unavailable", "cannot read the open requests: "
+			    "%.200s", store_errmsg(rg->store));
+			store_status_free(&st);
+			return;
+		}
 		json_object_set_new(r->result, "oldest_open_request_age",
-		    json_array_size(open) ? json_incref(json_object_get(
-		    json_array_get(open, 0), "age_days")) : json_null());
-		json_decref(open);
+		    rv == 1 ? json_integer(days) : json_null());
 	}
 	store_status_free(&st);
 }

@@ -155,6 +155,21 @@ req_deadline(json_t *o, int64_t now)
 	json_object_set_new(o, "overdue", json_boolean(today > due_at));
 }
 
+int
+requests_oldest_age(int64_t now, int64_t *days)
+{
+	char	recv[32];
+	int64_t	t;
+	int	rv;
+
+	if ((rv = store_oldest_open_request(rg->store, recv, sizeof(recv))) != 1)
+		return rv;
+	if (datetime_parse(recv, &t) == -1)
+		return 0;
+	*days = (req_day(now, 1) - req_day(t, 0)) / 86400;
+	return 1;
+}
+
 json_t *
 requests_open(int64_t now, char *err, size_t errlen)
 {

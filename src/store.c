@@ -255,6 +255,18 @@ static const char *const migrations[] = {
 	"CREATE INDEX jobs_request ON jobs(request_ref);"
 	"CREATE INDEX jobs_request_undelivered ON jobs(request_ref)"
 	" WHERE state <> 'delivered';",
+
+	/*
+	 * 13: the oldest open request for `roictl status` by one walk of an
+	 * index from the oldest undelivered job's request (its received_on,
+	 * YYYY-MM-DD as the manifest parser insists, read from the job's own
+	 * manifest), not by reading the manifest of every open request
+	 * (200,000 waiting took 2.2 s a status).
+	 */
+	"ALTER TABLE jobs ADD COLUMN request_received_on TEXT GENERATED ALWAYS"
+	" AS (json_extract(manifest, '$.request.received_on')) VIRTUAL;"
+	"CREATE INDEX jobs_request_age ON jobs(request_received_on)"
+	" WHERE state <> 'delivered' AND request_ref IS NOT NULL;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -2742,6 +2754,66 @@ store_day_events(struct store *s, int64_t from, int64_t to, store_day_cb cb,
 			break;
 	}
 	return rows_end(s, st, rc);
+}
+
+/* Is request ref open (as store_open_requests decides)?  1, 0 or -1. */
+static int
+request_is_open(struct store *s, const char *ref)
+{
+	sqlite3_stmt	*st = prep(s, "SELECT"
+	    " MAX(CASE WHEN state = 'delivered' THEN id END) AS delivered,"
+	    " MAX(CASE WHEN state = 'failed' THEN id END) AS failed,"
+	    " SUM(state NOT IN ('delivered', 'failed', 'cancelled')) AS pending"
+	    " FROM jobs WHERE request_ref = ?");
+	int		 rc, open = 0;
+
+	if (st == NULL)
+		return -1;
+	bind_text(st, 1, ref);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		open = sqlite3_column_type(st, 0) == SQLITE_NULL ||
+		    sqlite3_column_int64(st, 2) > 0 ||
+		    sqlite3_column_int64(st, 1) > sqlite3_column_int64(st, 0);
+	else {
+		seterr(s);
+		open = -1;
+	}
+	sqlite3_finalize(st);
+	return open;
+}
+
+int
+store_oldest_open_request(struct store *s, char *received_on, size_t len)
+{
+	/* Every open request has an undelivered job: the first such job, by
+	 * its request's date, whose request is open is the oldest. */
+	sqlite3_stmt	*st = prep(s, "SELECT request_ref, request_received_on"
+	    " FROM jobs INDEXED BY jobs_request_age WHERE state <> 'delivered'"
+	    " AND request_ref IS NOT NULL AND request_received_on IS NOT NULL"
+	    " ORDER BY request_received_on");
+	int		 rc, rv = 0, open;
+
+	if (st == NULL)
+		return -1;
+	while (rv == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *ref = (const char *)sqlite3_column_text(st, 0);
+
+		if (ref == NULL || ref[0] == '\0')
+			continue;
+		if ((open = request_is_open(s, ref)) == -1)
+			rv = -1;
+		else if (open) {
+			strlcpy_(received_on, (const char *)sqlite3_column_text(st,
+			    1), len);
+			rv = 1;
+		}
+	}
+	if (rv == 0 && rc != SQLITE_DONE) {
+		seterr(s);
+		rv = -1;
+	}
+	sqlite3_finalize(st);
+	return rv;
 }
 
 int

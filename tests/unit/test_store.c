@@ -94,14 +94,14 @@ test_open_sets_wal_and_schema(void **state)
 	mode = raw_text(f->path, "PRAGMA journal_mode");
 	assert_string_equal(mode, "wal");
 	free(mode);
-	assert_int_equal(store_schema_version(f->s), 12);
+	assert_int_equal(store_schema_version(f->s), 13);
 	mode = raw_text(f->path, "PRAGMA user_version");
-	assert_string_equal(mode, "12");
+	assert_string_equal(mode, "13");
 	free(mode);
 	/* Opening again migrates nothing and keeps the version. */
 	again = store_open(f->path, err, sizeof(err));
 	assert_non_null(again);
-	assert_int_equal(store_schema_version(again), 12);
+	assert_int_equal(store_schema_version(again), 13);
 	store_close(again);
 }
 
