@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -352,9 +353,18 @@ open_store(int init)
 		fatalx("state_dir too long");
 	if ((lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
 		fatal("cannot open %s", path);
-	if (flock(lockfd, LOCK_EX | LOCK_NB) == -1)
-		fatalx("another roigated is already running on %s",
-		    rg->conf->state_dir);
+	/* The processes of a roigated just killed hold it a moment longer
+	 * (they die with it, PR_SET_PDEATHSIG, but a sender must be gone
+	 * before anything is sent again): wait for them, 10 s at most. */
+	for (int tries = 0; flock(lockfd, LOCK_EX | LOCK_NB) == -1; tries++) {
+		if (errno != EWOULDBLOCK || tries == 200)
+			fatalx("another roigated is already running on %s",
+			    rg->conf->state_dir);
+		if (tries == 0)
+			log_info("waiting for the processes of an earlier "
+			    "roigated on %s to exit", rg->conf->state_dir);
+		(void)poll(NULL, 0, 50);
+	}
 	if (bsnprintf(path, sizeof(path), "%s/roigate.db", rg->conf->state_dir) == -1)
 		fatalx("state_dir too long");
 	if (lstat(path, &st) == -1 || st.st_size == 0)
