@@ -31,8 +31,9 @@ int	ocr_init(const char *datadir, char *err, size_t errlen);
 int	ocr_ready(void);
 /* Before the sandbox: Tesseract's messages to stderr, not to a file. */
 void	ocr_sandboxed(void);
-/* The words of an 8-bit gray image at dpi.  0, or -1 (not initialized,
- * or Tesseract failed). */
+/* The words of an 8-bit gray image at dpi, read where it is not white
+ * (none in an image white all over), their boxes in the image's pixels.
+ * 0, or -1 (not initialized, or Tesseract failed). */
 int	ocr_read(const unsigned char *gray, int w, int h, int stride, int dpi,
 	    struct ocr_page *out);
 /* A rectangle of an image, in its pixels. */

@@ -9,6 +9,7 @@
  * is opened; pages are read one at a time and the handle is cleared after
  * each, so memory stays that of one page.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,26 +108,79 @@ ocr_collect(TessResultIterator *it, struct ocr_page *out)
 	} while (TessResultIteratorNext(it, RIL_WORD));
 }
 
+/* Is row y of the image white (255) from x0 to x1 (excluded)? */
+static int
+ocr_row_white(const unsigned char *row, int x0, int x1)
+{
+	uint64_t	v;
+	int		x = x0;
+
+	for (; x < x1 && (x & 7); x++)
+		if (row[x] != 255)
+			return 0;
+	for (; x + 8 <= x1; x += 8) {
+		memcpy(&v, row + x, 8);
+		if (v != UINT64_MAX)
+			return 0;
+	}
+	for (; x < x1; x++)
+		if (row[x] != 255)
+			return 0;
+	return 1;
+}
+
+/*
+ * The smallest rectangle that holds every pixel that is not pure white,
+ * grown by pad pixels on each side (within the image): what Tesseract has
+ * to read.  Paper where nothing was drawn holds no word, and a page's
+ * margins and blank half cost Tesseract as much as its text (it
+ * thresholds and segments every pixel it is given).  0 for an image that
+ * is white all over.
+ */
+static int
+ocr_ink(const unsigned char *gray, int w, int h, int stride, int pad,
+    struct ocr_rect *r)
+{
+	int	top = 0, bottom = h, left = w, right = 0, x;
+
+	while (top < h && ocr_row_white(gray + (size_t)top * stride, 0, w))
+		top++;
+	if (top == h)
+		return 0;
+	while (ocr_row_white(gray + (size_t)(bottom - 1) * stride, 0, w))
+		bottom--;
+	for (int y = top; y < bottom; y++) {
+		const unsigned char *row = gray + (size_t)y * stride;
+
+		/* Only what could widen the box is looked at. */
+		for (x = 0; x < left && row[x] == 255; x++)
+			;
+		left = x < left ? x : left;
+		for (x = w - 1; x >= right && row[x] == 255; x--)
+			;
+		right = x + 1 > right ? x + 1 : right;
+	}
+	r->x = left > pad ? left - pad : 0;
+	r->y = top > pad ? top - pad : 0;
+	r->w = (right + pad < w ? right + pad : w) - r->x;
+	r->h = (bottom + pad < h ? bottom + pad : h) - r->y;
+	return 1;
+}
+
 int
 ocr_read(const unsigned char *gray, int w, int h, int stride, int dpi,
     struct ocr_page *out)
 {
-	TessResultIterator	*it;
-	int			 rv = 0;
+	struct ocr_rect	r;
 
 	memset(out, 0, sizeof(*out));
 	if (ocr_api == NULL)
 		return -1;
-	TessBaseAPISetImage(ocr_api, gray, w, h, 1, stride);
-	TessBaseAPISetSourceResolution(ocr_api, dpi);
-	if (TessBaseAPIRecognize(ocr_api, NULL) != 0)
-		rv = -1;
-	else if ((it = TessBaseAPIGetIterator(ocr_api)) != NULL) {
-		ocr_collect(it, out);
-		TessResultIteratorDelete(it);
-	}
-	TessBaseAPIClear(ocr_api);
-	return rv;
+	/* A sixth of an inch of paper around the ink: room for Tesseract to
+	 * see each line's edges, as on the page. */
+	if (!ocr_ink(gray, w, h, stride, dpi / 6, &r))
+		return 0;
+	return ocr_read_rects(gray, w, h, stride, dpi, &r, 1, out);
 }
 
 int
