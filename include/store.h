@@ -379,6 +379,7 @@ struct store_sealed_row {
 	char		 mac[65];	/* "" if none (written before sealing) */
 	const char	*canonical;	/* the netstrings hashed after prev_hash */
 	size_t		 canonical_len;
+	int		 malformed;	/* a value not of its column's type */
 };
 typedef int (*store_sealed_cb)(const struct store_sealed_row *, void *arg);
 /* Rows with seq > after, in order; the callback's non-zero stops. */

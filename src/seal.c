@@ -640,6 +640,10 @@ verify_row(const struct store_sealed_row *r, void *arg)
 		return vbad(vs, "%s entry %lld: previous-hash link broken (entry "
 		    "%lld was altered or removed)", table_words(vs->t),
 		    (long long)r->seq, (long long)r->seq - 1);
+	if (r->malformed)
+		return vbad(vs, "%s entry %lld: a field holds a value of the wrong "
+		    "type, or its hash or mark is not 64 characters (edited outside "
+		    "roigate)", table_words(vs->t), (long long)r->seq);
 	c = sha256_new();
 	sha256_update(c, r->prev_hash, strlen(r->prev_hash));
 	sha256_update(c, r->canonical, r->canonical_len);

@@ -1,0 +1,97 @@
+"""Attacks on sealed evidence by the daemon's own user (it can write
+roigate.db and seal.key, not the verification key): edits that a hash over
+the columns' text cannot see, and cuts that a checkpoint names.  What the
+verifiers must say for each (docs/disclosure-log.md)."""
+import os
+import sqlite3
+import subprocess
+
+from gateway import BUILD, Packet, wait_state
+from test_sealing import drop_triggers, sealed_gateway, verify, wait_sealed
+
+MRN = "TEST-000123"
+
+
+def accountable(g, n, prefix):
+    """n deliveries that the accounting of disclosures lists (a subpoena:
+    not exempt)."""
+    for i in range(n):
+        p = Packet(f"{prefix}-{i}")
+        p.manifest["basis"] = "subpoena"
+        g.drop(p)
+    for i in range(n):
+        wait_state(g, f"{prefix}-{i}", "delivered", timeout=60)
+
+
+def copy_db(g, name):
+    path = os.path.join(g.root, name)
+    src = sqlite3.connect(os.path.join(g.state, "roigate.db"))
+    dst = sqlite3.connect(path)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    return path
+
+
+def tampered_copy(g, name, table, *sql):
+    """A copy of the stopped gateway's database in its own folder, edited
+    with the daemon's rights (the table's triggers dropped)."""
+    folder = os.path.join(g.root, name)
+    os.makedirs(folder)
+    path = copy_db(g, os.path.join(name, "roigate.db"))
+    with sqlite3.connect(path) as db:
+        drop_triggers(db, table)
+        for q in sql:
+            db.execute(q)
+    db.close()
+    return path
+
+
+def run_verify(g, keyfile, path, *extra):
+    return subprocess.run([os.path.join(BUILD, "roigate-verify"), "--db", path,
+                           "--key-file", keyfile, *extra], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_a_value_the_hash_reads_as_the_same_text_is_found(gateway_factory):
+    """A blob holding a value's very bytes hashes the same, but SQL compares
+    it otherwise: an assessment whose incident number is the blob '1' is no
+    longer found for incident 1.  A hash or mark with bytes after its 64
+    characters reads back cut.  Every sealed table, not only the
+    disclosure log."""
+    g, keyfile = sealed_gateway(gateway_factory)
+    accountable(g, 1, "ROI-B")
+    g.roictl("incident", "open", "--job", "1", "--kind", "misdirected",
+             "--note", "faxed to the wrong clinic", "--discovered",
+             "2026-11-30", check=0)
+    g.roictl("incident", "assess", "1", "--determination", "breach", check=0)
+    g.roictl("accounting", "suspend", "--agency", "state-oversight",
+             "--until", "2099-01-01", "--mrn", MRN, check=0)
+    wait_sealed(g, 1, "assessments")
+    wait_sealed(g, 1, "suspensions")
+    assert g.stop() == 0
+    r = verify(g, keyfile)
+    assert r.returncode == 0, r.stderr
+    cases = [
+        ("assessments", "assessments entry 1",
+         "UPDATE assessments SET incident = CAST('1' AS BLOB) WHERE seq = 1"),
+        ("suspensions", "suspensions entry 1",
+         "UPDATE suspensions SET mrn = CAST(mrn AS BLOB) WHERE seq = 1"),
+        ("incidents", "incidents entry 1",
+         "UPDATE incidents SET recipient_id = CAST(recipient_id AS BLOB)"),
+        ("audit", "audit log entry 3",
+         "UPDATE audit SET mac = mac || 'x' WHERE id = 3"),
+        ("disclosures", "disclosure log entry 2",
+         "UPDATE disclosures SET hash = hash || 'x' WHERE seq = 2"),
+    ]
+    for i, (table, named, sql) in enumerate(cases):
+        path = tampered_copy(g, f"copy{i}", table, sql)
+        if table == "assessments":
+            with sqlite3.connect(path) as db:
+                assert db.execute("SELECT COUNT(*) FROM assessments WHERE"
+                                  " incident = 1").fetchone()[0] == 0
+            db.close()
+        r = run_verify(g, keyfile, path)
+        assert r.returncode == 65, (table, r)
+        assert f"TAMPERED: {named}: a field holds a value of the wrong type" \
+            in r.stderr, (table, r.stderr)
