@@ -391,6 +391,10 @@ int	store_sealed_last(struct store *, enum store_sealed, int64_t *seq,
 /* The hash of row seq: 1, 0 if there is no such row, -1. */
 int	store_sealed_hash_at(struct store *, enum store_sealed, int64_t seq,
 	    char hash[65]);
+/* SQLite's integrity_check of the table and its indexes: 1 (the first
+ * problem in why), 0 sound, -1. */
+int	store_sealed_integrity(struct store *, enum store_sealed, char *why,
+	    size_t whylen);
 /* Append a row: values are the canonical columns after the sequence, as
  * text (NULL allowed); seq, prev_hash, hash and mac are filled in. */
 int	store_sealed_append(struct store *, enum store_sealed,

@@ -887,6 +887,24 @@ seal_verify(struct store *st, const uint8_t vkey[SEAL_KEY_LEN],
 	}
 	if (vs.bad)
 		goto done;
+	for (int t = 0; t < STORE_SEALED_N; t++) {
+		char why[256];
+		int rc = store_sealed_integrity(st, t, why, sizeof(why));
+
+		if (rc == 0)
+			continue;
+		if (rc == -1) {
+			v->code = SEAL_ERROR;
+			bsnprintf(v->msg, sizeof(v->msg), "cannot check the %s's "
+			    "indexes: %.300s", table_words(t), store_errmsg(st));
+		} else
+			vbad(&vs, "the %s's file structure is not sound (SQLite: %s): "
+			    "an index that leaves entries out hides them from the "
+			    "queries that read it, such as the accounting of "
+			    "disclosures; the file was edited outside roigate",
+			    table_words(t), why);
+		goto done;
+	}
 	if ((head = store_disclosure_malformed(st)) == -1) {
 		bsnprintf(v->msg, sizeof(v->msg), "cannot check the disclosure "
 		    "log's fields: %.200s", store_errmsg(st));

@@ -2,7 +2,9 @@
 roigate.db and seal.key, not the verification key): edits that a hash over
 the columns' text cannot see, and cuts that a checkpoint names.  What the
 verifiers must say for each (docs/disclosure-log.md)."""
+import json
 import os
+import re
 import sqlite3
 import subprocess
 
@@ -95,3 +97,40 @@ def test_a_value_the_hash_reads_as_the_same_text_is_found(gateway_factory):
         assert r.returncode == 65, (table, r)
         assert f"TAMPERED: {named}: a field holds a value of the wrong type" \
             in r.stderr, (table, r.stderr)
+
+
+def test_an_index_that_leaves_an_entry_out_is_found(gateway_factory):
+    """The chains are read from the table, the accounting of one patient
+    from an index: an index rebuilt without job 2's entries (and declared as
+    the whole one again) hides that disclosure from the accounting while
+    every hash, mark and seal still holds."""
+    g, keyfile = sealed_gateway(gateway_factory)
+    accountable(g, 2, "ROI-X")
+    wait_sealed(g, 4)
+
+    def listed():
+        rep = json.loads(g.roictl("accounting", "--mrn", MRN, "--format",
+                                  "json", check=0).stdout)
+        return sum(e.get("count", 1) for e in rep["entries"])
+    assert listed() == 2
+    assert g.stop() == 0
+    with sqlite3.connect(os.path.join(g.state, "roigate.db")) as db:
+        sql = db.execute("SELECT sql FROM sqlite_master WHERE name ="
+                         " 'disclosures_accounting'").fetchone()[0]
+        db.execute("DROP INDEX disclosures_accounting")
+        db.execute(sql + " WHERE job_id <> 2")
+        db.execute("PRAGMA writable_schema = ON")
+        db.execute("UPDATE sqlite_master SET sql = ? WHERE name ="
+                   " 'disclosures_accounting'", (sql,))
+    db.close()
+    g.start()
+    assert listed() == 1                # what the attack is for
+    r = g.roictl("verify-log", "--key-file", keyfile)
+    assert r.returncode == 65, r
+    assert re.search(r"row \d+ missing from index disclosures_accounting",
+                     r.stderr), r
+    assert g.stop() == 0
+    r = verify(g, keyfile)
+    assert r.returncode == 65, r
+    assert "TAMPERED: the disclosure log's file structure is not sound" \
+        in r.stderr and "accounting" in r.stderr, r.stderr
