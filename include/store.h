@@ -419,6 +419,8 @@ struct store_seal {
 int	store_seal_insert(struct store *, const struct store_seal *);
 /* 1 and the newest seal, 0 if none, -1. */
 int	store_seal_last(struct store *, struct store_seal *);
+/* The seal of one epoch: 1, 0 if there is none, -1. */
+int	store_seal_at(struct store *, int64_t epoch, char seal[65]);
 typedef int (*store_seal_cb)(const struct store_seal *, void *arg);
 /* All seals by epoch (or only the newest); non-zero from cb stops. */
 int	store_seal_iter(struct store *, int newest_only, store_seal_cb, void *arg);

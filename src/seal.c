@@ -971,6 +971,7 @@ seal_checkpoint_verify(struct store *st, const char *line, char *msg,
 	char	*copy = xstrdup(line), *tok, *save = NULL, *eq, hash[65];
 	char	 inst[STORE_INSTANCE_LEN + 1];
 	struct store_prune pr;
+	long long epoch = -1;
 	int	 rv = -1, seen = 0;
 
 	if (store_instance_id(st, inst) == -1 || store_prune_last(st, &pr) == -1) {
@@ -987,6 +988,31 @@ seal_checkpoint_verify(struct store *st, const char *line, char *msg,
 		if ((eq = strchr(tok, '=')) == NULL)
 			continue;
 		*eq++ = '\0';
+		if (strcmp(tok, "epoch") == 0 && sscanf(eq, "%lld", &epoch) != 1) {
+			bsnprintf(msg, msglen, "the checkpoint line is damaged");
+			goto fail;
+		}
+		/* Seals are never pruned: the one named must still be there,
+		 * or the seals after the last entry were cut off. */
+		if (strcmp(tok, "seal") == 0 && epoch >= 0) {
+			int rc = store_seal_at(st, epoch, hash);
+
+			if (rc == -1) {
+				bsnprintf(msg, msglen, "%s", store_errmsg(st));
+				goto fail;
+			}
+			if (rc == 0) {
+				bsnprintf(msg, msglen, "the log no longer holds the seal "
+				    "of epoch %lld of the checkpoint: seals were removed "
+				    "from its end", epoch);
+				goto fail;
+			}
+			if (strcmp(hash, eq) != 0) {
+				bsnprintf(msg, msglen, "the seal of epoch %lld differs "
+				    "from the checkpoint: it was remade", epoch);
+				goto fail;
+			}
+		}
 		if (strcmp(tok, "instance") == 0 && strcmp(eq, inst) != 0) {
 			bsnprintf(msg, msglen, "this checkpoint is of another database "
 			    "(instance %.20s, this one is %s)", eq, inst);

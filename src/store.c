@@ -2083,6 +2083,25 @@ store_sealed_integrity(struct store *s, enum store_sealed t, char *why,
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? bad : -1;
 }
 
+/* The seal of an epoch: 1, 0 if there is none, -1. */
+int
+store_seal_at(struct store *s, int64_t epoch, char seal[65])
+{
+	sqlite3_stmt	*st = prep(s, "SELECT seal FROM seals WHERE epoch = ?");
+	int		 rc;
+
+	seal[0] = '\0';
+	if (st == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, epoch);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		strlcpy_(seal, (const char *)sqlite3_column_text(st, 0), 65);
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		seterr(s);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 void
 store_set_sealer(struct store *s, store_sealer fn, void *arg)
 {

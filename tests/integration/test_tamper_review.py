@@ -7,6 +7,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import time
 
 from gateway import BUILD, Packet, wait_state
 from test_sealing import drop_triggers, sealed_gateway, verify, wait_sealed
@@ -134,3 +135,36 @@ def test_an_index_that_leaves_an_entry_out_is_found(gateway_factory):
     assert r.returncode == 65, r
     assert "TAMPERED: the disclosure log's file structure is not sound" \
         in r.stderr and "accounting" in r.stderr, r.stderr
+
+
+def test_seals_cut_after_the_last_entry_are_found_by_checkpoint(gateway_factory):
+    """Quiet epochs after the last entry, their seals cut off: every entry
+    is still there, so only the seal the checkpoint names can tell."""
+    g, keyfile = sealed_gateway(gateway_factory)
+    accountable(g, 1, "ROI-C")
+    wait_sealed(g, 2)
+    time.sleep(3)                       # quiet epochs
+    assert g.stop() == 0
+    line = re.findall(r"roigate-checkpoint v1 [^\n]*", g.log())[-1]
+    r = verify(g, keyfile, "--checkpoint", line)
+    assert r.returncode == 0, r
+    epoch = int(re.search(r" epoch=(\d+)", line).group(1))
+    with sqlite3.connect(os.path.join(g.state, "roigate.db")) as db:
+        drop_triggers(db, "seals")
+        drop_triggers(db, "seal_ranges")
+        keep = db.execute("SELECT MIN(epoch) FROM seal_ranges WHERE name ="
+                          " 'disclosures' AND last_seq = (SELECT MAX(seq)"
+                          " FROM disclosures)").fetchone()[0]
+        # Audit entries after the last disclosure: cut them as well.
+        last_audit = db.execute("SELECT last_seq FROM seal_ranges WHERE epoch"
+                                " = ? AND name = 'audit'", (keep,)).fetchone()[0]
+        drop_triggers(db, "audit")
+        db.execute("DELETE FROM audit WHERE id > ?", (last_audit,))
+        db.execute("DELETE FROM seals WHERE epoch > ?", (keep,))
+        db.execute("DELETE FROM seal_ranges WHERE epoch > ?", (keep,))
+    db.close()
+    assert keep < epoch
+    cut = verify(g, keyfile, "--checkpoint", line)
+    assert cut.returncode == 65, cut
+    assert (f"TAMPERED: checkpoint: the log no longer holds the seal of epoch"
+            f" {epoch}") in cut.stderr, cut.stderr
