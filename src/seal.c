@@ -772,6 +772,58 @@ verify_prune(const struct store_prune *p, void *arg)
 	return 0;
 }
 
+struct first_row {
+	int64_t	seq;
+	char	hash[65], mac[65];
+};
+
+static int
+grab_row(const struct store_sealed_row *r, void *arg)
+{
+	struct first_row	*f = arg;
+
+	f->seq = r->seq;
+	strlcpy_(f->hash, r->hash, sizeof(f->hash));
+	strlcpy_(f->mac, r->mac, sizeof(f->mac));
+	return 1;
+}
+
+/*
+ * The first seal does not match the key: still this log's key if a later
+ * seal, or the mark of the first entry a seal says was marked, matches one
+ * of the keys it yields.  Then the first seal, or the instance id every
+ * seal is made over, was altered: tampering must not pass for a wrong key.
+ */
+static int
+key_fits(struct store *st, const struct vstate *vs, const char *inst)
+{
+	struct first_row	 f;
+	char			 s[65];
+
+	for (size_t i = 1; i < vs->nz; i++) {
+		seal_compute(vs->keys[i], inst, &vs->z[i], s);
+		if (strcmp(s, vs->z[i].seal) == 0)
+			return 1;
+	}
+	for (int t = 0; t < STORE_SEALED_N; t++)
+		for (size_t i = 0; i < vs->nz; i++) {
+			const struct store_seal *z = &vs->z[i];
+
+			if (!z->range[t].present || z->range[t].first < 1 ||
+			    z->range[t].first > z->range[t].last)
+				continue;
+			f.seq = 0;
+			if (store_sealed_iter(st, t, z->range[t].first - 1, grab_row,
+			    &f) == 0 && f.seq == z->range[t].first) {
+				seal_entry_mac(vs->keys[i], f.hash, s);
+				if (strcmp(s, f.mac) == 0)
+					return 1;
+			}
+			break;
+		}
+	return 0;
+}
+
 void
 seal_verify(struct store *st, const uint8_t vkey[SEAL_KEY_LEN],
     struct seal_verdict *v)
@@ -811,6 +863,13 @@ seal_verify(struct store *st, const uint8_t vkey[SEAL_KEY_LEN],
 		goto done;
 	}
 	seal_compute(vs.keys[0], inst, z, s);
+	if (strcmp(s, z->seal) != 0 && key_fits(st, &vs, inst)) {
+		bsnprintf(v->msg, sizeof(v->msg), "the seal of epoch 0 does not "
+		    "match, though the key fits later seals or marks of this log: "
+		    "the seal, or the database's instance id, was altered");
+		v->code = SEAL_TAMPERED;
+		goto done;
+	}
 	if (strcmp(s, z->seal) != 0) {
 		v->code = SEAL_WRONG_KEY;
 		bsnprintf(v->msg, sizeof(v->msg), "this verification key does not "

@@ -168,3 +168,23 @@ def test_seals_cut_after_the_last_entry_are_found_by_checkpoint(gateway_factory)
     assert cut.returncode == 65, cut
     assert (f"TAMPERED: checkpoint: the log no longer holds the seal of epoch"
             f" {epoch}") in cut.stderr, cut.stderr
+
+
+def test_an_altered_first_seal_is_tampering_not_a_wrong_key(gateway_factory):
+    """The first seal is what tells a wrong key: altered (or the instance id
+    that every seal is made over), the verifier said the key was not this
+    log's, and checked nothing else.  The later seals and the entries' marks
+    still fit the key: that is tampering."""
+    g, keyfile = sealed_gateway(gateway_factory)
+    accountable(g, 1, "ROI-K")
+    wait_sealed(g, 2)
+    assert g.stop() == 0
+    first = tampered_copy(g, "seal0", "seals", "UPDATE seals SET end_at ="
+                          " end_at + 1 WHERE epoch = 0")
+    instance = tampered_copy(g, "instance", "meta", "UPDATE meta SET value ="
+                             " '0123456789abcdef' WHERE name = 'instance'")
+    for path in (first, instance):
+        r = run_verify(g, keyfile, path)
+        assert r.returncode == 65, r
+        assert "TAMPERED: the seal of epoch 0 does not match, though the key" \
+            " fits" in r.stderr, r.stderr
