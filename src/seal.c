@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -471,6 +472,14 @@ seal_start(struct store *s, const char *state_dir, const char *instance,
 			return 1;
 		bsnprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
+	}
+	/* A core dump would keep this epoch's key after the file has moved
+	 * on (systemd-coredump keeps it, readable by the daemon's user): the
+	 * key of a past epoch, which remakes its entries and seals. */
+	if (setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 }) == -1) {
+		bsnprintf(err, errlen, "cannot turn core dumps off (setrlimit: %s): "
+		    "one would keep the sealing key", strerror(errno));
+		goto fail;
 	}
 	if (fstat(sl.fd, &st) == -1 || !S_ISREG(st.st_mode) ||
 	    (st.st_mode & 077) || st.st_uid != geteuid()) {

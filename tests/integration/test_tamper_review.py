@@ -5,6 +5,7 @@ verifiers must say for each (docs/disclosure-log.md)."""
 import json
 import os
 import re
+import resource
 import sqlite3
 import subprocess
 import time
@@ -188,3 +189,20 @@ def test_an_altered_first_seal_is_tampering_not_a_wrong_key(gateway_factory):
         assert r.returncode == 65, r
         assert "TAMPERED: the seal of epoch 0 does not match, though the key" \
             " fits" in r.stderr, r.stderr
+
+
+def test_the_daemon_holding_a_sealing_key_dumps_no_core(gateway_factory):
+    """The key file moves on every epoch, a core dump would not: one taken
+    in epoch 3 and read in epoch 300 gives epoch 3's key, which remakes
+    epoch 3's entries and seals and every one after."""
+    was = resource.getrlimit(resource.RLIMIT_CORE)
+    # Started with core dumps allowed (the daemon inherits the limit).
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY,
+                                              resource.RLIM_INFINITY))
+    try:
+        g, keyfile = sealed_gateway(gateway_factory)
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, was)
+    with open(f"/proc/{g.proc.pid}/limits") as f:
+        core = [ln for ln in f if ln.startswith("Max core file size")][0]
+    assert core.split()[4:6] == ["0", "0"], core
