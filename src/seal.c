@@ -581,6 +581,7 @@ struct vstate {
 	char			 prev[65];
 	size_t			 e;		/* seal holding the current entry */
 	int			 bad;
+	int			 in_cut;	/* at or past a row of the cut */
 	struct seal_verdict	*v;
 	/* Pruned: entries up to cut[t] are gone (or going), the chain goes
 	 * on from cut_head[t]; the epoch each prune record was written in. */
@@ -636,10 +637,14 @@ verify_row(const struct store_sealed_row *r, void *arg)
 	char			 h[65], mac[65], when[32];
 	const struct store_seal	*z;
 
-	/* Named by a verified prune record: removed, or about to be. */
-	if (r->seq <= vs->cut[vs->t]) {
-		vs->v->awaiting[vs->t]++;
-		return 0;
+	/* Named by a verified prune record: removed, or about to be.  What
+	 * is left of a removal under way is the end of the cut (it goes
+	 * oldest first): verified as any entry, but for the first one's link,
+	 * which goes to an entry removed; it ends at the sealed cut. */
+	if (r->seq <= vs->cut[vs->t] && !vs->in_cut) {
+		vs->in_cut = 1;
+		vs->expect = r->seq;
+		strlcpy_(vs->prev, r->prev_hash, sizeof(vs->prev));
 	}
 	if (r->seq != vs->expect)
 		return vbad(vs, "%s entry %lld is missing (the log goes from %lld to "
@@ -687,7 +692,13 @@ verify_row(const struct store_sealed_row *r, void *arg)
 		    "of epoch %lld: entries before it were changed",
 		    table_words(vs->t), (long long)r->seq,
 		    (long long)vs->z[vs->e].epoch);
-	if (vs->e < vs->nz)
+	if (r->seq == vs->cut[vs->t] && strcmp(h, vs->cut_head[vs->t]) != 0)
+		return vbad(vs, "%s entry %lld, the last of a prune record's cut, "
+		    "does not match the chain hash the record names",
+		    table_words(vs->t), (long long)r->seq);
+	if (r->seq <= vs->cut[vs->t])
+		vs->v->awaiting[vs->t]++;
+	else if (vs->e < vs->nz)
 		vs->v->entries[vs->t]++;
 	else
 		vs->v->unsealed[vs->t]++;
@@ -938,6 +949,7 @@ seal_verify(struct store *st, const uint8_t vkey[SEAL_KEY_LEN],
 		    i <= STORE_SEALED_PRUNES ? i - 1 : i;
 		vs.t = t;
 		vs.expect = vs.cut[t] + 1;
+		vs.in_cut = 0;
 		vs.e = 0;
 		strlcpy_(vs.prev, vs.cut[t] ? vs.cut_head[t] : GENESIS, sizeof(vs.prev));
 		if (store_sealed_iter(st, t, 0, verify_row, &vs) == -1 ||

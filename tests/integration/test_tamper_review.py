@@ -2,6 +2,7 @@
 roigate.db and seal.key, not the verification key): edits that a hash over
 the columns' text cannot see, and cuts that a checkpoint names.  What the
 verifiers must say for each (docs/disclosure-log.md)."""
+import hashlib
 import json
 import os
 import re
@@ -10,8 +11,9 @@ import sqlite3
 import subprocess
 import time
 
-from gateway import BUILD, Packet, wait_state
-from test_sealing import drop_triggers, sealed_gateway, verify, wait_sealed
+from gateway import BUILD, Packet, wait_for, wait_state
+from test_sealing import (drop_triggers, ns, restore_triggers, sealed_gateway,
+                          verify, wait_sealed)
 
 MRN = "TEST-000123"
 
@@ -206,3 +208,55 @@ def test_the_daemon_holding_a_sealing_key_dumps_no_core(gateway_factory):
     with open(f"/proc/{g.proc.pid}/limits") as f:
         core = [ln for ln in f if ln.startswith("Max core file size")][0]
     assert core.split()[4:6] == ["0", "0"], core
+
+
+def test_an_entry_put_back_under_a_prune_cut_is_found(gateway_factory):
+    """After a genuine prune, entries at or below its cut still in the
+    database are a removal under way.  One made up and put there (a
+    disclosure that never happened) was listed by roictl log and the
+    verifiers reported it only as 'still to be removed'."""
+    from test_retention import SEVEN_YEARS, age_sealed_log
+    g, keyfile = sealed_gateway(gateway_factory)
+    accountable(g, 2, "ROI-P")
+    wait_sealed(g, 4)
+    assert g.stop() == 0
+    db_path = os.path.join(g.state, "roigate.db")
+    age_sealed_log(db_path, keyfile, SEVEN_YEARS)
+    g.start()
+    accountable(g, 1, "ROI-Q")
+    r = g.roictl("prune", check=0)
+    assert "prune record 1 written (sealed)" in r.stdout, r.stdout
+    wait_for("the removal to finish", lambda: "prune 1 done" in g.log())
+    wait_sealed(g, 6)
+    r = g.roictl("verify-log", "--key-file", keyfile)
+    assert r.returncode == 0, r
+    # Written beside the running daemon (at its next start it would take up
+    # the removal again, and remove it).
+    with sqlite3.connect(db_path, timeout=10) as db:
+        saved = drop_triggers(db, "disclosures")
+        cols = ("at, job_id, packet_id, mrn, patient_name, recipient_id,"
+                " recipient_name, recipient_address, description, purpose,"
+                " basis, authorization_id, transport, remote_id, outcome,"
+                " detail, pages, output_sha256, accountable")
+        # Entry 3, chained as the daemon's user can, but with no key of its
+        # epoch for its mark.
+        row = db.execute(f"SELECT {cols} FROM disclosures WHERE seq = 6"
+                         ).fetchone()
+        fake = (3,) + row[:7] + ("/tmp/elsewhere",) + row[8:]
+        prev = "0" * 64
+        h = hashlib.sha256(prev.encode() + b"".join(
+            ns(v) for v in fake)).hexdigest()
+        db.execute(f"INSERT INTO disclosures (seq, {cols}, prev_hash, hash,"
+                   " mac) VALUES (" + ", ".join("?" * 23) + ")",
+                   fake + (prev, h, "0" * 64))
+        restore_triggers(db, saved)
+    db.close()
+    assert any(e.get("recipient_address") == "/tmp/elsewhere"
+               for e in g.jsonl("log")), "the made-up entry is listed"
+    r = g.roictl("verify-log", "--key-file", keyfile)
+    assert r.returncode == 65, r
+    assert "disclosure log entry 3" in r.stderr, r.stderr
+    assert g.stop() == 0
+    r = verify(g, keyfile)
+    assert r.returncode == 65, r
+    assert "TAMPERED: disclosure log entry 3" in r.stderr, r.stderr
