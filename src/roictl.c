@@ -657,9 +657,17 @@ cmd_verify_log(struct roigate *rg, int argc, char **argv)
 	if (json_out)
 		print_json(r);
 	else if (keyfile) {
+		char		when[32] = "?";
+		time_t		last = (time_t)i_(r, "last_seal_at");
+		struct tm	tm;
+
+		/* The last seal's date: a tail cut off with its seals leaves
+		 * an intact log that ends early. */
+		if (gmtime_r(&last, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		printf("disclosure log intact and sealed: %lld entries, %lld audit "
-		    "entries, %lld epochs\n", i_(r, "entries"), i_(r, "audit_entries"),
-		    i_(r, "epochs"));
+		    "entries, %lld epochs, the last ending %s\n", i_(r, "entries"),
+		    i_(r, "audit_entries"), i_(r, "epochs"), when);
 		if ((tail = json_string_value(json_object_get(r, "pruned"))) && *tail)
 			printf("%s\n", tail);
 		if ((tail = json_string_value(json_object_get(r, "unsealed"))) && *tail)

@@ -58,14 +58,19 @@ read_key(const char *path, uint8_t vkey[SEAL_KEY_LEN])
 static int
 report(const struct seal_verdict *v)
 {
-	char	tail[400];
+	char	tail[400], when[32];
 
 	switch (v->code) {
 	case SEAL_INTACT:
 		seal_verdict_tail(v, tail, sizeof(tail));
+		/* The last seal's date: a tail cut off with its seals leaves
+		 * an intact log that ends early. */
+		time_iso(v->last_seal_at, when, sizeof(when));
 		printf("log intact and sealed: %lld disclosure entries, %lld audit "
-		    "entries, %lld epochs\n", (long long)v->entries[STORE_SEALED_DISCLOSURES],
-		    (long long)v->entries[STORE_SEALED_AUDIT], (long long)v->epochs);
+		    "entries, %lld epochs, the last ending %s\n",
+		    (long long)v->entries[STORE_SEALED_DISCLOSURES],
+		    (long long)v->entries[STORE_SEALED_AUDIT], (long long)v->epochs,
+		    when);
 		if (tail[0])
 			printf("%s\n", tail);
 		seal_verdict_pruned(v, tail, sizeof(tail));

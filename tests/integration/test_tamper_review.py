@@ -142,7 +142,8 @@ def test_an_index_that_leaves_an_entry_out_is_found(gateway_factory):
 
 def test_seals_cut_after_the_last_entry_are_found_by_checkpoint(gateway_factory):
     """Quiet epochs after the last entry, their seals cut off: every entry
-    is still there, so only the seal the checkpoint names can tell."""
+    is still there, so only the seal the checkpoint names can tell; without
+    a checkpoint the verdict at least says when the last seal ended."""
     g, keyfile = sealed_gateway(gateway_factory)
     accountable(g, 1, "ROI-C")
     wait_sealed(g, 2)
@@ -165,8 +166,15 @@ def test_seals_cut_after_the_last_entry_are_found_by_checkpoint(gateway_factory)
         db.execute("DELETE FROM audit WHERE id > ?", (last_audit,))
         db.execute("DELETE FROM seals WHERE epoch > ?", (keep,))
         db.execute("DELETE FROM seal_ranges WHERE epoch > ?", (keep,))
+        end = db.execute("SELECT end_at FROM seals WHERE epoch = ?", (keep,)
+                         ).fetchone()[0]
     db.close()
     assert keep < epoch
+    # Without the checkpoint: intact, but the verdict says when it ends.
+    r = verify(g, keyfile)
+    assert r.returncode == 0, r
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end))
+    assert f"epochs, the last ending {when}" in r.stdout, r.stdout
     cut = verify(g, keyfile, "--checkpoint", line)
     assert cut.returncode == 65, cut
     assert (f"TAMPERED: checkpoint: the log no longer holds the seal of epoch"
