@@ -241,7 +241,10 @@ acc_susp_row(const struct store_suspension *u, void *arg)
 				s->ended[i] = u->at;
 		return 0;
 	}
-	if (u->mrn && s->mrn && strcmp(u->mrn, s->mrn) != 0)
+	/* No MRN: every patient.  The hash reads a missing value and an
+	 * empty text alike, so this does too: an MRN edited from NULL to ''
+	 * would otherwise free every patient's entries to the agency. */
+	if (u->mrn && *u->mrn && s->mrn && strcmp(u->mrn, s->mrn) != 0)
 		return 0;
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 8;

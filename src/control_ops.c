@@ -896,6 +896,11 @@ op_accounting_suspend(const struct peer *p, json_t *req, const int *fds,
 			    "agency that asked (its recipient id or name)");
 			return;
 		}
+		if (u.mrn && !*u.mrn) {
+			fail(r, "bad_request", "mrn: the patient's MRN, or none for "
+			    "every patient");
+			return;
+		}
 		if (arg_time(req, "until", &until, r) == -1)
 			return;
 		if (until <= u.at) {

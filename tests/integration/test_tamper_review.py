@@ -268,3 +268,36 @@ def test_an_entry_put_back_under_a_prune_cut_is_found(gateway_factory):
     r = verify(g, keyfile)
     assert r.returncode == 65, r
     assert "TAMPERED: disclosure log entry 3" in r.stderr, r.stderr
+
+
+def test_a_suspension_of_every_patient_stays_one_when_its_mrn_is_emptied(
+        gateway_factory):
+    """The hash reads a missing value and an empty text alike, so the daemon
+    must too: a suspension for every patient (no MRN) of the entries to an
+    agency, its MRN made '', still verified, and the accounting then held
+    back nobody's entries to that agency."""
+    g, keyfile = sealed_gateway(gateway_factory)
+    accountable(g, 1, "ROI-N")
+    r = g.roictl("accounting", "suspend", "--agency", "records-desk",
+                 "--until", "2099-01-01", check=0)
+    assert r.returncode == 0, r
+
+    def listed():
+        return json.loads(g.roictl("accounting", "--mrn", MRN, "--format",
+                                   "json", check=0).stdout)["entries"]
+    assert listed() == []
+    wait_sealed(g, 1, "suspensions")
+    assert g.stop() == 0
+    with sqlite3.connect(os.path.join(g.state, "roigate.db")) as db:
+        saved = drop_triggers(db, "suspensions")
+        db.execute("UPDATE suspensions SET mrn = '' WHERE seq = 1")
+        restore_triggers(db, saved)
+    db.close()
+    r = verify(g, keyfile)
+    assert r.returncode == 0, r         # the same hash: it cannot tell
+    g.start()
+    assert listed() == []
+    # Nor can a client ask for a suspension of the patient with no MRN.
+    r = g.roictl("accounting", "suspend", "--agency", "records-desk",
+                 "--until", "2099-01-01", "--mrn", "")
+    assert r.returncode == 65 and "mrn: the patient" in r.stderr, r
