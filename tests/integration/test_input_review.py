@@ -1,0 +1,102 @@
+"""Bad input found by an outside review of the intake: each case gets a
+plain reason, loses nothing, and the daemon keeps serving everyone else."""
+import os
+import subprocess
+import sys
+import time
+
+from gateway import BUILD, Packet, wait_for, wait_state
+
+# Connections that each pass 64 descriptors with the first byte of a frame
+# and never finish it.  The program says "read N" once the daemon has read
+# what each of its N connections sent (nothing left in its socket's
+# queue, SIOCOUTQ), or "stuck N" after 20 s, then holds on until its
+# standard input closes.
+HOG = r'''
+import array, fcntl, os, socket, struct, sys, time
+path, n = sys.argv[1], int(sys.argv[2])
+fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(64)]
+socks = []
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                         array.array("i", fds))])
+    socks.append(s)
+def unread(s):
+    b = fcntl.ioctl(s.fileno(), 0x5411, b"\0\0\0\0")  # SIOCOUTQ
+    return struct.unpack("i", b)[0]
+deadline = time.monotonic() + 20
+while any(unread(s) for s in socks) and time.monotonic() < deadline:
+    time.sleep(0.05)
+left = sum(1 for s in socks if unread(s))
+print(f"stuck {left}" if left else f"read {n}", flush=True)
+sys.stdin.read()
+'''
+
+
+def hogs(gw, uids, n=16):
+    """One HOG per uid (callers with no role), each with n connections."""
+    procs = [subprocess.Popen([sys.executable, "-c", HOG, gw.sock, str(n)],
+                              user=uid, group=uid, extra_groups=[],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True) for uid in uids]
+    return procs, [p.stdout.readline().strip() for p in procs]
+
+
+def release(procs):
+    for p in procs:
+        p.stdin.close()
+        p.wait(10)
+
+
+def test_connections_holding_descriptors_leave_the_daemon_serving(
+        gateway_factory):
+    # As installed: roigated.service gives it LimitNOFILE=4096.  64
+    # connections from four users with no role (16 each,
+    # max_clients_per_uid), each passing 64 descriptors and never
+    # finishing its frame, would hold 4096: nothing left to accept a
+    # connection, take a packet from the spool or open the database,
+    # until the idle timeout closes them (and they come again).
+    gw = gateway_factory(control={"max_clients": "80"})
+    gw.start()
+    gw.add_recipient("records-desk")
+    subprocess.run(["prlimit", "--pid", str(gw.proc.pid),
+                    "--nofile=4096:4096"], check=True)
+    gw.open_to_others()
+    procs, said = hogs(gw, [4011, 4012, 4013, 4014])
+    try:
+        assert said == ["read 16"] * 4, said
+        t = time.monotonic()
+        gw.roictl("status", check=0)
+        assert time.monotonic() - t < 5
+        p = Packet("ROI-R-FDS")
+        gw.drop(p)
+        wait_state(gw, p.packet_id, "delivered")
+        assert len(os.listdir(f"/proc/{gw.proc.pid}/fd")) < 1000
+    finally:
+        release(procs)
+    assert "Too many open files" not in gw.log()
+
+
+def test_out_of_descriptors_waits_instead_of_spinning(gw):
+    # A submitter's connections keep their descriptors (they may be a
+    # packet's documents).  With too low a limit the daemon runs out: it
+    # says so once and takes connections again when descriptors are
+    # free, instead of failing accept() on every turn of its loop (a
+    # busy loop writing a log line each time, gigabytes in a minute).
+    subprocess.run(["prlimit", "--pid", str(gw.proc.pid),
+                    "--nofile=1024:1024"], check=True)
+    procs, said = hogs(gw, [os.getuid()])
+    try:
+        waiting = subprocess.Popen([os.path.join(BUILD, "roictl"), "-s",
+                                    gw.sock, "status"],
+                                   stdout=subprocess.PIPE, text=True)
+        wait_for("the pause in the log", lambda: "new connections wait: no "
+                 "file descriptor is left" in gw.log())
+    finally:
+        release(procs)
+    assert waiting.wait(30) == 0
+    log = gw.log()
+    assert log.count("new connections wait") == 1, log[-2000:]
+    assert log.count("control: accept") == 0, log[-2000:]
