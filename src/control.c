@@ -476,13 +476,11 @@ client_read(struct client *c)
 			c->closing = 1;
 			return;
 		}
-		if (c->pr.fds_overflow) {
-			if (c->pr.maxfds == 0)
-				snprintf(err, sizeof(err), "file descriptors are taken only "
-				    "with submit, which needs the role submit");
-			else
-				snprintf(err, sizeof(err), "too many file descriptors (at "
-				    "most %d per request)", PROTO_MAX_FDS);
+		/* A caller who may not submit had its descriptors closed on
+		 * arrival (peer_roles): its request is judged without them. */
+		if (c->pr.fds_overflow && c->pr.maxfds > 0) {
+			snprintf(err, sizeof(err), "too many file descriptors (at most %d "
+			    "per request)", PROTO_MAX_FDS);
 			audit_refused(&c->peer, "(bad frame)", "error", err);
 			client_error(c, NULL, "bad_request", err);
 			c->closing = 1;
