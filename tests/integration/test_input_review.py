@@ -1,6 +1,7 @@
 """Bad input found by an outside review of the intake: each case gets a
 plain reason, loses nothing, and the daemon keeps serving everyone else."""
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,13 @@ left = sum(1 for s in socks if unread(s))
 print(f"stuck {left}" if left else f"read {n}", flush=True)
 sys.stdin.read()
 '''
+
+
+def connect(gw):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(gw.sock)
+    return s
 
 
 def hogs(gw, uids, n=16):
@@ -100,3 +108,20 @@ def test_out_of_descriptors_waits_instead_of_spinning(gw):
     log = gw.log()
     assert log.count("new connections wait") == 1, log[-2000:]
     assert log.count("control: accept") == 0, log[-2000:]
+
+
+def test_connection_over_the_limit_is_told_why(gw):
+    # The daemon answers a connection over max_clients_per_uid (16) with
+    # one frame and closes it at once: roictl says that reason (exit 75,
+    # try later), not "Broken pipe" from the request it could not send.
+    idle = [connect(gw) for _ in range(16)]
+    try:
+        r = gw.roictl("status")
+        assert r.returncode == 75, (r.returncode, r.stderr)
+        assert r.stderr.strip() == ("roictl: too many connections from your "
+                                    "user; close some"), r.stderr
+    finally:
+        for s in idle:
+            s.close()
+    wait_for("status once they are closed",
+             lambda: gw.roictl("status").returncode == 0)
