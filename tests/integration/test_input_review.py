@@ -1,10 +1,16 @@
 """Bad input found by an outside review of the intake: each case gets a
 plain reason, loses nothing, and the daemon keeps serving everyone else."""
+import array
+import fcntl
+import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
+
+import pytest
 
 from gateway import BUILD, Packet, wait_for, wait_state
 
@@ -41,6 +47,19 @@ def connect(gw):
     s.settimeout(10)
     s.connect(gw.sock)
     return s
+
+
+def frame(obj):
+    body = json.dumps(obj).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def read_frame(s):
+    hdr = s.recv(4, socket.MSG_WAITALL)
+    if len(hdr) < 4:
+        return None
+    n = struct.unpack(">I", hdr)[0]
+    return json.loads(s.recv(n, socket.MSG_WAITALL))
 
 
 def hogs(gw, uids, n=16):
@@ -125,3 +144,79 @@ def test_connection_over_the_limit_is_told_why(gw):
             s.close()
     wait_for("status once they are closed",
              lambda: gw.roictl("status").returncode == 0)
+
+
+def _passed(kind, path):
+    """A descriptor of the kind a broken client might pass for path."""
+    if kind == "write-only":
+        return os.open(path, os.O_WRONLY)
+    if kind == "O_PATH":
+        return os.open(path, os.O_PATH)
+    if kind == "folder":
+        return os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    if kind == "pipe":
+        r, w = os.pipe()
+        os.write(w, b"synthetic\n")
+        os.close(w)
+        return r
+    if kind == "socket":
+        a, b = socket.socketpair()
+        b.close()
+        return a.detach()
+    if kind == "device":
+        return os.open("/dev/null", os.O_RDONLY)
+    if kind == "sealed memfd":
+        fd = os.memfd_create("doc", os.MFD_ALLOW_SEALING)
+        with open(path, "rb") as f:
+            os.write(fd, f.read())
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL |
+                    fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW |
+                    fcntl.F_SEAL_WRITE)
+        return fd
+    if kind == "read to its end":
+        fd = os.open(path, os.O_RDONLY)
+        os.lseek(fd, 0, os.SEEK_END)
+        return fd
+    raise ValueError(kind)
+
+
+NOT_READABLE = ("is not open for reading: pass it opened for reading "
+                "(O_RDONLY), not write-only or O_PATH")
+NOT_A_FILE = ("is not a regular file: pass a file (or memfd), not a pipe, "
+              "socket or device")
+
+
+@pytest.mark.parametrize("kind,reason", [
+    ("write-only", NOT_READABLE), ("O_PATH", NOT_READABLE),
+    ("folder", NOT_A_FILE), ("pipe", NOT_A_FILE), ("socket", NOT_A_FILE),
+    ("device", NOT_A_FILE), ("sealed memfd", None),
+    ("read to its end", None)])
+def test_submit_with_a_descriptor_of_the_wrong_kind(gw, kind, reason):
+    # The second document is passed as KIND: refused with a reason that
+    # says what to pass instead (nothing taken), or, for a file the daemon
+    # can read whole whatever its seals or offset, accepted.
+    p = Packet("ROI-R-FD-" + kind.upper().replace(" ", "-"))
+    folder = os.path.join(gw.root, "desk", p.packet_id)
+    p.write(folder)
+    names = [d["file"] for d in p.manifest["documents"]]
+    fds = [os.open(os.path.join(folder, n), os.O_RDONLY) if i != 1 else
+           _passed(kind, os.path.join(folder, n)) for i, n in enumerate(names)]
+    s = connect(gw)
+    try:
+        s.sendmsg([frame({"v": 1, "id": 1, "op": "submit",
+                          "manifest": p.manifest, "files": names})],
+                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                    array.array("i", fds))])
+        r = read_frame(s)
+    finally:
+        s.close()
+        for fd in fds:
+            os.close(fd)
+    if reason is None:
+        assert r["ok"] is True, r
+        wait_state(gw, p.packet_id, "delivered")
+        return
+    assert r["code"] == "invalid", r
+    assert r["reasons"] == [f"{names[1]} {reason}"], r
+    assert gw.job_by_packet(p.packet_id) is None
+    assert os.listdir(os.path.join(gw.state, "jobs")) == []
