@@ -126,6 +126,7 @@ intake_check_entries(int dirfd, const struct manifest *m, struct errlist *errs)
 	DIR		*d;
 	struct dirent	*de;
 	struct stat	 st;
+	char		 shown[104];
 	int		 fd, count = 0;
 
 	if ((fd = dup(dirfd)) == -1 || (d = fdopendir(fd)) == NULL) {
@@ -150,11 +151,12 @@ intake_check_entries(int dirfd, const struct manifest *m, struct errlist *errs)
 		}
 		if (fstatat(dirfd, n, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    S_ISDIR(st.st_mode))
-			errlist_add(errs, "%.100s is a folder: a packet holds files "
-			    "only, no subfolders", n);
+			errlist_add(errs, "%s is a folder: a packet holds files "
+			    "only, no subfolders", name_shown(n, shown, sizeof(shown)));
 		else if (!intake_listed(m, n))
-			errlist_add(errs, "file %.100s is not listed in the manifest: "
-			    "remove it or list it under documents", n);
+			errlist_add(errs, "file %s is not listed in the manifest: "
+			    "remove it or list it under documents",
+			    name_shown(n, shown, sizeof(shown)));
 	}
 	closedir(d);
 }

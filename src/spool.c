@@ -105,7 +105,7 @@ packet_touch(const char *name)
 	struct packet	*p;
 	char		 path[PATH_MAX];
 
-	if (name[0] == '.' || !valid_filename(name))
+	if (name[0] == '.')
 		return;		/* hidden: a drop in progress */
 	if ((p = packet_find(name)) == NULL) {
 		p = xcalloc(1, sizeof(*p));
@@ -268,9 +268,19 @@ spool_reject(const char *name, int is_dir, const struct errlist *errs)
 	fsync(rejected_fd);
 	fsync(incoming_fd);
 	if (!is_dir) {
-		if (bsnprintf(rname, sizeof(rname), "%s.REASON.txt", target) == -1 ||
-		    write_file_excl(rejected_fd, rname, text, strlen(text), 0644) == -1)
-			log_warn("spool: cannot write %.100s", rname);
+		/* NAME.REASON.txt: a long name is cut (between characters) to
+		 * leave room for the suffix. */
+		size_t keep = strlen(target);
+		if (keep > NAME_MAX - strlen(".REASON.txt")) {
+			keep = NAME_MAX - strlen(".REASON.txt");
+			while (keep > 0 && ((unsigned char)target[keep] & 0xc0) == 0x80)
+				keep--;
+		}
+		if (bsnprintf(rname, sizeof(rname), "%.*s.REASON.txt", (int)keep,
+		    target) == -1 || write_file_excl(rejected_fd, rname, text,
+		    strlen(text), 0644) == -1)
+			log_warn("spool: cannot write the reasons for a refused file "
+			    "into rejected/");
 	}
 	log_info("spool: packet rejected (%zu reason%s), moved to rejected/",
 	    errs->n, errs->n == 1 ? "" : "s");
@@ -552,15 +562,32 @@ spool_process(struct packet *p)
 {
 	struct errlist	 errs = { NULL, 0 };
 	struct stat	 st;
-	char		 why[700];
+	char		 why[700], shown[104];
 	int		 fd, rv;
 
 	if (fstatat(incoming_fd, p->name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return 0;	/* gone again */
+	if (!valid_filename(p->name)) {
+		/* Nothing more is read of it: the name is the trouble. */
+		errlist_add(&errs, "the name \"%s\" holds a control character (a "
+		    "line break, a tab?) or a backslash: give the %s a plain name "
+		    "and copy it into incoming/ again", name_shown(p->name, shown,
+		    sizeof(shown)), S_ISDIR(st.st_mode) ? "folder" : "file");
+		rv = spool_reject(p->name, S_ISDIR(st.st_mode), &errs);
+		errlist_free(&errs);
+		if (rv == -1) {
+			snprintf(why, sizeof(why), "incoming/%s cannot be moved to "
+			    "rejected/: %s", shown, strerror(errno));
+			spool_block(p, why);
+			return 1;
+		}
+		return 0;
+	}
 	if (!S_ISDIR(st.st_mode)) {
 		errlist_add(&errs, "%s is %s, not a packet folder: drop a folder "
-		    "holding manifest.json and its documents", p->name,
-		    S_ISLNK(st.st_mode) ? "a symbolic link" : "a single file");
+		    "holding manifest.json and its documents", name_shown(p->name,
+		    shown, sizeof(shown)), S_ISLNK(st.st_mode) ? "a symbolic link" :
+		    "a single file");
 		rv = spool_reject(p->name, 0, &errs);
 		errlist_free(&errs);
 		if (rv == -1) {

@@ -64,11 +64,13 @@ static int
 submit_check_fd(const char *name, int in, struct errlist *errs)
 {
 	struct stat	st;
+	char		shown[104];
 	int		fl;
 
 	if (!valid_filename(name) || strcmp(name, "manifest.json") == 0) {
-		errlist_add(errs, "file name \"%.100s\" is not allowed: a plain name, "
-		    "no '/', not starting with '.'", name);
+		errlist_add(errs, "file name \"%s\" is not allowed: a plain name, "
+		    "no '/', not starting with '.'", name_shown(name, shown,
+		    sizeof(shown)));
 		return -1;
 	}
 	if (fstat(in, &st) == -1 || !S_ISREG(st.st_mode)) {

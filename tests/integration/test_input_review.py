@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from gateway import BUILD, Packet, wait_for, wait_state
+from gateway import BUILD, Packet, wait_for, wait_rejected, wait_state
 
 # Connections that each pass 64 descriptors with the first byte of a frame
 # and never finish it.  The program says "read N" once the daemon has read
@@ -220,3 +220,62 @@ def test_submit_with_a_descriptor_of_the_wrong_kind(gw, kind, reason):
     assert r["reasons"] == [f"{names[1]} {reason}"], r
     assert gw.job_by_packet(p.packet_id) is None
     assert os.listdir(os.path.join(gw.state, "jobs")) == []
+
+
+@pytest.mark.parametrize("name,shown", [
+    ("ROI\\back", "ROI\\back"), ("ROI\nline", "ROI?line"),
+    ("ROI\ttab", "ROI?tab")])
+def test_folder_with_an_odd_name_is_refused_not_ignored(gw, name, shown):
+    # A folder whose name holds a line break, a tab or a backslash was
+    # never looked at: left in incoming/ for ever, with no reason
+    # anywhere.  It is refused with one, and the next packet is taken.
+    p = Packet("ROI-R-ODD")
+    gw.drop(p, name)
+    wait_rejected(gw, name)
+    reason = gw.reason(name)
+    assert (f'- the name "{shown}" holds a control character (a line '
+            "break, a tab?) or a backslash: give the folder a plain name "
+            "and copy it into incoming/ again\n") in reason, reason
+    assert sorted(os.listdir(os.path.join(gw.rejected, name))) == sorted(
+        list(p.files) + ["manifest.json", "REASON.txt"])
+    good = Packet("ROI-R-ODD-AFTER")
+    gw.drop(good)
+    wait_state(gw, good.packet_id, "delivered")
+
+
+def test_single_file_with_a_long_name_gets_its_reason(gw):
+    # A file dropped alone is moved to rejected/ with NAME.REASON.txt
+    # beside it; for a name of 250 bytes that name was too long, and the
+    # clerk got no reason at all.  It is cut, between characters.
+    name = "\u00e9" * 120 + "-scan.pdf"      # 249 bytes
+    with open(os.path.join(gw.incoming, name), "wb") as f:
+        f.write(b"%PDF-1.4 synthetic\n")
+    wait_rejected(gw, name)
+    keep = name.encode()[:244].decode(errors="ignore")
+    with open(os.path.join(gw.rejected, keep + ".REASON.txt"),
+              encoding="utf-8") as f:
+        reason = f.read()
+    assert "is a single file, not a packet folder" in reason, reason
+    assert sorted(gw.rejected_names()) == sorted([name, keep + ".REASON.txt"])
+
+
+def test_reason_shows_odd_file_names_as_text(gw):
+    # REASON.txt names the files that do not belong; a name with a line
+    # break broke the list, and one cut after 100 bytes in the middle of a
+    # character made REASON.txt not UTF-8.
+    p = Packet("ROI-R-STRAY")
+    long_name = "a" + "\u00e9" * 120
+
+    def strays(folder):
+        for n in ("note\nfor me.txt", long_name):
+            with open(os.path.join(folder, n), "w") as f:
+                f.write("synthetic\n")
+    p.extra.append(strays)
+    gw.drop(p)
+    wait_rejected(gw, p.packet_id)
+    reason = gw.reason(p.packet_id)          # read as UTF-8
+    lines = reason.splitlines()
+    assert ("- file note?for me.txt is not listed in the manifest: remove it "
+            "or list it under documents") in lines, reason
+    assert (f"- file a{chr(0xe9) * 49}... is not listed in the manifest: "
+            "remove it or list it under documents") in lines, reason
