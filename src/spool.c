@@ -411,7 +411,7 @@ spool_removable(const char *name, int fd, const struct stat *st, char *why,
 #define TAKEN_PREFIX	".roigate-taken-"
 
 static int
-spool_remove_original(const char *name)
+spool_remove_original(const char *name, const struct stat *was)
 {
 	char		taken[64];
 	struct stat	st;
@@ -419,12 +419,16 @@ spool_remove_original(const char *name)
 
 	if ((fd = openat(incoming_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC)) == -1)
-		return errno == ENOENT ? 0 : -1;
+		return errno == ENOENT ? 0 : errno == ELOOP ? 1 : -1;
 	if (fstat(fd, &st) == -1) {
 		close(fd);
 		return -1;
 	}
 	close(fd);
+	/* The folder taken was renamed while it was read, and another put
+	 * under its name (a clerk's corrected copy): that one is not ours. */
+	if (st.st_dev != was->st_dev || st.st_ino != was->st_ino)
+		return 1;
 	snprintf(taken, sizeof(taken), TAKEN_PREFIX "%llu",
 	    (unsigned long long)st.st_ino);
 	(void)remove_dir_at(incoming_fd, taken);	/* a left-over, same inode */
@@ -470,17 +474,44 @@ packet_due(const struct packet *p)
 	return p->last_change + rg->conf->settle_ms;
 }
 
-/* Copy, check and take a packet folder (fd open on it).  1: keep looking. */
+/*
+ * The folder p->name was taken, but what has that name now is another one:
+ * look at it as a new entry (the one taken, wherever it went in incoming/,
+ * is known for the job's own).  2.
+ */
+static int
+spool_replaced(struct packet *p, int64_t id)
+{
+	log_info("spool: job %lld was taken from a folder renamed while it was "
+	    "read; the folder now under its name is looked at on its own",
+	    (long long)id);
+	if (p->wd != -1)
+		inotify_rm_watch(ino_fd, p->wd);
+	p->wd = -1;
+	p->first_seen = now_ms();
+	packet_touch(p->name);
+	return 2;
+}
+
+/* Copy, check and take a packet folder (fd open on it).  1: keep looking;
+ * 2: look again, as at a new folder. */
 static int
 spool_take(struct packet *p, int fd)
 {
 	struct errlist		 errs = { NULL, 0 };
 	struct intake_stage	 sg;
 	struct manifest		*m = NULL;
+	struct stat		 st;
 	char			 err[512], why[700];
 	int64_t			 id, same;
 	int			 rv;
 
+	if (fstat(fd, &st) == -1) {
+		snprintf(why, sizeof(why), "incoming/%.100s cannot be read: %s",
+		    p->name, strerror(errno));
+		spool_block(p, why);
+		return 1;
+	}
 	if (intake_stage_open(&sg, err, sizeof(err)) == -1) {
 		snprintf(why, sizeof(why), "packets cannot be taken: %.400s", err);
 		spool_block(p, why);
@@ -510,8 +541,10 @@ spool_take(struct packet *p, int fd)
 		 * removal, or it was dropped again unchanged): only remove it. */
 		intake_stage_discard(&sg);
 		errlist_free(&errs);
-		rv = spool_remove_original(p->name);
+		rv = spool_remove_original(p->name, &st);
 		manifest_free(m);
+		if (rv == 1)
+			return spool_replaced(p, same);
 		if (rv == 0) {
 			log_info("spool: packet already accepted as job %lld; its copy "
 			    "in incoming/ was removed", (long long)same);
@@ -543,20 +576,22 @@ spool_take(struct packet *p, int fd)
 		return 1;
 	}
 	log_info("spool: packet accepted as job %lld", (long long)id);
-	if (spool_remove_original(p->name) == -1) {
+	manifest_free(m);
+	if ((rv = spool_remove_original(p->name, &st)) == 1)
+		return spool_replaced(p, id);
+	if (rv == -1) {
 		/* Taken all the same: the next look finds it is job id. */
 		snprintf(why, sizeof(why), "job %lld was taken, but its folder "
 		    "incoming/%.100s cannot be removed: %s", (long long)id, p->name,
 		    strerror(errno));
 		spool_block(p, why);
-		manifest_free(m);
 		return 1;
 	}
-	manifest_free(m);
 	return 0;
 }
 
-/* Read one settled entry of incoming/.  1: keep waiting; 0: done with it. */
+/* Read one settled entry of incoming/.  1: keep waiting; 0: done with it;
+ * 2: taken, and another folder has its name now. */
 static int
 spool_process(struct packet *p)
 {
@@ -613,7 +648,7 @@ spool_process(struct packet *p)
 	}
 	rv = spool_take(p, fd);
 	close(fd);
-	if (rv == 0)
+	if (rv != 1)
 		spool_unblock(p);
 	return rv;
 }
@@ -623,7 +658,7 @@ spool_settle(void *arg)
 {
 	struct packet	*p, *next;
 	int64_t		 now = now_ms();
-	int		 accepted = 0;
+	int		 accepted = 0, rv;
 
 	if (stopped)
 		return;
@@ -631,10 +666,12 @@ spool_settle(void *arg)
 		next = p->next;
 		if (now < packet_due(p))
 			continue;
-		if (spool_process(p) == 0) {
+		if ((rv = spool_process(p)) == 0) {
 			packet_forget(p);
 			accepted++;
-		} else if (p->blocked_until == 0)
+		} else if (rv == 2)
+			accepted++;	/* taken; another folder has its name now */
+		else if (p->blocked_until == 0)
 			p->waiting = 1;
 	}
 	if (accepted)

@@ -1,6 +1,7 @@
 """Bad input found by an outside review of the intake: each case gets a
 plain reason, loses nothing, and the daemon keeps serving everyone else."""
 import array
+import copy
 import fcntl
 import json
 import os
@@ -279,3 +280,42 @@ def test_reason_shows_odd_file_names_as_text(gw):
             "or list it under documents") in lines, reason
     assert (f"- file a{chr(0xe9) * 49}... is not listed in the manifest: "
             "remove it or list it under documents") in lines, reason
+
+
+def test_folder_renamed_while_taken_and_replaced_loses_nothing(gw):
+    # A clerk drops a packet, thinks better of it while roigated reads it
+    # (a large packet takes a while: every document is opened by its
+    # reader), renames it aside and drops the corrected one under the same
+    # name.  The daemon took the first, then removed the folder by its
+    # name: the corrected packet, never taken, was gone.  It is taken.
+    first = Packet("ROI-R-FIRST")
+    note = first.doc("discharge-summary.txt")
+    for i in range(300):
+        d = copy.deepcopy(note)
+        d["file"] = f"note-{i:03d}.txt"
+        first.manifest["documents"].append(d)
+        first.files[d["file"]] = first.files[note["file"]] + b"%d\n" % i
+    corrected = Packet("ROI-R-CORRECTED")
+    ready = os.path.join(gw.incoming, ".corrected")
+    corrected.write(ready)
+    path = os.path.join(gw.incoming, gw.drop(first, "desk-drop"))
+    fds = f"/proc/{gw.proc.pid}/fd"
+
+    def reading(where):
+        for f in os.listdir(fds):
+            try:
+                if os.readlink(os.path.join(fds, f)) == where:
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
+    wait_for("roigated to read the folder", lambda: reading(path),
+             interval=0.002)
+    os.rename(path, path + ".aside")
+    os.rename(ready, path)
+    assert reading(path + ".aside"), "taken before the swap: proves nothing"
+    wait_state(gw, "ROI-R-FIRST", "delivered")
+    wait_state(gw, "ROI-R-CORRECTED", "delivered")
+    # The folder set aside is known for job 1's own and removed.
+    wait_for("incoming/ to empty", lambda: gw.incoming_names() == [])
+    assert gw.rejected_names() == []
