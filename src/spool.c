@@ -230,22 +230,33 @@ spool_write_reason(int fd, const char *text)
 	log_warn("spool: cannot write the reasons into a refused packet");
 }
 
-/* Move incoming/NAME to rejected/NAME (or NAME.1, ...) with its reasons.
- * -1: it cannot be moved (errno), and stays where it is. */
+/* Move incoming/NAME to rejected/NAME (or NAME.1, ...) with its reasons;
+ * dir: it is a folder, this one.  -1: it cannot be moved (errno), and stays
+ * where it is; 1: another folder has its name now, and stays. */
 static int
-spool_reject(const char *name, int is_dir, const struct errlist *errs)
+spool_reject(const char *name, const struct stat *dir, const struct errlist *errs)
 {
-	char	 target[NAME_MAX + 1], rname[NAME_MAX + 16];
-	char	*text = spool_reason_text(errs);
-	int	 fd, i, rv = -1;
+	char		 target[NAME_MAX + 1], rname[NAME_MAX + 16];
+	char		*text;
+	struct stat	 st;
+	int		 fd, i, is_dir = dir != NULL, rv = -1;
 
-	metrics_intake_refused(errs);
 	if (is_dir && (fd = openat(incoming_fd, name, O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC)) != -1) {
+		/* Another folder has the name now (see spool_remove_original):
+		 * the one refused is elsewhere, and refused when found there. */
+		if (fstat(fd, &st) == 0 && (st.st_dev != dir->st_dev ||
+		    st.st_ino != dir->st_ino)) {
+			close(fd);
+			return 1;
+		}
 		/* Written before the move: a crash leaves it in incoming, to retry. */
+		text = spool_reason_text(errs);
 		spool_write_reason(fd, text);
 		close(fd);
-	}
+	} else
+		text = spool_reason_text(errs);
+	metrics_intake_refused(errs);
 	for (i = 0; i < 10000; i++) {
 		if (i == 0)
 			strlcpy_(target, name, sizeof(target));
@@ -475,16 +486,21 @@ packet_due(const struct packet *p)
 }
 
 /*
- * The folder p->name was taken, but what has that name now is another one:
+ * The folder p->name was taken (as job id; 0: refused), but what has that
+ * name now is another one:
  * look at it as a new entry (the one taken, wherever it went in incoming/,
  * is known for the job's own).  2.
  */
 static int
 spool_replaced(struct packet *p, int64_t id)
 {
-	log_info("spool: job %lld was taken from a folder renamed while it was "
-	    "read; the folder now under its name is looked at on its own",
-	    (long long)id);
+	if (id)
+		log_info("spool: job %lld was taken from a folder renamed while it "
+		    "was read; the folder now under its name is looked at on its "
+		    "own", (long long)id);
+	else
+		log_info("spool: a packet refused was renamed while it was read; "
+		    "the folder now under its name is looked at on its own");
 	if (p->wd != -1)
 		inotify_rm_watch(ino_fd, p->wd);
 	p->wd = -1;
@@ -558,10 +574,12 @@ spool_take(struct packet *p, int fd)
 	}
 	if (rv == -1) {
 		intake_stage_discard(&sg);
-		rv = spool_reject(p->name, 1, &errs);
+		rv = spool_reject(p->name, &st, &errs);
 		errlist_free(&errs);
 		if (rv == 0)
 			return 0;
+		if (rv == 1)
+			return spool_replaced(p, 0);
 		snprintf(why, sizeof(why), "a refused packet cannot be moved to "
 		    "rejected/ (%s): incoming/%.100s; give group roigate write access "
 		    "to it", strerror(errno), p->name);
@@ -608,7 +626,7 @@ spool_process(struct packet *p)
 		    "line break, a tab?) or a backslash: give the %s a plain name "
 		    "and copy it into incoming/ again", name_shown(p->name, shown,
 		    sizeof(shown)), S_ISDIR(st.st_mode) ? "folder" : "file");
-		rv = spool_reject(p->name, S_ISDIR(st.st_mode), &errs);
+		rv = spool_reject(p->name, S_ISDIR(st.st_mode) ? &st : NULL, &errs);
 		errlist_free(&errs);
 		if (rv == -1) {
 			snprintf(why, sizeof(why), "incoming/%s cannot be moved to "
@@ -623,7 +641,7 @@ spool_process(struct packet *p)
 		    "holding manifest.json and its documents", name_shown(p->name,
 		    shown, sizeof(shown)), S_ISLNK(st.st_mode) ? "a symbolic link" :
 		    "a single file");
-		rv = spool_reject(p->name, 0, &errs);
+		rv = spool_reject(p->name, NULL, &errs);
 		errlist_free(&errs);
 		if (rv == -1) {
 			snprintf(why, sizeof(why), "incoming/%.100s cannot be moved to "

@@ -282,13 +282,18 @@ def test_reason_shows_odd_file_names_as_text(gw):
             "remove it or list it under documents") in lines, reason
 
 
-def test_folder_renamed_while_taken_and_replaced_loses_nothing(gw):
+@pytest.mark.parametrize("first_ok", [True, False],
+                         ids=["taken", "refused"])
+def test_folder_renamed_while_read_and_replaced_loses_nothing(gw, first_ok):
     # A clerk drops a packet, thinks better of it while roigated reads it
     # (a large packet takes a while: every document is opened by its
     # reader), renames it aside and drops the corrected one under the same
-    # name.  The daemon took the first, then removed the folder by its
-    # name: the corrected packet, never taken, was gone.  It is taken.
+    # name.  The daemon took (or refused) the first, then removed (or
+    # moved to rejected/ with the first one's reasons) the folder by its
+    # name: the corrected packet, never looked at.  It is taken.
     first = Packet("ROI-R-FIRST")
+    if not first_ok:
+        first.manifest["recipient"] = "nobody-here"
     note = first.doc("discharge-summary.txt")
     for i in range(300):
         d = copy.deepcopy(note)
@@ -314,8 +319,15 @@ def test_folder_renamed_while_taken_and_replaced_loses_nothing(gw):
     os.rename(path, path + ".aside")
     os.rename(ready, path)
     assert reading(path + ".aside"), "taken before the swap: proves nothing"
-    wait_state(gw, "ROI-R-FIRST", "delivered")
     wait_state(gw, "ROI-R-CORRECTED", "delivered")
-    # The folder set aside is known for job 1's own and removed.
-    wait_for("incoming/ to empty", lambda: gw.incoming_names() == [])
-    assert gw.rejected_names() == []
+    if first_ok:
+        wait_state(gw, "ROI-R-FIRST", "delivered")
+        # The folder set aside is known for job 1's own and removed.
+        wait_for("incoming/ to empty", lambda: gw.incoming_names() == [])
+        assert gw.rejected_names() == []
+    else:
+        wait_rejected(gw, "desk-drop.aside")
+        assert ('- recipient "nobody-here" is not in the verified recipient '
+                'directory\n') in gw.reason("desk-drop.aside")
+        assert gw.rejected_names() == ["desk-drop.aside"]
+        assert gw.job_by_packet("ROI-R-FIRST") is None
