@@ -331,3 +331,26 @@ def test_folder_renamed_while_read_and_replaced_loses_nothing(gw, first_ok):
                 'directory\n') in gw.reason("desk-drop.aside")
         assert gw.rejected_names() == ["desk-drop.aside"]
         assert gw.job_by_packet("ROI-R-FIRST") is None
+
+
+@pytest.mark.parametrize("doc,rect,size", [
+    # A 300 dpi scan's pixels given for a PDF's points: below its foot.
+    ("labs-2026-10.pdf", {"x": 150, "y": 2400, "w": 900, "h": 60},
+     "612 x 792 points"),
+    ("chest-xray.png", {"x": 5000, "y": 10, "w": 20, "h": 20}, None)])
+def test_rectangle_off_the_page_fails_the_job(gw, doc, rect, size):
+    # A rectangle wholly outside its page covered nothing and the job was
+    # delivered: what the clerk meant to black out was sent.  It fails,
+    # as a rectangle on a page the document does not have does.
+    p = Packet("ROI-R-OFFPAGE-" + doc.split(".")[1].upper())
+    p.doc(doc)["redact"] = {"rects": [dict(page=1, **rect)]}
+    gw.drop(p)
+    j = wait_state(gw, p.packet_id, "failed")
+    err = j["last_error"]
+    assert (f"a redaction rectangle on page 1 starts at x {rect['x']}, y "
+            f"{rect['y']}, outside the page") in err, err
+    assert "check the redactions marked for it. Nothing was sent" in err, err
+    if size:
+        assert f"({size})" in err, err
+    assert not os.path.exists(gw.outbox) or os.listdir(gw.outbox) == []
+
