@@ -354,3 +354,35 @@ def test_rectangle_off_the_page_fails_the_job(gw, doc, rect, size):
         assert f"({size})" in err, err
     assert not os.path.exists(gw.outbox) or os.listdir(gw.outbox) == []
 
+
+TOO_MUCH = ("documents[0].redact.patterns[0].regex: repeats too much for the "
+            "gateway (its {n,m} counts, nested or one after another, come to "
+            "more than 2000 copies of what they repeat): write it with "
+            "smaller counts")
+
+
+@pytest.mark.parametrize("regex,refused", [
+    # glibc's regcomp, which the intake runs in the daemon itself: 8 GB
+    # and more than a minute; 1.4 GB and 2.4 s; both of 27 bytes or less.
+    ("((a{1,255}){1,255}){1,255}", True),
+    ("(.{0,255}){0,255}", True),
+    ("x{1000}y{1000}z{1000}", True),
+    ("([[:alnum:]]{1,40}[ -]){1,48}", False),     # 41 x 48 = 1968
+    ("CLM-[0-9]{6}", False),
+    ("[]{]{3}[{]", False)])
+def test_regex_that_repeats_too_much_is_refused_at_once(gw, regex, refused):
+    p = Packet("ROI-R-REGEX")
+    p.doc("labs-2026-10.pdf")["redact"] = {"patterns": [
+        {"regex": regex, "expect": 0}]}
+    gw.drop(p)
+    t = time.monotonic()
+    if refused:
+        wait_rejected(gw, p.packet_id)
+        assert gw.reason(p.packet_id).split("\n\n")[1] == f"- {TOO_MUCH}"
+    else:
+        wait_state(gw, p.packet_id, ("queued", "running", "delivered",
+                                     "failed"))
+    assert time.monotonic() - t < 10
+    t = time.monotonic()
+    gw.roictl("status", check=0)
+    assert time.monotonic() - t < 1
