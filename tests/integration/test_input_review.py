@@ -386,3 +386,45 @@ def test_regex_that_repeats_too_much_is_refused_at_once(gw, regex, refused):
     t = time.monotonic()
     gw.roictl("status", check=0)
     assert time.monotonic() - t < 1
+
+
+def _submit(gw, p, names, paths, req=None):
+    """Submit p over the socket, passing paths (opened read-only) as names."""
+    folder = os.path.join(gw.root, "desk", p.packet_id)
+    p.write(folder)
+    fds = [os.open(os.path.join(folder, f), os.O_RDONLY) for f in paths]
+    s = connect(gw)
+    try:
+        s.sendmsg([frame(req or {"v": 1, "id": 1, "op": "submit",
+                                 "manifest": p.manifest, "files": names})],
+                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                    array.array("i", fds))])
+        return read_frame(s)
+    finally:
+        s.close()
+        for fd in fds:
+            os.close(fd)
+
+
+def test_submitted_reason_file_not_listed_is_refused(gw):
+    # Over the socket every file passed is the client's: an unlisted
+    # REASON.txt was taken along silently into jobs/N (only the spool's
+    # folders may hold reason files, roigate's own from a refusal).
+    p = Packet("ROI-R-SUBMIT-REASON")
+    p.files["REASON.txt"] = b"synthetic\n"
+    names = [d["file"] for d in p.manifest["documents"]] + ["REASON.txt"]
+    r = _submit(gw, p, names, names)
+    assert r["code"] == "invalid", r
+    assert r["reasons"] == ["file REASON.txt is not listed in the manifest: "
+                            "remove it or list it under documents"], r
+    assert os.listdir(os.path.join(gw.state, "jobs")) == []
+
+
+def test_submitted_file_name_that_is_not_a_string(gw):
+    p = Packet("ROI-R-SUBMIT-NAME")
+    names = [d["file"] for d in p.manifest["documents"]]
+    req = {"v": 1, "id": 1, "op": "submit", "manifest": p.manifest,
+           "files": [5] + names[1:]}
+    r = _submit(gw, p, None, names, req)
+    assert (r["code"], r["error"]) == (
+        "bad_request", "submit: files[0] must be a file name (a string)"), r
