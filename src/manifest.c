@@ -444,6 +444,35 @@ parse_rects(struct ctx *c, json_t *rects, const char *path, struct document *d)
 	}
 }
 
+/* A bound at p ("{m}", "{m,}", "{m,n}", "{,n}"): 1 with the copies it
+ * makes (m + 1 for "{m,}") and *after, just past it; 0 if it is none. */
+static int
+regex_bound(const char *p, long *copies, const char **after)
+{
+	char	*end;
+	long	 m = 0;
+
+	p++;
+	if (isdigit((unsigned char)*p)) {
+		m = strtol(p, &end, 10);
+		p = end;
+	} else if (*p != ',')
+		return 0;
+	*copies = m;
+	if (*p == ',') {
+		p++;
+		*copies = m + 1;
+		if (isdigit((unsigned char)*p)) {
+			*copies = strtol(p, &end, 10);
+			p = end;
+		}
+	}
+	if (*p != '}')
+		return 0;
+	*after = p + 1;
+	return 1;
+}
+
 /*
  * About how many copies of its parts a POSIX regex compiler makes of re:
  * a bounded repetition is written out that many times, and nested ones
@@ -454,14 +483,16 @@ parse_rects(struct ctx *c, json_t *rects, const char *path, struct document *d)
 static long
 regex_weight(const char *re, long cap)
 {
-	long		 sum[MANIFEST_REGEX_DEPTH + 1], last = 0, m, n;
+	long		 sum[MANIFEST_REGEX_DEPTH + 1], last = 0, n;
 	const char	*p = re, *q;
 	int		 depth = 0;
 	char		*end;
 
 	sum[0] = 0;
 	while (*p) {
-		if (*p == '(' && depth < MANIFEST_REGEX_DEPTH) {
+		if (*p == '(') {
+			if (depth == MANIFEST_REGEX_DEPTH)
+				return cap + 1;	/* nobody nests a pattern so */
 			sum[depth] += last;
 			last = 0;
 			sum[++depth] = 0;
@@ -472,21 +503,10 @@ regex_weight(const char *re, long cap)
 				last = 1;
 			depth--;
 			p++;
-		} else if (*p == '{' && isdigit((unsigned char)p[1])) {
-			/* {m}, {m,}, {m,n}: m or n copies (m + 1 for {m,}) */
-			m = strtol(p + 1, &end, 10);
-			n = m;
-			q = end;
-			if (*q == ',') {
-				n = isdigit((unsigned char)q[1]) ? strtol(q + 1, &end, 10) :
-				    m + 1;
-				q = isdigit((unsigned char)q[1]) ? end : q + 1;
-			}
-			if (*q != '}')
-				return 0;	/* not a bound: regcomp says so */
+		} else if (*p == '{' && regex_bound(p, &n, &q)) {
 			last = n > cap || last > cap / (n > 0 ? n : 1) ? cap + 1 :
 			    last * (n > 0 ? n : 1);
-			p = q + 1;
+			p = q;
 		} else {
 			sum[depth] += last;
 			last = 1;
