@@ -32,6 +32,8 @@ struct proto_reader {
 	size_t		 max;		/* frame size limit */
 	int		 fds[PROTO_MAX_FDS];
 	size_t		 nfds;
+	size_t		 maxfds;	/* kept per frame (PROTO_MAX_FDS); the
+					 * rest are closed as they arrive */
 	int		 fds_overflow;	/* more fds were sent than allowed */
 };
 void	proto_reader_init(struct proto_reader *, size_t max);

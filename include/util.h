@@ -114,5 +114,9 @@ void	 test_crashpoint(const char *name);
 
 /* Is s a safe plain file name: no '/', not "." or "..", no leading '.', no control bytes? */
 int	 valid_filename(const char *s);
+/* s as a reason may show a name a clerk gave: in at most len bytes (cut
+ * between characters, "..." then), each control character or byte that is
+ * not UTF-8 a '?'.  Returns out. */
+const char *name_shown(const char *s, char *out, size_t len);
 
 #endif

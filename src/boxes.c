@@ -185,6 +185,21 @@ boxes_page(fz_context *ctx, fz_display_list *list, fz_rect bounds, enum reader_k
 
 		if (rr->page != pno)
 			continue;
+		/* Wholly off the page it covers nothing: pixels given for a
+		 * PDF's points, say.  As for a page it does not have, the job
+		 * fails rather than send what the clerk meant to black out. */
+		if (bounds.x0 + rr->x * sx >= bounds.x1 ||
+		    bounds.y0 + rr->y * sy >= bounds.y1) {
+			char why[240];	/* fz_throw knows no %g */
+
+			snprintf(why, sizeof(why), "roigate: a redaction rectangle on "
+			    "page %d starts at x %g, y %g, outside the page (%g x %g "
+			    "%s): check the redactions marked for it", pno, rr->x,
+			    rr->y, (bounds.x1 - bounds.x0) / sx,
+			    (bounds.y1 - bounds.y0) / sy, kind == READER_IMAGE ?
+			    "pixels" : "points");
+			fz_throw(ctx, FZ_ERROR_GENERIC, "%s", why);
+		}
 		r.x0 = (float)(bounds.x0 + rr->x * sx);
 		r.y0 = (float)(bounds.y0 + rr->y * sy);
 		r.x1 = (float)(r.x0 + rr->w * sx);

@@ -51,6 +51,8 @@ static int		 listen_fd = -1;
 static struct loop_fd	*listen_lf;
 static struct client	*clients;
 static int		 nclients;
+static struct loop_timer *accept_timer;
+static int		 accept_paused;	/* times, since connections were last taken */
 
 static void	client_io(int, uint32_t, void *);
 static void	client_write(struct client *);
@@ -474,7 +476,9 @@ client_read(struct client *c)
 			c->closing = 1;
 			return;
 		}
-		if (c->pr.fds_overflow) {
+		/* A caller who may not submit had its descriptors closed on
+		 * arrival (peer_roles): its request is judged without them. */
+		if (c->pr.fds_overflow && c->pr.maxfds > 0) {
 			snprintf(err, sizeof(err), "too many file descriptors (at most %d "
 			    "per request)", PROTO_MAX_FDS);
 			audit_refused(&c->peer, "(bad frame)", "error", err);
@@ -578,6 +582,28 @@ peer_groups(int fd, struct peer *p)
 		p->ngroups = -1;
 }
 
+/*
+ * Descriptors are kept only from a peer that may submit: anyone else's are
+ * closed as they arrive, so that connections holding files (64 each, the
+ * frame never finished) cannot use up the daemon's open-file limit.
+ */
+static void
+peer_roles(struct client *c)
+{
+	c->peer.roles = config_roles(rg->conf, c->peer.uid, c->peer.gid,
+	    c->peer.ngroups >= 0 ? c->peer.groups : NULL, c->peer.ngroups);
+	c->pr.maxfds = c->peer.roles & ROLE_SUBMIT ? PROTO_MAX_FDS : 0;
+}
+
+/* Out of descriptors: accept nothing for a second rather than fail on
+ * every turn of the loop (the connections wait in the backlog). */
+static void
+control_accept_resume(void *arg)
+{
+	if (listen_fd != -1)
+		loop_fd_mod(listen_lf, EPOLLIN);
+}
+
 static void
 control_accept(int lfd, uint32_t events, void *arg)
 {
@@ -605,9 +631,8 @@ control_accept(int lfd, uint32_t events, void *arg)
 		c->peer.gid = cred.gid;
 		c->peer.pid = cred.pid;
 		peer_groups(fd, &c->peer);
-		c->peer.roles = config_roles(rg->conf, cred.uid, cred.gid,
-		    c->peer.ngroups >= 0 ? c->peer.groups : NULL, c->peer.ngroups);
 		proto_reader_init(&c->pr, (size_t)rg->conf->max_frame);
+		peer_roles(c);
 		buf_init(&c->out);
 		c->lf = loop_fd_add(fd, EPOLLIN, client_io, c);
 		c->idle = loop_timer_new(client_idle, c);
@@ -615,6 +640,19 @@ control_accept(int lfd, uint32_t events, void *arg)
 		c->next = clients;
 		clients = c;
 		nclients++;
+	}
+	if (errno == EMFILE || errno == ENFILE) {
+		if (!accept_paused++)
+			log_warn("control: new connections wait: no file descriptor "
+			    "is left to take them (LimitNOFILE in roigated.service)");
+		loop_fd_mod(listen_lf, 0);
+		loop_timer_set(accept_timer, 1000);
+		return;
+	}
+	if (accept_paused) {
+		log_info("control: connections are taken again (%d pauses for "
+		    "want of file descriptors)", accept_paused);
+		accept_paused = 0;
 	}
 	if (errno != EAGAIN && errno != EINTR)
 		log_warn("control: accept");
@@ -628,6 +666,7 @@ control_init(void)
 	char			 dir[sizeof(sun.sun_path)], *slash;
 
 	audit_timer = loop_timer_new(audit_flush_timer, NULL);
+	accept_timer = loop_timer_new(control_accept_resume, NULL);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -689,8 +728,7 @@ control_reconfigure(void)
 {
 	/* Roles are looked up again for each connected client. */
 	for (struct client *c = clients; c; c = c->next) {
-		c->peer.roles = config_roles(rg->conf, c->peer.uid, c->peer.gid,
-		    c->peer.ngroups >= 0 ? c->peer.groups : NULL, c->peer.ngroups);
+		peer_roles(c);
 		c->pr.max = (size_t)rg->conf->max_frame;
 	}
 }

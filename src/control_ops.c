@@ -1403,9 +1403,15 @@ op_submit(const struct peer *p, json_t *req, const int *fds, size_t nfds,
 		    "descriptor (%zu passed)", nfds);
 		return;
 	}
+	json_array_foreach(files, i, v)
+		if (!json_is_string(v)) {
+			fail(r, "bad_request", "submit: files[%zu] must be a file name "
+			    "(a string)", i);
+			return;
+		}
 	names = xcalloc(nfds + 1, sizeof(*names));
 	json_array_foreach(files, i, v)
-		names[i] = json_is_string(v) ? json_string_value(v) : "";
+		names[i] = json_string_value(v);
 	actor_name(p, actor, sizeof(actor));
 	/* Answered when the copy is checked and taken (submit_answered). */
 	sb = submit_start(manifest, names, fds, nfds, actor, p->uid,

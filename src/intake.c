@@ -119,13 +119,16 @@ intake_reason_file(const char *name)
 }
 
 /* Every entry of the folder must be the manifest or a listed document
- * (or a reason file roigate wrote when it refused the packet before). */
+ * (or, in a spool folder, a reason file roigate wrote when it refused the
+ * packet before: a submitted one came from the client). */
 static void
-intake_check_entries(int dirfd, const struct manifest *m, struct errlist *errs)
+intake_check_entries(int dirfd, const struct manifest *m, int spool,
+    struct errlist *errs)
 {
 	DIR		*d;
 	struct dirent	*de;
 	struct stat	 st;
+	char		 shown[104];
 	int		 fd, count = 0;
 
 	if ((fd = dup(dirfd)) == -1 || (d = fdopendir(fd)) == NULL) {
@@ -141,7 +144,7 @@ intake_check_entries(int dirfd, const struct manifest *m, struct errlist *errs)
 			continue;
 		if (intake_listed(m, n))
 			;
-		else if (intake_reason_file(n))
+		else if (spool && intake_reason_file(n))
 			continue;
 		if (++count > rg->conf->max_files) {
 			errlist_add(errs, "the packet holds more than %d files",
@@ -150,11 +153,12 @@ intake_check_entries(int dirfd, const struct manifest *m, struct errlist *errs)
 		}
 		if (fstatat(dirfd, n, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    S_ISDIR(st.st_mode))
-			errlist_add(errs, "%.100s is a folder: a packet holds files "
-			    "only, no subfolders", n);
+			errlist_add(errs, "%s is a folder: a packet holds files "
+			    "only, no subfolders", name_shown(n, shown, sizeof(shown)));
 		else if (!intake_listed(m, n))
-			errlist_add(errs, "file %.100s is not listed in the manifest: "
-			    "remove it or list it under documents", n);
+			errlist_add(errs, "file %s is not listed in the manifest: "
+			    "remove it or list it under documents",
+			    name_shown(n, shown, sizeof(shown)));
 	}
 	closedir(d);
 }
@@ -420,7 +424,7 @@ intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
 			errlist_add(errs, "manifest.json has not arrived");
 		return missing ? 1 : -1;
 	}
-	intake_check_entries(dirfd, m, errs);
+	intake_check_entries(dirfd, m, stagefd != -1, errs);
 	if (errs->n == 0 && stagefd != -1 && !intake_all_arrived(dirfd, m)) {
 		stagefd = -1;	/* the check below says what is missing */
 		waiting = 1;

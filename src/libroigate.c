@@ -145,10 +145,16 @@ client_request(struct roigate *c, json_t *req, const int *fds, size_t nfds,
 	json_object_set_new(req, "id", json_integer(c->next_id++));
 	rv = proto_send(c->fd, req, fds, nfds);
 	json_decref(req);
-	if (rv == -1)
-		return cerr(err, errlen, ROIGATE_E_UNAVAILABLE, "cannot send to the "
-		    "daemon: %s", strerror(errno));
-	if (proto_recv(c->fd, CLIENT_MAX_REPLY, &reply, NULL, &nrfds, perr,
+	if (rv == -1) {
+		/* A connection over the daemon's limits is refused with one
+		 * frame and closed at once, perhaps before the request went
+		 * out: say its reason, not the broken pipe. */
+		int saved = errno;
+		if ((saved != EPIPE && saved != ECONNRESET) || proto_recv(c->fd,
+		    CLIENT_MAX_REPLY, &reply, NULL, &nrfds, perr, sizeof(perr)) == -1)
+			return cerr(err, errlen, ROIGATE_E_UNAVAILABLE, "cannot send "
+			    "to the daemon: %s", strerror(saved));
+	} else if (proto_recv(c->fd, CLIENT_MAX_REPLY, &reply, NULL, &nrfds, perr,
 	    sizeof(perr)) == -1)
 		return cerr(err, errlen, ROIGATE_E_UNAVAILABLE, "no answer from the "
 		    "daemon: %s", perr);

@@ -21,6 +21,8 @@
 #define MANIFEST_MAX_FILENAME	255	/* NAME_MAX */
 #define MANIFEST_MAX_EXPECT	100000
 #define MANIFEST_MAX_PAGE	1000000
+#define MANIFEST_REGEX_WEIGHT	2000	/* see regex_weight() */
+#define MANIFEST_REGEX_DEPTH	64
 
 void
 errlist_add(struct errlist *e, const char *fmt, ...)
@@ -442,6 +444,96 @@ parse_rects(struct ctx *c, json_t *rects, const char *path, struct document *d)
 	}
 }
 
+/* A bound at p ("{m}", "{m,}", "{m,n}", "{,n}"): 1 with the copies it
+ * makes (m + 1 for "{m,}") and *after, just past it; 0 if it is none. */
+static int
+regex_bound(const char *p, long *copies, const char **after)
+{
+	char	*end;
+	long	 m = 0;
+
+	p++;
+	if (isdigit((unsigned char)*p)) {
+		m = strtol(p, &end, 10);
+		p = end;
+	} else if (*p != ',')
+		return 0;
+	*copies = m;
+	if (*p == ',') {
+		p++;
+		*copies = m + 1;
+		if (isdigit((unsigned char)*p)) {
+			*copies = strtol(p, &end, 10);
+			p = end;
+		}
+	}
+	if (*p != '}')
+		return 0;
+	*after = p + 1;
+	return 1;
+}
+
+/*
+ * About how many copies of its parts a POSIX regex compiler makes of re:
+ * a bounded repetition is written out that many times, and nested ones
+ * multiply ("((a{1,255}){1,255}){1,255}", 27 bytes, took glibc's regcomp
+ * 8 GB and more than a minute, in the daemon, at intake).  Saturates just
+ * above cap.  A string regcomp refuses anyway may count anything.
+ */
+static long
+regex_weight(const char *re, long cap)
+{
+	long		 sum[MANIFEST_REGEX_DEPTH + 1], last = 0, n;
+	const char	*p = re, *q;
+	int		 depth = 0;
+	char		*end;
+
+	sum[0] = 0;
+	while (*p) {
+		if (*p == '(') {
+			if (depth == MANIFEST_REGEX_DEPTH)
+				return cap + 1;	/* nobody nests a pattern so */
+			sum[depth] += last;
+			last = 0;
+			sum[++depth] = 0;
+			p++;
+		} else if (*p == ')' && depth > 0) {
+			last = sum[depth] + last;
+			if (last == 0)
+				last = 1;
+			depth--;
+			p++;
+		} else if (*p == '{' && regex_bound(p, &n, &q)) {
+			last = n > cap || last > cap / (n > 0 ? n : 1) ? cap + 1 :
+			    last * (n > 0 ? n : 1);
+			p = q;
+		} else {
+			sum[depth] += last;
+			last = 1;
+			if (*p == '\\' && p[1])
+				p += 2;
+			else if (*p == '[') {
+				/* a bracket expression is one: "[]a]", "[^]a]",
+				 * "[[:digit:]]" */
+				q = p + 1 + (p[1] == '^');
+				q += *q == ']';
+				while (*q && *q != ']')
+					q += q[0] == '[' && (q[1] == ':' || q[1] == '.' ||
+					    q[1] == '=') && (end = strchr(q + 2, ']')) ?
+					    end + 1 - q : 1;
+				p = *q ? q + 1 : q;
+			} else
+				p++;
+		}
+		if (sum[depth] > cap || last > cap)
+			return cap + 1;
+	}
+	sum[depth] += last;
+	for (; depth > 0; depth--)
+		sum[depth - 1] += sum[depth];
+	return sum[0] > cap ? cap + 1 : sum[0];
+}
+
 /* A pattern's name (a known one) or regex (one the renderer can compile). */
 static int
 check_pattern(struct ctx *c, const char *p, const char *name, const char *regex)
@@ -468,6 +560,13 @@ check_pattern(struct ctx *c, const char *p, const char *name, const char *regex)
 			return -1;
 		}
 		return 0;
+	}
+	if (regex_weight(regex, MANIFEST_REGEX_WEIGHT) > MANIFEST_REGEX_WEIGHT) {
+		errlist_add(c->errs, "%s.regex: repeats too much for the gateway (its "
+		    "{n,m} counts, nested or one after another, come to more than "
+		    "%d copies of what they repeat): write it with smaller counts",
+		    p, MANIFEST_REGEX_WEIGHT);
+		return -1;
 	}
 	/* Compiled here with the flags the renderer uses, so that a bad one is
 	 * refused at intake, not after acceptance. */

@@ -129,18 +129,20 @@ proto_reader_init(struct proto_reader *pr, size_t max)
 {
 	memset(pr, 0, sizeof(*pr));
 	pr->max = max;
+	pr->maxfds = PROTO_MAX_FDS;
 }
 
 void
 proto_reader_reset(struct proto_reader *pr)
 {
-	size_t	max = pr->max;
+	size_t	max = pr->max, maxfds = pr->maxfds;
 
 	for (size_t i = 0; i < pr->nfds; i++)
 		if (pr->fds[i] != -1)
 			close(pr->fds[i]);
 	free(pr->body);
 	proto_reader_init(pr, max);
+	pr->maxfds = maxfds;
 }
 
 int
@@ -151,10 +153,10 @@ proto_read(struct proto_reader *pr, int fd, char *err, size_t errlen)
 	for (;;) {
 		if (pr->hdrlen < 4) {
 			n = proto_recvmsg(fd, pr->hdr + pr->hdrlen, 4 - pr->hdrlen,
-			    pr->fds, &pr->nfds, PROTO_MAX_FDS, &pr->fds_overflow);
+			    pr->fds, &pr->nfds, pr->maxfds, &pr->fds_overflow);
 		} else if (pr->got < pr->want) {
 			n = proto_recvmsg(fd, pr->body + pr->got, pr->want - pr->got,
-			    pr->fds, &pr->nfds, PROTO_MAX_FDS, &pr->fds_overflow);
+			    pr->fds, &pr->nfds, pr->maxfds, &pr->fds_overflow);
 		} else
 			return 1;
 		if (n == -1) {

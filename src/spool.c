@@ -105,7 +105,7 @@ packet_touch(const char *name)
 	struct packet	*p;
 	char		 path[PATH_MAX];
 
-	if (name[0] == '.' || !valid_filename(name))
+	if (name[0] == '.')
 		return;		/* hidden: a drop in progress */
 	if ((p = packet_find(name)) == NULL) {
 		p = xcalloc(1, sizeof(*p));
@@ -230,22 +230,33 @@ spool_write_reason(int fd, const char *text)
 	log_warn("spool: cannot write the reasons into a refused packet");
 }
 
-/* Move incoming/NAME to rejected/NAME (or NAME.1, ...) with its reasons.
- * -1: it cannot be moved (errno), and stays where it is. */
+/* Move incoming/NAME to rejected/NAME (or NAME.1, ...) with its reasons;
+ * dir: it is a folder, this one.  -1: it cannot be moved (errno), and stays
+ * where it is; 1: another folder has its name now, and stays. */
 static int
-spool_reject(const char *name, int is_dir, const struct errlist *errs)
+spool_reject(const char *name, const struct stat *dir, const struct errlist *errs)
 {
-	char	 target[NAME_MAX + 1], rname[NAME_MAX + 16];
-	char	*text = spool_reason_text(errs);
-	int	 fd, i, rv = -1;
+	char		 target[NAME_MAX + 1], rname[NAME_MAX + 16];
+	char		*text;
+	struct stat	 st;
+	int		 fd, i, is_dir = dir != NULL, rv = -1;
 
-	metrics_intake_refused(errs);
 	if (is_dir && (fd = openat(incoming_fd, name, O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC)) != -1) {
+		/* Another folder has the name now (see spool_remove_original):
+		 * the one refused is elsewhere, and refused when found there. */
+		if (fstat(fd, &st) == 0 && (st.st_dev != dir->st_dev ||
+		    st.st_ino != dir->st_ino)) {
+			close(fd);
+			return 1;
+		}
 		/* Written before the move: a crash leaves it in incoming, to retry. */
+		text = spool_reason_text(errs);
 		spool_write_reason(fd, text);
 		close(fd);
-	}
+	} else
+		text = spool_reason_text(errs);
+	metrics_intake_refused(errs);
 	for (i = 0; i < 10000; i++) {
 		if (i == 0)
 			strlcpy_(target, name, sizeof(target));
@@ -268,9 +279,19 @@ spool_reject(const char *name, int is_dir, const struct errlist *errs)
 	fsync(rejected_fd);
 	fsync(incoming_fd);
 	if (!is_dir) {
-		if (bsnprintf(rname, sizeof(rname), "%s.REASON.txt", target) == -1 ||
-		    write_file_excl(rejected_fd, rname, text, strlen(text), 0644) == -1)
-			log_warn("spool: cannot write %.100s", rname);
+		/* NAME.REASON.txt: a long name is cut (between characters) to
+		 * leave room for the suffix. */
+		size_t keep = strlen(target);
+		if (keep > NAME_MAX - strlen(".REASON.txt")) {
+			keep = NAME_MAX - strlen(".REASON.txt");
+			while (keep > 0 && ((unsigned char)target[keep] & 0xc0) == 0x80)
+				keep--;
+		}
+		if (bsnprintf(rname, sizeof(rname), "%.*s.REASON.txt", (int)keep,
+		    target) == -1 || write_file_excl(rejected_fd, rname, text,
+		    strlen(text), 0644) == -1)
+			log_warn("spool: cannot write the reasons for a refused file "
+			    "into rejected/");
 	}
 	log_info("spool: packet rejected (%zu reason%s), moved to rejected/",
 	    errs->n, errs->n == 1 ? "" : "s");
@@ -401,7 +422,7 @@ spool_removable(const char *name, int fd, const struct stat *st, char *why,
 #define TAKEN_PREFIX	".roigate-taken-"
 
 static int
-spool_remove_original(const char *name)
+spool_remove_original(const char *name, const struct stat *was)
 {
 	char		taken[64];
 	struct stat	st;
@@ -409,12 +430,16 @@ spool_remove_original(const char *name)
 
 	if ((fd = openat(incoming_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC)) == -1)
-		return errno == ENOENT ? 0 : -1;
+		return errno == ENOENT ? 0 : errno == ELOOP ? 1 : -1;
 	if (fstat(fd, &st) == -1) {
 		close(fd);
 		return -1;
 	}
 	close(fd);
+	/* The folder taken was renamed while it was read, and another put
+	 * under its name (a clerk's corrected copy): that one is not ours. */
+	if (st.st_dev != was->st_dev || st.st_ino != was->st_ino)
+		return 1;
 	snprintf(taken, sizeof(taken), TAKEN_PREFIX "%llu",
 	    (unsigned long long)st.st_ino);
 	(void)remove_dir_at(incoming_fd, taken);	/* a left-over, same inode */
@@ -460,17 +485,49 @@ packet_due(const struct packet *p)
 	return p->last_change + rg->conf->settle_ms;
 }
 
-/* Copy, check and take a packet folder (fd open on it).  1: keep looking. */
+/*
+ * The folder p->name was taken (as job id; 0: refused), but what has that
+ * name now is another one:
+ * look at it as a new entry (the one taken, wherever it went in incoming/,
+ * is known for the job's own).  2.
+ */
+static int
+spool_replaced(struct packet *p, int64_t id)
+{
+	if (id)
+		log_info("spool: job %lld was taken from a folder renamed while it "
+		    "was read; the folder now under its name is looked at on its "
+		    "own", (long long)id);
+	else
+		log_info("spool: a packet refused was renamed while it was read; "
+		    "the folder now under its name is looked at on its own");
+	if (p->wd != -1)
+		inotify_rm_watch(ino_fd, p->wd);
+	p->wd = -1;
+	p->first_seen = now_ms();
+	packet_touch(p->name);
+	return 2;
+}
+
+/* Copy, check and take a packet folder (fd open on it).  1: keep looking;
+ * 2: look again, as at a new folder. */
 static int
 spool_take(struct packet *p, int fd)
 {
 	struct errlist		 errs = { NULL, 0 };
 	struct intake_stage	 sg;
 	struct manifest		*m = NULL;
+	struct stat		 st;
 	char			 err[512], why[700];
 	int64_t			 id, same;
 	int			 rv;
 
+	if (fstat(fd, &st) == -1) {
+		snprintf(why, sizeof(why), "incoming/%.100s cannot be read: %s",
+		    p->name, strerror(errno));
+		spool_block(p, why);
+		return 1;
+	}
 	if (intake_stage_open(&sg, err, sizeof(err)) == -1) {
 		snprintf(why, sizeof(why), "packets cannot be taken: %.400s", err);
 		spool_block(p, why);
@@ -500,8 +557,10 @@ spool_take(struct packet *p, int fd)
 		 * removal, or it was dropped again unchanged): only remove it. */
 		intake_stage_discard(&sg);
 		errlist_free(&errs);
-		rv = spool_remove_original(p->name);
+		rv = spool_remove_original(p->name, &st);
 		manifest_free(m);
+		if (rv == 1)
+			return spool_replaced(p, same);
 		if (rv == 0) {
 			log_info("spool: packet already accepted as job %lld; its copy "
 			    "in incoming/ was removed", (long long)same);
@@ -515,10 +574,12 @@ spool_take(struct packet *p, int fd)
 	}
 	if (rv == -1) {
 		intake_stage_discard(&sg);
-		rv = spool_reject(p->name, 1, &errs);
+		rv = spool_reject(p->name, &st, &errs);
 		errlist_free(&errs);
 		if (rv == 0)
 			return 0;
+		if (rv == 1)
+			return spool_replaced(p, 0);
 		snprintf(why, sizeof(why), "a refused packet cannot be moved to "
 		    "rejected/ (%s): incoming/%.100s; give group roigate write access "
 		    "to it", strerror(errno), p->name);
@@ -533,35 +594,54 @@ spool_take(struct packet *p, int fd)
 		return 1;
 	}
 	log_info("spool: packet accepted as job %lld", (long long)id);
-	if (spool_remove_original(p->name) == -1) {
+	manifest_free(m);
+	if ((rv = spool_remove_original(p->name, &st)) == 1)
+		return spool_replaced(p, id);
+	if (rv == -1) {
 		/* Taken all the same: the next look finds it is job id. */
 		snprintf(why, sizeof(why), "job %lld was taken, but its folder "
 		    "incoming/%.100s cannot be removed: %s", (long long)id, p->name,
 		    strerror(errno));
 		spool_block(p, why);
-		manifest_free(m);
 		return 1;
 	}
-	manifest_free(m);
 	return 0;
 }
 
-/* Read one settled entry of incoming/.  1: keep waiting; 0: done with it. */
+/* Read one settled entry of incoming/.  1: keep waiting; 0: done with it;
+ * 2: taken, and another folder has its name now. */
 static int
 spool_process(struct packet *p)
 {
 	struct errlist	 errs = { NULL, 0 };
 	struct stat	 st;
-	char		 why[700];
+	char		 why[700], shown[104];
 	int		 fd, rv;
 
 	if (fstatat(incoming_fd, p->name, &st, AT_SYMLINK_NOFOLLOW) == -1)
 		return 0;	/* gone again */
+	if (!valid_filename(p->name)) {
+		/* Nothing more is read of it: the name is the trouble. */
+		errlist_add(&errs, "the name \"%s\" holds a control character (a "
+		    "line break, a tab?) or a backslash: give the %s a plain name "
+		    "and copy it into incoming/ again", name_shown(p->name, shown,
+		    sizeof(shown)), S_ISDIR(st.st_mode) ? "folder" : "file");
+		rv = spool_reject(p->name, S_ISDIR(st.st_mode) ? &st : NULL, &errs);
+		errlist_free(&errs);
+		if (rv == -1) {
+			snprintf(why, sizeof(why), "incoming/%s cannot be moved to "
+			    "rejected/: %s", shown, strerror(errno));
+			spool_block(p, why);
+			return 1;
+		}
+		return 0;
+	}
 	if (!S_ISDIR(st.st_mode)) {
 		errlist_add(&errs, "%s is %s, not a packet folder: drop a folder "
-		    "holding manifest.json and its documents", p->name,
-		    S_ISLNK(st.st_mode) ? "a symbolic link" : "a single file");
-		rv = spool_reject(p->name, 0, &errs);
+		    "holding manifest.json and its documents", name_shown(p->name,
+		    shown, sizeof(shown)), S_ISLNK(st.st_mode) ? "a symbolic link" :
+		    "a single file");
+		rv = spool_reject(p->name, NULL, &errs);
 		errlist_free(&errs);
 		if (rv == -1) {
 			snprintf(why, sizeof(why), "incoming/%.100s cannot be moved to "
@@ -586,7 +666,7 @@ spool_process(struct packet *p)
 	}
 	rv = spool_take(p, fd);
 	close(fd);
-	if (rv == 0)
+	if (rv != 1)
 		spool_unblock(p);
 	return rv;
 }
@@ -596,7 +676,7 @@ spool_settle(void *arg)
 {
 	struct packet	*p, *next;
 	int64_t		 now = now_ms();
-	int		 accepted = 0;
+	int		 accepted = 0, rv;
 
 	if (stopped)
 		return;
@@ -604,10 +684,12 @@ spool_settle(void *arg)
 		next = p->next;
 		if (now < packet_due(p))
 			continue;
-		if (spool_process(p) == 0) {
+		if ((rv = spool_process(p)) == 0) {
 			packet_forget(p);
 			accepted++;
-		} else if (p->blocked_until == 0)
+		} else if (rv == 2)
+			accepted++;	/* taken; another folder has its name now */
+		else if (p->blocked_until == 0)
 			p->waiting = 1;
 	}
 	if (accepted)

@@ -64,15 +64,24 @@ static int
 submit_check_fd(const char *name, int in, struct errlist *errs)
 {
 	struct stat	st;
+	char		shown[104];
+	int		fl;
 
 	if (!valid_filename(name) || strcmp(name, "manifest.json") == 0) {
-		errlist_add(errs, "file name \"%.100s\" is not allowed: a plain name, "
-		    "no '/', not starting with '.'", name);
+		errlist_add(errs, "file name \"%s\" is not allowed: a plain name, "
+		    "no '/', not starting with '.'", name_shown(name, shown,
+		    sizeof(shown)));
 		return -1;
 	}
 	if (fstat(in, &st) == -1 || !S_ISREG(st.st_mode)) {
 		errlist_add(errs, "%s is not a regular file: pass a file (or memfd), "
 		    "not a pipe, socket or device", name);
+		return -1;
+	}
+	if ((fl = fcntl(in, F_GETFL)) == -1 || (fl & O_PATH) ||
+	    (fl & O_ACCMODE) == O_WRONLY) {
+		errlist_add(errs, "%s is not open for reading: pass it opened for "
+		    "reading (O_RDONLY), not write-only or O_PATH", name);
 		return -1;
 	}
 	if (st.st_size > rg->conf->max_file_size) {

@@ -944,6 +944,47 @@ valid_filename(const char *s)
 	return 1;
 }
 
+/* Length of the UTF-8 character at p (valid, not a control character),
+ * or 0. */
+static size_t
+shown_char(const unsigned char *p)
+{
+	size_t	n, i;
+
+	if (*p >= 0x20 && *p < 0x7f)
+		return 1;
+	n = *p >= 0xf0 && *p < 0xf5 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 ? 2 : 0;
+	if (n == 0 || *p > 0xf4 || (p[0] == 0xc2 && p[1] < 0xa0))
+		return 0;	/* C1 controls are U+0080 to U+009F */
+	for (i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+const char *
+name_shown(const char *s, char *out, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 o = 0, n;
+
+	for (; *p; p += n ? n : 1) {
+		n = shown_char(p);
+		if (o + (n ? n : 1) + 4 > len) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (n)
+			memcpy(out + o, p, n);
+		else
+			out[o] = '?';
+		o += n ? n : 1;
+	}
+	out[o] = '\0';
+	return out;
+}
+
 void
 test_crashpoint(const char *name)
 {
