@@ -254,10 +254,9 @@ $(B)/bench/cover_bench: bench/cover_bench.c $(B)/src/cover.o $(B)/src/coverfont.
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $^ -lharfbuzz-subset -lharfbuzz -lhpdf $(LIBS)
 
-$(B)/bench/sftp_put: bench/sftp_put.c $(B)/src/util.o $(B)/src/log.o include/roigate/transport.h
+$(B)/bench/sftp_put: bench/sftp_put.c include/roigate/transport.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< $(B)/src/util.o \
-	    $(B)/src/log.o $(shell $(PKG_CONFIG) --libs libcrypto) -ldl
+	$(CC) $(ALL_CFLAGS) $(EXE_CFLAGS) $(EXE_LDFLAGS) -o $@ $< -ldl
 
 $(B)/bench/smime_build: bench/smime_build.c transports/smime.c $(B)/src/util.o $(B)/src/log.o
 	@mkdir -p $(dir $@)

@@ -3,8 +3,11 @@
  * transport plugin, exactly as a worker calls it (init, deliver), for
  * comparison with OpenSSH's `sftp -b` putting the same file.
  *
- *	sftp_put PLUGIN.so IDENTITY ADDRESS HOST_KEY VERIFY FILE
- * Prints the seconds taken, or the receipt's detail on failure.
+ *	sftp_put PLUGIN.so IDENTITY ADDRESS HOST_KEY VERIFY FILE SHA256
+ * Prints the seconds taken, or the receipt's detail on failure.  The
+ * file's SHA-256 is given as the daemon gives it (computed at intake, not
+ * at sending): the transport hashes what it sends or reads back, and
+ * compares.
  */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -17,8 +20,6 @@
 
 #include <roigate/transport.h>
 
-#include "util.h"
-
 int
 main(int argc, char *argv[])
 {
@@ -30,13 +31,13 @@ main(int argc, char *argv[])
 	struct transport_file		 f;
 	struct timespec			 t0, t1;
 	struct stat			 sb;
-	char				 err[512], hex[65], packet[64], *base;
+	char				 err[512], packet[64], *base;
 	void				*dl, *st;
 	int				 fd;
 
-	if (argc != 7) {
+	if (argc != 8 || strlen(argv[7]) != 64) {
 		fprintf(stderr, "usage: sftp_put PLUGIN.so IDENTITY ADDRESS HOST_KEY "
-		    "size|readback FILE\n");
+		    "size|readback FILE SHA256\n");
 		return 64;
 	}
 	if ((dl = dlopen(argv[1], RTLD_NOW)) == NULL ||
@@ -52,8 +53,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "sftp_put: %s\n", err);
 		return 1;
 	}
-	if ((fd = open(argv[6], O_RDONLY)) == -1 || fstat(fd, &sb) == -1 ||
-	    sha256_fd(fd, hex, NULL) == -1) {
+	if ((fd = open(argv[6], O_RDONLY)) == -1 || fstat(fd, &sb) == -1) {
 		perror(argv[6]);
 		return 1;
 	}
@@ -73,7 +73,7 @@ main(int argc, char *argv[])
 	f.name = base;
 	f.content_type = "application/pdf";
 	f.size = sb.st_size;
-	f.sha256 = hex;
+	f.sha256 = argv[7];	/* as the daemon passes it */
 	memset(&m, 0, sizeof(m));
 	m.job_id = 1;
 	m.packet_id = packet;
