@@ -557,6 +557,20 @@ peer_count(uid_t uid)
 	return n;
 }
 
+/* Connections from callers with no role, who may do nothing: at most a
+ * quarter of max_clients, so that users of the socket's group without a
+ * role cannot keep out those who have one. */
+static int
+norole_full(void)
+{
+	int	n = 0, cap = rg->conf->max_clients / 4;
+
+	for (struct client *c = clients; c; c = c->next)
+		if (c->peer.roles == 0)
+			n++;
+	return n >= (cap > 0 ? cap : 1);
+}
+
 /* Refuse a connection over a limit with one error frame, written at once. */
 static void
 refuse(int fd, const char *msg)
@@ -633,6 +647,15 @@ control_accept(int lfd, uint32_t events, void *arg)
 		peer_groups(fd, &c->peer);
 		proto_reader_init(&c->pr, (size_t)rg->conf->max_frame);
 		peer_roles(c);
+		if (c->peer.roles == 0 && norole_full()) {
+			audit_refused(&c->peer, "(connect)", "denied", "too many "
+			    "connections from users with no role");
+			refuse(fd, "too many connections from users with no role on "
+			    "this gateway; an administrator gives roles in [roles] "
+			    "of roigate.conf");
+			free(c);
+			continue;
+		}
 		buf_init(&c->out);
 		c->lf = loop_fd_add(fd, EPOLLIN, client_io, c);
 		c->idle = loop_timer_new(client_idle, c);

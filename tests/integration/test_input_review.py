@@ -98,7 +98,9 @@ def test_connections_holding_descriptors_leave_the_daemon_serving(
     # finishing its frame, would hold 4096: nothing left to accept a
     # connection, take a packet from the spool or open the database,
     # until the idle timeout closes them (and they come again).
-    gw = gateway_factory(control={"max_clients": "80"})
+    # (max_clients raised so that the limit on connections without a
+    # role, a quarter of it, lets all 64 in.)
+    gw = gateway_factory(control={"max_clients": "256"})
     limit_files(gw, 4096)
     gw.open_to_others()
     procs, said = hogs(gw, [4011, 4012, 4013, 4014])
@@ -114,6 +116,60 @@ def test_connections_holding_descriptors_leave_the_daemon_serving(
     finally:
         release(procs)
     assert "Too many open files" not in gw.log()
+
+
+# Connections that send nothing; says how many of its N the daemon
+# refused at once (one frame, then closed), and holds the others open
+# until its standard input closes.
+IDLE = r'''
+import json, socket, struct, sys
+path, n = sys.argv[1], int(sys.argv[2])
+socks, refused = [], []
+for i in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    socks.append(s)
+for s in socks:
+    s.settimeout(2)
+    try:
+        hdr = s.recv(4, socket.MSG_WAITALL)
+    except socket.timeout:
+        continue
+    if len(hdr) == 4:
+        body = s.recv(struct.unpack(">I", hdr)[0], socket.MSG_WAITALL)
+        refused.append(json.loads(body)["error"])
+print(json.dumps({"refused": len(refused), "why": sorted(set(refused))}),
+      flush=True)
+sys.stdin.read()
+'''
+
+
+def test_users_without_a_role_cannot_keep_out_those_with_one(gateway_factory):
+    # Clerks are in the socket's group; one without a role may do
+    # nothing, and all of them together hold at most a quarter of
+    # max_clients (64): four such users with 16 idle connections each
+    # (max_clients_per_uid) leave room for those with a role.
+    gw = gateway_factory()
+    gw.start()
+    gw.add_recipient("records-desk")
+    gw.open_to_others()
+    procs = [subprocess.Popen([sys.executable, "-c", IDLE, gw.sock, "16"],
+                              user=uid, group=uid, extra_groups=[],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True) for uid in (4021, 4022, 4023, 4024)]
+    try:
+        said = [json.loads(p.stdout.readline()) for p in procs]
+        assert sum(d["refused"] for d in said) == 64 - 16, said
+        assert {w for d in said for w in d["why"]} == {
+            "too many connections from users with no role on this gateway; "
+            "an administrator gives roles in [roles] of roigate.conf"}, said
+        r = gw.roictl("status")
+        assert r.returncode == 0, r.stderr
+        p = Packet("ROI-R-NOROLE")
+        gw.drop(p)
+        wait_state(gw, p.packet_id, "delivered")
+    finally:
+        release(procs)
 
 
 def test_out_of_descriptors_waits_instead_of_spinning(gateway_factory):
