@@ -214,7 +214,8 @@ unit: all $(UNIT_BINS)
 integration: all
 	ROIGATE_BUILD=$(CURDIR)/$(B) /usr/bin/python3 -m pytest -q tests/integration
 	ROIGATE_TEST_AS_USER=1 ROIGATE_BUILD=$(CURDIR)/$(B) /usr/bin/python3 -m pytest -q \
-	    tests/integration/test_intake.py \
+	    tests/integration/test_intake.py tests/integration/test_input_review.py \
+	    "tests/integration/test_render.py::test_a_document_that_exhausts_the_reader_holds_up_no_one" \
 	    "tests/integration/test_daemon.py::test_submit_over_the_socket" \
 	    "tests/integration/test_daemon.py::test_libroigate_example_program" \
 	    "tests/integration/test_socket.py::test_disconnect_mid_submit_accepts_nothing" \

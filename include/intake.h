@@ -7,6 +7,7 @@
 #define INTAKE_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 struct manifest;
 struct errlist;
@@ -35,7 +36,10 @@ void	intake_stage_discard(struct intake_stage *);
  * be rejected (reasons in errs); 2: the packet is job *same already, with
  * the very same manifest and documents (*mp set: nothing to take again);
  * 3: a document could not be checked now (its reader was killed from
- * outside): nothing is wrong with the packet so far, look again later.
+ * outside): nothing is wrong with the packet so far, look again later;
+ * 4: nothing is wrong so far, and a document's reader is still at work
+ * (or waits for a free one): spool_probed() and submit_probed() are
+ * called when one finishes, to look again.
  */
 int	intake_check(int dirfd, int stagefd, struct manifest **mp,
 	    struct errlist *errs, int64_t *same);
@@ -53,6 +57,10 @@ int	intake_accept(struct intake_stage *, const struct manifest *m,
 /* At start: remove staging folders and jobs/ID folders with no job row
  * (their acceptance was interrupted: the packet is still at its source). */
 void	intake_recover(void);
+
+/* The daemon's SIGCHLD: pid was a document reader of intake's (its
+ * status kept for its verdict)?  1 or 0. */
+int	intake_probe_exited(pid_t pid, int status);
 
 /* Is name a reason file roigate writes (REASON.txt, REASON.N.txt)? */
 int	intake_reason_file(const char *name);

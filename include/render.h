@@ -15,6 +15,7 @@
 #define RENDER_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -152,6 +153,17 @@ void	render_close_inputs(const struct manifest *mf, int *docfds, int *outfd);
  */
 int	render_probe(int fd, const char *mime, const struct render_opts *opts,
 	    char *err, size_t errlen);
+
+/* The same in steps, for a caller that will not wait: whether the type
+ * needs the reader at all (text does not); start the child (0, its pid
+ * and the pipe on which it says why it refuses, to be read to its end;
+ * -2 with err); its verdict from its wait status and what the pipe said
+ * (msg, got bytes, NUL-terminated), as render_probe's. */
+int	render_probe_needed(const char *mime);
+int	render_probe_start(int fd, const char *mime, const struct render_opts *,
+	    pid_t *pid, int *pipe, char *err, size_t errlen);
+int	render_probe_verdict(int status, const char *msg, size_t got, char *err,
+	    size_t errlen);
 
 /* The same, in the calling process (the child side; also the fuzz target). */
 int	render_probe_here(int fd, const char *mime, const struct render_opts *opts,

@@ -13,6 +13,8 @@
 int	spool_init(void);	/* create folders, start watching; -1 on error */
 void	spool_stop(void);	/* stop taking packets (shutdown) */
 void	spool_reconfigure(void);
+/* A document reader finished: look again at the packets waiting for one. */
+void	spool_probed(void);
 
 
 

@@ -38,5 +38,8 @@ struct submit	*submit_start(json_t *manifest, const char *const *names,
 		    struct errlist *errs, int *temporary);
 /* The client is gone: stop, and take nothing. */
 void		 submit_cancel(struct submit *);
+/* A document reader finished: check again the submissions waiting for
+ * one (src/intake.c). */
+void		 submit_probed(void);
 
 #endif

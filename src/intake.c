@@ -15,21 +15,27 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "intake.h"
 #include "log.h"
+#include "loop.h"
 #include "manifest.h"
 #include "policy.h"
 #include "render.h"
 #include "roigated.h"
+#include "spool.h"
 #include "store.h"
+#include "submit.h"
 #include "util.h"
 
 #define INTAKE_SNIFF	65536
@@ -167,21 +173,217 @@ intake_check_entries(int dirfd, const struct manifest *m, int spool,
  * libmagic only reads headers (a 9-byte "%PDF-1.4" is a PDF to it): open
  * the document with the reader that will render it, in a child process
  * with memory and time limits, before taking it.
+ *
+ * The daemon does not wait on a reader for long: a document built to
+ * exhaust it takes the reader's whole time limit (RENDER_PROBE_SECONDS),
+ * and the loop serves everyone else meanwhile.  A packet's readers may
+ * keep the loop PROBE_WAIT_MS in all; one still reading then is left to
+ * finish on its own, the packet is looked at again when it has (spool) or
+ * its answer waits (socket), and the verdict is kept by the copy's SHA-256
+ * and type: the same bytes read again get the same verdict, and only a
+ * copy with those bytes gets it.  PROBES_AT_ONCE readers run beside the
+ * loop at most; a document beyond them waits for a free one.
  */
+#define PROBE_WAIT_MS	200
+#define PROBES_AT_ONCE	2
+#define PROBE_KEPT	256
+
+enum { PROBE_FREE, PROBE_RUNNING, PROBE_DONE };
+
+struct intake_probe {
+	int		 state;
+	char		 sha256[65];
+	char		 mime[80];
+	int64_t		 max_memory, max_pixels;
+	int		 max_pages;
+	pid_t		 pid;
+	int		 pipe;
+	struct loop_fd	*lf;
+	char		 msg[512];
+	size_t		 got;
+	int		 exited, status;	/* reaped by the daemon's SIGCHLD */
+	int		 rv;			/* DONE: 0, -1 or -2 */
+	char		 why[400];
+	int64_t		 used;
+};
+
+static struct intake_probe	probes[PROBE_KEPT];
+static int			probes_running;
+static struct loop_timer	*probe_wake;
+
+/* Look again at what waits for a reader, from the loop (not from inside
+ * the check of another packet). */
+static void
+probe_woken(void *arg)
+{
+	spool_probed();
+	submit_probed();
+}
+
+static struct intake_probe *
+probe_find(const char *sha, const char *mime, const struct render_opts *o)
+{
+	for (int i = 0; i < PROBE_KEPT; i++)
+		if (probes[i].state != PROBE_FREE &&
+		    strcmp(probes[i].sha256, sha) == 0 &&
+		    strcmp(probes[i].mime, mime) == 0 &&
+		    probes[i].max_memory == o->max_memory &&
+		    probes[i].max_pixels == o->max_pixels &&
+		    probes[i].max_pages == o->max_pages)
+			return &probes[i];
+	return NULL;
+}
+
+/* A free entry, else the verdict used least lately. */
+static struct intake_probe *
+probe_slot(void)
+{
+	struct intake_probe	*old = NULL;
+
+	for (int i = 0; i < PROBE_KEPT; i++) {
+		if (probes[i].state == PROBE_FREE)
+			return &probes[i];
+		if (probes[i].state == PROBE_DONE &&
+		    (old == NULL || probes[i].used < old->used))
+			old = &probes[i];
+	}
+	return old;	/* never NULL: PROBES_AT_ONCE < PROBE_KEPT */
+}
+
+/* The reader said all (its pipe at end): its verdict. */
+static void
+probe_finish(struct intake_probe *e)
+{
+	int	status;
+
+	if (e->lf)
+		loop_fd_del(e->lf);
+	e->lf = NULL;
+	close(e->pipe);
+	e->pipe = -1;
+	e->msg[e->got] = '\0';
+	if (!e->exited) {
+		while (waitpid(e->pid, &status, 0) == -1 && errno == EINTR)
+			;
+		e->status = status;
+	}
+	e->rv = render_probe_verdict(e->status, e->msg, e->got, e->why,
+	    sizeof(e->why));
+	e->state = PROBE_DONE;
+	e->used = now_ms();
+	probes_running--;
+	if (probe_wake == NULL)
+		probe_wake = loop_timer_new(probe_woken, NULL);
+	loop_timer_set(probe_wake, 0);
+}
+
+/* Read what the reader says; 1 once it has said all. */
+static int
+probe_read(struct intake_probe *e)
+{
+	ssize_t	n;
+
+	for (;;) {
+		n = read(e->pipe, e->msg + e->got, sizeof(e->msg) - 1 - e->got);
+		if (n > 0 && (e->got += (size_t)n) < sizeof(e->msg) - 1)
+			continue;
+		if (n == -1 && errno == EINTR)
+			continue;
+		return !(n == -1 && errno == EAGAIN);
+	}
+}
+
+static void
+probe_readable(int fd, uint32_t events, void *arg)
+{
+	struct intake_probe	*e = arg;
+
+	if (!probe_read(e))
+		return;
+	probe_finish(e);
+	log_debug("intake: a document reader finished on its own");
+}
+
+int
+intake_probe_exited(pid_t pid, int status)
+{
+	for (int i = 0; i < PROBE_KEPT; i++)
+		if (probes[i].state == PROBE_RUNNING && probes[i].pid == pid) {
+			probes[i].exited = 1;
+			probes[i].status = status;
+			return 1;
+		}
+	return 0;
+}
+
+/* Wait for e's reader until deadline (monotonic ms); 1 if it finished. */
+static int
+probe_wait(struct intake_probe *e, int64_t deadline)
+{
+	struct pollfd	pfd = { .fd = e->pipe, .events = POLLIN };
+	int64_t		left;
+
+	while (!probe_read(e)) {
+		if ((left = deadline - now_ms()) <= 0)
+			return 0;
+		if (poll(&pfd, 1, (int)left) == -1 && errno != EINTR)
+			return 0;
+	}
+	probe_finish(e);
+	return 1;
+}
+
 static void
 intake_probe_document(int fd, const struct document *doc, const char *mime,
-    struct errlist *errs, int *later)
+    const char *sha, int64_t deadline, struct errlist *errs, int *later,
+    int *reading)
 {
-	struct render_opts	o;
-	char			why[400];
-	int			rv;
+	struct render_opts	 o;
+	struct intake_probe	*e;
+	char			 why[400];
 
-	render_opts_from_config(rg->conf, RENDER_DOCUMENT, &o);
-	if ((rv = render_probe(fd, mime, &o, why, sizeof(why))) == 0)
+	if (!render_probe_needed(mime))
 		return;
-	errlist_add(errs, "document %s %s", doc->file, why);
-	if (rv == -2)
+	render_opts_from_config(rg->conf, RENDER_DOCUMENT, &o);
+	if ((e = probe_find(sha, mime, &o)) == NULL) {
+		if (probes_running >= PROBES_AT_ONCE) {
+			(*reading)++;	/* a reader that ends wakes it */
+			return;
+		}
+		e = probe_slot();
+		memset(e, 0, sizeof(*e));
+		if (render_probe_start(fd, mime, &o, &e->pid, &e->pipe, why,
+		    sizeof(why)) == -2) {
+			errlist_add(errs, "document %s %s", doc->file, why);
+			(*later)++;
+			return;
+		}
+		(void)fcntl(e->pipe, F_SETFL, O_NONBLOCK);
+		strlcpy_(e->sha256, sha, sizeof(e->sha256));
+		strlcpy_(e->mime, mime, sizeof(e->mime));
+		e->max_memory = o.max_memory;
+		e->max_pixels = o.max_pixels;
+		e->max_pages = o.max_pages;
+		e->state = PROBE_RUNNING;
+		probes_running++;
+		if (!probe_wait(e, deadline)) {
+			e->lf = loop_fd_add(e->pipe, EPOLLIN, probe_readable, e);
+			(*reading)++;
+			return;
+		}
+	}
+	if (e->state == PROBE_RUNNING) {
+		(*reading)++;
+		return;
+	}
+	e->used = now_ms();
+	if (e->rv == 0)
+		return;
+	errlist_add(errs, "document %s %s", doc->file, e->why);
+	if (e->rv == -2) {
 		(*later)++;
+		e->state = PROBE_FREE;	/* said once: read it again next time */
+	}
 }
 
 /*
@@ -225,7 +427,8 @@ fail:
  * are made on the copy. */
 static void
 intake_check_document(int dirfd, int stagefd, const struct document *doc,
-    int64_t *total, struct errlist *errs, int *missing, int *later)
+    int64_t *total, struct errlist *errs, int *missing, int *later,
+    int *reading, int64_t deadline)
 {
 	struct errlist	 terrs = { NULL, 0 };
 	struct stat	 st;
@@ -268,7 +471,8 @@ intake_check_document(int dirfd, int stagefd, const struct document *doc,
 		for (size_t i = 0; i < terrs.n; i++)
 			errlist_add(errs, "%s", terrs.msg[i]);
 	else if (errs->n == 0)
-		intake_probe_document(fd, doc, mime, errs, later);
+		intake_probe_document(fd, doc, mime, hex, deadline, errs, later,
+		    reading);
 	errlist_free(&terrs);
 	close(fd);
 }
@@ -414,8 +618,8 @@ intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
 {
 	struct manifest	*m;
 	char		*text = NULL, origin[128] = "";
-	int64_t		 total = 0;
-	int		 missing = 0, waiting = 0, later = 0;
+	int64_t		 total = 0, deadline = now_ms() + PROBE_WAIT_MS;
+	int		 missing = 0, waiting = 0, later = 0, reading = 0;
 
 	*mp = NULL;
 	*same = 0;
@@ -431,7 +635,7 @@ intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
 	}
 	for (size_t i = 0; i < m->ndocs; i++)
 		intake_check_document(dirfd, stagefd, &m->docs[i], &total, errs,
-		    &missing, &later);
+		    &missing, &later, &reading, deadline);
 	if (total > rg->conf->max_packet_size)
 		errlist_add(errs, "the documents add up to %lld bytes, over the "
 		    "packet limit of %lld bytes", (long long)total,
@@ -441,6 +645,11 @@ intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
 		goto incomplete;
 	if (waiting && errs->n == 0)
 		goto incomplete;	/* it arrived meanwhile: copy it next time */
+	if (reading && errs->n == 0) {
+		free(text);
+		manifest_free(m);
+		return 4;	/* nothing wrong so far; a reader is at work */
+	}
 	if (later && errs->n == (size_t)later) {
 		free(text);
 		manifest_free(m);

@@ -32,6 +32,7 @@
 #include "backoff.h"
 #include "config.h"
 #include "disclosure.h"
+#include "intake.h"
 #include "log.h"
 #include "loop.h"
 #include "manifest.h"
@@ -1047,7 +1048,8 @@ queue_reap(int signo, void *arg)
 		if (r) {
 			queue_exited(r, status);
 			freed = 1;
-		}
+		} else
+			(void)intake_probe_exited(pid, status);
 	}
 	/* A worker slot is free only now that its process is gone. */
 	if (freed && !rg->draining)

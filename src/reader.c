@@ -458,17 +458,21 @@ probe_violation(const char *msg, ssize_t got)
 }
 
 int
-render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
-    size_t errlen)
+render_probe_needed(const char *mime)
+{
+	const char	*m;
+
+	return reader_kind(mime, &m) != READER_TEXT;	/* text: any bytes do */
+}
+
+int
+render_probe_start(int fd, const char *mime, const struct render_opts *o,
+    pid_t *pidp, int *pipep, char *err, size_t errlen)
 {
 	char	msg[512];
-	int	p[2], status;
+	int	p[2];
 	pid_t	pid, parent;
-	ssize_t	n, got = 0;
-	const char *m;
 
-	if (reader_kind(mime, &m) == READER_TEXT)
-		return 0;	/* any bytes can be typeset: no reader to try */
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "could not be checked now: %s", strerror(errno));
 		return -2;
@@ -506,19 +510,19 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 		_exit(0);
 	}
 	close(p[1]);
-	while (got < (ssize_t)sizeof(msg) - 1 &&
-	    ((n = read(p[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0 ||
-	    (n == -1 && errno == EINTR)))
-		if (n > 0)
-			got += n;
-	msg[got] = '\0';
-	close(p[0]);
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
+	*pidp = pid;
+	*pipep = p[0];
+	return 0;
+}
+
+int
+render_probe_verdict(int status, const char *msg, size_t got, char *err,
+    size_t errlen)
+{
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == SANDBOX_EXIT_VIOLATION) {
-		probe_violation(msg, got);
+		probe_violation(msg, (ssize_t)got);
 		snprintf(err, errlen, "cannot be opened: the document tried to do "
 		    "something a document may not: it was stopped");
 		return -1;
@@ -551,4 +555,29 @@ render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
 	    "(out of memory on the machine, or an administrator)" :
 	    "did not start");
 	return -2;
+}
+
+int
+render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
+    size_t errlen)
+{
+	char	msg[512];
+	pid_t	pid;
+	ssize_t	n, got = 0;
+	int	p, rv;
+
+	if (!render_probe_needed(mime))
+		return 0;
+	if ((rv = render_probe_start(fd, mime, o, &pid, &p, err, errlen)) != 0)
+		return rv;
+	while (got < (ssize_t)sizeof(msg) - 1 &&
+	    ((n = read(p, msg + got, sizeof(msg) - 1 - (size_t)got)) > 0 ||
+	    (n == -1 && errno == EINTR)))
+		if (n > 0)
+			got += n;
+	msg[got] = '\0';
+	close(p);
+	while (waitpid(pid, &rv, 0) == -1 && errno == EINTR)
+		;
+	return render_probe_verdict(rv, msg, (size_t)got, err, errlen);
 }

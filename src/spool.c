@@ -56,6 +56,7 @@ struct packet {
 	int64_t		 blocked_until;	/* may not be taken: look again then */
 	int64_t		 backoff;	/* ms, doubling while it stays so */
 	char		*blocked;	/* why, as last said */
+	int		 reading;	/* a document's reader is at work */
 	struct packet	*next;
 };
 
@@ -544,6 +545,17 @@ spool_take(struct packet *p, int fd)
 		    "seconds", (long long)(rg->conf->incomplete_timeout_ms / 1000));
 		rv = -1;
 	}
+	if (rv == 4) {
+		/* Looked at again when a reader finishes (spool_probed), or
+		 * on a change; a minute at the latest, whatever happens. */
+		intake_stage_discard(&sg);
+		errlist_free(&errs);
+		p->reading = 1;
+		p->blocked_until = now_ms() + 60000;
+		log_debug("spool: incoming/%.100s waits for its document reader",
+		    p->name);
+		return 1;
+	}
 	if (rv == 3) {
 		intake_stage_discard(&sg);
 		snprintf(why, sizeof(why), "incoming/%.100s waits: %.400s", p->name,
@@ -695,6 +707,23 @@ spool_settle(void *arg)
 	if (accepted)
 		queue_kick();
 	spool_schedule();
+}
+
+void
+spool_probed(void)
+{
+	int	n = 0;
+
+	for (struct packet *p = packets; p; p = p->next)
+		if (p->reading) {
+			p->reading = 0;
+			p->blocked_until = 0;
+			p->waiting = 0;
+			p->last_change = now_ms() - rg->conf->settle_ms;
+			n++;
+		}
+	if (n && !stopped)
+		spool_schedule();
 }
 
 /* Arm the settle timer for the earliest packet that could be quiet. */

@@ -183,11 +183,30 @@ struct submit {
 	int64_t			 uid;
 	submit_done_cb		 done;
 	void			*arg;
+	int			 reading;	/* waits for a document reader */
+	struct submit		*next;		/* of those waiting */
 };
+
+static struct submit	*readers_wait;	/* submissions waiting for a reader */
+
+static void	submit_check(struct submit *);
+
+/* Off the list of those waiting for a reader, if on it. */
+static void
+submit_unwait(struct submit *sb)
+{
+	for (struct submit **q = &readers_wait; *q; q = &(*q)->next)
+		if (*q == sb) {
+			*q = sb->next;
+			break;
+		}
+	sb->reading = 0;
+}
 
 static void
 submit_free(struct submit *sb)
 {
+	submit_unwait(sb);
 	if (sb->pid > 0)
 		kill(sb->pid, SIGKILL);		/* reaped by the daemon's SIGCHLD */
 	if (sb->lf)
@@ -205,22 +224,47 @@ static void
 submit_finish(struct submit *sb)
 {
 	struct errlist	 errs = { NULL, 0 };
+	char		*line, *text;
+
+	sb->pid = 0;		/* it has said all; it exits by itself */
+	loop_fd_del(sb->lf);
+	sb->lf = NULL;
+	close(sb->pipe);
+	sb->pipe = -1;
+	text = buf_cstr(&sb->said);
+	if (text[0] == '0') {
+		submit_check(sb);
+		return;
+	}
+	for (line = strtok(text[0] ? text + 1 : text, "\n"); line;
+	    line = strtok(NULL, "\n"))
+		errlist_add(&errs, "%s", line);
+	if (errs.n == 0)
+		errlist_add(&errs, "the documents could not be copied");
+	sb->done(sb->arg, -1, 0, &errs);
+	errlist_free(&errs);
+	submit_free(sb);
+}
+
+/* The copy, checked as the intake checks a spool packet; accepted. */
+static void
+submit_check(struct submit *sb)
+{
+	struct errlist	 errs = { NULL, 0 };
 	struct manifest	*m = NULL;
-	char		 err[512], *line, *text;
+	char		 err[512];
 	int64_t		 id = 0, same;
 	int		 rv = -1;
 
-	sb->pid = 0;		/* it has said all; it exits by itself */
-	text = buf_cstr(&sb->said);
-	if (text[0] != '0') {
-		for (line = strtok(text[0] ? text + 1 : text, "\n"); line;
-		    line = strtok(NULL, "\n"))
-			errlist_add(&errs, "%s", line);
-		if (errs.n == 0)
-			errlist_add(&errs, "the documents could not be copied");
-		goto done;
-	}
 	switch (intake_check(sb->sg.fd, -1, &m, &errs, &same)) {
+	case 4:	/* a reader is at work: submit_probed comes back */
+		errlist_free(&errs);
+		if (!sb->reading) {
+			sb->reading = 1;
+			sb->next = readers_wait;
+			readers_wait = sb;
+		}
+		return;
 	case 0:
 		break;
 	case 2:	/* the very same packet: it is job same, not a new one */
@@ -250,6 +294,19 @@ done:
 	submit_free(sb);
 }
 
+void
+submit_probed(void)
+{
+	struct submit	*list = readers_wait, *next;
+
+	readers_wait = NULL;
+	for (struct submit *sb = list; sb; sb = next) {
+		next = sb->next;
+		sb->reading = 0;
+		submit_check(sb);	/* may wait again, or be freed */
+	}
+}
+
 static void
 submit_read(int fd, uint32_t events, void *arg)
 {
@@ -271,10 +328,16 @@ submit_timeout(void *arg)
 	struct submit	*sb = arg;
 	struct errlist	 errs = { NULL, 0 };
 
-	errlist_add(&errs, "the documents could not be read within %d seconds "
-	    "(a file on a stalled network share?): pass files the records system "
-	    "can read at once", SUBMIT_COPY_SECONDS);
-	sb->done(sb->arg, -1, 0, &errs);
+	if (sb->reading)
+		errlist_add(&errs, "the documents could not be checked within %d "
+		    "seconds (the document reader is busy): send the packet again "
+		    "later", SUBMIT_COPY_SECONDS);
+	else
+		errlist_add(&errs, "the documents could not be read within %d "
+		    "seconds (a file on a stalled network share?): pass files the "
+		    "records system can read at once", SUBMIT_COPY_SECONDS);
+	/* Over a busy reader: our trouble, not the packet's. */
+	sb->done(sb->arg, sb->reading ? -2 : -1, 0, &errs);
 	errlist_free(&errs);
 	submit_free(sb);
 }

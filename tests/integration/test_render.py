@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 
 import pytest
 from PIL import Image
@@ -799,6 +800,50 @@ def _children(pid):
             return [int(c) for c in f.read().split()]
     except FileNotFoundError:
         return []
+
+
+def test_a_document_that_exhausts_the_reader_holds_up_no_one(gateway_factory,
+                                                            tmp_path):
+    """The reader of a document built to exhaust it works for its whole
+    time limit (10 s): the daemon does not wait for it.  Meanwhile status
+    answers at once, a packet dropped beside it is taken and delivered, and
+    in the end it is refused with the reader's reason, from the spool and
+    from the socket alike."""
+    gw = started(gateway_factory, spool={"max_file_size": "8M",
+                                         "max_packet_size": "8M"})
+    folder = os.path.join(gw.incoming, ".slow")
+    write_packet(folder, {"slow.pdf": slow_pdf()})
+    os.rename(folder, os.path.join(gw.incoming, "slow"))
+    wait_for("the document reader", lambda: _children(gw.proc.pid), timeout=20)
+    t0 = time.monotonic()
+    r = gw.roictl("status")
+    assert r.returncode == 0 and time.monotonic() - t0 < 1, r.stderr
+    gw.drop(Packet("ROI-BESIDE-SLOW"))
+    wait_state(gw, "ROI-BESIDE-SLOW", "delivered", timeout=30)
+    # Delivered while the slow one was still being read.
+    assert gw.rejected_names() == [] and "slow" in gw.incoming_names()
+    wait_rejected(gw, "slow", timeout=60)
+    assert "the reader ran out of time on it" in gw.reason("slow")
+    # Over the socket: the answer waits for the reader, no one else does.
+    sub = str(tmp_path / "slow-sub")
+    # Other bytes (the same would find the verdict already given).
+    write_packet(sub, {"slow.pdf": slow_pdf() + b"% another copy\n"})
+    with open(os.path.join(sub, "manifest.json")) as f:
+        m = json.load(f)
+    m["packet_id"] = "ROI-SLOW-SOCKET"
+    with open(os.path.join(sub, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    waiting = subprocess.Popen([os.path.join(BUILD, "roictl"), "-s", gw.sock,
+                                "submit", sub], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    wait_for("its reader", lambda: _children(gw.proc.pid), timeout=20)
+    t0 = time.monotonic()
+    assert gw.roictl("status").returncode == 0
+    assert time.monotonic() - t0 < 1
+    out, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 65, (waiting.returncode, out, err)
+    assert "the reader ran out of time on it" in err
+    assert gw.job_by_packet("ROI-SLOW-SOCKET") is None
 
 
 def test_reader_killed_from_outside_means_try_again(gateway_factory):
