@@ -92,7 +92,7 @@ def release(procs):
 
 def test_connections_holding_descriptors_leave_the_daemon_serving(
         gateway_factory):
-    # As installed: roigated.service gives it LimitNOFILE=4096.  64
+    # roigated.service gave it LimitNOFILE=4096 (8192 now).  64
     # connections from four users with no role (16 each,
     # max_clients_per_uid), each passing 64 descriptors and never
     # finishing its frame, would hold 4096: nothing left to accept a
