@@ -16,9 +16,6 @@
 
 /* The open requests, oldest first; NULL and err on failure. */
 json_t	*requests_open(int64_t now, char *err, size_t errlen);
-/* Of them, at least all that are due within `days` days or overdue (each
- * one's days_left says); NULL and err on failure. */
-json_t	*requests_due_within(int64_t now, int64_t days, char *err, size_t errlen);
 /* The oldest open request's age in local calendar days (what status
  * shows): 1, 0 if none is open, -1 on error. */
 int	 requests_oldest_age(int64_t now, int64_t *days);

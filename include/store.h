@@ -464,11 +464,7 @@ typedef int (*store_row_cb)(const char *const *values, int n, void *arg);
 int	store_oldest_open_request(struct store *, char *received_on, size_t);
 typedef int (*store_open_request_cb)(const char *request_id, const char *jobs,
 	    const char *manifest, void *arg);
-/* The open requests, each with its jobs and its newest job's manifest;
- * with received_by (YYYY-MM-DD), only those with an undelivered job of
- * a request received that day or before. */
-int	store_open_requests(struct store *, const char *received_by,
-	    store_open_request_cb, void *);
+int	store_open_requests(struct store *, store_open_request_cb, void *);
 /* Request deadlines (src/requests.c): the one extension of a request, a
  * sealed row: 0, 1 if the request has one already, -1. */
 int	store_request_extend(struct store *, const char *request_id, int64_t at,

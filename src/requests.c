@@ -170,17 +170,15 @@ requests_oldest_age(int64_t now, int64_t *days)
 	return 1;
 }
 
-/* The open requests (received_by: only those received that day or
- * before), oldest first, with their deadlines. */
-static json_t *
-req_list(int64_t now, const char *received_by, char *err, size_t errlen)
+json_t *
+requests_open(int64_t now, char *err, size_t errlen)
 {
 	struct req_scan	 rs = { json_object() };
 	json_t		*arr = json_array(), **v, *o;
 	const char	*k;
 	size_t		 n = 0, i;
 
-	if (store_open_requests(rg->store, received_by, req_open, &rs) == -1 ||
+	if (store_open_requests(rg->store, req_open, &rs) == -1 ||
 	    store_request_extensions(rg->store, req_extension, rs.by_id) == -1) {
 		bsnprintf(err, errlen, "%.200s", store_errmsg(rg->store));
 		json_decref(rs.by_id);
@@ -198,33 +196,6 @@ req_list(int64_t now, const char *received_by, char *err, size_t errlen)
 	free(v);
 	json_decref(rs.by_id);
 	return arr;
-}
-
-json_t *
-requests_open(int64_t now, char *err, size_t errlen)
-{
-	return req_list(now, NULL, err, errlen);
-}
-
-/*
- * Those that may be due within `days` days or overdue: a request is due
- * its shortest deadline (30 days, or deadline_other if shorter) or more
- * after it was received, so none received after today + days - shortest
- * can be; the others are read, and the caller looks at each one's
- * days_left.  A backlog of new requests is not read at all.
- */
-json_t *
-requests_due_within(int64_t now, int64_t days, char *err, size_t errlen)
-{
-	int64_t	shortest = REQUESTS_ACCESS_DAYS;
-	int64_t	other = rg->conf->request_deadline_other_ms / 86400000;
-	char	by[32];
-
-	if (other > 0 && other < shortest)
-		shortest = other;
-	time_iso(req_day(now, 1) + (days - shortest) * 86400, by, sizeof(by));
-	by[10] = '\0';		/* YYYY-MM-DD, as received_on is */
-	return req_list(now, by, err, errlen);
 }
 
 /* Why request o may not be extended now, or NULL. */

@@ -2898,33 +2898,24 @@ store_oldest_open_request(struct store *s, char *received_on, size_t len)
 	return rv;
 }
 
-#define OPEN_REQUESTS(candidates) "SELECT r.request_ref, r.jobs, (SELECT" \
-	    " manifest FROM jobs WHERE id = r.newest) FROM (SELECT request_ref," \
-	    " group_concat(id) AS jobs, MAX(id) AS newest," \
-	    " MAX(CASE WHEN state = 'delivered' THEN id END) AS delivered," \
-	    " MAX(CASE WHEN state = 'failed' THEN id END) AS failed," \
-	    " SUM(state NOT IN ('delivered', 'failed', 'cancelled')) AS pending" \
-	    " FROM jobs WHERE request_ref IN (SELECT request_ref FROM jobs" \
-	    " WHERE state <> 'delivered' AND request_ref IS NOT NULL AND" \
-	    " request_ref <> ''" candidates ") GROUP BY request_ref) r" \
-	    " WHERE r.delivered IS NULL OR r.pending > 0" \
-	    " OR COALESCE(r.failed, 0) > r.delivered"
-
 int
-store_open_requests(struct store *s, const char *received_by,
-    store_open_request_cb cb, void *arg)
+store_open_requests(struct store *s, store_open_request_cb cb, void *arg)
 {
-	/* With received_by, only the requests with an undelivered job whose
-	 * request was received that day or before: a walk of the undelivered
-	 * jobs by their request's date (jobs_request_age) that stops there. */
-	sqlite3_stmt	*st = received_by == NULL ? prep(s, OPEN_REQUESTS("")) :
-	    prep(s, OPEN_REQUESTS(" AND request_received_on <= ?1"));
+	sqlite3_stmt	*st = prep(s, "SELECT r.request_ref, r.jobs, (SELECT"
+	    " manifest FROM jobs WHERE id = r.newest) FROM (SELECT request_ref,"
+	    " group_concat(id) AS jobs, MAX(id) AS newest,"
+	    " MAX(CASE WHEN state = 'delivered' THEN id END) AS delivered,"
+	    " MAX(CASE WHEN state = 'failed' THEN id END) AS failed,"
+	    " SUM(state NOT IN ('delivered', 'failed', 'cancelled')) AS pending"
+	    " FROM jobs WHERE request_ref IN (SELECT request_ref FROM jobs"
+	    " WHERE state <> 'delivered' AND request_ref IS NOT NULL AND"
+	    " request_ref <> '') GROUP BY request_ref) r"
+	    " WHERE r.delivered IS NULL OR r.pending > 0"
+	    " OR COALESCE(r.failed, 0) > r.delivered");
 	int		 rc;
 
 	if (st == NULL)
 		return -1;
-	if (received_by != NULL)
-		bind_text(st, 1, received_by);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (cb((const char *)sqlite3_column_text(st, 0),
 		    (const char *)sqlite3_column_text(st, 1),
