@@ -183,3 +183,55 @@ def test_a_request_near_its_deadline_is_an_alert(gateway_factory):
     wait_state(gw, "RQ-A3", "delivered")
     wait_for("the resolution", lambda: [a for a in deadline_alerts()
                                         if a["status"] == "resolved"])
+
+
+def test_deadline_alert_counts_the_requests_at_its_edges(gateway_factory):
+    """Requests on either side of the alert's edge, of both deadlines
+    (30 days, deadline_other's 10), are counted as roictl requests counts
+    them."""
+    gw = gateway_factory(alerts={"check_interval": "300ms",
+                                 "deadline_within": "5d"},
+                         requests={"deadline_other": "10d"})
+    gw.start()
+    gw.add_recipient("busy", transport="flaky", address="tempfail:100:3600")
+    for pid, req, days, basis in (
+            ("RQ-E1", "REQ-ACCESS-27", 27, "patient_access"),   # due in 3
+            ("RQ-E2", "REQ-ACCESS-25", 25, "patient_access"),   # due in 5
+            ("RQ-E3", "REQ-ACCESS-24", 24, "patient_access"),   # due in 6
+            ("RQ-E4", "REQ-AUTH-6", 6, "authorization"),        # due in 4
+            ("RQ-E5", "REQ-AUTH-4", 4, "authorization"),        # due in 6
+            ("RQ-E6", "REQ-ACCESS-40", 40, "patient_access")):  # 10 overdue
+        gw.drop(packet(pid, req, days, basis, "busy"))
+        wait_state(gw, pid, "deferred")
+    listed = {r["id"]: r["days_left"] for r in gw.jsonl("requests")}
+    assert listed == {"REQ-ACCESS-27": 3, "REQ-ACCESS-25": 5,
+                      "REQ-ACCESS-24": 6, "REQ-AUTH-6": 4, "REQ-AUTH-4": 6,
+                      "REQ-ACCESS-40": -10}
+    a = wait_for("the alert to count all six packets' requests", lambda: [
+        a for a in gw.jsonl("alerts") if a.get("rule") == "deadline" and
+        "4 open records requests" in a["summary"]])[0]
+    assert "(1 overdue)" in a["summary"]
+    assert "request REQ-ACCESS-40, due " + ago(10) in a["summary"]
+
+
+def test_deadline_alert_counts_a_request_by_the_date_it_is_listed_with(
+        gateway_factory):
+    """A request whose jobs give different received_on dates (sent again
+    with the date corrected, the first still waiting on a busy line) is
+    listed by its newest job's date; the alert counts it as the listing
+    does."""
+    gw = gateway_factory(alerts={"check_interval": "300ms",
+                                 "deadline_within": "5d"})
+    gw.start()
+    gw.add_recipient("records-desk")
+    gw.add_recipient("busy", transport="flaky", address="tempfail:100:3600")
+    gw.drop(packet("RQ-M1", "REQ-MIXED", 2, "patient_access", "busy"))
+    wait_state(gw, "RQ-M1", "deferred")
+    gw.drop(packet("RQ-M2", "REQ-MIXED", 40, "patient_access", "records-desk"))
+    wait_state(gw, "RQ-M2", "delivered")
+    listed = {r["id"]: r["days_left"] for r in gw.jsonl("requests")}
+    assert listed == {"REQ-MIXED": -10}
+    a = wait_for("the deadline alert", lambda: [
+        a for a in gw.jsonl("alerts") if a.get("rule") == "deadline" and
+        a["status"] == "firing"])[0]
+    assert "request REQ-MIXED" in a["summary"] and "(1 overdue)" in a["summary"]
