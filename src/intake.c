@@ -176,15 +176,19 @@ intake_check_entries(int dirfd, const struct manifest *m, int spool,
  *
  * The daemon does not wait on a reader for long: a document built to
  * exhaust it takes the reader's whole time limit (RENDER_PROBE_SECONDS),
- * and the loop serves everyone else meanwhile.  A packet's readers may
- * keep the loop PROBE_WAIT_MS in all; one still reading then is left to
- * finish on its own, the packet is looked at again when it has (spool) or
- * its answer waits (socket), and the verdict is kept by the copy's SHA-256
- * and type: the same bytes read again get the same verdict, and only a
- * copy with those bytes gets it.  PROBES_AT_ONCE readers run beside the
- * loop at most; a document beyond them waits for a free one.
+ * and the loop serves everyone else meanwhile.  Each reader is waited for
+ * PROBE_WAIT_MS at most (an ordinary document takes a few milliseconds,
+ * so a large packet is read in one look); one still reading then is left
+ * to finish on its own, the packet is looked at again when it has (spool)
+ * or its answer waits (socket), and the verdict is kept by the copy's
+ * SHA-256 and type: the same bytes read again get the same verdict, and
+ * only a copy with those bytes gets it.  PROBES_AT_ONCE readers run beside
+ * the loop at most; a document beyond them waits for a free one.  A
+ * reader that closed its pipe is waited for PROBE_EXIT_MS at most, then
+ * finished when the daemon's SIGCHLD reaps it.
  */
 #define PROBE_WAIT_MS	200
+#define PROBE_EXIT_MS	50
 #define PROBES_AT_ONCE	2
 #define PROBE_KEPT	256
 
@@ -201,6 +205,7 @@ struct intake_probe {
 	struct loop_fd	*lf;
 	char		 msg[512];
 	size_t		 got;
+	int		 eof;			/* its pipe is at end */
 	int		 exited, status;	/* reaped by the daemon's SIGCHLD */
 	int		 rv;			/* DONE: 0, -1 or -2 */
 	char		 why[400];
@@ -250,23 +255,10 @@ probe_slot(void)
 	return old;	/* never NULL: PROBES_AT_ONCE < PROBE_KEPT */
 }
 
-/* The reader said all (its pipe at end): its verdict. */
+/* Its verdict, once it has said all and exited. */
 static void
-probe_finish(struct intake_probe *e)
+probe_verdict(struct intake_probe *e)
 {
-	int	status;
-
-	if (e->lf)
-		loop_fd_del(e->lf);
-	e->lf = NULL;
-	close(e->pipe);
-	e->pipe = -1;
-	e->msg[e->got] = '\0';
-	if (!e->exited) {
-		while (waitpid(e->pid, &status, 0) == -1 && errno == EINTR)
-			;
-		e->status = status;
-	}
 	e->rv = render_probe_verdict(e->status, e->msg, e->got, e->why,
 	    sizeof(e->why));
 	e->state = PROBE_DONE;
@@ -275,6 +267,35 @@ probe_finish(struct intake_probe *e)
 	if (probe_wake == NULL)
 		probe_wake = loop_timer_new(probe_woken, NULL);
 	loop_timer_set(probe_wake, 0);
+}
+
+/* The reader said all (its pipe at end): its verdict once it has exited,
+ * for which the loop waits PROBE_EXIT_MS at most (it exits as it closes
+ * the pipe; one that does not is finished by intake_probe_exited). */
+static void
+probe_finish(struct intake_probe *e)
+{
+	int64_t	until = now_ms() + PROBE_EXIT_MS;
+	pid_t	r;
+	int	status;
+
+	if (e->lf)
+		loop_fd_del(e->lf);
+	e->lf = NULL;
+	close(e->pipe);
+	e->pipe = -1;
+	e->msg[e->got] = '\0';
+	e->eof = 1;
+	while (!e->exited) {
+		if ((r = waitpid(e->pid, &status, WNOHANG)) == e->pid) {
+			e->exited = 1;
+			e->status = status;
+		} else if ((r == -1 && errno != EINTR) || now_ms() >= until)
+			return;		/* intake_probe_exited finishes it */
+		else if (r == 0)
+			(void)poll(NULL, 0, 1);
+	}
+	probe_verdict(e);
 }
 
 /* Read what the reader says; 1 once it has said all. */
@@ -311,6 +332,8 @@ intake_probe_exited(pid_t pid, int status)
 		if (probes[i].state == PROBE_RUNNING && probes[i].pid == pid) {
 			probes[i].exited = 1;
 			probes[i].status = status;
+			if (probes[i].eof)
+				probe_verdict(&probes[i]);
 			return 1;
 		}
 	return 0;
@@ -330,12 +353,12 @@ probe_wait(struct intake_probe *e, int64_t deadline)
 			return 0;
 	}
 	probe_finish(e);
-	return 1;
+	return e->state == PROBE_DONE;
 }
 
 static void
 intake_probe_document(int fd, const struct document *doc, const char *mime,
-    const char *sha, int64_t deadline, struct errlist *errs, int *later,
+    const char *sha, struct errlist *errs, int *later,
     int *reading)
 {
 	struct render_opts	 o;
@@ -366,8 +389,10 @@ intake_probe_document(int fd, const struct document *doc, const char *mime,
 		e->max_pages = o.max_pages;
 		e->state = PROBE_RUNNING;
 		probes_running++;
-		if (!probe_wait(e, deadline)) {
-			e->lf = loop_fd_add(e->pipe, EPOLLIN, probe_readable, e);
+		if (!probe_wait(e, now_ms() + PROBE_WAIT_MS)) {
+			if (!e->eof)	/* else it is done once reaped */
+				e->lf = loop_fd_add(e->pipe, EPOLLIN,
+				    probe_readable, e);
 			(*reading)++;
 			return;
 		}
@@ -428,7 +453,7 @@ fail:
 static void
 intake_check_document(int dirfd, int stagefd, const struct document *doc,
     int64_t *total, struct errlist *errs, int *missing, int *later,
-    int *reading, int64_t deadline)
+    int *reading)
 {
 	struct errlist	 terrs = { NULL, 0 };
 	struct stat	 st;
@@ -471,7 +496,7 @@ intake_check_document(int dirfd, int stagefd, const struct document *doc,
 		for (size_t i = 0; i < terrs.n; i++)
 			errlist_add(errs, "%s", terrs.msg[i]);
 	else if (errs->n == 0)
-		intake_probe_document(fd, doc, mime, hex, deadline, errs, later,
+		intake_probe_document(fd, doc, mime, hex, errs, later,
 		    reading);
 	errlist_free(&terrs);
 	close(fd);
@@ -618,7 +643,7 @@ intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
 {
 	struct manifest	*m;
 	char		*text = NULL, origin[128] = "";
-	int64_t		 total = 0, deadline = now_ms() + PROBE_WAIT_MS;
+	int64_t		 total = 0;
 	int		 missing = 0, waiting = 0, later = 0, reading = 0;
 
 	*mp = NULL;
@@ -635,7 +660,7 @@ intake_check(int dirfd, int stagefd, struct manifest **mp, struct errlist *errs,
 	}
 	for (size_t i = 0; i < m->ndocs; i++)
 		intake_check_document(dirfd, stagefd, &m->docs[i], &total, errs,
-		    &missing, &later, &reading, deadline);
+		    &missing, &later, &reading);
 	if (total > rg->conf->max_packet_size)
 		errlist_add(errs, "the documents add up to %lld bytes, over the "
 		    "packet limit of %lld bytes", (long long)total,
