@@ -147,18 +147,14 @@ void	render_close_inputs(const struct manifest *mf, int *docfds, int *outfd);
 /*
  * Can MuPDF open this document (mime as libmagic named it)?  Run in a
  * child process with memory and time limits so that a hostile file cannot
- * hurt the caller.  0; -1 with a plain-language reason in err (the
- * document's fault: refuse it); -2 when it could not be checked now (the
- * reader was killed from outside, fork failed: try again later).
+ * hurt the caller, who does not wait on it (src/intake.c): whether the
+ * type needs the reader at all (text does not); start the child (0, its
+ * pid and the pipe on which it says why it refuses, to be read to its
+ * end; -2 with err); its verdict from its wait status and what the pipe
+ * said (msg, got bytes, NUL-terminated): 0; -1 with a plain-language
+ * reason in err (the document's fault: refuse it); -2 when it could not
+ * be checked now (the reader was killed from outside: try again later).
  */
-int	render_probe(int fd, const char *mime, const struct render_opts *opts,
-	    char *err, size_t errlen);
-
-/* The same in steps, for a caller that will not wait: whether the type
- * needs the reader at all (text does not); start the child (0, its pid
- * and the pipe on which it says why it refuses, to be read to its end;
- * -2 with err); its verdict from its wait status and what the pipe said
- * (msg, got bytes, NUL-terminated), as render_probe's. */
 int	render_probe_needed(const char *mime);
 int	render_probe_start(int fd, const char *mime, const struct render_opts *,
 	    pid_t *pid, int *pipe, char *err, size_t errlen);

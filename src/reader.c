@@ -556,28 +556,3 @@ render_probe_verdict(int status, const char *msg, size_t got, char *err,
 	    "did not start");
 	return -2;
 }
-
-int
-render_probe(int fd, const char *mime, const struct render_opts *o, char *err,
-    size_t errlen)
-{
-	char	msg[512];
-	pid_t	pid;
-	ssize_t	n, got = 0;
-	int	p, rv;
-
-	if (!render_probe_needed(mime))
-		return 0;
-	if ((rv = render_probe_start(fd, mime, o, &pid, &p, err, errlen)) != 0)
-		return rv;
-	while (got < (ssize_t)sizeof(msg) - 1 &&
-	    ((n = read(p, msg + got, sizeof(msg) - 1 - (size_t)got)) > 0 ||
-	    (n == -1 && errno == EINTR)))
-		if (n > 0)
-			got += n;
-	msg[got] = '\0';
-	close(p);
-	while (waitpid(pid, &rv, 0) == -1 && errno == EINTR)
-		;
-	return render_probe_verdict(rv, msg, (size_t)got, err, errlen);
-}
